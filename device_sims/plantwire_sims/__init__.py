@@ -1,0 +1,1 @@
+"""Simulated plant machines, each a real OPC UA server."""

@@ -1,0 +1,1 @@
+"""Plantwire edge gateway: OPC UA devices in, batched sequenced MQTT messages out."""

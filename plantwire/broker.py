@@ -1,0 +1,142 @@
+"""Run an MQTT broker for the demo and the tests: Mosquitto when installed, else an embedded one.
+
+Mosquitto's defaults lose data on a zero-loss path: a subscriber that falls behind has at most
+1,000 queued messages (`max_queued_messages`) and 20 in flight. Our config removes the queue
+cap for persistent sessions and widens the in-flight window, because the platform acknowledges
+a message only after it is committed, and the broker must hold everything until then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from plantwire.logs import get_logger
+
+log = get_logger(__name__)
+
+MOSQUITTO_INFLIGHT = 1000
+
+
+def mosquitto_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
+    return "\n".join(
+        [
+            f"listener {port} {host}",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {data_dir}/",
+            "autosave_interval 5",
+            # Zero-loss settings: no cap on a persistent session's queue, a wide in-flight window.
+            "max_queued_messages 0",
+            "max_queued_bytes 0",
+            f"max_inflight_messages {MOSQUITTO_INFLIGHT}",
+            "message_size_limit 1048576",
+            "set_tcp_nodelay true",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "",
+        ]
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"nothing accepted connections on {host}:{port} within {timeout}s"
+                ) from None
+            time.sleep(0.05)
+
+
+def mosquitto_path() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+@dataclass
+class MosquittoProcess:
+    """A Mosquitto we started; it can be stopped and started again on the same port and data."""
+
+    port: int
+    data_dir: Path
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = mosquitto_path()
+        if binary is None:
+            raise FileNotFoundError("mosquitto is not installed")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "mosquitto.conf"
+        conf.write_text(mosquitto_config(self.port, self.data_dir, self.host))
+        self.process = subprocess.Popen(
+            [binary, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.data_dir / "mosquitto.log").open("ab"),
+        )
+        try:
+            wait_for_port(self.host, self.port)
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the broker we started (SIGTERM, or SIGKILL with `kill=True`)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@contextlib.asynccontextmanager
+async def embedded_broker(port: int, host: str = "127.0.0.1") -> AsyncIterator[None]:
+    """An in-process MQTT 3.1.1 broker (amqtt), so the demo needs nothing beyond pip.
+
+    It is fine for the demo's few hundred messages a second; anything measured uses Mosquitto.
+    """
+    from amqtt.broker import Broker
+
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 200}},
+        "plugins": {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+        },
+    }
+    broker = Broker(config)
+    await broker.start()  # listening once this returns
+    try:
+        yield
+    finally:
+        await broker.shutdown()

@@ -1,0 +1,68 @@
+"""The `plantwire` command: one entry point, a subcommand per part of the system."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Protocol
+
+from plantwire import __version__
+from plantwire.config import ConfigError
+from plantwire.logs import configure_logging
+
+
+class Command(Protocol):
+    """What each subcommand's module provides."""
+
+    HELP: str
+    DESCRIPTION: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+COMMANDS: dict[str, str] = {
+    "demo": "plantwire.demo",
+    "sim": "plantwire_sims.cli",
+    "gateway": "plantwire_gateway.cli",
+    "platform": "plantwire_platform.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="plantwire",
+        description="Plantwire connects OPC UA machines through an edge gateway and MQTT to a platform "
+        "that stores, serves and acts on their data.",
+    )
+    parser.add_argument("--version", action="version", version=f"plantwire {__version__}")
+    parser.add_argument("--log-level", default=None, help="debug, info, warning or error (default: info)")
+    parser.add_argument(
+        "--log-format", choices=["console", "json"], default=None, help="default: console on a terminal"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module: Command = importlib.import_module(module_name)  # type: ignore[assignment]
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        return int(args._module.run(args) or 0)
+    except ConfigError as err:
+        print(f"plantwire {args.command}: configuration error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

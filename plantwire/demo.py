@@ -1,0 +1,345 @@
+"""`plantwire demo`: a small plant, the gateway, a broker and the platform, in one command.
+
+Each part runs as its own process, as it would in a plant (so each has its own core and
+the demo shows the real thing); the demo process supervises them, prints where everything
+runs, and stops them in order: gateway first (it says offline), then platform, simulators,
+and the broker last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+
+from plantwire.broker import MosquittoProcess, embedded_broker, free_port, mosquitto_path
+from plantwire.logs import get_logger
+from plantwire.runner import run_until_signalled
+
+log = get_logger(__name__)
+
+HELP = "run a whole demo plant: simulators, gateway, broker and platform"
+DESCRIPTION = """\
+Start a small simulated plant (2 CNC machines, 2 pumps, 1 energy meter), a broker
+(Mosquitto if it is installed, else an embedded Python broker), the platform and the
+gateway, each in its own process. Prints what runs where; Ctrl-C stops everything.
+
+examples:
+  plantwire demo
+  plantwire demo --http-port 8081 --duration 60
+  curl localhost:8080/api/devices
+"""
+
+PLANT: tuple[tuple[str, int], ...] = (("cnc", 2), ("pump", 2), ("meter", 1))
+STOP_TIMEOUT = 10.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--http-port", type=int, default=8080, help="platform HTTP port (default 8080)")
+    parser.add_argument(
+        "--mqtt-port", type=int, default=None, help="broker port (default 1883, or a free port if taken)"
+    )
+    parser.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "embedded"],
+        default="auto",
+        help="which broker to start (default auto: Mosquitto when installed)",
+    )
+    parser.add_argument("--sim-port", type=int, default=4840, help="first simulator port (default 4840)")
+    parser.add_argument("--rate", type=float, default=2.0, help="simulator updates per second (default 2)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("var/demo"), help="logs and data (default ./var/demo)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.http_port < 65536 or not 0 < args.sim_port < 65536:
+        print("plantwire demo: ports must be between 1 and 65535", file=sys.stderr)
+        return 2
+    if args.rate <= 0:
+        print("plantwire demo: --rate must be positive", file=sys.stderr)
+        return 2
+    if not _port_free(args.http_port):
+        print(
+            f"plantwire demo: port {args.http_port} is in use; choose another with --http-port",
+            file=sys.stderr,
+        )
+        return 2
+    result: list[int] = [0]
+
+    async def main() -> None:
+        result[0] = await Demo(args).run()
+
+    run_until_signalled(main)
+    return result[0]
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_range(first: int, count: int) -> int:
+    """The first port >= `first` such that `count` consecutive ports are free."""
+    port = first
+    while port + count < 65536:
+        if all(_port_free(p) for p in range(port, port + count)):
+            return port
+        port += count
+    raise RuntimeError("no free port range for the simulators")
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the demo process dies, so nothing is left orphaned."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir: Path = args.data_dir.resolve()
+        self.children: list[Child] = []
+
+    async def run(self) -> int:
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        mqtt_port = self.args.mqtt_port or (1883 if _port_free(1883) else free_port())
+        sim_port = _free_port_range(self.args.sim_port, sum(n for _, n in PLANT))
+        async with contextlib.AsyncExitStack() as stack:
+            broker_name = await stack.enter_async_context(self._broker(mqtt_port))
+            stack.push_async_callback(self._stop_children)
+            self._start_plan(mqtt_port, sim_port)
+            try:
+                for child in self.children:
+                    await self._spawn(child)
+                devices = await self._wait_ready()
+            except DemoError as err:
+                print(f"plantwire demo: {err}", file=sys.stderr, flush=True)
+                return 1
+            self._print_summary(broker_name, mqtt_port, devices)
+            return await self._supervise()
+        return 0  # pragma: no cover - the stack does not swallow exceptions
+
+    @contextlib.asynccontextmanager
+    async def _broker(self, port: int) -> AsyncIterator[str]:
+        kind = self.args.broker
+        if kind == "auto":
+            kind = "mosquitto" if mosquitto_path() else "embedded"
+        if kind == "mosquitto":
+            broker = MosquittoProcess(port=port, data_dir=self.data_dir / "mosquitto")
+            await asyncio.to_thread(broker.start)
+            try:
+                yield "Mosquitto"
+            finally:
+                await asyncio.to_thread(broker.stop)
+        else:
+            async with embedded_broker(port):
+                yield "embedded broker (amqtt)"
+
+    def _start_plan(self, mqtt_port: int, sim_port: int) -> None:
+        cli = [sys.executable, "-m", "plantwire", "--log-format", "json"]
+        logs = self.data_dir / "logs"
+        device_flags: list[str] = []
+        port = sim_port
+        for profile, count in PLANT:
+            self.children.append(
+                Child(
+                    f"sim-{profile}",
+                    [
+                        *cli,
+                        "sim",
+                        "--profile",
+                        profile,
+                        "--count",
+                        str(count),
+                        "--port",
+                        str(port),
+                        "--rate",
+                        str(self.args.rate),
+                    ],
+                    logs / f"sim-{profile}.log",
+                )
+            )
+            for i in range(1, count + 1):
+                name = f"{profile}-{i}"
+                device_flags += ["--device", f"{name}=opc.tcp://127.0.0.1:{port}#ns=2;s={name}"]
+                port += 1
+        self.children.append(
+            Child(
+                "platform",
+                [
+                    *cli,
+                    "platform",
+                    "--http-port",
+                    str(self.args.http_port),
+                    "--mqtt-port",
+                    str(mqtt_port),
+                    "--store",
+                    str(self.data_dir / "platform.sqlite"),
+                ],
+                logs / "platform.log",
+            )
+        )
+        self.children.append(
+            Child(
+                "gateway",
+                [
+                    *cli,
+                    "gateway",
+                    "--id",
+                    "gw1",
+                    "--mqtt-port",
+                    str(mqtt_port),
+                    "--data-dir",
+                    str(self.data_dir / "gateway"),
+                    *device_flags,
+                ],
+                logs / "gateway.log",
+            )
+        )
+
+    async def _spawn(self, child: Child) -> None:
+        child.log_file = child.log_path.open("ab")
+        child.process = await asyncio.create_subprocess_exec(
+            *child.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=child.log_file,
+            stderr=child.log_file,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops children in order
+            preexec_fn=_die_with_parent,
+        )
+        log.debug("child_started", name=child.name, pid=child.process.pid)
+
+    async def _wait_ready(self, timeout: float = 45.0) -> list[dict[str, object]]:
+        """Wait until the platform lists every device of the plant as online."""
+        expected = sum(n for _, n in PLANT)
+        url = f"http://127.0.0.1:{self.args.http_port}/api/devices"
+        deadline = time.monotonic() + timeout
+        devices: list[dict[str, object]] = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while time.monotonic() < deadline:
+                self._check_children()
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(url) as resp:
+                        if resp.status == 200:
+                            devices = (await resp.json())["devices"]
+                            online = [d for d in devices if d.get("state") == "online" and d.get("last_data")]
+                            if len(online) >= expected:
+                                return devices
+                await asyncio.sleep(0.25)
+        raise DemoError(
+            f"the plant did not come up within {timeout:.0f}s "
+            f"({len(devices)} of {expected} devices seen); logs are in {self.data_dir / 'logs'}"
+        )
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            if child.process is not None and child.process.returncode is not None:
+                raise DemoError(
+                    f"{child.name} exited with code {child.process.returncode}; see {child.log_path}"
+                )
+
+    def _print_summary(self, broker: str, mqtt_port: int, devices: Sequence[dict[str, object]]) -> None:
+        http = f"http://127.0.0.1:{self.args.http_port}"
+        port_flag = "" if mqtt_port == 1883 else f" -p {mqtt_port}"
+        lines = [
+            "",
+            "Plantwire demo is running.",
+            "",
+            f"  broker     {broker} on 127.0.0.1:{mqtt_port}",
+            f"  platform   {http}   (store: {self.data_dir / 'platform.sqlite'})",
+            "  gateway    gw1",
+        ]
+        for d in devices:
+            lines.append(f"  device     {d['id']:<8} {d.get('endpoint')}   {d.get('tag_count')} tags")
+        lines += [
+            "",
+            "Look at live data:",
+            f"  curl {http}/api/devices",
+            f"  curl '{http}/api/latest?device=cnc-1'",
+            f"  curl '{http}/api/series?device=pump-1&tag=Hydraulics/Flow&start=-5m&every=10s&agg=avg'",
+            f"  mosquitto_sub{port_flag} -t 'plantwire/#' -v",
+            f"  API description: {http}/api/openapi.json",
+            "",
+            f"Logs: {self.data_dir / 'logs'}.  "
+            + (
+                f"Stopping in {self.args.duration:.0f}s."
+                if self.args.duration
+                else "Ctrl-C stops everything."
+            ),
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+    async def _supervise(self) -> int:
+        """Run until the duration ends or a signal cancels us; a child that dies stops the demo."""
+        deadline = None if self.args.duration is None else time.monotonic() + self.args.duration
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                self._check_children()
+            except DemoError as err:
+                print(f"plantwire demo: {err}", file=sys.stderr, flush=True)
+                return 1
+            await asyncio.sleep(0.2)
+        return 0
+
+    async def _stop_children(self) -> None:
+        """Stop children in order (gateway, platform, simulators): SIGTERM, then SIGKILL after a timeout."""
+        order = sorted(self.children, key=lambda c: {"gateway": 0, "platform": 1}.get(c.name, 2))
+        for child in order:
+            proc = child.process
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_TIMEOUT)
+                except TimeoutError:
+                    log.warning("child_killed", name=child.name, pid=proc.pid, after_s=STOP_TIMEOUT)
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+            if child.log_file is not None:
+                child.log_file.close()
+        print("Plantwire demo stopped.", flush=True)
+
+
+class DemoError(RuntimeError):
+    """The demo could not start or a part of it stopped."""
+
+
+if os.name != "posix":  # pragma: no cover - the demo supervises POSIX processes
+    raise ImportError("plantwire demo needs a POSIX system")

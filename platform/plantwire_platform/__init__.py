@@ -1,0 +1,1 @@
+"""Plantwire platform: MQTT ingest, time-series store, REST API and app host."""

@@ -1,0 +1,145 @@
+"""The platform's storage interface: what ingest writes and what the API and apps read.
+
+One interface, several backends (SQLite embedded by default; InfluxDB in deployments).
+All methods are synchronous and may block: the ingest writer calls the write side from its
+own thread, and async code calls the read side through `asyncio.to_thread`.
+
+Times are integers, microseconds since the Unix epoch, UTC (the wire's unit).
+Writes are idempotent: a point is identified by (device, tag, source timestamp), so a message
+that MQTT delivers twice never creates a second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, Value
+
+Agg = Literal["avg", "min", "max", "last", "count"]
+AGGREGATES: tuple[Agg, ...] = ("avg", "min", "max", "last", "count")
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (disk full, database locked too long, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingBatch:
+    """A decoded data message and where it came from."""
+
+    gateway: str
+    device: str
+    batch: DataBatch
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    stored: int
+    """Points newly stored."""
+    duplicates: int
+    """Points already present (redelivered messages); ignored."""
+    seq_gaps: int
+    """Messages missing between consecutive sequence numbers seen in this write, per device, summed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    id: str
+    gateway: str
+    endpoint: str | None
+    state: str
+    """'online', 'connecting', 'offline' (from the device status), or 'unknown' before any status."""
+    state_since: int | None
+    error: str | None
+    gateway_state: str
+    """'online', 'offline' or 'unknown', from the gateway's status."""
+    tag_count: int
+    first_seen: int
+    last_data: int | None
+    """Source timestamp of the newest stored point of this device."""
+    last_seq: int
+    """Highest data-message sequence number stored for this device (0 if none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TagRecord:
+    device: str
+    tag: str
+    node_id: str | None
+    data_type: str | None
+    unit: str | None
+    description: str | None
+    writable: bool
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    ts: int
+    value: Value
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    tag: str
+    ts: int
+    value: Value
+    status: int
+    unit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: int
+    """Start of the bucket (µs); buckets are aligned to multiples of `every` since the epoch."""
+    value: Value
+    """The aggregate; None when the bucket holds no numeric value (avg/min/max of strings)."""
+    count: int
+    """How many points fell into the bucket."""
+
+
+class Store(Protocol):
+    # --- write side: called by the ingest writer thread only -------------------------------------
+    def write_batches(self, batches: Sequence[IncomingBatch]) -> WriteResult:
+        """Store the points of many messages in one transaction, committed before returning."""
+        ...
+
+    def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
+        """Register the device and upsert its tags (tags not in `meta` are kept, not deleted)."""
+        ...
+
+    def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None: ...
+
+    def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None: ...
+
+    # --- read side: any thread -------------------------------------------------------------------
+    def list_devices(self) -> list[DeviceRecord]: ...
+
+    def get_device(self, device: str) -> DeviceRecord | None: ...
+
+    def list_tags(self, device: str) -> list[TagRecord]: ...
+
+    def latest(self, device: str) -> list[LatestValue]:
+        """The newest point of every tag of the device (tags with no point are left out)."""
+        ...
+
+    def series(self, device: str, tag: str, start: int, end: int, limit: int) -> list[Point]:
+        """Raw points with start <= ts < end, oldest first, at most `limit`."""
+        ...
+
+    def buckets(self, device: str, tag: str, start: int, end: int, every: int, agg: Agg) -> list[Bucket]:
+        """Aggregates per bucket of `every` µs, oldest first; empty buckets are left out.
+
+        avg/min/max use numeric values only (booleans count as 0/1); last and count use all.
+        """
+        ...
+
+    def count_points(self) -> int:
+        """Total points stored (for health and tests)."""
+        ...
+
+    def close(self) -> None: ...
