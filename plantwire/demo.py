@@ -43,6 +43,7 @@ examples:
 
 PLANT: tuple[tuple[str, int], ...] = (("cnc", 2), ("pump", 2), ("meter", 1))
 STOP_TIMEOUT = 10.0
+READY_TIMEOUT = 45.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -244,8 +245,9 @@ class Demo:
         )
         log.debug("child_started", name=child.name, pid=child.process.pid)
 
-    async def _wait_ready(self, timeout: float = 45.0) -> list[dict[str, object]]:
+    async def _wait_ready(self) -> list[dict[str, object]]:
         """Wait until the platform lists every device of the plant as online."""
+        timeout = READY_TIMEOUT
         expected = sum(n for _, n in PLANT)
         url = f"http://127.0.0.1:{self.args.http_port}/api/devices"
         deadline = time.monotonic() + timeout
