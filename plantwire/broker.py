@@ -9,6 +9,7 @@ a message only after it is committed, and the broker must hold everything until 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -25,8 +26,12 @@ MOSQUITTO_INFLIGHT = 1000
 
 
 def mosquitto_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
+    # Started as root, Mosquitto switches to the `mosquitto` user, which cannot write a data
+    # directory of ours (pytest's are 0700): keep our own user so persistence works.
+    user = ["user root"] if os.geteuid() == 0 else []
     return "\n".join(
         [
+            *user,
             f"listener {port} {host}",
             "allow_anonymous true",
             "persistence true",
@@ -36,7 +41,8 @@ def mosquitto_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
             "max_queued_messages 0",
             "max_queued_bytes 0",
             f"max_inflight_messages {MOSQUITTO_INFLIGHT}",
-            "message_size_limit 1048576",
+            # Above the wire limit, so oversized messages reach the platform and are counted there.
+            "message_size_limit 4194304",
             "set_tcp_nodelay true",
             "log_dest stderr",
             "log_type error",

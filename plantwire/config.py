@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 
 class ConfigError(Exception):
@@ -22,6 +22,8 @@ def config_error(err: ValidationError, source: str) -> ConfigError:
 
 class MqttSettings(BaseModel):
     """How to reach the MQTT broker."""
+
+    model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)

@@ -320,23 +320,27 @@ class Demo:
         return 0
 
     async def _stop_children(self) -> None:
-        """Stop children in order (gateway, platform, simulators): SIGTERM, then SIGKILL after a timeout."""
-        order = sorted(self.children, key=lambda c: {"gateway": 0, "platform": 1}.get(c.name, 2))
-        for child in order:
-            proc = child.process
-            if proc is not None and proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_TIMEOUT)
-                except TimeoutError:
-                    log.warning("child_killed", name=child.name, pid=proc.pid, after_s=STOP_TIMEOUT)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-            if child.log_file is not None:
-                child.log_file.close()
+        """Stop the gateway, then the platform, then all simulators at once; SIGKILL after a timeout."""
+        by_name = {c.name: c for c in self.children}
+        sims = [c for c in self.children if c.name.startswith("sim-")]
+        for step in ([by_name.get("gateway")], [by_name.get("platform")], sims):
+            await asyncio.gather(*(self._stop_child(c) for c in step if c is not None))
         print("Plantwire demo stopped.", flush=True)
+
+    async def _stop_child(self, child: Child) -> None:
+        proc = child.process
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("child_killed", name=child.name, pid=proc.pid, after_s=STOP_TIMEOUT)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if child.log_file is not None:
+            child.log_file.close()
 
 
 class DemoError(RuntimeError):

@@ -52,6 +52,8 @@ def configure_logging(level: str | None = None, fmt: LogFormat | None = None) ->
     )
     for noisy in ("asyncua", "amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.ERROR))
+    # A device that goes away makes asyncua log a traceback; the gateway reports it as an event.
+    logging.getLogger("asyncua.client.ua_session").setLevel(logging.CRITICAL)
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -36,6 +36,8 @@ MAX_VALUES_PER_MESSAGE: Final = 5_000
 MAX_STRING_VALUE: Final = 4_096
 MAX_INT: Final = 2**63 - 1
 """Integers must fit a signed 64-bit column; JSON allows more, stores do not."""
+MAX_TS: Final = 253_402_300_799_999_999
+"""9999-12-31T23:59:59.999999Z: the last instant an ISO 8601 date can show."""
 
 STATUS_GOOD: Final = 0
 """OPC UA StatusCode Good. Any other code is carried through unchanged (e.g. 0x80000000 Bad)."""
@@ -272,8 +274,8 @@ def decode_data(payload: bytes) -> DataBatch:
         q = item.get("q", STATUS_GOOD)
         if not isinstance(tag, str) or not tag or len(tag) > 256:
             raise WireError(f"values[{i}].tag must be a non-empty string of at most 256 characters")
-        if type(ts) is not int or not 0 <= ts <= MAX_INT:
-            raise WireError(f"values[{i}].ts must be a non-negative integer (µs since epoch)")
+        if type(ts) is not int or not 0 <= ts <= MAX_TS:
+            raise WireError(f"values[{i}].ts must be an integer from 0 to {MAX_TS} (µs since epoch)")
         if type(q) is not int or not 0 <= q <= 0xFFFFFFFF:
             raise WireError(f"values[{i}].q must be an OPC UA status code (uint32)")
         if isinstance(v, str):

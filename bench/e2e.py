@@ -1,0 +1,208 @@
+"""End-to-end benchmark: K machines x N tags at R Hz through simulators -> gateway -> Mosquitto -> platform.
+
+Every part runs as its own process, as deployed. Prints delivered values/s, device->store latency
+percentiles (from the platform's ingest histogram), lost and duplicated values (from the simulators'
+own records against the store), and CPU and RSS of each process.
+
+    python bench/e2e.py --machines 4 --tags 50 --rate 5 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from plantwire.broker import MosquittoProcess, free_port, wait_for_port
+
+CLI = [sys.executable, "-m", "plantwire", "--log-format", "json", "--log-level", "warning"]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    ps: psutil.Process = field(init=False)
+    cpu0: float = 0.0
+    cpu1: float = 0.0
+    rss_max: int = 0
+
+    def __post_init__(self) -> None:
+        self.ps = psutil.Process(self.popen.pid)
+
+    def cpu(self) -> float:
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def sample(self) -> None:
+        try:
+            self.rss_max = max(self.rss_max, self.ps.memory_info().rss)
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _health(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/api/health", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _stop(proc: Proc, timeout: float = 20) -> None:
+    if proc.popen.poll() is None:
+        proc.popen.send_signal(signal.SIGTERM)
+        try:
+            proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--machines", type=int, default=4, help="K machines (meters with extra tags)")
+    ap.add_argument("--tags", type=int, default=50, help="N extra tags per machine")
+    ap.add_argument("--rate", type=float, default=5.0, help="updates per second of every tag")
+    ap.add_argument("--sim-procs", type=int, default=2, help="simulator processes to spread machines over")
+    ap.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    ap.add_argument("--publishing-ms", type=int, default=200, help="gateway publishing interval")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="plantwire-e2e-"))
+    broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto")
+    broker.start()
+    http_port = free_port()
+    url = f"http://127.0.0.1:{http_port}"
+    procs: list[Proc] = []
+    sims: list[Proc] = []
+    records: list[Path] = []
+    logs = work / "logs"
+    logs.mkdir()
+
+    def spawn(name: str, argv: list[str]) -> Proc:
+        p = Proc(
+            name, subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("wb"))
+        )
+        procs.append(p)
+        return p
+
+    try:
+        base_port = free_port()
+        per_proc = [
+            args.machines // args.sim_procs + (i < args.machines % args.sim_procs)
+            for i in range(args.sim_procs)
+        ]
+        devices_toml: list[str] = []
+        port = base_port
+        machine_no = 0
+        for i, count in enumerate(per_proc):
+            if count == 0:
+                continue
+            names = [f"m{machine_no + j + 1}" for j in range(count)]
+            record = work / f"sim{i}.jsonl"
+            records.append(record)
+            name_flags = [x for n in names for x in ("--name", n)]
+            sims.append(
+                spawn(
+                    f"sim{i}",
+                    [*CLI, "sim", "--profile", "meter", "--count", str(count), "--port", str(port),
+                     "--tags", str(args.tags), "--rate", str(args.rate), "--seed", str(i + 1),
+                     "--record", str(record), *name_flags],
+                )
+            )  # fmt: skip
+            for j, n in enumerate(names):
+                devices_toml.append(
+                    f'[[devices]]\nid = "{n}"\nendpoint = "opc.tcp://127.0.0.1:{port + j}"\n'
+                    f'root = "ns=2;s={n}"\npublishing_interval_ms = {args.publishing_ms}\n'
+                    f"queue_size = {max(1000, int(args.rate * args.publishing_ms / 1000) * 4)}\n"
+                )
+            port += count
+            machine_no += count
+        for j in range(machine_no):
+            wait_for_port("127.0.0.1", base_port + j, timeout=30)
+        platform = spawn(
+            "platform",
+            [*CLI, "platform", "--http-port", str(http_port), "--mqtt-port", str(broker.port),
+             "--store", str(work / "platform.sqlite")],
+        )  # fmt: skip
+        wait_for_port("127.0.0.1", http_port, timeout=30)
+        config = work / "gateway.toml"
+        config.write_text('id = "bench"\n\n' + "\n".join(devices_toml))
+        gateway = spawn(
+            "gateway",
+            [*CLI, "gateway", "--config", str(config), "--mqtt-port", str(broker.port),
+             "--data-dir", str(work / "gateway")],
+        )  # fmt: skip
+        mosq = Proc("mosquitto", broker.process)  # type: ignore[arg-type]
+        measured = [*procs, mosq]
+
+        time.sleep(args.warmup)
+        for p in measured:
+            p.cpu0 = p.cpu()
+        n0 = _health(url)["points"]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.duration:
+            time.sleep(0.5)
+            for p in measured:
+                p.sample()
+        elapsed = time.monotonic() - t0
+        n1 = _health(url)["points"]
+        for p in measured:
+            p.cpu1 = p.cpu()
+        ingest = _health(url)["ingest"]
+
+        # Stop the machines (they flush their records), then let the pipeline drain.
+        for s in sims:
+            _stop(s)
+        produced: Counter[tuple[str, str, int]] = Counter()
+        for record in records:
+            for line in record.read_text().splitlines():
+                r = json.loads(line)
+                produced[(r["device"], r["tag"], r["ts"])] += 1
+        total = sum(produced.values())
+        deadline = time.monotonic() + 60
+        while _health(url)["points"] < total and time.monotonic() < deadline:
+            time.sleep(0.5)
+        _stop(gateway)
+        _stop(platform)
+
+        db = sqlite3.connect(work / "platform.sqlite")
+        stored: Counter[tuple[str, str, int]] = Counter()
+        for device, tag, ts in db.execute(
+            "SELECT s.device, s.tag, p.ts FROM points p JOIN series s ON s.series_id = p.series_id"
+        ):
+            stored[(device, tag, ts)] += 1
+        lost = sum(1 for k in produced if k not in stored)
+        duplicated = sum(c - 1 for c in stored.values() if c > 1)
+
+        rate = (n1 - n0) / elapsed
+        print(f"machines={args.machines} tags/machine={args.tags}+built-in rate={args.rate}Hz "
+              f"duration={elapsed:.1f}s")  # fmt: skip
+        print(f"delivered      {rate:,.0f} values/s into the store")
+        lat = ingest.get("latency", {})
+        print(f"latency        device->store p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
+              f"p99 {lat.get('p99_ms')} ms (whole run, {lat.get('count')} values)")  # fmt: skip
+        print(f"produced       {total:,} values; stored {len(stored):,}; lost {lost}; "
+              f"duplicated {duplicated}; redelivered (ignored) {ingest.get('duplicates')}")  # fmt: skip
+        for p in measured:
+            cpu = (p.cpu1 - p.cpu0) / elapsed * 100
+            print(f"  {p.name:<10} CPU {cpu:5.1f}% of a core   RSS max {p.rss_max / 2**20:6.1f} MiB")
+        print(f"work dir: {work}")
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The gateway as one object: outbox, MQTT link and one session per device, under one TaskGroup.
+
+Shutdown (cancellation) unwinds in reverse: the tasks stop (the MQTT link publishes the gateway's
+retained `offline` status and disconnects cleanly, sessions close), then values still pending in
+memory are flushed into the outbox, then the outbox closes. Nothing received is lost on a clean
+stop; it is published after the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Final
+
+from plantwire import wire
+from plantwire.logs import get_logger
+
+from .device_session import BATCH_MAX, DeviceSession
+from .mqtt_link import MqttLink
+from .outbox import Outbox
+from .settings import GatewaySettings
+from .stats import GatewayStats
+
+log = get_logger(__name__)
+
+OUTBOX_FILE: Final = "outbox.sqlite3"
+_MESSAGE_BUDGET: Final = wire.MAX_PAYLOAD_BYTES // 2
+"""Bytes per data message we aim below (estimated before encoding), well under the wire limit."""
+_SAMPLE_OVERHEAD: Final = 64
+
+
+def split_batches(samples: list[wire.Sample], max_values: int = BATCH_MAX) -> list[list[wire.Sample]]:
+    """Cut samples into messages of at most `max_values` values and about `_MESSAGE_BUDGET` bytes."""
+    batches: list[list[wire.Sample]] = []
+    current: list[wire.Sample] = []
+    size = 0
+    for s in samples:
+        cost = _SAMPLE_OVERHEAD + len(s.tag) + (len(s.value) * 2 if isinstance(s.value, str) else 0)
+        if current and (len(current) >= max_values or size + cost > _MESSAGE_BUDGET):
+            batches.append(current)
+            current, size = [], 0
+        current.append(s)
+        size += cost
+    if current:
+        batches.append(current)
+    return batches
+
+
+class Gateway:
+    """Run with `await gateway.run()` (cancel to stop); read counters any time with `stats()`."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._stats = GatewayStats()
+        self._outbox: Outbox | None = None
+        self._link: MqttLink | None = None
+        self._sessions: list[DeviceSession] = []
+
+    def stats(self) -> dict[str, Any]:
+        s, outbox = self._stats, self._outbox
+        return {
+            "values_in": s.values_in,
+            "batches_appended": s.batches_appended,
+            "batches_out": s.batches_out,
+            "acked": s.acked,
+            "outbox_rows": outbox.rows if outbox else 0,
+            "outbox_bytes": outbox.bytes if outbox else 0,
+            "outbox_dropped": outbox.dropped if outbox else 0,
+            "mqtt_connected": s.mqtt_connected,
+            "mqtt_reconnects": s.mqtt_reconnects,
+            "devices": dict(s.device_states),
+        }
+
+    async def run(self) -> None:
+        settings = self.settings
+        log.info("gateway_starting", gateway_id=settings.id, devices=len(settings.devices))
+        async with contextlib.AsyncExitStack() as stack:
+            outbox = await Outbox.open(settings.data_dir / OUTBOX_FILE, settings.outbox.max_bytes)
+            stack.push_async_callback(outbox.close)
+            self._outbox = outbox
+            link = MqttLink(settings.mqtt, settings.id, outbox, self._stats, window=settings.outbox.inflight)
+            self._link = link
+            self._sessions = [
+                DeviceSession(
+                    d, settings.id, link, self._store, self._stats, settings.mqtt.reconnect_max_delay
+                )
+                for d in settings.devices
+            ]
+            stack.push_async_callback(self._flush_all)
+            if not settings.devices:
+                log.warning("gateway_without_devices", hint="add [[devices]] to the config or --device")
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(link.run(), name="mqtt")
+                for session in self._sessions:
+                    tg.create_task(session.run(), name=f"device-{session.device.id}")
+                    tg.create_task(session.flush_loop(), name=f"flush-{session.device.id}")
+
+    async def _store(self, device: str, samples: list[wire.Sample]) -> None:
+        assert self._outbox is not None
+        batches = split_batches(samples)
+        await self._outbox.append(device, batches)
+        self._stats.batches_appended += len(batches)
+        if self._link is not None:
+            self._link.notify_data()
+
+    async def _flush_all(self) -> None:
+        """On the way out: whatever the sessions still hold goes into the outbox."""
+        for session in self._sessions:
+            batch = session.take_pending()
+            if batch:
+                await self._store(session.device.id, batch)
+        log.info("gateway_stopped", **{k: v for k, v in self.stats().items() if k != "devices"})
+
+
+async def run_gateway(settings: GatewaySettings) -> None:
+    """Run a gateway until cancelled."""
+    await Gateway(settings).run()

@@ -1,0 +1,26 @@
+"""Counters the gateway keeps for a /metrics endpoint and for tests.
+
+Plain ints on one object, updated from the event loop (and the outbox thread for the outbox's
+own figures); readers take a snapshot with `Gateway.stats()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from plantwire.wire import DeviceState
+
+
+@dataclass
+class GatewayStats:
+    values_in: int = 0
+    """Samples received from OPC UA subscriptions."""
+    batches_appended: int = 0
+    """Data messages written to the outbox."""
+    batches_out: int = 0
+    """Data messages handed to the MQTT client (a resend after a reconnect counts again)."""
+    acked: int = 0
+    """Data messages the broker acknowledged (PUBACK)."""
+    mqtt_connected: bool = False
+    mqtt_reconnects: int = 0
+    device_states: dict[str, DeviceState] = field(default_factory=dict)

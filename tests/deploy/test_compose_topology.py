@@ -1,0 +1,206 @@
+"""The compose topology, run without Docker: our services' commands and environments, as local processes.
+
+The test reads deploy/docker-compose.yml and starts every Plantwire service (simulators, gateway,
+platform) with exactly its `command` (as `python -m plantwire ...`) and its `environment`, with the
+variables filled from example.env. Only what Docker would provide is mapped: service host names
+become 127.0.0.1, container ports become free local ports, /data becomes a temporary folder,
+Mosquitto is a local one without passwords, and the store is switched to SQLite by environment.
+If a command, flag, variable or port in the compose file drifts from the code, this test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from plantwire.broker import MosquittoProcess, free_port
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+SIMS = ("sim-cnc", "sim-pump", "sim-meter")
+_VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:[:?\-][^}]*)?\}")
+_ENDPOINT = re.compile(r"opc\.tcp://([A-Za-z0-9_.\-]+):(\d+)")
+
+pytestmark = pytest.mark.integration
+
+
+def _example_env() -> dict[str, str]:
+    pairs = (
+        line.split("=", 1)
+        for line in (DEPLOY / "example.env").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    return {k: v for k, v in pairs}
+
+
+def _fill(text: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?message}, filled from example.env."""
+    return _VAR.sub(lambda m: env[m.group(1)], text)
+
+
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports."""
+    while True:
+        base = free_port()
+        if base + count > 65535:
+            continue
+        try:
+            for port in range(base + 1, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+
+
+class Topology:
+    """Maps the compose file's names and ports onto this machine and runs our services."""
+
+    def __init__(self, compose: dict[str, Any], tmp: Path, broker_port: int) -> None:
+        self.compose = compose
+        self.tmp = tmp
+        self.env_values = _example_env()
+        self.ports: dict[tuple[str, int], int] = {("mosquitto", 1883): broker_port}
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.http_port = 0
+
+    def command(self, name: str) -> list[str]:
+        return [_fill(str(part), self.env_values) for part in self.compose["services"][name]["command"]]
+
+    def environment(self, name: str) -> dict[str, str]:
+        raw = self.compose["services"][name].get("environment", {})
+        env = {k: _fill(str(v), self.env_values) for k, v in raw.items()}
+        if "PLANTWIRE_MQTT__HOST" in env:
+            host, port = env["PLANTWIRE_MQTT__HOST"], int(env["PLANTWIRE_MQTT__PORT"])
+            env["PLANTWIRE_MQTT__HOST"] = "127.0.0.1"
+            env["PLANTWIRE_MQTT__PORT"] = str(self.ports[(host, port)])
+        env.pop("PLANTWIRE_MQTT__USERNAME", None)  # the test broker runs without passwords
+        env.pop("PLANTWIRE_MQTT__PASSWORD", None)
+        if "PLANTWIRE_STORE__BACKEND" in env:
+            env["PLANTWIRE_STORE__BACKEND"] = "sqlite"
+        return {k: self._local_path(name, v) for k, v in env.items()}
+
+    def _local_path(self, service: str, value: str) -> str:
+        if value == "/data" or value.startswith("/data/"):
+            return str(self.tmp / service / value.removeprefix("/data").lstrip("/"))
+        return value
+
+    def map_sim(self, name: str, argv: list[str]) -> list[str]:
+        count = int(argv[argv.index("--count") + 1])
+        port_at = argv.index("--port") + 1
+        container_port = int(argv[port_at])
+        base = _free_ports(count)
+        for i in range(count):
+            self.ports[(name, container_port + i)] = base + i
+        argv[port_at] = str(base)
+        argv[argv.index("--host") + 1] = "127.0.0.1"
+        return argv
+
+    def map_platform(self, argv: list[str]) -> list[str]:
+        self.http_port = free_port()
+        self.ports[("platform", int(argv[argv.index("--http-port") + 1]))] = self.http_port
+        argv[argv.index("--http-port") + 1] = str(self.http_port)
+        argv[argv.index("--http-host") + 1] = "127.0.0.1"
+        return argv
+
+    def map_gateway(self, argv: list[str]) -> list[str]:
+        out = []
+        for part in argv:
+            part = _ENDPOINT.sub(lambda m: f"opc.tcp://127.0.0.1:{self.ports[(m[1], int(m[2]))]}", part)
+            out.append(self._local_path("gateway", part))
+        return out
+
+    def start(self, name: str, argv: list[str]) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLANTWIRE_")}
+        env.update(self.environment(name))
+        (self.tmp / name).mkdir(parents=True, exist_ok=True)
+        log = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "plantwire", *argv],
+            env=env,
+            cwd=self.tmp / name,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append((name, proc))
+
+    def check_running(self) -> None:
+        for name, proc in self.processes:
+            if proc.poll() is not None:
+                tail = (self.tmp / f"{name}.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"service {name} exited with {proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in self.processes:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def topology(tmp_path: Path) -> Iterator[Topology]:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    broker = MosquittoProcess(port=free_port(), data_dir=tmp_path / "mosquitto")
+    broker.start()
+    topo = Topology(compose, tmp_path, broker.port)
+    try:
+        yield topo
+    finally:
+        topo.stop()
+        broker.stop()
+
+
+async def _get(session: aiohttp.ClientSession, url: str) -> Any:
+    async with session.get(url) as resp:
+        resp.raise_for_status()
+        return await resp.json()
+
+
+async def test_compose_services_run_locally_and_data_flows_end_to_end(topology: Topology) -> None:
+    services = topology.compose["services"]
+    assert set(SIMS) <= set(services)
+    for name in SIMS:
+        topology.start(name, topology.map_sim(name, topology.command(name)))
+    topology.start("platform", topology.map_platform(topology.command("platform")))
+    topology.start("gateway", topology.map_gateway(topology.command("gateway")))
+    expected = {
+        device
+        for part in services["gateway"]["command"]
+        if (device := str(part).partition("=")[0]) and "opc.tcp://" in str(part)
+    }
+    assert len(expected) == 5
+    base = f"http://127.0.0.1:{topology.http_port}"
+    async with asyncio.timeout(60), aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        online: set[str] = set()
+        while online != expected:
+            topology.check_running()
+            try:
+                devices = (await _get(session, f"{base}/api/devices"))["devices"]
+                online = {d["id"] for d in devices if d["state"] == "online" and d["last_data"]}
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        first = (await _get(session, f"{base}/api/health"))["points"]
+        points = first
+        while points <= first:
+            topology.check_running()
+            await asyncio.sleep(0.2)
+            points = (await _get(session, f"{base}/api/health"))["points"]
+    assert points > first > 0
+    topology.check_running()

@@ -1,0 +1,28 @@
+"""Fixtures for the gateway tests: a real OPC UA machine and an MQTT collector on the session broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from gwtest_machine import MachineServer
+from gwtest_support import Collector, collecting
+
+from plantwire.broker import MosquittoProcess, free_port
+
+
+@pytest.fixture
+async def machine() -> AsyncIterator[MachineServer]:
+    server = MachineServer(port=free_port())
+    async with asyncio.timeout(20):
+        await server.start()
+    yield server
+    async with asyncio.timeout(20):
+        await server.stop()
+
+
+@pytest.fixture
+def collector(mosquitto: MosquittoProcess, unique_id: str) -> Iterator[Collector]:
+    with collecting(mosquitto, unique_id, f"collector-{unique_id}") as c:
+        yield c

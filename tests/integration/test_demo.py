@@ -1,0 +1,100 @@
+"""`plantwire demo` as a user runs it: it comes up, serves live data, and stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import psutil
+import pytest
+
+from plantwire.broker import free_port, mosquitto_path
+
+pytestmark = pytest.mark.integration
+
+
+class Output:
+    """Collects a pipe's text in a thread, so a test can wait for a line without blocking its loop."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._parts: list[str] = []
+        self._thread = threading.Thread(target=self._collect, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _collect(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._parts.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def join(self) -> str:
+        self._thread.join(timeout=10)
+        return self.text
+
+
+async def _wait_for(proc: subprocess.Popen[str], out: Output, err: Output, marker: str) -> str:
+    while marker not in out.text:
+        assert proc.poll() is None, f"demo exited early with {proc.returncode}:\n{out.text}\n{err.text}"
+        await asyncio.sleep(0.1)
+    return out.text
+
+
+@pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
+async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, broker: str) -> None:
+    if broker == "mosquitto" and mosquitto_path() is None:
+        pytest.fail("mosquitto is not installed")
+    http_port = free_port()
+    data_dir = tmp_path / "demo"
+    proc = subprocess.Popen(  # noqa: ASYNC220 - its pipes are read by threads, see Output
+        [sys.executable, "-m", "plantwire", "demo", "--http-port", str(http_port),
+         "--mqtt-port", str(free_port()), "--sim-port", str(free_port()), "--broker", broker,
+         "--rate", "5", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = Output(proc.stdout), Output(proc.stderr)
+    try:
+        async with asyncio.timeout(60):
+            banner = await _wait_for(proc, out, err, "Ctrl-C stops everything")
+        assert f"http://127.0.0.1:{http_port}" in banner
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 5  # three simulator processes, platform, gateway (+ mosquitto)
+
+        async with asyncio.timeout(30), aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{http_port}/api/devices") as resp:
+                devices = (await resp.json())["devices"]
+            ids = sorted(d["id"] for d in devices)
+            assert ids == ["cnc-1", "cnc-2", "meter-1", "pump-1", "pump-2"]
+            assert all(d["state"] == "online" and d["tag_count"] > 0 for d in devices)
+            # Data keeps arriving: the number of stored points grows.
+            async with http.get(f"http://127.0.0.1:{http_port}/api/health") as resp:
+                first = (await resp.json())["points"]
+            while True:
+                async with http.get(f"http://127.0.0.1:{http_port}/api/health") as resp:
+                    if (await resp.json())["points"] > first:
+                        break
+                await asyncio.sleep(0.2)
+            async with http.get(
+                f"http://127.0.0.1:{http_port}/api/latest", params={"device": "cnc-1"}
+            ) as resp:
+                latest = {v["tag"]: v for v in (await resp.json())["values"]}
+            assert latest["Status/State"]["value"] in {"RUNNING", "IDLE", "SETUP", "ALARM"}
+            assert latest["Spindle/Speed"]["unit"] == "rpm"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.to_thread(proc.wait, 40)
+    assert proc.returncode == 0, err.join()
+    assert "Plantwire demo stopped." in out.join()
+    assert "Traceback" not in err.join()
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, f"orphan {child}"
+    logs = "".join(p.read_text() for p in (data_dir / "logs").glob("*.log"))
+    assert "Traceback" not in logs

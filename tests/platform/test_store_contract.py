@@ -1,0 +1,283 @@
+"""The Store contract: every backend gives the same answers to the same writes.
+
+SQLite always runs (a real file in tmp_path). InfluxDB runs against a real InfluxDB 2 when
+PLANTWIRE_TEST_INFLUXDB_URL, _TOKEN, _ORG and _BUCKET are set, and is skipped with that reason
+otherwise. Device ids are unique per test, so a shared InfluxDB bucket never mixes runs.
+
+Expected answers are computed by hand from the points written (T0 is a multiple of 10 s).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from plantwire.wire import (
+    STATUS_BAD_NO_COMMUNICATION,
+    DataBatch,
+    DeviceMeta,
+    DeviceStatus,
+    GatewayStatus,
+    Sample,
+    TagInfo,
+)
+from plantwire_platform.store import Bucket, IncomingBatch, Store, WriteResult
+
+T0 = 1_700_000_000_000_000
+S = 1_000_000
+GW = "gw1"
+INFLUX_ENV = ("URL", "TOKEN", "ORG", "BUCKET")
+
+
+def _influx_env() -> dict[str, str] | None:
+    values = {k: os.environ.get(f"PLANTWIRE_TEST_INFLUXDB_{k}", "") for k in INFLUX_ENV}
+    return values if all(values.values()) else None
+
+
+def _open_sqlite(tmp_path: Path) -> Store:
+    from plantwire_platform.store_sqlite import SqliteStore
+
+    return SqliteStore.open(tmp_path / "contract.sqlite")
+
+
+def _open_influx(tmp_path: Path) -> Store:
+    env = _influx_env()
+    if env is None:
+        pytest.skip(
+            "InfluxDB contract run needs PLANTWIRE_TEST_INFLUXDB_URL, _TOKEN, _ORG and _BUCKET "
+            "(no InfluxDB server on this machine)"
+        )
+    from plantwire_platform.store_influx import InfluxSettings, InfluxStore
+
+    settings = InfluxSettings(
+        url=env["URL"],
+        token=env["TOKEN"],
+        org=env["ORG"],
+        bucket=env["BUCKET"],
+        registry_path=tmp_path / "registry.sqlite",
+        startup_timeout_s=5,
+    )
+    return InfluxStore.open(settings)
+
+
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite, "influxdb": _open_influx}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s = BACKENDS[request.param](tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def dev(unique_id: str) -> str:
+    return f"press-{unique_id}"
+
+
+def batch(device: str, seq: int, *samples: Sample) -> IncomingBatch:
+    return IncomingBatch(GW, device, DataBatch(seq=seq, sent=T0, samples=list(samples)))
+
+
+def meta(*tags: TagInfo) -> DeviceMeta:
+    return DeviceMeta(endpoint="opc.tcp://press:4840", root="ns=2;s=Press", tags=list(tags))
+
+
+def numbers(device: str, seq: int = 1) -> IncomingBatch:
+    """Tag 'p' at T0+0, +4, +12, +15, +31 s (buckets of 10 s: [0, 10), [10, 20), [30, 40))."""
+    values = [(0, 2.0), (4, 6.0), (12, -1.0), (15, 5.0), (31, 10.0)]
+    return batch(device, seq, *(Sample("p", T0 + sec * S, v) for sec, v in values))
+
+
+# --- writes ----------------------------------------------------------------------------------------
+
+
+def test_redelivered_message_is_counted_as_duplicate_and_stored_once(store: Store, dev: str) -> None:
+    first = store.write_batches([numbers(dev)])
+    again = store.write_batches([numbers(dev)])
+    assert first == WriteResult(stored=5, duplicates=0, seq_gaps=0)
+    assert again == WriteResult(stored=0, duplicates=5, seq_gaps=0)
+    assert store.count_points() == 5
+    assert len(store.series(dev, "p", T0, T0 + 60 * S, 100)) == 5
+
+
+def test_sequence_gaps_are_counted_per_device_and_last_seq_kept(store: Store, dev: str) -> None:
+    other = dev + "-b"
+    one = Sample("p", T0, 1.0)
+    result = store.write_batches(
+        [
+            batch(dev, 1, one),
+            batch(dev, 2, Sample("p", T0 + S, 1.0)),
+            batch(dev, 5, Sample("p", T0 + 2 * S, 1.0)),  # 3 and 4 missing
+            batch(other, 3, one),  # first message seen is 3: 1 and 2 missing
+        ]
+    )
+    assert result.seq_gaps == 2 + 2
+    assert store.write_batches([batch(dev, 9, Sample("p", T0 + 3 * S, 1.0))]).seq_gaps == 3
+    # A late redelivery of 5 is no gap and does not move last_seq back.
+    assert store.write_batches([batch(dev, 5, Sample("p", T0 + 2 * S, 1.0))]).seq_gaps == 0
+    device = store.get_device(dev)
+    assert device is not None
+    assert (device.last_seq, device.gateway, device.last_data) == (9, GW, T0 + 3 * S)
+    assert store.get_device(other) is not None
+
+
+# --- registry ----------------------------------------------------------------------------------------
+
+
+def test_meta_registers_tags_and_keeps_tags_missing_from_a_later_meta(store: Store, dev: str) -> None:
+    speed = TagInfo("Speed", "ns=2;s=Speed", "Double", unit="rpm", low=0.0, high=3000.0)
+    run = TagInfo("Running", "ns=2;s=Running", "Boolean", writable=True)
+    store.apply_meta(GW, dev, meta(speed, run))
+    store.apply_meta(GW, dev, meta(TagInfo("Speed", "ns=2;s=Speed", "Double", unit="1/min")))
+    tags = store.list_tags(dev)
+    assert [(t.tag, t.data_type, t.unit, t.writable) for t in tags] == [
+        ("Running", "Boolean", None, True),
+        ("Speed", "Double", "1/min", False),
+    ]
+    assert (tags[1].low, tags[1].high, tags[1].node_id) == (None, None, "ns=2;s=Speed")
+    device = store.get_device(dev)
+    assert device is not None
+    assert (device.endpoint, device.tag_count, device.state, device.last_seq) == (
+        "opc.tcp://press:4840",
+        2,
+        "unknown",
+        0,
+    )
+    assert device.last_data is None
+
+
+def test_device_and_gateway_status(store: Store, dev: str) -> None:
+    store.apply_device_status(GW, dev, DeviceStatus("offline", T0, "opc.tcp://press:4840", "refused"))
+    store.apply_gateway_status(GW, GatewayStatus("online", T0 + S, "0.1.0"))
+    device = store.get_device(dev)
+    assert device is not None
+    assert (device.state, device.state_since, device.error, device.gateway_state) == (
+        "offline",
+        T0,
+        "refused",
+        "online",
+    )
+    assert dev in [d.id for d in store.list_devices()]
+    assert store.get_device(dev + "-none") is None
+
+
+def test_tags_seen_only_in_data_are_listed(store: Store, dev: str) -> None:
+    store.write_batches([batch(dev, 1, Sample("a", T0, 1.5), Sample("flag", T0, True))])
+    tags = {t.tag: t.data_type for t in store.list_tags(dev)}
+    assert set(tags) == {"a", "flag"}
+    assert tags["flag"] == "Boolean"
+
+
+# --- reads -------------------------------------------------------------------------------------------
+
+
+def test_latest_is_the_newest_point_of_each_tag_with_its_type_and_unit(store: Store, dev: str) -> None:
+    store.apply_meta(GW, dev, meta(TagInfo("t", "ns=2;s=t", "Double", unit="°C")))
+    store.write_batches(
+        [
+            batch(
+                dev,
+                1,
+                Sample("t", T0, 20.5),
+                Sample("t", T0 + 2 * S, 21.25),
+                Sample("mode", T0 + S, "auto"),
+                Sample("on", T0, True),
+                Sample("on", T0 + S, False),
+                Sample("lost", T0, 3.0),
+                Sample("lost", T0 + 5 * S, None, STATUS_BAD_NO_COMMUNICATION),
+            )
+        ]
+    )
+    latest = {v.tag: v for v in store.latest(dev)}
+    assert sorted(latest) == ["lost", "mode", "on", "t"]
+    assert (latest["t"].ts, latest["t"].value, latest["t"].unit) == (T0 + 2 * S, 21.25, "°C")
+    assert latest["mode"].value == "auto"
+    assert latest["on"].value is False
+    # The newest point has no value: latest says so, it does not fall back to an older value.
+    assert (latest["lost"].ts, latest["lost"].value, latest["lost"].status) == (
+        T0 + 5 * S,
+        None,
+        STATUS_BAD_NO_COMMUNICATION,
+    )
+    assert store.latest(dev + "-none") == []
+
+
+def test_series_is_half_open_oldest_first_and_limited(store: Store, dev: str) -> None:
+    store.write_batches([numbers(dev)])
+    points = store.series(dev, "p", T0 + 4 * S, T0 + 31 * S, 100)
+    assert [(p.ts - T0) // S for p in points] == [4, 12, 15]  # 31 s is the excluded end
+    assert [p.value for p in points] == [6.0, -1.0, 5.0]
+    assert [p.status for p in points] == [0, 0, 0]
+    assert [p.ts for p in store.series(dev, "p", T0, T0 + 60 * S, 2)] == [T0, T0 + 4 * S]
+    assert store.series(dev, "nope", T0, T0 + 60 * S, 10) == []
+
+
+def test_series_keeps_value_types(store: Store, dev: str) -> None:
+    store.write_batches(
+        [batch(dev, 1, Sample("s", T0, "a"), Sample("s", T0 + S, None, 5), Sample("b", T0, True))]
+    )
+    strings = store.series(dev, "s", T0, T0 + 10 * S, 10)
+    assert [(p.value, p.status) for p in strings] == [("a", 0), (None, 5)]
+    flags = store.series(dev, "b", T0, T0 + 10 * S, 10)
+    assert [type(p.value) for p in flags] == [bool]
+
+
+@pytest.mark.parametrize(
+    ("agg", "expected"),
+    [
+        # buckets [0,10): 2, 6   [10,20): -1, 5   [30,40): 10   ([20,30) is empty, so left out)
+        ("avg", [4.0, 2.0, 10.0]),
+        ("min", [2.0, -1.0, 10.0]),
+        ("max", [6.0, 5.0, 10.0]),
+        ("last", [6.0, 5.0, 10.0]),
+        ("count", [2, 2, 1]),
+    ],
+)
+def test_buckets_aligned_and_empty_ones_left_out(store: Store, dev: str, agg: str, expected: list) -> None:
+    store.write_batches([numbers(dev)])
+    # The range starts mid-bucket: buckets still align to multiples of `every` since the epoch.
+    got = store.buckets(dev, "p", T0 - 5 * S, T0 + 60 * S, 10 * S, agg)  # type: ignore[arg-type]
+    assert [(b.start - T0) // S for b in got] == [0, 10, 30]
+    assert [b.value for b in got] == expected
+    assert [b.count for b in got] == [2, 2, 1]
+
+
+def test_buckets_clip_points_to_the_range(store: Store, dev: str) -> None:
+    store.write_batches([numbers(dev)])
+    got = store.buckets(dev, "p", T0 + 4 * S, T0 + 15 * S, 10 * S, "avg")
+    assert got == [Bucket(T0, 6.0, 1), Bucket(T0 + 10 * S, -1.0, 1)]
+
+
+def test_buckets_of_strings_and_booleans(store: Store, dev: str) -> None:
+    store.apply_meta(GW, dev, meta(TagInfo("on", "ns=2;s=on", "Boolean")))
+    store.write_batches(
+        [
+            batch(
+                dev,
+                1,
+                Sample("mode", T0, "auto"),
+                Sample("mode", T0 + S, "manual"),
+                *(Sample("on", T0 + i * S, v) for i, v in enumerate([True, False, True, True])),
+            )
+        ]
+    )
+    # Text has no average, but the bucket is not empty: value None, count 2; last is the text.
+    assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "avg") == [Bucket(T0, None, 2)]
+    assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "last") == [Bucket(T0, "manual", 2)]
+    # Booleans count as 0/1 in an average; min, max and last stay booleans.
+    assert store.buckets(dev, "on", T0, T0 + 10 * S, 10 * S, "avg") == [Bucket(T0, 0.75, 4)]
+    for agg, want in (("min", False), ("max", True), ("last", True)):
+        (got,) = store.buckets(dev, "on", T0, T0 + 10 * S, 10 * S, agg)  # type: ignore[arg-type]
+        assert got.value is want, agg
+
+
+def test_buckets_reject_bad_arguments(store: Store, dev: str) -> None:
+    with pytest.raises(ValueError, match="aggregate"):
+        store.buckets(dev, "p", T0, T0 + S, S, "median")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="every"):
+        store.buckets(dev, "p", T0, T0 + S, 0, "avg")
+    assert store.buckets(dev + "-none", "p", T0, T0 + S, S, "avg") == []

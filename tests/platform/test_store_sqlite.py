@@ -1,0 +1,362 @@
+"""SqliteStore on real files: exact values back, idempotent writes, sequence gaps, meta, queries."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plantwire.wire import (
+    STATUS_BAD_NO_COMMUNICATION,
+    DataBatch,
+    DeviceMeta,
+    DeviceStatus,
+    GatewayStatus,
+    Sample,
+    TagInfo,
+)
+from plantwire_platform.store import Bucket, IncomingBatch, LatestValue, Point, WriteResult
+from plantwire_platform.store_sqlite import SqliteStore
+
+T0 = 1_700_000_000_000_000
+"""A multiple of 10 s in µs, so 10-second buckets start exactly at T0."""
+S = 1_000_000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore.open(tmp_path / "nested" / "dir" / "pw.sqlite") as s:
+        yield s
+
+
+def batch(device: str, seq: int, *samples: Sample, gateway: str = "gw1") -> IncomingBatch:
+    return IncomingBatch(gateway, device, DataBatch(seq=seq, sent=T0, samples=list(samples)))
+
+
+def meta(*tags: TagInfo) -> DeviceMeta:
+    return DeviceMeta(endpoint="opc.tcp://127.0.0.1:4840", root="ns=2;s=Press", tags=list(tags))
+
+
+def test_open_creates_file_and_folders(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "pw.sqlite"
+    SqliteStore.open(path).close()
+    assert path.is_file()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"gateways", "devices", "series", "points"} <= tables
+    conn.close()
+
+
+def test_points_come_back_exactly_with_their_types(store: SqliteStore) -> None:
+    samples = [
+        Sample("i", T0 + 1, 42),
+        Sample("f", T0 + 2, 3.25),
+        Sample("s", T0 + 3, "running"),
+        Sample("b", T0 + 4, True),
+        Sample("n", T0 + 5, None, STATUS_BAD_NO_COMMUNICATION),
+        Sample("big", T0 + 6, 2**70),
+    ]
+    result = store.write_batches([batch("d1", 1, *samples)])
+    assert result == WriteResult(stored=6, duplicates=0, seq_gaps=0)
+    got = {s.tag: store.series("d1", s.tag, 0, 2**62, 10) for s in samples}
+    assert got["i"] == [Point(T0 + 1, 42, 0)] and type(got["i"][0].value) is int
+    assert got["f"] == [Point(T0 + 2, 3.25, 0)]
+    assert got["s"] == [Point(T0 + 3, "running", 0)]
+    # No meta yet: a boolean's type is taken from its first value, so it reads back as a boolean.
+    assert got["b"] == [Point(T0 + 4, True, 0)] and type(got["b"][0].value) is bool
+    assert got["n"] == [Point(T0 + 5, None, STATUS_BAD_NO_COMMUNICATION)]
+    assert got["big"] == [Point(T0 + 6, float(2**70), 0)]  # beyond int64: kept as a float
+    assert store.count_points() == 6
+
+
+def test_redelivered_message_creates_no_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "pw.sqlite"
+    msg = batch("d1", 1, Sample("t", T0, 1.0), Sample("t", T0 + S, 2.0), Sample("u", T0, 7))
+    with SqliteStore.open(path) as store:
+        assert store.write_batches([msg]) == WriteResult(3, 0, 0)
+        # Same message again, and again inside one write together with a new one.
+        assert store.write_batches([msg]) == WriteResult(0, 3, 0)
+        new = batch("d1", 2, Sample("t", T0 + 2 * S, 3.0))
+        assert store.write_batches([msg, new]) == WriteResult(1, 3, 0)
+    with SqliteStore.open(path) as store:  # also after reopening (caches cold)
+        assert store.write_batches([msg]) == WriteResult(0, 3, 0)
+        assert store.count_points() == 4
+        assert [p.value for p in store.series("d1", "t", 0, 2**62, 100)] == [1.0, 2.0, 3.0]
+
+
+def test_seq_gaps_are_counted_per_device(tmp_path: Path) -> None:
+    path = tmp_path / "pw.sqlite"
+    with SqliteStore.open(path) as store:
+        r = store.write_batches(
+            [
+                batch("a", 1, Sample("t", T0, 1)),
+                batch("a", 2, Sample("t", T0 + 1, 1)),
+                batch("a", 5, Sample("t", T0 + 5, 1)),  # 3 and 4 missing
+                batch("b", 1, Sample("t", T0, 1)),
+                batch("b", 3, Sample("t", T0 + 3, 1)),  # 2 missing
+            ]
+        )
+        assert r.seq_gaps == 3
+        # Late or redelivered messages (seq <= last) are not gaps and do not move last_seq back.
+        assert store.write_batches([batch("a", 3, Sample("t", T0 + 3, 1))]).seq_gaps == 0
+        assert store.write_batches([batch("a", 2, Sample("t", T0 + 1, 1))]) == WriteResult(0, 1, 0)
+        assert store.write_batches([batch("a", 7, Sample("t", T0 + 7, 1))]).seq_gaps == 1
+        dev_a = store.get_device("a")
+        assert dev_a is not None and dev_a.last_seq == 7
+    with SqliteStore.open(path) as store:  # last_seq survives a restart
+        assert store.write_batches([batch("a", 10, Sample("t", T0 + 10, 1))]).seq_gaps == 2
+        assert store.write_batches([batch("b", 4, Sample("t", T0 + 4, 1))]).seq_gaps == 0
+
+
+def test_meta_registers_device_and_tags_and_later_meta_updates(store: SqliteStore) -> None:
+    # Data first: the series exists before meta describes it.
+    store.write_batches([batch("press", 1, Sample("speed", T0, 10.0))])
+    assert [t.unit for t in store.list_tags("press")] == [None]
+
+    store.apply_meta(
+        "gw1",
+        "press",
+        meta(
+            TagInfo("speed", "ns=2;s=Speed", "Double", "rpm", "Spindle speed", True, 0.0, 3000.0),
+            TagInfo("alarm", "ns=2;s=Alarm", "Boolean"),
+        ),
+    )
+    tags = {t.tag: t for t in store.list_tags("press")}
+    assert set(tags) == {"speed", "alarm"}
+    speed = tags["speed"]
+    assert (speed.node_id, speed.data_type, speed.unit, speed.description) == (
+        "ns=2;s=Speed",
+        "Double",
+        "rpm",
+        "Spindle speed",
+    )
+    assert (speed.writable, speed.low, speed.high) == (True, 0.0, 3000.0)
+    assert (tags["alarm"].writable, tags["alarm"].low, tags["alarm"].unit) == (False, None, None)
+
+    store.apply_meta("gw1", "press", meta(TagInfo("speed", "ns=2;s=Speed", "Double", "1/min", None, False)))
+    tags = {t.tag: t for t in store.list_tags("press")}
+    assert set(tags) == {"speed", "alarm"}  # tags missing from meta are kept
+    assert (tags["speed"].unit, tags["speed"].writable, tags["speed"].high) == ("1/min", False, None)
+    # The point written before meta is still there under the same series.
+    assert store.series("press", "speed", 0, 2**62, 10) == [Point(T0, 10.0, 0)]
+
+    dev = store.get_device("press")
+    assert dev is not None
+    assert (dev.gateway, dev.endpoint, dev.tag_count, dev.state) == (
+        "gw1",
+        "opc.tcp://127.0.0.1:4840",
+        2,
+        "unknown",
+    )
+
+
+def test_device_and_gateway_status(store: SqliteStore) -> None:
+    store.apply_meta("gw1", "press", meta(TagInfo("speed", "ns=2;s=Speed", "Double")))
+    dev = store.get_device("press")
+    assert dev is not None and (dev.state, dev.gateway_state, dev.last_data, dev.last_seq) == (
+        "unknown",
+        "unknown",
+        None,
+        0,
+    )
+    store.apply_device_status("gw1", "press", DeviceStatus("offline", T0, "opc.tcp://h:1", "refused"))
+    store.apply_gateway_status("gw1", GatewayStatus("online", T0 + 1, "0.1.0"))
+    store.write_batches([batch("press", 4, Sample("speed", T0 + 9, 1.0), Sample("speed", T0 + 3, 2.0))])
+    dev = store.get_device("press")
+    assert dev is not None
+    assert (dev.state, dev.state_since, dev.error, dev.endpoint) == (
+        "offline",
+        T0,
+        "refused",
+        "opc.tcp://h:1",
+    )
+    assert (dev.gateway_state, dev.last_data, dev.last_seq) == ("online", T0 + 9, 4)
+    store.apply_device_status("gw1", "press", DeviceStatus("online", T0 + 5, "opc.tcp://h:1"))
+    store.apply_gateway_status("gw1", GatewayStatus("offline", T0 + 6))
+    dev = store.get_device("press")
+    assert dev is not None and (dev.state, dev.error, dev.gateway_state) == ("online", None, "offline")
+    assert [d.id for d in store.list_devices()] == ["press"]
+    assert store.get_device("nope") is None
+
+
+def test_latest_gives_the_newest_point_of_each_tag(store: SqliteStore) -> None:
+    store.apply_meta(
+        "gw1",
+        "d1",
+        meta(
+            TagInfo("temp", "n1", "Double", "degC"),
+            TagInfo("on", "n2", "Boolean"),
+            TagInfo("never", "n3", "Double"),
+        ),
+    )
+    # Out of order across messages: the newest source timestamp wins, not the last write.
+    store.write_batches([batch("d1", 1, Sample("temp", T0 + 5, 21.5), Sample("on", T0 + 1, 1))])
+    store.write_batches([batch("d1", 2, Sample("temp", T0 + 2, 19.0), Sample("on", T0 + 3, False))])
+    store.write_batches([batch("other", 1, Sample("temp", T0 + 9, 99.0))])
+    assert store.latest("d1") == [
+        LatestValue("on", T0 + 3, False, 0, None),
+        LatestValue("temp", T0 + 5, 21.5, 0, "degC"),
+    ]
+    assert store.latest("missing") == []
+
+
+def test_series_bounds_are_half_open_and_limit_keeps_the_oldest(store: SqliteStore) -> None:
+    store.write_batches([batch("d1", 1, *(Sample("t", T0 + i * S, i) for i in range(10)))])
+    got = store.series("d1", "t", T0 + 2 * S, T0 + 6 * S, 100)
+    assert [p.ts for p in got] == [T0 + 2 * S, T0 + 3 * S, T0 + 4 * S, T0 + 5 * S]
+    assert [p.value for p in got] == [2, 3, 4, 5]
+    assert [p.value for p in store.series("d1", "t", T0 + 2 * S, T0 + 6 * S, 3)] == [2, 3, 4]
+    assert store.series("d1", "t", T0 + 6 * S, T0 + 6 * S, 10) == []
+    assert store.series("d1", "nope", 0, 2**62, 10) == []
+    assert store.series("d1", "t", 0, 2**62, 0) == []
+
+
+def _buckets_by_agg(store: SqliteStore, tag: str, start: int, end: int) -> dict[str, list[Bucket]]:
+    return {
+        agg: store.buckets("d1", tag, start, end, 10 * S, agg)
+        for agg in ("avg", "min", "max", "last", "count")
+    }
+
+
+def test_buckets_on_known_numbers(store: SqliteStore) -> None:
+    store.write_batches(
+        [
+            batch(
+                "d1",
+                1,
+                Sample("t", T0 + 1 * S, 10),
+                Sample("t", T0 + 4 * S, 20.0),
+                Sample("t", T0 + 10 * S - 1, 30),  # last µs of the first bucket
+                Sample("t", T0 + 10 * S, 5),  # first µs of the second
+                Sample("t", T0 + 15 * S, -1.5),
+                Sample("t", T0 + 30 * S, 7),  # the bucket at +20 s stays empty and is left out
+            )
+        ]
+    )
+    b = _buckets_by_agg(store, "t", T0, T0 + 60 * S)
+    starts = [T0, T0 + 10 * S, T0 + 30 * S]
+    counts = [3, 2, 1]
+    expected = {
+        "avg": [20.0, 1.75, 7.0],
+        "min": [10, -1.5, 7],
+        "max": [30, 5, 7],
+        "last": [30, -1.5, 7],
+        "count": [3, 2, 1],
+    }
+    for agg, values in expected.items():
+        assert b[agg] == [Bucket(s, v, c) for s, v, c in zip(starts, values, counts, strict=True)], agg
+
+    # A start inside a bucket trims points, but buckets stay aligned to multiples of `every`.
+    assert store.buckets("d1", "t", T0 + 4 * S, T0 + 15 * S, 10 * S, "avg") == [
+        Bucket(T0, 25.0, 2),
+        Bucket(T0 + 10 * S, 5.0, 1),
+    ]
+
+
+def test_buckets_with_strings_and_booleans(store: SqliteStore) -> None:
+    store.apply_meta("gw1", "d1", meta(TagInfo("on", "n1", "Boolean"), TagInfo("mixed", "n2", "String")))
+    store.write_batches(
+        [
+            batch(
+                "d1",
+                1,
+                Sample("mixed", T0 + 1 * S, "abc"),
+                Sample("mixed", T0 + 2 * S, 4),
+                Sample("mixed", T0 + 3 * S, "zzz"),
+                Sample("mixed", T0 + 11 * S, "only"),
+                Sample("on", T0 + 1 * S, True),
+                Sample("on", T0 + 2 * S, False),
+                Sample("on", T0 + 3 * S, True),
+                Sample("on", T0 + 12 * S, False),
+            )
+        ]
+    )
+    m = _buckets_by_agg(store, "mixed", T0, T0 + 20 * S)
+    # avg/min/max ignore strings (never treat "abc" as 0); last and count use every point.
+    assert m["avg"] == [Bucket(T0, 4.0, 3), Bucket(T0 + 10 * S, None, 1)]
+    assert m["min"] == [Bucket(T0, 4, 3), Bucket(T0 + 10 * S, None, 1)]
+    assert m["max"] == [Bucket(T0, 4, 3), Bucket(T0 + 10 * S, None, 1)]
+    assert m["last"] == [Bucket(T0, "zzz", 3), Bucket(T0 + 10 * S, "only", 1)]
+    assert m["count"] == [Bucket(T0, 3, 3), Bucket(T0 + 10 * S, 1, 1)]
+
+    o = _buckets_by_agg(store, "on", T0, T0 + 20 * S)
+    assert o["avg"][0] == Bucket(T0, pytest.approx(2 / 3), 3)
+    assert o["avg"][1] == Bucket(T0 + 10 * S, 0.0, 1)
+    assert o["min"] == [Bucket(T0, False, 3), Bucket(T0 + 10 * S, False, 1)]
+    assert o["max"] == [Bucket(T0, True, 3), Bucket(T0 + 10 * S, False, 1)]
+    assert o["last"] == [Bucket(T0, True, 3), Bucket(T0 + 10 * S, False, 1)]
+    assert type(o["last"][0].value) is bool
+
+
+def test_bad_bucket_arguments_are_refused(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="every"):
+        store.buckets("d1", "t", 0, 1, 0, "avg")
+    with pytest.raises(ValueError, match="aggregate"):
+        store.buckets("d1", "t", 0, 1, 10, "median")  # type: ignore[arg-type]
+
+
+def test_queries_use_the_primary_key(store: SqliteStore) -> None:
+    """Guard against a query change that silently turns into a scan of `points`."""
+    from plantwire_platform import store_sqlite as mod
+
+    conn = sqlite3.connect(store.path)
+
+    def plan(sql: str, params: tuple[object, ...]) -> str:
+        return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+    assert "SEARCH points USING PRIMARY KEY (series_id=? AND ts>? AND ts<?)" in plan(
+        mod._SERIES_SQL, (1, 0, 1, 1)
+    )
+    latest = plan(mod._LATEST_SQL, ("d",))
+    assert "SEARCH p USING PRIMARY KEY (series_id=? AND ts=?)" in latest
+    assert "SEARCH points USING PRIMARY KEY (series_id=?)" in latest
+    assert "SCAN p" not in latest and "SCAN points" not in latest
+    bucket_sql = (
+        "SELECT (ts / ?1) * ?1 AS b, avg(value), count(*) FROM points "
+        "WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b"
+    )
+    assert "SEARCH points USING PRIMARY KEY (series_id=? AND ts>? AND ts<?)" in plan(bucket_sql, (1, 1, 0, 1))
+    one_bucket = "SELECT avg(value), count(*) FROM points WHERE series_id = ? AND ts >= ? AND ts < ?"
+    assert "SEARCH points USING PRIMARY KEY (series_id=? AND ts>? AND ts<?)" in plan(one_bucket, (1, 0, 1))
+    edge = plan(mod._EDGE_SQL.format(order="DESC"), (1, 0, 1))
+    assert "SEARCH points USING PRIMARY KEY" in edge and "TEMP B-TREE" not in edge
+    conn.close()
+
+
+def test_reads_do_not_wait_for_an_open_write_transaction(store: SqliteStore) -> None:
+    store.write_batches([batch("d1", 1, Sample("t", T0, 1.0))])
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock, like a writer in the middle of a batch
+    other.execute("INSERT INTO points VALUES (1, ?, 2.0, 0)", (T0 + 1,))
+    results: list[object] = []
+    reader = threading.Thread(target=lambda: results.append(store.latest("d1")))
+    reader.start()
+    reader.join(timeout=5)
+    other.execute("ROLLBACK")
+    other.close()
+    assert results == [[LatestValue("t", T0, 1.0, 0, None)]]
+
+
+def test_both_bucket_strategies_agree(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few buckets: one range query each; many: one GROUP BY. Same answers either way."""
+    from plantwire_platform import store_sqlite as mod
+
+    values: list[float | str | None] = [1.5, 2, "x", None, -4, 8.25, "y", 3]
+    store.write_batches(
+        [batch("d1", 1, *(Sample("t", T0 + i * 3 * S + (i % 2), v) for i, v in enumerate(values)))]
+    )
+    ranges = [(T0, T0 + 30 * S), (T0 + 4 * S, T0 + 19 * S), (0, 2**62)]
+    per_bucket = {
+        (agg, r): store.buckets("d1", "t", *r, 5 * S, agg)
+        for agg in ("avg", "min", "max", "last", "count")
+        for r in ranges
+    }
+    monkeypatch.setattr(mod, "_MAX_BUCKET_QUERIES", 0)
+    grouped = {key: store.buckets("d1", "t", *key[1], 5 * S, key[0]) for key in per_bucket}
+    assert grouped == per_bucket
+    assert per_bucket[("last", ranges[0])][0] == Bucket(T0, 2, 2)
+    assert sum(b.count for b in per_bucket[("count", ranges[2])]) == len(values)
