@@ -15,6 +15,7 @@ from aiohttp import web
 
 from plantwire.logs import get_logger
 from plantwire_platform.ingest import MqttIngest
+from plantwire_platform.live_bus import LIVE_BUS_KEY, LiveBus
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store import Store
 from plantwire_platform.store_factory import open_store
@@ -28,6 +29,7 @@ class RunningPlatform:
     settings: PlatformSettings
     store: Store
     ingest: MqttIngest
+    bus: LiveBus
     url: str
 
 
@@ -37,15 +39,18 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
     async with contextlib.AsyncExitStack() as stack:
         store = await asyncio.to_thread(open_store, settings)
         stack.callback(store.close)
-        ingest = await stack.enter_async_context(MqttIngest(settings, store))
-        runner = web.AppRunner(create_app(store, ingest.stats), access_log=None, handle_signals=False)
+        bus = LiveBus(asyncio.get_running_loop())
+        ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
+        app = create_app(store, ingest.stats)
+        app[LIVE_BUS_KEY] = bus
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.http.host, settings.http.port)
         await site.start()
         url = f"http://{settings.http.host}:{settings.http.port}"
         log.info("platform_started", url=url, store=settings.store.backend, mqtt_port=settings.mqtt.port)
-        yield RunningPlatform(settings, store, ingest, url)
+        yield RunningPlatform(settings, store, ingest, bus, url)
         log.info("platform_stopping")
 
 
