@@ -26,7 +26,7 @@ class StoreSettings(BaseModel):
     influxdb: InfluxSettings = Field(default_factory=InfluxSettings)
     path: Path = Path("var/platform/plantwire.sqlite")
     commit_interval_ms: int = Field(
-        default=200, ge=1, le=60_000, description="Longest time a received message waits for its commit"
+        default=100, ge=1, le=60_000, description="Longest time a received message waits for its commit"
     )
     max_batch_points: int = Field(
         default=50_000, ge=1, description="Commit early once this many points are waiting"
