@@ -27,6 +27,10 @@ COMMANDS: dict[str, str] = {
     "sim": "plantwire_sims.cli",
     "gateway": "plantwire_gateway.cli",
     "platform": "plantwire_platform.cli",
+    "app": "plantwire_platform.apps.cli",
+    "attach": "plantwire.attach_cli",
+    "detach": "plantwire.detach_cli",
+    "devices": "plantwire.devices_cli",
 }
 
 

@@ -31,5 +31,9 @@ class MqttSettings(BaseModel):
     password: SecretStr | None = None
     keepalive: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive in seconds")
     reconnect_max_delay: float = Field(
-        default=3.0, gt=0, le=60, description="Cap of the jittered reconnect backoff, in seconds"
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Cap of the jittered reconnect backoff, in seconds; at most this long after the peer "
+        "is back, delivery resumes (the promise is within 3 s, so keep it well below)",
     )

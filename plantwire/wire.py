@@ -9,6 +9,8 @@ Topics (all under ``plantwire/v1``)::
     plantwire/v1/{gateway}/{device}/status   retained; device connection state
     plantwire/v1/{gateway}/{device}/meta     retained; the device's tags
     plantwire/v1/{gateway}/{device}/data     QoS 1; batches of sampled values
+    plantwire/v1/{gateway}/cmd               QoS 1; commands to the gateway (see Commands below)
+    plantwire/v1/{gateway}/reply             QoS 1; the gateway's replies, matched by command id
 
 Timestamps on the wire are integers: microseconds since the Unix epoch, UTC. That keeps the
 OPC UA source timestamp exact, costs nothing to encode, and sorts as a number.
@@ -50,6 +52,15 @@ Value = float | int | bool | str | None
 MessageKind = Literal["data", "meta", "status"]
 DeviceState = Literal["connecting", "online", "offline"]
 GatewayState = Literal["online", "offline"]
+
+
+Quality = Literal["good", "uncertain", "bad"]
+
+
+def quality(status: int) -> Quality:
+    """OPC UA severity, the top two bits of the status code: 00 good, 01 uncertain, 10/11 bad."""
+    severity = (status >> 30) & 0b11
+    return "good" if severity == 0 else "uncertain" if severity == 1 else "bad"
 
 
 class WireError(ValueError):
@@ -346,3 +357,222 @@ def decode_gateway_status(payload: bytes) -> GatewayStatus:
         raise WireError("'state' must be 'online' or 'offline'")
     version = obj.get("version", "")
     return GatewayStatus(state=state, since=_int(obj, "since"), version=str(version))
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: platform -> gateway on `{gateway}/cmd`, replies gateway -> platform on `{gateway}/reply`
+#
+# Both QoS 1, not retained. A command names its device in the payload (so `attach` can name one
+# that does not exist yet) and carries an id: the gateway executes an id at most once and answers a
+# repeated id with the reply it kept. `expires` bounds how late a command may still run: a command
+# the broker delivers after the platform gave up is refused instead of moving a machine by surprise.
+
+CommandOp = Literal["write", "call", "browse", "attach", "detach"]
+COMMAND_OPS: Final[tuple[CommandOp, ...]] = ("write", "call", "browse", "attach", "detach")
+ControlKind = Literal["cmd", "reply"]
+REPLY_SUBSCRIPTION: Final = f"{ROOT}/+/reply"
+"""Topic filter a platform subscribes to for command replies."""
+MAX_COMMAND_ARGS: Final = 32
+_COMMAND_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+
+REPLY_CODES: Final = (
+    "ok",
+    "opcua_status",  # the device answered with a bad OPC UA status (see `status`)
+    "unknown_device",
+    "unknown_tag",
+    "not_writable",
+    "unknown_method",
+    "unknown_node",
+    "invalid",  # the command's arguments do not fit (type, conversion, config)
+    "duplicate",  # attach: the device id is taken
+    "unreachable",  # the device's endpoint did not answer
+    "not_connected",  # the device is attached but its session is not up
+    "configured",  # detach: the device comes from the gateway's config file
+    "expired",
+    "interrupted",  # the gateway stopped while executing; the outcome is unknown
+    "error",
+)
+
+
+def command_topic(gateway: str) -> str:
+    return f"{ROOT}/{gateway}/cmd"
+
+
+def reply_topic(gateway: str) -> str:
+    return f"{ROOT}/{gateway}/reply"
+
+
+def parse_control_topic(topic: str) -> tuple[str, ControlKind]:
+    """(gateway, "cmd" | "reply") of a command or reply topic."""
+    parts = topic.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != ROOT or parts[3] not in ("cmd", "reply"):
+        raise WireError(f"topic {topic!r} is not a v{VERSION} cmd or reply topic")
+    kind: ControlKind = parts[3]  # type: ignore[assignment]
+    return check_id("gateway", parts[2]), kind
+
+
+def check_command_id(value: str) -> str:
+    if not isinstance(value, str) or not _COMMAND_ID_RE.match(value):
+        raise WireError(
+            f"command id {value!r} is not valid: use 1-64 letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command for one device of a gateway.
+
+    `args` by op: write {"tag", "value"}; call {"method", "args": [...]}; browse {"node"?};
+    attach {"endpoint", "root"?, "include"?, "exclude"?}; detach {}.
+    """
+
+    id: str
+    op: CommandOp
+    device: str
+    args: dict[str, Any]
+    sent: int
+    expires: int
+    user: str = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    """What happened. `status` is the OPC UA status code (0 Good) when the device was asked."""
+
+    id: str
+    op: CommandOp
+    device: str
+    ok: bool
+    code: str
+    status: int = STATUS_GOOD
+    status_name: str = "Good"
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    received: int = 0
+    done: int = 0
+
+
+def encode_command(cmd: Command) -> bytes:
+    return orjson.dumps(
+        {
+            "id": cmd.id,
+            "op": cmd.op,
+            "device": cmd.device,
+            "args": cmd.args,
+            "sent": cmd.sent,
+            "expires": cmd.expires,
+            "user": cmd.user,
+        }
+    )
+
+
+def _check_value(value: Any, where: str) -> Value:
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_VALUE:
+            raise WireError(f"{where} is a string longer than {MAX_STRING_VALUE}")
+    elif type(value) is int:
+        if not -MAX_INT - 1 <= value <= 2**64 - 1:
+            raise WireError(f"{where} is an integer outside the 64-bit range")
+    elif not (value is None or isinstance(value, float | bool)):
+        raise WireError(f"{where} must be a number, boolean, string or null")
+    return value  # type: ignore[no-any-return]
+
+
+def _str_list(args: dict[str, Any], key: str) -> None:
+    value = args.get(key)
+    if value is not None and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+        raise WireError(f"args.{key} must be a list of strings")
+
+
+def _check_args(op: CommandOp, args: dict[str, Any]) -> None:
+    if op == "write":
+        _str(args, "tag", "args.")
+        if "value" not in args:
+            raise WireError("args.value is required for a write")
+        _check_value(args["value"], "args.value")
+    elif op == "call":
+        _str(args, "method", "args.")
+        call_args = args.get("args", [])
+        if not isinstance(call_args, list) or len(call_args) > MAX_COMMAND_ARGS:
+            raise WireError(f"args.args must be a list of at most {MAX_COMMAND_ARGS} values")
+        for i, v in enumerate(call_args):
+            _check_value(v, f"args.args[{i}]")
+    elif op == "browse":
+        _opt_str(args, "node", "args.")
+    elif op == "attach":
+        _str(args, "endpoint", "args.")
+        _opt_str(args, "root", "args.")
+        _str_list(args, "include")
+        _str_list(args, "exclude")
+
+
+def decode_command(payload: bytes) -> Command:
+    obj = _load_object(payload)
+    op = obj.get("op")
+    if op not in COMMAND_OPS:
+        raise WireError(f"'op' must be one of {', '.join(COMMAND_OPS)}")
+    args = obj.get("args", {})
+    if not isinstance(args, dict):
+        raise WireError("'args' must be an object")
+    _check_args(op, args)
+    user = obj.get("user", "anonymous")
+    if not isinstance(user, str) or len(user) > 256:
+        raise WireError("'user' must be a string of at most 256 characters")
+    return Command(
+        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]
+        op=op,
+        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]
+        args=args,
+        sent=_int(obj, "sent"),
+        expires=_int(obj, "expires"),
+        user=user,
+    )
+
+
+def encode_reply(reply: CommandReply) -> bytes:
+    return orjson.dumps(
+        {
+            "id": reply.id,
+            "op": reply.op,
+            "device": reply.device,
+            "ok": reply.ok,
+            "code": reply.code,
+            "status": reply.status,
+            "status_name": reply.status_name,
+            "error": reply.error,
+            "result": reply.result,
+            "received": reply.received,
+            "done": reply.done,
+        }
+    )
+
+
+def decode_reply(payload: bytes) -> CommandReply:
+    obj = _load_object(payload)
+    op = obj.get("op")
+    if op not in COMMAND_OPS:
+        raise WireError(f"'op' must be one of {', '.join(COMMAND_OPS)}")
+    ok = obj.get("ok")
+    if not isinstance(ok, bool):
+        raise WireError("'ok' must be a boolean")
+    result = obj.get("result", {})
+    if not isinstance(result, dict):
+        raise WireError("'result' must be an object")
+    status = obj.get("status", STATUS_GOOD)
+    if type(status) is not int or not 0 <= status <= 0xFFFFFFFF:
+        raise WireError("'status' must be an OPC UA status code (uint32)")
+    return CommandReply(
+        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]
+        op=op,
+        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]
+        ok=ok,
+        code=_str(obj, "code"),
+        status=status,
+        status_name=str(obj.get("status_name") or ""),
+        error=_opt_str(obj, "error", ""),
+        result=result,
+        received=_int(obj, "received"),
+        done=_int(obj, "done"),
+    )

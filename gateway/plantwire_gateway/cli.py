@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir", type=Path, metavar="DIR", help="where the outbox lives (default var/gateway)"
     )
     parser.add_argument(
+        "--health-port", type=int, metavar="PORT", help="serve /healthz, /readyz and /metrics on PORT"
+    )
+    parser.add_argument("--health-host", metavar="HOST", help="address of that endpoint (default 127.0.0.1)")
+    parser.add_argument(
         "--device",
         action="append",
         default=[],
@@ -57,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     mqtt = {k: v for k, v in (("host", args.mqtt_host), ("port", args.mqtt_port)) if v is not None}
     if mqtt:
         overrides["mqtt"] = mqtt
+    health = {k: v for k, v in (("host", args.health_host), ("port", args.health_port)) if v is not None}
+    if health:
+        overrides["health"] = health
     devices = [parse_device_flag(text) for text in args.device]
     settings = load_settings(args.config, overrides, devices)
     run_until_signalled(lambda: run_gateway(settings))

@@ -59,16 +59,20 @@ def to_us(dt: datetime) -> int:
 def to_wire_value(value: Any) -> wire.Value:
     """A JSON-able value: numbers, bool, str as they are; datetimes as µs; anything else as text."""
     kind = type(value)
-    if kind is float or kind is int or kind is bool or value is None:
+    if kind is float or kind is bool or value is None:
         return value  # type: ignore[no-any-return]
+    if kind is int:
+        # UInt64 can exceed what the wire (and every store) takes as an integer: keep it as a float,
+        # because one value the platform rejects would cost its whole batch.
+        return value if -wire.MAX_INT - 1 <= value <= wire.MAX_INT else float(value)  # type: ignore[no-any-return]
     if kind is str:
         return value[: wire.MAX_STRING_VALUE]  # type: ignore[no-any-return]
     if isinstance(value, datetime):
         return to_us(value)
     if isinstance(value, bool):
         return bool(value)
-    if isinstance(value, int) and -(2**63) <= value < 2**64:
-        return int(value)
+    if isinstance(value, int):
+        return int(value) if -wire.MAX_INT - 1 <= value <= wire.MAX_INT else float(value)
     if isinstance(value, float):
         return float(value)
     return str(value)[: wire.MAX_STRING_VALUE]
@@ -99,6 +103,9 @@ class DeviceSession:
         self._drained = asyncio.Event()
         self._state: wire.DeviceState | None = None
         self._error: str | None = None
+        self._last_ts = 0
+        """Newest source timestamp handed to the store, so an outage marker never reuses one."""
+        self._marker_ts: int | None = None
         self._log = log.bind(device_id=device.id, endpoint=device.endpoint)
 
     # --- status -----------------------------------------------------------------------------
@@ -118,7 +125,41 @@ class DeviceSession:
     def take_pending(self) -> list[wire.Sample]:
         batch, self.pending = self.pending, []
         self._drained.set()
+        if batch:
+            newest = max(s.ts for s in batch)
+            if self._marker_ts is not None:
+                self._check_marker_collision(batch)
+            self._last_ts = max(self._last_ts, newest)
         return batch
+
+    # --- outage markers ---------------------------------------------------------------------
+
+    def mark_outage(self) -> None:
+        """The session was lost: one null, BadNoCommunication sample per tag, never an invented value.
+
+        Its timestamp is the detection time, but always after every value already received, so it
+        cannot replace one of them in the store (which keeps the first point per series and time).
+        """
+        tags = [t.info.tag for t in self.tags]
+        if not tags:
+            return
+        newest = max((s.ts for s in self.pending), default=self._last_ts)
+        ts = max(wire.now_us(), self._last_ts + 1, newest + 1)
+        bad = wire.STATUS_BAD_NO_COMMUNICATION
+        self.pending.extend(wire.Sample(tag, ts, None, bad) for tag in tags)
+        self._marker_ts = ts
+        self.stats.outage_markers += len(tags)
+        self._flush_now.set()
+        self._log.info("device_outage_marked", tags=len(tags), ts=ts)
+
+    def _check_marker_collision(self, batch: list[wire.Sample]) -> None:
+        """A device value stamped exactly at the marker's microsecond (clock skew) would be ignored."""
+        marker = self._marker_ts
+        real = [s for s in batch if s.status != wire.STATUS_BAD_NO_COMMUNICATION or s.value is not None]
+        if any(s.ts == marker for s in real):
+            self._log.warning("outage_marker_collision", ts=marker)
+        if any(s.ts > marker for s in real):  # type: ignore[operator]
+            self._marker_ts = None
 
     async def flush_loop(self) -> None:
         """Hand pending values to the store every publishing interval, or as soon as a batch is full."""
@@ -156,6 +197,9 @@ class DeviceSession:
             if connected or error != self._error:  # a repeated failure is not news
                 event = "device_disconnected" if connected else "device_connect_failed"
                 self._log.warning(event, error=error)
+            if connected:
+                self.stats.device_reconnects += 1
+                self.mark_outage()
             self._set_status("offline", error)
             delay = backoff.next()
             self._log.info("device_reconnecting", error=error, retry_in=round(delay, 2))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -25,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from plantwire import __version__, wire
 from plantwire.config import MqttSettings
 from plantwire.logs import get_logger
+from plantwire.mqtt_control import disable_nagle
 
 from .backoff import Backoff
 from .outbox import Outbox
@@ -35,6 +37,8 @@ log = get_logger(__name__)
 _MISC_INTERVAL: Final = 1.0
 _CONNACK_TIMEOUT: Final = 10.0
 _GOODBYE_TIMEOUT: Final = 2.0
+DRAIN_TIMEOUT: Final = 2.0
+"""Graceful stop: how long to keep publishing the outbox before the goodbye (the rest stays on disk)."""
 _RETAINED_SLOTS: Final = 64
 """Extra paho in-flight slots for retained status/meta messages beside the data window."""
 
@@ -118,6 +122,8 @@ class MqttLink:
         self._wake = asyncio.Event()
         self._data_topics: dict[str, str] = {}
         self.connected = asyncio.Event()
+        self.before_goodbye: Callable[[], Awaitable[None]] | None = None
+        """Called on a graceful stop before the drain: the gateway moves pending values into the outbox."""
 
     # --- called by the rest of the gateway --------------------------------------------------
 
@@ -213,6 +219,7 @@ class MqttLink:
         # so paho is touched by exactly one thread at a time.
         s = self.settings
         await asyncio.to_thread(client.connect, s.host, s.port, s.keepalive)
+        disable_nagle(client)
         conn.attach()
         try:
             async with asyncio.timeout(_CONNACK_TIMEOUT):
@@ -299,6 +306,26 @@ class MqttLink:
         await self.outbox.delete(ids)
         return True
 
+    async def _drain(self, conn: _Connection) -> None:
+        """Publish what is left in the outbox and wait for the acknowledgements (graceful stop only)."""
+        while not conn.lost.is_set():
+            self._wake.clear()
+            await self._delete_acked()
+            if self.outbox.rows == 0 and not self._inflight:
+                return
+            free = self.window - len(self._inflight)
+            # Rows go out in id order, so every row up to the newest in flight was already published.
+            after = max(self._inflight.values(), default=0)
+            rows = await self.outbox.read_after(after, free) if free > 0 else []
+            for row in rows:
+                info = conn.client.publish(self._data_topic(row.device), row.payload, qos=1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return
+                self._inflight[info.mid] = row.id
+                self.stats.batches_out += 1
+            if not rows:
+                await self._wake.wait()
+
     def _data_topic(self, device: str) -> str:
         topic = self._data_topics.get(device)
         if topic is None:
@@ -309,6 +336,13 @@ class MqttLink:
         """Graceful stop: retained status offline (acknowledged, within a timeout), then DISCONNECT."""
         if conn.lost.is_set():
             return
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                if self.before_goodbye is not None:
+                    await self.before_goodbye()
+                await self._drain(conn)
+        except TimeoutError:
+            log.info("mqtt_drain_incomplete", outbox_rows=self.outbox.rows, hint="sent after the next start")
         offline = wire.GatewayStatus(state="offline", since=wire.now_us(), version=__version__)
         acked = asyncio.get_running_loop().create_future()
         previous = conn.client.on_publish

@@ -15,7 +15,10 @@ from typing import Any, Final
 from plantwire import wire
 from plantwire.logs import get_logger
 
+from .commands import CommandService
+from .device_registry import DeviceRegistry
 from .device_session import BATCH_MAX, DeviceSession
+from .health_http import serve_health
 from .mqtt_link import MqttLink
 from .outbox import Outbox
 from .settings import GatewaySettings
@@ -55,6 +58,8 @@ class Gateway:
         self._outbox: Outbox | None = None
         self._link: MqttLink | None = None
         self._sessions: list[DeviceSession] = []
+        self.registry: DeviceRegistry | None = None
+        self.commands: CommandService | None = None
 
     def stats(self) -> dict[str, Any]:
         s, outbox = self._stats, self._outbox
@@ -66,6 +71,9 @@ class Gateway:
             "outbox_rows": outbox.rows if outbox else 0,
             "outbox_bytes": outbox.bytes if outbox else 0,
             "outbox_dropped": outbox.dropped if outbox else 0,
+            "outbox_max_bytes": self.settings.outbox.max_bytes,
+            "device_reconnects": s.device_reconnects,
+            "outage_markers": s.outage_markers,
             "mqtt_connected": s.mqtt_connected,
             "mqtt_reconnects": s.mqtt_reconnects,
             "devices": dict(s.device_states),
@@ -80,20 +88,18 @@ class Gateway:
             self._outbox = outbox
             link = MqttLink(settings.mqtt, settings.id, outbox, self._stats, window=settings.outbox.inflight)
             self._link = link
-            self._sessions = [
-                DeviceSession(
-                    d, settings.id, link, self._store, self._stats, settings.mqtt.reconnect_max_delay
-                )
-                for d in settings.devices
-            ]
+            link.before_goodbye = self._flush_sessions
+            # Configured and runtime-attached devices; `sessions` is a live list (attach/detach).
+            self.registry = DeviceRegistry(settings, link, self._store, self._stats)
+            self._sessions = self.registry.sessions
+            self.commands = CommandService(settings, self.registry)
             stack.push_async_callback(self._flush_all)
-            if not settings.devices:
-                log.warning("gateway_without_devices", hint="add [[devices]] to the config or --device")
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.registry.run(), name="devices")
+                tg.create_task(self.commands.run(), name="commands")
                 tg.create_task(link.run(), name="mqtt")
-                for session in self._sessions:
-                    tg.create_task(session.run(), name=f"device-{session.device.id}")
-                    tg.create_task(session.flush_loop(), name=f"flush-{session.device.id}")
+                if settings.health.port is not None:
+                    tg.create_task(serve_health(settings.health.host, settings.health.port, self.stats))
 
     async def _store(self, device: str, samples: list[wire.Sample]) -> None:
         assert self._outbox is not None
@@ -103,12 +109,15 @@ class Gateway:
         if self._link is not None:
             self._link.notify_data()
 
-    async def _flush_all(self) -> None:
-        """On the way out: whatever the sessions still hold goes into the outbox."""
+    async def _flush_sessions(self) -> None:
         for session in self._sessions:
             batch = session.take_pending()
             if batch:
                 await self._store(session.device.id, batch)
+
+    async def _flush_all(self) -> None:
+        """On the way out: whatever the sessions still hold goes into the outbox."""
+        await self._flush_sessions()
         log.info("gateway_stopped", **{k: v for k, v in self.stats().items() if k != "devices"})
 
 

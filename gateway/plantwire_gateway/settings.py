@@ -96,6 +96,15 @@ class OutboxSettings(BaseModel):
     )
 
 
+class HealthSettings(BaseModel):
+    """The gateway's own small HTTP endpoint: /healthz, /readyz and Prometheus /metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Address the health endpoint listens on")
+    port: int | None = Field(default=None, ge=0, le=65535, description="Port; unset = no endpoint")
+
+
 def _default_gateway_id() -> str:
     name = re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname())[:61].strip("-.") or "local"
     return f"gw-{name}"
@@ -110,6 +119,7 @@ class GatewaySettings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     data_dir: Path = Field(default=Path("var/gateway"), description="Where the outbox lives")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     devices: list[DeviceConfig] = Field(default_factory=list)
 
     @field_validator("id")

@@ -23,4 +23,8 @@ class GatewayStats:
     """Data messages the broker acknowledged (PUBACK)."""
     mqtt_connected: bool = False
     mqtt_reconnects: int = 0
+    device_reconnects: int = 0
+    """OPC UA sessions lost after being online (each one re-browses and re-subscribes)."""
+    outage_markers: int = 0
+    """Bad-quality null samples written when a device's session was lost (one per tag per outage)."""
     device_states: dict[str, DeviceState] = field(default_factory=dict)

@@ -30,6 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 
 from plantwire import wire
 from plantwire.logs import get_logger
+from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
+from plantwire.mqtt_control import disable_nagle
 from plantwire_platform.ingest_stats import LatencyHistogram, RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store import IncomingBatch, Store, StoreError
@@ -136,6 +138,10 @@ class MqttIngest:
         self._commits = 0
         self._last_commit_ms: float | None = None
         self._store_errors = 0
+        self._connects = 0
+        self._store_failing = False
+        self.commit_seconds = Histogram(SECONDS_BOUNDS)
+        """Store write time per commit (the writer thread observes, /metrics reads)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -224,7 +230,9 @@ class MqttIngest:
         if reason_code.is_failure:
             log.warning("mqtt_connect_refused", reason=str(reason_code))
             return
+        disable_nagle(client)
         self._generation += 1
+        self._connects += 1
         self._connected = True
         m = self._settings.mqtt
         log.info("mqtt_connected", host=m.host, port=m.port, session_present=flags.session_present)
@@ -270,7 +278,9 @@ class MqttIngest:
             return  # not acknowledged: the broker delivers it again to our next session
         self._messages += 1
         try:
-            decoded: Decoded | None = decode_message(msg.topic, bytes(msg.payload))
+            # An empty retained meta deletes it (a detached device): nothing to store, not an error.
+            empty_meta = not msg.payload and msg.topic.endswith("/meta")
+            decoded: Decoded | None = None if empty_meta else decode_message(msg.topic, bytes(msg.payload))
         except MessageRejected as err:
             self._decode_errors[err.reason] += 1
             self._rejects.warn(err.reason, topic=msg.topic, problem=str(err))
@@ -353,9 +363,11 @@ class MqttIngest:
         while True:
             try:
                 write()
+                self._store_failing = False
                 return True
             except StoreError as err:
                 self._store_errors += 1
+                self._store_failing = True
                 log.error("store_write_failed", operation=what, error=str(err), retry_in_s=delay)
             if self._abandon.wait(delay):
                 return False
@@ -378,6 +390,7 @@ class MqttIngest:
             commit_us = wire.now_us()
             self._commits += 1
             self._last_commit_ms = (time.perf_counter() - started) * 1000
+            self.commit_seconds.observe(self._last_commit_ms / 1000)
             self._points_stored += result.stored
             self._duplicates += result.duplicates
             self._seq_gaps += result.seq_gaps
@@ -409,7 +422,10 @@ class MqttIngest:
             "seq_gaps": self._seq_gaps,
             "decode_errors": dict(self._decode_errors),
             "store_errors": self._store_errors,
+            "store_failing": self._store_failing,
             "queue_depth": self._queue.qsize(),
+            "queue_max": self._queue.maxsize,
+            "reconnects": max(self._connects - 1, 0),
             "commits": self._commits,
             "last_commit_ms": self._last_commit_ms,
             "latency": self._latency.summary(),

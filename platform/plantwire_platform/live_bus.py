@@ -122,5 +122,9 @@ class LiveBus:
     def subscribers(self) -> int:
         return len(self._subscriptions)
 
+    def subscriptions(self) -> list[Subscription]:
+        """The current subscriptions (a copy), e.g. for their `dropped` counts in /metrics."""
+        return list(self._subscriptions)
+
 
 LIVE_BUS_KEY = web.AppKey("live_bus", LiveBus)

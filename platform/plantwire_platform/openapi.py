@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from plantwire_platform.apps.openapi_apps import APP_PATHS, APP_SCHEMAS
+from plantwire_platform.openapi_commands import openapi_paths as command_openapi_paths
 from plantwire_platform.query_params import DEFAULT_LIMIT, MAX_BUCKETS, MAX_LIMIT
 from plantwire_platform.store import AGGREGATES
+from plantwire_platform.web_health import openapi_paths as health_openapi_paths
+from plantwire_platform.web_stream import openapi_paths as stream_openapi_paths
 
 JSON: Final = "application/json"
 TIME_EXAMPLE: Final = "2026-11-24T11:20:00.123456Z"
@@ -66,8 +70,8 @@ SCHEMAS: Final[dict[str, Any]] = {
             "points": {"type": "integer", "minimum": 0, "description": "Points stored."},
             "ingest": {
                 "type": "object",
-                "description": "Ingest and runtime figures (mqtt_connected, counters).",
-                "properties": {"mqtt_connected": {"type": "boolean"}},
+                "description": "Ingest and runtime figures (connected, counters).",
+                "properties": {"connected": {"type": "boolean"}},
                 "additionalProperties": True,
             },
         }
@@ -103,6 +107,11 @@ SCHEMAS: Final[dict[str, Any]] = {
                 "maxItems": 2,
                 "description": "[low, high] engineering range, or null when unknown.",
                 "examples": [[0, 250]],
+            },
+            "derived_by": {
+                **_STR_OR_NULL,
+                "description": "App computing this derived series; null for a device's own tag.",
+                "examples": [None, "oee"],
             },
         }
     ),
@@ -209,14 +218,18 @@ PATHS: Final[dict[str, Any]] = {
     ),
     "/api/devices": _get("listDevices", "Every device any gateway reported.", _ok(_ref("DeviceList"))),
     "/api/devices/{device}": _get(
-        "getDevice", "One device.", _ok(_ref("Device")), [_DEVICE_PATH], {"404": "Unknown device."}
+        "getDevice",
+        "One device.",
+        _ok(_ref("Device")),
+        [_DEVICE_PATH],
+        {"400": "Unknown query parameter.", "404": "Unknown device."},
     ),
     "/api/devices/{device}/tags": _get(
         "listTags",
         "The tags of a device, from its meta message.",
         _ok(_ref("TagList")),
         [_DEVICE_PATH],
-        {"404": "Unknown device."},
+        {"400": "Unknown query parameter.", "404": "Unknown device."},
     ),
     "/api/latest": _get(
         "getLatest",
@@ -307,6 +320,12 @@ def openapi_document(version: str) -> dict[str, Any]:
             "microseconds and a Z. Every error has the Error shape. Unknown query parameters are "
             "rejected with 400 so that typos do not pass unnoticed.",
         },
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "paths": {
+            **PATHS,
+            **health_openapi_paths(),
+            **stream_openapi_paths(),
+            **command_openapi_paths(),
+            **APP_PATHS,
+        },
+        "components": {"schemas": {**SCHEMAS, **APP_SCHEMAS}},
     }

@@ -10,16 +10,24 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from plantwire.logs import get_logger
+from plantwire.wire import Value
+from plantwire_platform.apps.api import CommandSender
+from plantwire_platform.apps.host import AppHost
+from plantwire_platform.apps.web_apps import APP_HOST_KEY
+from plantwire_platform.commands import CommandBus
 from plantwire_platform.ingest import MqttIngest
 from plantwire_platform.live_bus import LIVE_BUS_KEY, LiveBus
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store import Store
 from plantwire_platform.store_factory import open_store
 from plantwire_platform.web_api import create_app
+from plantwire_platform.web_commands import COMMAND_BUS_KEY, perform_call, perform_write
+from plantwire_platform.web_health import INGEST_KEY
 
 log = get_logger(__name__)
 
@@ -31,6 +39,7 @@ class RunningPlatform:
     ingest: MqttIngest
     bus: LiveBus
     url: str
+    apps: AppHost | None = None
 
 
 @contextlib.asynccontextmanager
@@ -43,6 +52,12 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
         app = create_app(store, ingest.stats)
         app[LIVE_BUS_KEY] = bus
+        app[INGEST_KEY] = ingest
+        app[COMMAND_BUS_KEY] = await stack.enter_async_context(CommandBus(settings.mqtt))
+        # Apps start after ingest and before HTTP, and stop before ingest does.
+        apps = app[APP_HOST_KEY] = await stack.enter_async_context(
+            AppHost(store, bus, settings.apps, app_command_sender(app))
+        )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -50,8 +65,21 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         await site.start()
         url = f"http://{settings.http.host}:{settings.http.port}"
         log.info("platform_started", url=url, store=settings.store.backend, mqtt_port=settings.mqtt.port)
-        yield RunningPlatform(settings, store, ingest, bus, url)
+        yield RunningPlatform(settings, store, ingest, bus, url, apps)
         log.info("platform_stopping")
+
+
+def app_command_sender(app: web.Application) -> CommandSender:
+    """Apps' writes and calls take the REST path's checks, round trip and audit (as "app:<id>")."""
+
+    async def send(app_id: str, kind: str, device: str, target: str, args: tuple[Value, ...]) -> Any:
+        user = f"app:{app_id}"
+        if kind == "write":
+            (value,) = args
+            return await perform_write(app, user, device, target, value)
+        return await perform_call(app, user, device, target, list(args))
+
+    return send
 
 
 async def run_platform(settings: PlatformSettings) -> None:

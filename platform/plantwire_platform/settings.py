@@ -36,6 +36,22 @@ class StoreSettings(BaseModel):
     )
 
 
+class AppsSettings(BaseModel):
+    """The app host: where apps are found, which run, their config and isolation limits (docs/apps.md)."""
+
+    path: Path | None = Field(default=Path("apps"), description="Folder of app folders (missing: none)")
+    builtin: bool = Field(default=True, description="Load the apps shipped with the platform")
+    enabled: list[str] | None = Field(default=None, description="Ids of the apps to start; None: all")
+    disabled: list[str] = Field(default_factory=list, description="Ids of apps not to start")
+    config: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-app config")
+    queue_max_points: int = Field(default=10_000, ge=1, description="Live points waiting per app")
+    hook_timeout_s: float = Field(default=30.0, gt=0, description="Longest an app hook may take")
+    block_budget_ms: int = Field(default=200, ge=1, description="Longest an app may hold the event loop")
+    block_strikes: int = Field(default=3, ge=1, description="Budget overruns before the app is stopped")
+    restart_first_s: float = Field(default=1.0, gt=0, description="First restart delay of a failed app")
+    restart_max_s: float = Field(default=60.0, gt=0, description="Cap of the doubling restart delay")
+
+
 class PlatformSettings(BaseSettings):
     """Everything the platform service reads from its environment (PLANTWIRE_MQTT__HOST, ...)."""
 
@@ -50,6 +66,7 @@ class PlatformSettings(BaseSettings):
     )
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
+    apps: AppsSettings = AppsSettings()
 
     @classmethod
     def load(cls, **overrides: Any) -> PlatformSettings:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, Value
 
@@ -74,6 +74,40 @@ class TagRecord:
     writable: bool
     low: float | None
     high: float | None
+    derived_by: str | None = None
+    """The app that computes this series, or None for a device's own tag."""
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedPoint:
+    """A point an app computed; stored like device data, its series marked with the app's id."""
+
+    device: str
+    tag: str
+    ts: int
+    value: Value
+    status: int = 0
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRecord:
+    """An alarm an app raised: at most one active per (app, device, tag)."""
+
+    id: int
+    app: str
+    device: str
+    tag: str
+    severity: str
+    """'info', 'warning' or 'critical'."""
+    message: str
+    state: str
+    """'active' or 'cleared'."""
+    raised_at: int
+    cleared_at: int | None
+    acked: bool
+    acked_at: int | None
+    acked_by: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +134,29 @@ class Bucket:
     """The aggregate; None when the bucket holds no numeric value (avg/min/max of strings)."""
     count: int
     """How many points fell into the bucket."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One command someone gave (or tried to give): who, what, when, and how it ended."""
+
+    id: int
+    """Assigned by the store (0 before it is added); grows with every entry."""
+    ts: int
+    user: str
+    action: str
+    """'write', 'call', 'attach' or 'detach'."""
+    gateway: str | None
+    device: str | None
+    command_id: str | None
+    request: dict[str, Any]
+    outcome: str
+    """'ok', 'rejected' (before sending), 'failed' (the gateway or device said no) or 'timeout'."""
+    http_status: int
+    status: int | None
+    """OPC UA status code, when the device answered."""
+    message: str | None
+    rtt_ms: float | None
 
 
 class Store(Protocol):
@@ -140,6 +197,45 @@ class Store(Protocol):
 
     def count_points(self) -> int:
         """Total points stored (for health and tests)."""
+        ...
+
+    # --- apps: derived series and alarms (any thread; writes serialised inside the store) -------
+    def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
+        """Store points an app computed (idempotent like device points); returns how many were new.
+
+        A device not known yet (a virtual device of the app) is registered with gateway 'apps'.
+        """
+        ...
+
+    def raise_alarm(
+        self, app: str, device: str, tag: str, severity: str, message: str, ts: int
+    ) -> AlarmRecord:
+        """Open an alarm, or update severity and message of the one already active for the key."""
+        ...
+
+    def clear_alarm(self, app: str, device: str, tag: str, ts: int) -> AlarmRecord | None:
+        """Clear the active alarm of the key; None when none is active."""
+        ...
+
+    def ack_alarm(self, alarm_id: int, by: str, ts: int) -> AlarmRecord | None:
+        """Acknowledge an alarm (active or cleared); None for an unknown id. Acking twice keeps the first."""
+        ...
+
+    def list_alarms(
+        self, active_only: bool = False, device: str | None = None, app: str | None = None, limit: int = 1000
+    ) -> list[AlarmRecord]:
+        """Newest first."""
+        ...
+
+    # --- audit of commands (any thread) -----------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Keep an audit entry; returns it with its id."""
+        ...
+
+    def list_audit(
+        self, limit: int = 100, device: str | None = None, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        """Newest first; `before_id` pages back."""
         ...
 
     def close(self) -> None: ...

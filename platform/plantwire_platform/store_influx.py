@@ -39,7 +39,10 @@ from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value
 from plantwire_platform.store import (
     AGGREGATES,
     Agg,
+    AlarmRecord,
+    AuditEntry,
     Bucket,
+    DerivedPoint,
     DeviceRecord,
     IncomingBatch,
     LatestValue,
@@ -61,6 +64,7 @@ from plantwire_platform.store_influx_protocol import (
     TAG_TAG,
     buckets_flux,
     clamp_range,
+    escape_tag,
     latest_flux,
     line,
     series_flux,
@@ -348,6 +352,66 @@ class InfluxStore:
             log.warning("influx_write_retry", error=message, retry_in_s=round(delay, 3))
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, _RETRY_MAX_S)
+
+    def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
+        """Ordinary points with an extra `derived_by` tag; the registry marks their series."""
+        lines: list[str] = []
+        last_data: dict[str, int] = {}
+        series: dict[tuple[str, str], DerivedPoint] = {}
+        for p in points:
+            if not 0 <= p.ts <= MAX_TIME_US:
+                continue
+            key = (
+                f"{MEASUREMENT},derived_by={escape_tag(app)},device={escape_tag(p.device)},"
+                f"gateway=apps,tag={escape_tag(p.tag)}"
+            )
+            lines.append(line(key, p.ts, p.value, p.status))
+            last_data[p.device] = max(p.ts, last_data.get(p.device, -1))
+            series.setdefault((p.device, p.tag), p)
+        if not lines:
+            return 0
+        limit = self.settings.write_timeout_s + self.settings.request_timeout_s + 5
+        self._run(self._write_lines(lines), limit)
+        new = [
+            (d, t, BOOLEAN if isinstance(p.value, bool) else None)
+            for (d, t), p in series.items()
+            if not self._registry.knows_series(d, t)
+        ]
+        self._registry.record_write(
+            WriteOutcome(
+                devices=dict.fromkeys(last_data, "apps"),
+                last_seq={},
+                last_data=last_data,
+                new_series=new,
+                stored=len(lines),
+            )
+        )
+        self._registry.mark_derived(app, [(d, t, p.unit) for (d, t), p in series.items()])
+        return len(lines)
+
+    def raise_alarm(
+        self, app: str, device: str, tag: str, severity: str, message: str, ts: int
+    ) -> AlarmRecord:
+        return self._registry.alarms.raise_alarm(app, device, tag, severity, message, ts)
+
+    def clear_alarm(self, app: str, device: str, tag: str, ts: int) -> AlarmRecord | None:
+        return self._registry.alarms.clear_alarm(app, device, tag, ts)
+
+    def ack_alarm(self, alarm_id: int, by: str, ts: int) -> AlarmRecord | None:
+        return self._registry.alarms.ack_alarm(alarm_id, by, ts)
+
+    def list_alarms(
+        self, active_only: bool = False, device: str | None = None, app: str | None = None, limit: int = 1000
+    ) -> list[AlarmRecord]:
+        return self._registry.alarms.list_alarms(active_only, device, app, limit)
+
+    def add_audit(self, entry: AuditEntry) -> AuditEntry:
+        return self._registry.audit.add(entry)
+
+    def list_audit(
+        self, limit: int = 100, device: str | None = None, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        return self._registry.audit.list(limit, device, before_id)
 
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
         self._registry.apply_meta(gateway, device, meta)

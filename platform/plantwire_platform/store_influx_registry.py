@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
+from plantwire_platform.audit import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store import DeviceRecord, StoreError, TagRecord
+from plantwire_platform.store_app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -72,6 +74,8 @@ class InfluxRegistry:
         self._data_types: dict[tuple[str, str], str | None] = {
             (d, t): dt for d, t, dt in conn.execute("SELECT device, tag, data_type FROM series").fetchall()
         }
+        self.alarms = AlarmTable(self._transaction, self._query)
+        self.audit = AuditTable(self._transaction, self._query)
 
     @classmethod
     def open(cls, path: Path) -> InfluxRegistry:
@@ -80,6 +84,9 @@ class InfluxRegistry:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            conn.executescript(ALARMS_SCHEMA)
+            conn.executescript(AUDIT_SCHEMA)
+            ensure_derived_column(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the InfluxDB registry at {path}: {err}") from err
         return cls(conn)
@@ -153,6 +160,14 @@ class InfluxRegistry:
         for dev, tag, data_type in new_series:
             self._data_types.setdefault((dev, tag), data_type)
 
+    def mark_derived(self, app: str, series: Iterable[tuple[str, str, str | None]]) -> None:
+        """Mark (device, tag, unit) series as computed by `app` (they exist: record_write ran first)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE series SET derived_by = ?, unit = coalesce(?, unit) WHERE device = ? AND tag = ?",
+                [(app, unit, device, tag) for device, tag, unit in series],
+            )
+
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
         with self._transaction() as conn:
             self._ensure_device(conn, gateway, device)
@@ -205,13 +220,13 @@ class InfluxRegistry:
 
     def list_tags(self, device: str) -> list[TagRecord]:
         rows = self._query(
-            "SELECT device, tag, node_id, data_type, unit, description, writable, low, high "
+            "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "
             "FROM series WHERE device = ? ORDER BY tag",
             (device,),
         )
         return [
-            TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi)  # type: ignore[arg-type]
-            for d, t, n, dt, u, desc, w, lo, hi in rows
+            TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by)  # type: ignore[arg-type]
+            for d, t, n, dt, u, desc, w, lo, hi, by in rows
         ]
 
     def units(self, device: str) -> dict[str, str | None]:

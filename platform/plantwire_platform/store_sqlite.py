@@ -25,10 +25,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value, now_us
+from plantwire_platform.audit import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store import (
     AGGREGATES,
     Agg,
+    AlarmRecord,
+    AuditEntry,
     Bucket,
+    DerivedPoint,
     DeviceRecord,
     IncomingBatch,
     LatestValue,
@@ -37,6 +41,7 @@ from plantwire_platform.store import (
     TagRecord,
     WriteResult,
 )
+from plantwire_platform.store_app_tables import ALARMS_SCHEMA, AlarmTable
 
 SCHEMA_VERSION: Final = 1
 BOOLEAN: Final = "Boolean"
@@ -166,6 +171,10 @@ class SqliteStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        # Ingest and apps (derived points, alarms) share the one writer connection, one at a time.
+        self._write_lock = threading.Lock()
+        self._alarms = AlarmTable(self._transaction, self._query)
+        self._audit = AuditTable(self._transaction, self._query)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -184,6 +193,8 @@ class SqliteStore:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path} has schema version {version}; this version knows {SCHEMA_VERSION}")
             conn.executescript(_SCHEMA)
+            conn.executescript(ALARMS_SCHEMA)
+            conn.executescript(AUDIT_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the store at {path}: {err}") from err
@@ -216,6 +227,7 @@ class SqliteStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._writer
+        self._write_lock.acquire()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -229,6 +241,8 @@ class SqliteStore:
                 raise
         except sqlite3.Error as err:
             raise StoreError(f"store write failed: {err}") from err
+        finally:
+            self._write_lock.release()
 
     def _device_last_seq(self, conn: sqlite3.Connection, gateway: str, device: str) -> int:
         last = self._last_seq.get(device)
@@ -366,11 +380,14 @@ class SqliteStore:
 
     def list_tags(self, device: str) -> list[TagRecord]:
         rows = self._query(
-            "SELECT device, tag, node_id, data_type, unit, description, writable, low, high "
+            "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "
             "FROM series WHERE device = ? ORDER BY tag",
             (device,),
         )
-        return [TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi) for d, t, n, dt, u, desc, w, lo, hi in rows]
+        return [
+            TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by)
+            for d, t, n, dt, u, desc, w, lo, hi, by in rows
+        ]
 
     def latest(self, device: str) -> list[LatestValue]:
         out = []
@@ -438,3 +455,58 @@ class SqliteStore:
 
     def count_points(self) -> int:
         return int(self._query("SELECT value FROM counters WHERE name = 'points'")[0][0])
+
+    # --- apps: derived series and alarms ---------------------------------------------------------
+
+    def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
+        if not points:
+            return 0
+        with self._transaction() as conn:
+            rows: list[tuple[int, int, Value, int]] = []
+            marked: set[int] = set()
+            for p in points:
+                sid = self._series_ids.get((p.device, p.tag))
+                if sid is None:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO devices (id, gateway, first_seen) VALUES (?, 'apps', ?)",
+                        (p.device, now_us()),
+                    )
+                    sid = self._series_id(conn, p.device, p.tag, p.value)
+                if sid not in marked:
+                    marked.add(sid)
+                    conn.execute(
+                        "UPDATE series SET derived_by = ?, unit = coalesce(?, unit) WHERE series_id = ?",
+                        (app, p.unit, sid),
+                    )
+                rows.append((sid, p.ts, p.value, p.status))
+            before = conn.total_changes
+            conn.executemany(_INSERT_POINT, _clamp_ints(rows))
+            stored = conn.total_changes - before
+            conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
+        return stored
+
+    def raise_alarm(
+        self, app: str, device: str, tag: str, severity: str, message: str, ts: int
+    ) -> AlarmRecord:
+        return self._alarms.raise_alarm(app, device, tag, severity, message, ts)
+
+    def clear_alarm(self, app: str, device: str, tag: str, ts: int) -> AlarmRecord | None:
+        return self._alarms.clear_alarm(app, device, tag, ts)
+
+    def ack_alarm(self, alarm_id: int, by: str, ts: int) -> AlarmRecord | None:
+        return self._alarms.ack_alarm(alarm_id, by, ts)
+
+    def list_alarms(
+        self, active_only: bool = False, device: str | None = None, app: str | None = None, limit: int = 1000
+    ) -> list[AlarmRecord]:
+        return self._alarms.list_alarms(active_only, device, app, limit)
+
+    # --- audit of commands -----------------------------------------------------------------------
+
+    def add_audit(self, entry: AuditEntry) -> AuditEntry:
+        return self._audit.add(entry)
+
+    def list_audit(
+        self, limit: int = 100, device: str | None = None, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        return self._audit.list(limit, device, before_id)

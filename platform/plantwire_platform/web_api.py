@@ -16,13 +16,18 @@ import orjson
 from aiohttp import web
 
 import plantwire
-from plantwire.wire import now_us
+from plantwire.wire import now_us, quality
+from plantwire_platform.apps.web_apps import add_app_routes
 from plantwire_platform.openapi import openapi_document
 from plantwire_platform.query_params import SeriesQuery, check_keys, parse_series_query
 from plantwire_platform.store import DeviceRecord, LatestValue, Store, TagRecord
 from plantwire_platform.timefmt import to_iso, to_iso_opt
+from plantwire_platform.web_commands import add_command_routes
 from plantwire_platform.web_errors import ApiError, error_middleware
+from plantwire_platform.web_health import add_health_routes
 from plantwire_platform.web_json import json_response
+from plantwire_platform.web_page import add_page_routes
+from plantwire_platform.web_stream import add_stream_routes
 
 T = TypeVar("T")
 StatusFn = Callable[[], dict[str, Any]]
@@ -50,6 +55,11 @@ def create_app(store: Store, status: Callable[[], dict[str, Any]]) -> web.Applic
     app.router.add_get("/api/latest", latest)
     app.router.add_get("/api/series", series)
     app.router.add_get("/api/openapi.json", openapi_json)
+    add_health_routes(app)
+    add_command_routes(app)
+    add_stream_routes(app)
+    add_page_routes(app)
+    add_app_routes(app)
     return app
 
 
@@ -94,13 +104,8 @@ def tag_json(t: TagRecord) -> dict[str, Any]:
         "description": t.description,
         "writable": t.writable,
         "range": [t.low, t.high] if has_range else None,
+        "derived_by": t.derived_by,
     }
-
-
-def quality(status: int) -> str:
-    """OPC UA severity, the top two bits of the status code: 00 good, 01 uncertain, 10/11 bad."""
-    severity = (status >> 30) & 0b11
-    return "good" if severity == 0 else "uncertain" if severity == 1 else "bad"
 
 
 def latest_json(v: LatestValue) -> dict[str, Any]:
@@ -136,7 +141,7 @@ async def health(request: web.Request) -> web.Response:
     ingest = request.app[STATUS_KEY]()
     return json_response(
         {
-            "status": "ok" if ingest.get("mqtt_connected") is True else "degraded",
+            "status": "ok" if ingest.get("connected") is True else "degraded",
             "version": plantwire.__version__,
             "points": points,
             "ingest": ingest,

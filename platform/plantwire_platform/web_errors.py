@@ -80,6 +80,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and the like are not errors
             raise
+        if not request.path.startswith(("/api/", "/apps/")):  # page paths: aiohttp's plain answers
+            raise
         return _http_exception_response(request, exc)
     except StoreError:
         log.exception("api_store_error", method=request.method, path=request.path)

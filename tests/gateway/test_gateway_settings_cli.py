@@ -114,3 +114,20 @@ def test_help_explains_the_command() -> None:
     for flag in ("--config", "--id", "--mqtt-host", "--mqtt-port", "--data-dir", "--device"):
         assert flag in text
     assert "outbox" in text and "PLANTWIRE_" in text
+
+
+def test_values_become_what_the_wire_accepts() -> None:
+    """Every value the gateway sends must pass the platform's decoder, or the whole batch is lost."""
+    from datetime import UTC, datetime
+
+    from plantwire import wire
+    from plantwire_gateway.device_session import to_wire_value
+
+    huge_uint64 = 2**64 - 1
+    values = [1.5, 7, True, None, "RUNNING", huge_uint64, -(2**63), datetime(2026, 1, 1, tzinfo=UTC), b"\x01"]
+    converted = [to_wire_value(v) for v in values]
+    assert converted[:5] == [1.5, 7, True, None, "RUNNING"]
+    assert converted[5] == float(huge_uint64) and converted[6] == -(2**63)
+    assert converted[7] == 1_767_225_600_000_000
+    batch = wire.DataBatch(1, 1, [wire.Sample(f"t{i}", i, v) for i, v in enumerate(converted)])
+    assert wire.decode_data(wire.encode_data(batch)).samples == batch.samples

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+from plant_harness import gateway_for, gateway_running, platform_settings_for, until
 
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_gateway.service import Gateway
-from plantwire_gateway.settings import load_settings
 from plantwire_platform.service import RunningPlatform, platform_running
-from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.timefmt import to_iso
 from plantwire_sims.machine import SimMachine
 
@@ -44,43 +43,14 @@ async def running_plant(broker: MosquittoProcess, tmp_path: Path, gw_id: str) ->
             )
             for i, (profile, name) in enumerate(profiles, start=1)
         ]
-        settings = PlatformSettings.load(
-            mqtt={"port": broker.port},
-            http={"port": free_port()},
-            store={"path": tmp_path / "platform.sqlite", "commit_interval_ms": 50},
-            client_id=f"p-{gw_id}",
+        platform = await stack.enter_async_context(
+            platform_running(platform_settings_for(broker, tmp_path, f"p-{gw_id}"))
         )
-        platform = await stack.enter_async_context(platform_running(settings))
         await platform.ingest.wait_subscribed()
-        gateway = Gateway(
-            load_settings(
-                overrides={"id": gw_id, "mqtt": {"port": broker.port}, "data_dir": str(tmp_path / "gw")},
-                extra_devices=[
-                    {
-                        "id": m.name,
-                        "endpoint": m.endpoint,
-                        "root": m.root_node_id,
-                        "publishing_interval_ms": "100",
-                    }
-                    for m in machines
-                ],
-            )
+        gateway = await stack.enter_async_context(
+            gateway_running(gateway_for(gw_id, broker, tmp_path / "gw", machines))
         )
-        task = asyncio.create_task(gateway.run())
-
-        async def stop_gateway() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        stack.push_async_callback(stop_gateway)
         yield Plant(machines, gateway, platform, gw_id)
-
-
-async def _until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll until true; the test's timeout bounds it."""
-    while not await condition():
-        await asyncio.sleep(0.05)
 
 
 async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
@@ -96,7 +66,7 @@ async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
                 n in devices and devices[n].state == "online" and devices[n].last_seq >= 10 for n in names
             )
 
-        await _until(all_online_with_data)
+        await until(all_online_with_data)
         for m in plant.machines:
             m.pause()
         # Everything produced so far must arrive; the stream then goes quiet.
@@ -119,7 +89,7 @@ async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
                     return False
             return True
 
-        await _until(caught_up)
+        await until(caught_up)
 
         for m in plant.machines:
             got = await stored(m.name)
@@ -164,6 +134,12 @@ async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
             assert [(p["ts"], p["value"]) for p in body["points"]] == [
                 (to_iso(p.ts), p.value) for p in points
             ]
+
+            async with http.get("/api/health") as resp:
+                health = await resp.json()
+            assert health["status"] == "ok" and health["points"] == await asyncio.to_thread(
+                store.count_points
+            )
 
             async with http.get("/api/devices") as resp:
                 listed = {d["id"]: d for d in (await resp.json())["devices"]}

@@ -281,3 +281,76 @@ def test_buckets_reject_bad_arguments(store: Store, dev: str) -> None:
     with pytest.raises(ValueError, match="every"):
         store.buckets(dev, "p", T0, T0 + S, 0, "avg")
     assert store.buckets(dev + "-none", "p", T0, T0 + S, S, "avg") == []
+
+
+# --- apps: derived series and alarms -----------------------------------------------------------------
+
+
+def test_derived_points_are_stored_marked_and_read_like_device_points(store: Store, dev: str) -> None:
+    from plantwire_platform.store import DerivedPoint
+
+    store.write_batches([batch(dev, 1, Sample("p", T0, 1.0))])
+    points = [DerivedPoint(dev, "oee/OEE", T0 + i * S, 0.5 + i / 10, unit="1") for i in range(3)]
+    assert store.write_derived("oee", points) == 3
+    tags = {t.tag: t for t in store.list_tags(dev)}
+    assert tags["oee/OEE"].derived_by == "oee"
+    assert tags["oee/OEE"].unit == "1"
+    assert tags["p"].derived_by is None
+    got = store.series(dev, "oee/OEE", T0, T0 + 10 * S, 10)
+    assert [(p.ts, p.value) for p in got] == [(T0, 0.5), (T0 + S, 0.6), (T0 + 2 * S, 0.7)]
+    assert {v.tag: v.value for v in store.latest(dev)}["oee/OEE"] == 0.7
+    # A virtual device (not seen from any gateway) appears in the device list.
+    store.write_derived("energy", [DerivedPoint(dev + "-virtual", "energy/kWh", T0, 2.5)])
+    virtual = store.get_device(dev + "-virtual")
+    assert virtual is not None and virtual.gateway == "apps"
+
+
+def test_alarm_raise_update_clear_ack(store: Store, dev: str) -> None:
+    first = store.raise_alarm("limits", dev, "Temp", "warning", "Temp 81 > 80", T0)
+    assert (first.state, first.severity, first.acked, first.cleared_at) == ("active", "warning", False, None)
+    # Raising again while active updates the same alarm instead of adding one.
+    again = store.raise_alarm("limits", dev, "Temp", "critical", "Temp 95 > 90", T0 + S)
+    assert again.id == first.id and again.severity == "critical" and again.raised_at == T0
+    assert [a.id for a in store.list_alarms(active_only=True, device=dev)] == [first.id]
+    cleared = store.clear_alarm("limits", dev, "Temp", T0 + 5 * S)
+    assert cleared is not None and cleared.state == "cleared" and cleared.cleared_at == T0 + 5 * S
+    assert store.clear_alarm("limits", dev, "Temp", T0 + 6 * S) is None
+    assert store.list_alarms(active_only=True, device=dev) == []
+    second = store.raise_alarm("limits", dev, "Temp", "warning", "again", T0 + 7 * S)
+    assert second.id != first.id
+    assert [a.id for a in store.list_alarms(device=dev)] == [second.id, first.id]
+    acked = store.ack_alarm(first.id, "ops", T0 + 8 * S)
+    assert acked is not None and acked.acked and acked.acked_by == "ops" and acked.acked_at == T0 + 8 * S
+    # Acknowledging twice keeps the first acknowledgement.
+    assert store.ack_alarm(first.id, "other", T0 + 9 * S) == acked
+    assert store.ack_alarm(-1, "ops", T0) is None
+    assert store.list_alarms(device=dev, app="nobody") == []
+    with pytest.raises(ValueError, match="severity"):
+        store.raise_alarm("limits", dev, "Temp", "fatal", "x", T0)
+
+
+# --- audit of commands ------------------------------------------------------------------------------
+
+
+def test_audit_entries_are_kept_newest_first_filtered_and_paged(store: Store, dev: str) -> None:
+    from plantwire_platform.store import AuditEntry
+
+    def entry(i: int, device: str | None) -> AuditEntry:
+        return AuditEntry(
+            0, T0 + i * S, f"user{i}", "write", GW, device, f"c{i}", {"tag": "A", "value": i / 2},
+            "ok" if i % 2 else "rejected", 200 if i % 2 else 422, 0 if i % 2 else None,
+            None if i % 2 else "out of range", 1.5 if i % 2 else None,
+        )  # fmt: skip
+
+    added = [store.add_audit(entry(i, dev if i < 4 else f"{dev}-other")) for i in range(5)]
+    assert [a.id for a in added] == sorted({a.id for a in added})
+    assert added[1].user == "user1" and added[1].ts == T0 + S and added[1].command_id == "c1"
+    mine = store.list_audit(device=dev)
+    assert [e.user for e in mine] == ["user3", "user2", "user1", "user0"]
+    assert mine[0].request == {"tag": "A", "value": 1.5} and mine[0].rtt_ms == 1.5
+    assert (mine[1].outcome, mine[1].http_status, mine[1].status, mine[1].message) == (
+        "rejected", 422, None, "out of range",
+    )  # fmt: skip
+    assert [e.user for e in store.list_audit(limit=2, device=dev)] == ["user3", "user2"]
+    assert [e.user for e in store.list_audit(device=dev, before_id=mine[1].id)] == ["user1", "user0"]
+    assert store.list_audit(device=f"{dev}-none") == []

@@ -140,3 +140,12 @@ def test_decoders_raise_only_wire_errors(payload: bytes) -> None:
             decode(payload)
         except wire.WireError:
             pass
+
+
+def test_quality_uses_the_top_two_bits_of_the_status_code() -> None:
+    assert wire.quality(0) == "good"
+    assert wire.quality(0x00A20000) == "good"  # GoodLocalOverride
+    assert wire.quality(0x40000000) == "uncertain"
+    assert wire.quality(0x80000000) == "bad"
+    assert wire.quality(0xC0000000) == "bad"
+    assert wire.quality(wire.STATUS_BAD_NO_COMMUNICATION) == "bad"

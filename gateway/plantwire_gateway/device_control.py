@@ -1,0 +1,341 @@
+"""Commands on one device: write a tag (and read it back), call a method, browse the address space.
+
+Commands use their own OPC UA session, opened on the first command and kept while it lives, not
+the streaming session: a command never disturbs the subscription's reconnect loop, and the
+streaming code stays the measured hot path. The session is dropped when the server closes it and
+opened again by the next command.
+
+Method calls are never retried: a call that timed out may have run, and running Start twice is
+not what anybody asked for. Errors carry a reply code (`wire.REPLY_CODES`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Final
+
+from asyncua import Client, ua
+
+from plantwire import wire
+from plantwire.logs import get_logger
+
+from .browse import Tag, _type_names, resolve_root
+from .device_session import to_us, to_wire_value
+from .settings import DeviceConfig
+
+log = get_logger(__name__)
+
+TIMEOUT: Final = 5.0
+METHOD_SEARCH_DEPTH: Final = 4
+_HIERARCHICAL: Final = ua.NodeId(ua.ObjectIds.HierarchicalReferences)
+_HAS_PROPERTY: Final = ua.NodeId(ua.ObjectIds.HasProperty)
+_CURRENT_WRITE: Final = ua.AccessLevel.CurrentWrite.mask
+_INT_RANGES: Final[dict[ua.VariantType, tuple[int, int]]] = {
+    ua.VariantType.SByte: (-(2**7), 2**7 - 1),
+    ua.VariantType.Byte: (0, 2**8 - 1),
+    ua.VariantType.Int16: (-(2**15), 2**15 - 1),
+    ua.VariantType.UInt16: (0, 2**16 - 1),
+    ua.VariantType.Int32: (-(2**31), 2**31 - 1),
+    ua.VariantType.UInt32: (0, 2**32 - 1),
+    ua.VariantType.Int64: (-(2**63), 2**63 - 1),
+    ua.VariantType.UInt64: (0, 2**64 - 1),
+}
+_CONNECTION_ERRORS: Final = (OSError, ConnectionError, TimeoutError, ua.UaError)
+
+
+class ControlError(Exception):
+    """A command that could not be done; `code` is a wire reply code, `status` an OPC UA code if any."""
+
+    def __init__(self, code: str, message: str, status: ua.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def convert(value: wire.Value, vtype: ua.VariantType, what: str) -> Any:
+    """A JSON value as the Python value asyncua encodes as `vtype`; ControlError("invalid") if it cannot."""
+    if vtype == ua.VariantType.Boolean:
+        if isinstance(value, bool):
+            return value
+    elif vtype in (ua.VariantType.Float, ua.VariantType.Double):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif vtype in _INT_RANGES:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if type(value) is int:
+            low, high = _INT_RANGES[vtype]
+            if not low <= value <= high:
+                raise ControlError(
+                    "invalid", f"{what}: {value} is outside the {vtype.name} range {low}..{high}"
+                )
+            return value
+    elif vtype == ua.VariantType.String:
+        if isinstance(value, str):
+            return value
+    else:
+        raise ControlError("invalid", f"{what}: data type {vtype.name} cannot be written by Plantwire")
+    raise ControlError("invalid", f"{what}: {value!r} is not a {vtype.name}")
+
+
+def _status(code: ua.StatusCode | None) -> ua.StatusCode:
+    return code if code is not None else ua.StatusCode(ua.StatusCodes.Good)
+
+
+class DeviceControl:
+    """Write, call and browse on one device over an on-demand OPC UA session."""
+
+    def __init__(self, device: DeviceConfig) -> None:
+        self.device = device
+        self._client: Client | None = None
+        self._root: ua.NodeId | None = None
+        self._methods: dict[str, tuple[ua.NodeId, ua.NodeId]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                async with asyncio.timeout(2.0):
+                    await client.disconnect()
+            except (*_CONNECTION_ERRORS, RuntimeError):
+                client.disconnect_socket()
+
+    async def _connected(self) -> tuple[Client, ua.NodeId]:
+        if self._client is not None and self._root is not None:
+            return self._client, self._root
+        client = Client(self.device.endpoint, timeout=TIMEOUT, watchdog_intervall=5.0)
+        client.name = client.description = "Plantwire gateway (commands)"
+
+        async def on_lost(exc: Exception) -> None:
+            if self._client is client:
+                self._client = None
+
+        client.connection_lost_callback = on_lost
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await client.connect(auto_reconnect=False)
+                root = await resolve_root(client, self.device.root)
+        except _CONNECTION_ERRORS as err:
+            client.disconnect_socket()
+            reason = str(err) or type(err).__name__
+            raise ControlError("not_connected", f"cannot reach {self.device.endpoint}: {reason}") from err
+        except Exception:
+            client.disconnect_socket()
+            raise
+        self._client, self._root, self._methods = client, root, None
+        return client, root
+
+    async def _run(self, op: Any) -> Any:
+        """Run `op(client, root)` under the lock; a broken session is dropped for the next command."""
+        async with self._lock:
+            client, root = await self._connected()
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    return await op(client, root)
+            except (OSError, ConnectionError, TimeoutError) as err:
+                await self.close()
+                reason = str(err) or type(err).__name__
+                raise ControlError("not_connected", f"{self.device.endpoint}: {reason}") from err
+
+    # --- write --------------------------------------------------------------------------------
+
+    async def write(self, tag: Tag, value: wire.Value) -> dict[str, Any]:
+        """Write, then read back. Result: status, the value read back and its source timestamp."""
+
+        async def op(client: Client, root: ua.NodeId) -> tuple[ua.StatusCode, dict[str, Any]]:
+            vtype = getattr(ua.VariantType, tag.info.data_type, None)
+            if not isinstance(vtype, ua.VariantType):
+                (current,) = await client.uaclient.read(_read_params([(tag.node_id, ua.AttributeIds.Value)]))
+                if current.Value is None:
+                    raise ControlError("invalid", f"cannot tell the data type of {tag.info.tag!r}")
+                vtype = current.Value.VariantType
+            variant = ua.Variant(convert(value, vtype, tag.info.tag), vtype)
+            params = ua.WriteParameters()
+            params.NodesToWrite = [
+                ua.WriteValue(
+                    NodeId=tag.node_id, AttributeId=ua.AttributeIds.Value, Value=ua.DataValue(variant)
+                )
+            ]
+            (status,) = await client.uaclient.write(params)
+            (dv,) = await client.uaclient.read(_read_params([(tag.node_id, ua.AttributeIds.Value)]))
+            ts = dv.SourceTimestamp or dv.ServerTimestamp
+            readback = {
+                "value": to_wire_value(dv.Value.Value) if dv.Value is not None else None,
+                "ts": to_us(ts) if ts is not None else None,
+                "read_status": _status(dv.StatusCode).value,
+            }
+            return _status(status), readback
+
+        status, result = await self._run(op)
+        if not status.is_good():
+            raise ControlError("opcua_status", f"the device refused the write: {status.name}", status)
+        return result
+
+    # --- call ---------------------------------------------------------------------------------
+
+    async def call(self, method: str, args: list[wire.Value]) -> dict[str, Any]:
+        async def op(client: Client, root: ua.NodeId) -> tuple[ua.StatusCode, dict[str, Any]]:
+            methods = await self._find_methods(client, root)
+            if method not in methods:
+                known = ", ".join(sorted(methods)) or "none"
+                raise ControlError(
+                    "unknown_method", f"no method {method!r} below the device root; it has: {known}"
+                )
+            parent, method_id = methods[method]
+            variants = await _call_arguments(client, method, method_id, args)
+            (result,) = await client.uaclient.call(
+                [ua.CallMethodRequest(ObjectId=parent, MethodId=method_id, InputArguments=variants)]
+            )
+            outputs = [to_wire_value(v.Value) for v in (result.OutputArguments or [])]
+            return _status(result.StatusCode), {"outputs": outputs}
+
+        status, result = await self._run(op)
+        if not status.is_good():
+            raise ControlError("opcua_status", f"the device refused {method}: {status.name}", status)
+        return result
+
+    async def _find_methods(self, client: Client, root: ua.NodeId) -> dict[str, tuple[ua.NodeId, ua.NodeId]]:
+        """Methods by browse name below the root: name -> (object it belongs to, method node)."""
+        if self._methods is not None:
+            return self._methods
+        found: dict[str, tuple[ua.NodeId, ua.NodeId]] = {}
+        level, seen = [root], {root}
+        for _ in range(METHOD_SEARCH_DEPTH):
+            next_level = []
+            for parent, refs in zip(level, await _browse(client, level), strict=True):
+                for ref in refs:
+                    if ref.NodeId in seen:
+                        continue
+                    seen.add(ref.NodeId)
+                    if ref.NodeClass == ua.NodeClass.Method:
+                        found.setdefault(ref.BrowseName.Name, (parent, ref.NodeId))
+                    elif ref.NodeClass == ua.NodeClass.Object:
+                        next_level.append(ref.NodeId)
+            if not next_level:
+                break
+            level = next_level
+        self._methods = found
+        return found
+
+    # --- browse -------------------------------------------------------------------------------
+
+    async def browse(self, node: str | None) -> dict[str, Any]:
+        async def op(client: Client, root: ua.NodeId) -> dict[str, Any]:
+            try:
+                target = ua.NodeId.from_string(node) if node else root
+            except (ValueError, ua.UaError) as err:
+                raise ControlError("invalid", f"node {node!r} is not a NodeId: {err}") from err
+            (nc, name) = await client.uaclient.read(
+                _read_params([(target, ua.AttributeIds.NodeClass), (target, ua.AttributeIds.BrowseName)])
+            )
+            if not _status(nc.StatusCode).is_good():
+                raise ControlError(
+                    "unknown_node", f"node {target.to_string()!r} does not exist on the device"
+                )
+            (refs,) = await _browse(client, [target])
+            refs = [r for r in refs if r.ReferenceTypeId != _HAS_PROPERTY]
+            children = await _describe_nodes(client, refs)
+            return {
+                "node": {
+                    "node_id": target.to_string(),
+                    "browse_name": name.Value.Value.Name if name.Value is not None else None,
+                    "node_class": ua.NodeClass(nc.Value.Value).name,
+                },
+                "root": root.to_string(),
+                "children": children,
+            }
+
+        result: dict[str, Any] = await self._run(op)
+        return result
+
+
+def _read_params(items: list[tuple[ua.NodeId, ua.AttributeIds]]) -> ua.ReadParameters:
+    params = ua.ReadParameters()
+    params.NodesToRead = [ua.ReadValueId(NodeId=nid, AttributeId=attr) for nid, attr in items]
+    return params
+
+
+async def _browse(client: Client, nodes: list[ua.NodeId]) -> list[list[ua.ReferenceDescription]]:
+    """Forward hierarchical references (objects, variables, methods) of each node."""
+    params = ua.BrowseParameters()
+    params.NodesToBrowse = [
+        ua.BrowseDescription(
+            NodeId=nid,
+            BrowseDirection=ua.BrowseDirection.Forward,
+            ReferenceTypeId=_HIERARCHICAL,
+            IncludeSubtypes=True,
+            NodeClassMask=ua.NodeClass.Object | ua.NodeClass.Variable | ua.NodeClass.Method,
+            ResultMask=ua.BrowseResultMask.All,
+        )
+        for nid in nodes
+    ]
+    return [list(r.References or []) for r in await client.uaclient.browse(params)]
+
+
+async def _describe_nodes(client: Client, refs: list[ua.ReferenceDescription]) -> list[dict[str, Any]]:
+    if not refs:
+        return []
+    variables = [r.NodeId for r in refs if r.NodeClass == ua.NodeClass.Variable]
+    attrs = (
+        await client.uaclient.read(
+            _read_params(
+                [(n, a) for n in variables for a in (ua.AttributeIds.DataType, ua.AttributeIds.AccessLevel)]
+            )
+        )
+        if variables
+        else []
+    )
+    info: dict[ua.NodeId, tuple[Any, Any]] = {}
+    for i, nid in enumerate(variables):
+        dt, access = attrs[2 * i], attrs[2 * i + 1]
+        info[nid] = (
+            dt.Value.Value if dt.Value is not None and _status(dt.StatusCode).is_good() else None,
+            access.Value.Value if access.Value is not None and _status(access.StatusCode).is_good() else None,
+        )
+    names = await _type_names(client, [t for t, _ in info.values() if t is not None])
+    grand = await _browse(client, [r.NodeId for r in refs])
+    out = []
+    for ref, kids in zip(refs, grand, strict=True):
+        dtype, access = info.get(ref.NodeId, (None, None))
+        out.append(
+            {
+                "node_id": ref.NodeId.to_string(),
+                "browse_name": ref.BrowseName.Name,
+                "node_class": ref.NodeClass.name,
+                "data_type": names.get(dtype) if dtype is not None else None,
+                "writable": bool(isinstance(access, int) and access & _CURRENT_WRITE),
+                "has_children": any(k.ReferenceTypeId != _HAS_PROPERTY for k in kids),
+            }
+        )
+    return out
+
+
+async def _call_arguments(
+    client: Client, method: str, method_id: ua.NodeId, args: list[wire.Value]
+) -> list[ua.Variant]:
+    """Arguments typed as the method's InputArguments say; untyped (as JSON gave them) if it declares none."""
+    (refs,) = await _browse(client, [method_id])
+    prop = next((r.NodeId for r in refs if r.BrowseName.Name == "InputArguments"), None)
+    declared: list[ua.Argument] = []
+    if prop is not None:
+        (dv,) = await client.uaclient.read(_read_params([(prop, ua.AttributeIds.Value)]))
+        if dv.Value is not None and isinstance(dv.Value.Value, list):
+            declared = [a for a in dv.Value.Value if isinstance(a, ua.Argument)]
+    if prop is not None and len(declared) != len(args):
+        names = ", ".join(a.Name for a in declared) or "no arguments"
+        raise ControlError(
+            "invalid", f"{method} takes {len(declared)} argument(s) ({names}); got {len(args)}"
+        )
+    if not declared:
+        return [ua.Variant(a) for a in args]
+    variants = []
+    for arg, value in zip(declared, args, strict=True):
+        dt = arg.DataType
+        if dt.NamespaceIndex == 0 and isinstance(dt.Identifier, int) and 1 <= dt.Identifier <= 25:
+            vtype = ua.VariantType(dt.Identifier)
+            variants.append(ua.Variant(convert(value, vtype, f"{method}({arg.Name})"), vtype))
+        else:
+            variants.append(ua.Variant(value))
+    return variants

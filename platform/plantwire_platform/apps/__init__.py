@@ -1,0 +1,24 @@
+"""Plugin apps: small async Python programs that act on live plant data inside the platform.
+
+An app is a folder (or an installed package) holding `manifest.toml` and a module with an `App`
+subclass. See docs/apps.md. The public API for app authors is re-exported here.
+"""
+
+from plantwire_platform.apps.api import App, AppContext, NoConfig, PermissionDenied
+from plantwire_platform.apps.manifest import API_VERSION, Manifest, ManifestError
+from plantwire_platform.apps.replay import Replay, point, points_from_csv
+from plantwire_platform.live_bus import LivePoint
+
+__all__ = [
+    "API_VERSION",
+    "App",
+    "AppContext",
+    "LivePoint",
+    "Manifest",
+    "ManifestError",
+    "NoConfig",
+    "PermissionDenied",
+    "Replay",
+    "point",
+    "points_from_csv",
+]

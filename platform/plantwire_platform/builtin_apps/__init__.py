@@ -1,0 +1,1 @@
+"""Apps shipped with the platform; each folder has the shape of any app (manifest.toml + app.py)."""

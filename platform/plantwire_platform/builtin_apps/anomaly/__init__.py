@@ -1,0 +1,1 @@
+"""The anomaly app (see manifest.toml and app.py)."""

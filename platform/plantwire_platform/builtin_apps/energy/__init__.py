@@ -1,0 +1,1 @@
+"""The energy app (see manifest.toml and app.py)."""

@@ -1,0 +1,1 @@
+"""The limit_alarms app (see manifest.toml and app.py)."""

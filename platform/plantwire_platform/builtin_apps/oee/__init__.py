@@ -1,0 +1,1 @@
+"""The oee app (see manifest.toml and app.py)."""
