@@ -308,7 +308,11 @@ class DeviceSession:
                     )
                 )
                 stats.values_in += 1
-                if len(self.pending) >= BATCH_MAX:
+                # asyncua queues a publish response's notifications all at once: an empty queue means
+                # this response is consumed, so its values go out now instead of waiting for the timer.
+                # (`_event_queue` is asyncua 2.1.0's, which is pinned; the timer still flushes without it.)
+                queue = getattr(sub, "_event_queue", None)
+                if len(self.pending) >= BATCH_MAX or (queue is not None and queue.empty()):
                     self._flush_now.set()
                     if len(self.pending) >= MAX_PENDING:
                         self._drained.clear()
