@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value, now_us
+from plantwire_platform import store_registry as registry
 from plantwire_platform.audit import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store import (
     AGGREGATES,
@@ -307,49 +308,17 @@ class SqliteStore:
         self._last_seq.update(seq_updates)
         return WriteResult(stored=stored, duplicates=total - stored, seq_gaps=gaps)
 
-    def _ensure_device(self, conn: sqlite3.Connection, gateway: str, device: str) -> None:
-        conn.execute(
-            "INSERT INTO devices (id, gateway, first_seen) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET gateway = excluded.gateway",
-            (device, gateway, now_us()),
-        )
-
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
         with self._transaction() as conn:
-            self._ensure_device(conn, gateway, device)
-            conn.execute(
-                "UPDATE devices SET endpoint = ?, root = ? WHERE id = ?", (meta.endpoint, meta.root, device)
-            )
-            conn.executemany(
-                """INSERT INTO series
-                     (device, tag, node_id, data_type, unit, description, writable, low, high)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (device, tag) DO UPDATE SET
-                     node_id = excluded.node_id, data_type = excluded.data_type, unit = excluded.unit,
-                     description = excluded.description, writable = excluded.writable,
-                     low = excluded.low, high = excluded.high""",
-                [
-                    (device, t.tag, t.node_id, t.data_type, t.unit, t.description, t.writable, t.low, t.high)
-                    for t in meta.tags
-                ],
-            )
+            registry.apply_meta(conn, gateway, device, meta)
 
     def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None:
         with self._transaction() as conn:
-            self._ensure_device(conn, gateway, device)
-            conn.execute(
-                "UPDATE devices SET state = ?, state_since = ?, endpoint = ?, error = ? WHERE id = ?",
-                (status.state, status.since, status.endpoint, status.error, device),
-            )
+            registry.apply_device_status(conn, gateway, device, status)
 
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
         with self._transaction() as conn:
-            conn.execute(
-                """INSERT INTO gateways (id, state, since, version) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET
-                     state = excluded.state, since = excluded.since, version = excluded.version""",
-                (gateway, status.state, status.since, status.version),
-            )
+            registry.apply_gateway_status(conn, gateway, status)
 
     # --- read side -------------------------------------------------------------------------------
 
@@ -379,15 +348,7 @@ class SqliteStore:
         return DeviceRecord(*rows[0]) if rows else None
 
     def list_tags(self, device: str) -> list[TagRecord]:
-        rows = self._query(
-            "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "
-            "FROM series WHERE device = ? ORDER BY tag",
-            (device,),
-        )
-        return [
-            TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by)
-            for d, t, n, dt, u, desc, w, lo, hi, by in rows
-        ]
+        return registry.tag_records(self._query(registry.TAGS_SELECT, (device,)))
 
     def latest(self, device: str) -> list[LatestValue]:
         out = []
