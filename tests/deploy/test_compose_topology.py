@@ -73,6 +73,7 @@ class Topology:
         self.ports: dict[tuple[str, int], int] = {("mosquitto", 1883): broker_port}
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.http_port = 0
+        self.gateway_health_port = 0
 
     def command(self, name: str) -> list[str]:
         return [_fill(str(part), self.env_values) for part in self.compose["services"][name]["command"]]
@@ -114,6 +115,10 @@ class Topology:
         return argv
 
     def map_gateway(self, argv: list[str]) -> list[str]:
+        self.gateway_health_port = free_port()
+        argv = list(argv)
+        argv[argv.index("--health-port") + 1] = str(self.gateway_health_port)
+        argv[argv.index("--health-host") + 1] = "127.0.0.1"
         out = []
         for part in argv:
             part = _ENDPOINT.sub(lambda m: f"opc.tcp://127.0.0.1:{self.ports[(m[1], int(m[2]))]}", part)
@@ -202,5 +207,14 @@ async def test_compose_services_run_locally_and_data_flows_end_to_end(topology: 
             topology.check_running()
             await asyncio.sleep(0.2)
             points = (await _get(session, f"{base}/api/health"))["points"]
+        # What the compose health checks ask: the platform's and the gateway's readiness.
+        gateway = f"http://127.0.0.1:{topology.gateway_health_port}"
+        assert (await _get(session, f"{gateway}/healthz"))["status"] == "alive"
+        for url in (f"{base}/readyz", f"{gateway}/readyz"):
+            while True:
+                async with session.get(url) as resp:
+                    if resp.status == 200 and (await resp.json())["status"] == "ready":
+                        break
+                await asyncio.sleep(0.2)
     assert points > first > 0
     topology.check_running()
