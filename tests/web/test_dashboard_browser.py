@@ -20,6 +20,7 @@ import pytest_asyncio
 from plant_harness import gateway_for, gateway_running, platform_settings_for
 
 from plantwire.broker import MosquittoProcess, free_port
+from plantwire.wire import now_us
 from plantwire_platform.service import RunningPlatform, platform_running
 from plantwire_platform.settings import PlatformSettings
 from plantwire_sims.machine import SimMachine
@@ -210,6 +211,30 @@ async def test_alarms_page_renders_or_says_alarms_are_unavailable(plant: Plant, 
             await view.locator('[data-alarms="active"]').wait_for()
             await view.locator('[data-alarms="recent"]').wait_for()
         await shot(page.page, "alarms")
+
+
+async def test_an_active_alarm_is_listed_and_acknowledged_from_the_page(plant: Plant, page: Page) -> None:
+    assert plant.platform is not None
+    store = plant.platform.store
+    alarm = await asyncio.to_thread(
+        store.raise_alarm, "limit_alarms", "cnc-1", "Thermal/SpindleTemperature", "critical",
+        "spindle at 71.5 degC, above 70", now_us(),
+    )  # fmt: skip
+    async with asyncio.timeout(60), aiohttp.ClientSession(base_url=plant.url) as http:
+        await page.page.goto(plant.url + "/#/alarms")
+        active = page.page.locator('[data-alarms="active"]')
+        await active.get_by_text("spindle at 71.5 degC, above 70").wait_for()
+        await shot(page.page, "alarms-active")
+        await active.locator('button[data-action="ack"]').first.click()
+        while True:
+            async with http.get("/api/alarms", params={"state": "all"}) as resp:
+                listed = {a["id"]: a for a in (await resp.json())["alarms"]}
+            if listed[alarm.id]["acked"]:
+                break
+            await asyncio.sleep(0.1)
+        await active.get_by_text("acked").first.wait_for()
+    assert listed[alarm.id]["state"] == "active" and listed[alarm.id]["acked_at"] is not None
+    assert page.errors == []
 
 
 async def test_enabling_and_disabling_an_app_from_the_page_changes_the_api(plant: Plant, page: Page) -> None:
