@@ -30,6 +30,22 @@ OnMessage = Callable[[str, bytes], None]
 _STOP_TIMEOUT: Final = 5.0
 
 
+def new_client(settings: MqttSettings, client_id: str, *, clean_session: bool, **options: Any) -> mqtt.Client:
+    """A paho client as every Plantwire part uses it: callback API 2, MQTT 3.1.1 (the embedded demo
+    broker speaks only that), and the broker credentials from the settings."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=MQTTProtocolVersion.MQTTv311,
+        **options,
+    )
+    if settings.username is not None:
+        password = settings.password.get_secret_value() if settings.password else None
+        client.username_pw_set(settings.username, password)
+    return client
+
+
 def disable_nagle(client: mqtt.Client) -> None:
     """Send small MQTT packets at once.
 
@@ -61,15 +77,7 @@ class ControlClient:
         self.on_message = on_message
         self.subscribed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=True,
-            protocol=MQTTProtocolVersion.MQTTv311,
-        )
-        if settings.username is not None:
-            password = settings.password.get_secret_value() if settings.password else None
-            self._client.username_pw_set(settings.username, password)
+        self._client = new_client(settings, client_id, clean_session=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(settings.reconnect_max_delay)))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 
 from plantwire import __version__, wire
 from plantwire.config import MqttSettings
 from plantwire.logs import get_logger
-from plantwire.mqtt_control import disable_nagle
+from plantwire.mqtt_control import disable_nagle, new_client
 
 from .backoff import Backoff
 from .outbox import Outbox
@@ -181,16 +181,7 @@ class MqttLink:
         return f"plantwire-gw-{self.gateway_id}"
 
     def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            clean_session=True,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            reconnect_on_failure=False,
-        )
-        if self.settings.username is not None:
-            password = self.settings.password.get_secret_value() if self.settings.password else None
-            client.username_pw_set(self.settings.username, password)
+        client = new_client(self.settings, self._client_id, clean_session=True, reconnect_on_failure=False)
         offline = wire.GatewayStatus(state="offline", since=wire.now_us(), version=__version__)
         client.will_set(self._status_topic, wire.encode_gateway_status(offline), qos=1, retain=True)
         client.max_inflight_messages_set(self.window + _RETAINED_SLOTS)

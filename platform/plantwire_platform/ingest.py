@@ -26,12 +26,12 @@ from typing import Any, Final, Literal
 
 import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 
 from plantwire import wire
 from plantwire.logs import get_logger
 from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
-from plantwire.mqtt_control import disable_nagle
+from plantwire.mqtt_control import disable_nagle, new_client
 from plantwire_platform.ingest_stats import LatencyHistogram, RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store import IncomingBatch, Store, StoreError
@@ -147,16 +147,7 @@ class MqttIngest:
 
     def _make_client(self) -> mqtt.Client:
         s = self._settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            clean_session=False,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            manual_ack=True,
-        )
-        if s.mqtt.username is not None:
-            password = s.mqtt.password.get_secret_value() if s.mqtt.password else None
-            client.username_pw_set(s.mqtt.username, password)
+        client = new_client(s.mqtt, s.client_id, clean_session=False, manual_ack=True)
         client.reconnect_delay_set(min_delay=0.2, max_delay=s.mqtt.reconnect_max_delay)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
