@@ -290,6 +290,8 @@ class Demo:
             lines.append(f"  device     {d['id']:<8} {d.get('endpoint')}   {d.get('tag_count')} tags")
         lines += [
             "",
+            f"Open the dashboard: {http}/",
+            "",
             "Look at live data:",
             f"  curl {http}/api/devices",
             f"  curl '{http}/api/latest?device=cnc-1'",

@@ -64,7 +64,7 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
     try:
         async with asyncio.timeout(60):
             banner = await _wait_for(proc, out, err, "Ctrl-C stops everything")
-        assert f"http://127.0.0.1:{http_port}" in banner
+        assert f"Open the dashboard: http://127.0.0.1:{http_port}/" in banner
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # three simulator processes, platform, gateway (+ mosquitto)
 
