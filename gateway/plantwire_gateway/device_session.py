@@ -290,7 +290,12 @@ class DeviceSession:
     async def _consume(self, sub: Any, by_handle: dict[int, str]) -> str:
         stats = self.stats
         Sample = wire.Sample
-        async for event in sub:
+        events = aiter(sub)
+        # asyncua queues a publish response's notifications all at once: an empty queue means this
+        # response is consumed, so its values go out now instead of waiting for the timer.
+        # (`_event_queue` is asyncua 2.1.0's, which is pinned; the timer still flushes without it.)
+        queue = getattr(sub, "_event_queue", None)
+        async for event in events:
             if type(event) is DataChangeEvent:
                 item = event.data.monitored_item
                 dv = item.Value
@@ -308,10 +313,6 @@ class DeviceSession:
                     )
                 )
                 stats.values_in += 1
-                # asyncua queues a publish response's notifications all at once: an empty queue means
-                # this response is consumed, so its values go out now instead of waiting for the timer.
-                # (`_event_queue` is asyncua 2.1.0's, which is pinned; the timer still flushes without it.)
-                queue = getattr(sub, "_event_queue", None)
                 if len(self.pending) >= BATCH_MAX or (queue is not None and queue.empty()):
                     self._flush_now.set()
                     if len(self.pending) >= MAX_PENDING:

@@ -153,7 +153,7 @@ def _bool_value(value: Value) -> Value:
 
 
 def _clamp_ints(rows: Iterable[tuple[int, int, Value, int]]) -> list[tuple[int, int, Value, int]]:
-    """SQLite integers are 64-bit; a larger JSON integer is kept as a float rather than refused."""
+    """SQLite integers are 64-bit; a larger integer is kept as a float rather than refused."""
     return [
         (sid, ts, float(v) if type(v) is int and not -_INT64_MAX - 1 <= v <= _INT64_MAX else v, q)
         for sid, ts, v, q in rows
@@ -299,7 +299,7 @@ class SqliteStore:
             before = conn.total_changes
             try:
                 conn.executemany(_INSERT_POINT, rows)
-            except OverflowError:
+            except OverflowError:  # only a caller bypassing the wire decoder can send one; costs nothing else
                 conn.executemany(_INSERT_POINT, _clamp_ints(rows))
             stored = conn.total_changes - before
             changed = [(seq, dev) for dev, seq in seq_updates.items() if seq != self._last_seq[dev]]
@@ -441,7 +441,10 @@ class SqliteStore:
                     )
                 rows.append((sid, p.ts, p.value, p.status))
             before = conn.total_changes
-            conn.executemany(_INSERT_POINT, _clamp_ints(rows))
+            try:
+                conn.executemany(_INSERT_POINT, rows)
+            except OverflowError:  # an app emitted an integer beyond 64 bits: keep it as a float
+                conn.executemany(_INSERT_POINT, _clamp_ints(rows))
             stored = conn.total_changes - before
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
         return stored

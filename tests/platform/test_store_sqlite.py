@@ -360,3 +360,15 @@ def test_both_bucket_strategies_agree(store: SqliteStore, monkeypatch: pytest.Mo
     assert grouped == per_bucket
     assert per_bucket[("last", ranges[0])][0] == Bucket(T0, 2, 2)
     assert sum(b.count for b in per_bucket[("count", ranges[2])]) == len(values)
+
+
+def test_an_app_integer_beyond_64_bits_is_stored_as_a_float(store: SqliteStore) -> None:
+    """Apps' values never pass the wire decoder; one too large for SQLite must not lose the others."""
+    from plantwire_platform.store import DerivedPoint
+
+    points = [DerivedPoint("dev-1", "app/count", 1, 2**64), DerivedPoint("dev-1", "app/count", 2, 7)]
+    assert store.write_derived("counter", points) == 2
+    assert [(p.ts, p.value) for p in store.series("dev-1", "app/count", 0, 10, 10)] == [
+        (1, float(2**64)),
+        (2, 7),
+    ]
