@@ -1,0 +1,68 @@
+"""Everything the web edge needs to decide who a request is, as one object the app holds.
+
+`ApiAuth` joins the token catalog, the browser sessions, the one-time login links, the failure
+limiter and their counters; the aiohttp middleware (web/auth_middleware.py) only translates
+between HTTP and these calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from plantwire_platform.auth.auth_settings import AuthSettings
+from plantwire_platform.auth.auth_stats import AuthStats
+from plantwire_platform.auth.failure_limiter import FailureLimiter
+from plantwire_platform.auth.sessions import LoginLinks, SessionStore
+from plantwire_platform.auth.token_service import AsyncTokenCatalog
+from plantwire_platform.auth.tokens import Identity, looks_like_token, token_digest
+
+
+@dataclass
+class ApiAuth:
+    tokens: AsyncTokenCatalog
+    settings: AuthSettings
+    origins: frozenset[str]
+    """Origins allowed to send state-changing requests and to open WebSockets."""
+    stats: AuthStats = field(default_factory=AuthStats)
+    sessions: SessionStore = field(init=False)
+    links: LoginLinks = field(init=False)
+    limiter: FailureLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.sessions = SessionStore(s.session_ttl_s, s.max_sessions)
+        self.links = LoginLinks(s.login_link_ttl_s, max_entries=100)
+        self.limiter = FailureLimiter(
+            s.failure_burst, s.failure_refill_s, s.failure_max_addresses, self.stats
+        )
+
+    def by_token(self, secret: str) -> Identity | None:
+        return self.tokens.verify(secret)
+
+    def by_session(self, session_id: str) -> Identity | None:
+        """The session's identity while both the session and the token it was opened with exist."""
+        session = self.sessions.get(session_id)
+        return None if session is None else self.tokens.identity_for(session.token_digest)
+
+    def log_in(self, secret: str) -> tuple[str, Identity] | None:
+        """A new session id for a valid token, with its identity."""
+        identity = self.by_token(secret)
+        if identity is None:
+            return None
+        return self.sessions.open(token_digest(secret)), identity
+
+    def link_for(self, secret: str) -> str | None:
+        """A one-time login nonce standing for this token (None if the token is not valid)."""
+        if not looks_like_token(secret) or self.by_token(secret) is None:
+            return None
+        return self.links.issue(token_digest(secret))
+
+    def link_for_digest(self, digest: bytes) -> str:
+        return self.links.issue(digest)
+
+    def redeem_link(self, nonce: str) -> tuple[str, Identity] | None:
+        digest = self.links.redeem(nonce)
+        identity = None if digest is None else self.tokens.identity_for(digest)
+        if digest is None or identity is None:
+            return None
+        return self.sessions.open(digest), identity
