@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from plantwire.logs import get_logger
 from plantwire_platform.auth.scopes import Scope
@@ -27,6 +27,7 @@ from plantwire_platform.auth.tokens import (
     same_digest,
     token_digest,
 )
+from plantwire_platform.timefmt import US_PER_S, to_iso
 
 log = get_logger(__name__)
 
@@ -53,6 +54,15 @@ class TokenInfo:
     scope: Scope
     created: int
     last_used: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's and the CLI's shape: times as ISO text (UTC)."""
+        return {
+            "name": self.name,
+            "scope": self.scope.value,
+            "created": to_iso(self.created * US_PER_S),
+            "last_used": None if self.last_used is None else to_iso(self.last_used * US_PER_S),
+        }
 
 
 class TokenCatalogError(Exception):
