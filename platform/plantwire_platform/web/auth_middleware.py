@@ -16,9 +16,9 @@ Browser safety, checked before any credential is looked at:
 - A state-changing request or WebSocket upgrade carrying an ``Origin`` must come from an allowed
   origin (403); one authenticated by the session cookie must carry an ``Origin`` at all.
 
-Answers: 401 with ``WWW-Authenticate: Bearer`` (no or unknown credential; a dashboard page is sent
-to /login instead), 403 (scope, origin), 415, and 429 with Retry-After once an address has failed
-too often. Bodies use the API's one error shape.
+Answers: 401 with ``WWW-Authenticate: Bearer`` (no or unknown credential; a browser asking for a
+dashboard page is sent to /login instead), 403 (scope, origin), 415, and 429 with Retry-After once
+an address has failed too often. Bodies use the API's one error shape.
 """
 
 from __future__ import annotations
@@ -215,8 +215,12 @@ def unauthenticated(request: web.Request, auth: ApiAuth, reason: FailureReason) 
 
 def _missing(request: web.Request, auth: ApiAuth) -> web.StreamResponse:
     auth.stats.auth_failures_total["missing_credentials"] += 1
-    if request.method in ("GET", "HEAD") and not request.path.startswith(API_PREFIXES):
-        raise web.HTTPSeeOther(LOGIN_PATH)  # a dashboard page: log in first
+    if (
+        request.method in ("GET", "HEAD")
+        and not request.path.startswith(API_PREFIXES)
+        and "text/html" in request.headers.get(hdrs.ACCEPT, "")
+    ):
+        raise web.HTTPSeeOther(LOGIN_PATH)  # a browser opening a dashboard page: log in first
     return error_response(
         401,
         "unauthorized",
