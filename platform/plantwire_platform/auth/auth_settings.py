@@ -67,4 +67,8 @@ def own_origins(host: str, port: int) -> frozenset[str]:
         names = (f"[{host}]",)
     else:
         names = (host.lower(),)
-    return frozenset(f"{scheme}://{name}:{port}" for name in names for scheme in ("http", "https"))
+    origins = {f"{scheme}://{name}:{port}" for name in names for scheme in ("http", "https")}
+    default = {80: "http", 443: "https"}.get(port)
+    if default is not None:  # browsers leave a scheme's default port out of the Origin
+        origins |= {f"{default}://{name}" for name in names}
+    return frozenset(origins)
