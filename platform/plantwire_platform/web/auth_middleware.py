@@ -34,7 +34,7 @@ from plantwire.logs import get_logger
 from plantwire_platform.auth.api_auth import ApiAuth
 from plantwire_platform.auth.auth_stats import FailureReason, RefusalReason
 from plantwire_platform.auth.scopes import Scope
-from plantwire_platform.auth.tokens import Identity, token_digest
+from plantwire_platform.auth.tokens import Identity, looks_like_token, token_digest
 from plantwire_platform.web_errors import error_response
 
 log = get_logger(__name__)
@@ -176,10 +176,14 @@ def _credential(request: web.Request, auth: ApiAuth) -> tuple[Identity, Credenti
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             return "malformed_credentials"
-        identity = auth.by_token(secret.strip())
+        secret = secret.strip()
+        if not looks_like_token(secret):
+            return "unknown_token"
+        digest = token_digest(secret)
+        identity = auth.tokens.identity_for(digest)
         if identity is None:
             return "unknown_token"
-        return identity, Credential("token", token_digest(secret.strip()))
+        return identity, Credential("token", digest)
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id is not None:
         session = auth.sessions.get(session_id)
