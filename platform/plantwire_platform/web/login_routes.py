@@ -17,6 +17,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
+from plantwire.logs import get_logger
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.web.auth_middleware import (
     AUTH_KEY,
@@ -32,6 +33,8 @@ from plantwire_platform.web.request_body import json_object
 from plantwire_platform.web_errors import ApiError
 from plantwire_platform.web_json import json_response
 from plantwire_platform.web_page import PAGE_CSP
+
+log = get_logger(__name__)
 
 ASSETS_DIR: Final = (Path(__file__).parent / "login_assets").resolve()
 ASSETS: Final = frozenset({"login.js", "login.css"})
@@ -78,7 +81,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
         if failed.status == 429:
             return failed
         return web.Response(status=303, headers={**NO_STORE, hdrs.LOCATION: LOGIN_PATH + "?link=invalid"})
-    session_id, _ = opened
+    session_id, identity = opened
+    log.info("session_opened", name=identity.name, via="login_link")
     resp = web.Response(status=303, headers={**NO_STORE, hdrs.LOCATION: "/"})
     return _with_session(request, resp, session_id)
 
@@ -100,6 +104,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     if opened is None:
         return unauthenticated(request, auth, "unknown_token")
     session_id, identity = opened
+    log.info("session_opened", name=identity.name, via="token")
     resp = json_response({"name": identity.name, "scope": identity.scope.value}, headers=NO_STORE)
     return _with_session(request, resp, session_id)
 
@@ -123,7 +128,6 @@ async def whoami(request: web.Request) -> web.Response:
 
 @requires(Scope.ADMIN)
 async def create_login_link(request: web.Request) -> web.Response:
-    await json_object(request, ())
     auth = request.app[AUTH_KEY]
     credential = request[CREDENTIAL_KEY]
     if credential.via != "token":
