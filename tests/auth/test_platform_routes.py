@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from plantwire.broker import free_port
-from plantwire_platform.auth.api_auth import ApiAuth
+from plantwire_platform.auth.api_auth import ApiAuth, api_auth_running
 from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_catalog import tokens_path
@@ -44,15 +44,17 @@ async def test_every_platform_route_is_declared(store: SqliteStore, tokens: Asyn
     assert declare_routes(app, PLATFORM_ROUTE_ACCESS) == []
 
 
-async def test_the_reported_attack_on_the_real_app(store: SqliteStore, tokens: AsyncTokenCatalog) -> None:
+async def test_the_reported_attack_on_the_real_app(store: SqliteStore, tmp_path: Path) -> None:
     """No token: nothing readable, nothing writable; the cross-site text/plain setpoint is refused."""
     port = free_port()
+    async with api_auth_running(AuthSettings(), tmp_path / "data", "127.0.0.1", port) as auth:
+        await attack(store, auth, port)
+
+
+async def attack(store: SqliteStore, auth: ApiAuth, port: int) -> None:
+    tokens = auth.tokens
     app = create_app(store, lambda: {"connected": True})
-    install(
-        app,
-        ApiAuth(tokens, AuthSettings(), AuthSettings().origins("127.0.0.1", port)),
-        [PLATFORM_ROUTE_ACCESS],
-    )
+    install(app, auth, [PLATFORM_ROUTE_ACCESS])
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     base = f"http://127.0.0.1:{port}"

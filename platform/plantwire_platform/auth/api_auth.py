@@ -7,13 +7,17 @@ between HTTP and these calls.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.auth_stats import AuthStats
 from plantwire_platform.auth.failure_limiter import FailureLimiter
 from plantwire_platform.auth.sessions import LoginLinks, SessionStore
-from plantwire_platform.auth.token_service import AsyncTokenCatalog
+from plantwire_platform.auth.token_catalog import tokens_path
+from plantwire_platform.auth.token_service import AsyncTokenCatalog, token_service
 from plantwire_platform.auth.tokens import Identity, looks_like_token, token_digest
 
 
@@ -66,3 +70,16 @@ class ApiAuth:
         if digest is None or identity is None:
             return None
         return self.sessions.open(digest), identity
+
+
+@contextlib.asynccontextmanager
+async def api_auth_running(
+    settings: AuthSettings, data_dir: Path, http_host: str, http_port: int
+) -> AsyncIterator[ApiAuth]:
+    """The platform's auth, on the token catalog in `data_dir`, kept current until the context exits.
+
+    `data_dir` is the folder of the store file (``settings.store.path.parent``); the allowed origins
+    default to the platform's own HTTP address.
+    """
+    async with token_service(tokens_path(data_dir)) as tokens:
+        yield ApiAuth(tokens, settings, settings.origins(http_host, http_port))
