@@ -14,6 +14,7 @@ from plantwire_platform.auth.admin_token import ADMIN_TOKEN_FILE, ensure_admin_t
 from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.auth_stats import AuthStats
 from plantwire_platform.auth.failure_limiter import FailureLimiter
+from plantwire_platform.auth.log_throttle import LogThrottle
 from plantwire_platform.auth.scopes import Scope, UnknownScope, parse_scope
 from plantwire_platform.auth.sessions import SessionStore
 from plantwire_platform.auth.token_catalog import DuplicateToken, TokenCatalog, UnknownToken, tokens_path
@@ -157,3 +158,12 @@ def test_declare_routes_by_table_and_reports_the_undeclared() -> None:
     assert access.needed("DELETE") is Scope.ADMIN  # a method the table does not name: deny by default
     with pytest.raises(TypeError, match="twice"):
         requires(Scope.ADMIN)(_h)
+
+
+def test_log_throttle_lets_one_line_per_key_and_interval_through() -> None:
+    clock = Clock()
+    throttle = LogThrottle(interval_s=60, max_keys=2, clock=clock)
+    assert [throttle.allow("http://evil.example") for _ in range(3)] == [True, False, False]
+    assert throttle.suppressed == 2
+    clock.now += 60
+    assert throttle.allow("http://evil.example")

@@ -15,6 +15,7 @@ from pathlib import Path
 from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.auth_stats import AuthStats
 from plantwire_platform.auth.failure_limiter import FailureLimiter
+from plantwire_platform.auth.log_throttle import LogThrottle
 from plantwire_platform.auth.sessions import LoginLinks, SessionStore
 from plantwire_platform.auth.token_catalog import tokens_path
 from plantwire_platform.auth.token_service import AsyncTokenCatalog, token_service
@@ -31,6 +32,8 @@ class ApiAuth:
     sessions: SessionStore = field(init=False)
     links: LoginLinks = field(init=False)
     limiter: FailureLimiter = field(init=False)
+    log_throttle: LogThrottle = field(default_factory=LogThrottle)
+    """Refusals that need no credential (foreign origins) are logged once a minute per origin."""
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -157,7 +157,8 @@ def _browser_check(request: web.Request, auth: ApiAuth, changing: bool) -> web.R
     """Refuse what a foreign page could make a browser send: wrong Origin, non-JSON body."""
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and origin not in auth.origins:
-        log.warning("origin_refused", origin=origin[:200], method=request.method, path=request.path)
+        if auth.log_throttle.allow(origin[:200]):
+            log.warning("origin_refused", origin=origin[:200], method=request.method, path=request.path)
         return _refuse(auth, 403, "origin_not_allowed", f"requests from {origin[:200]} are not allowed")
     if changing and request.content_type != "application/json":
         if request.method != "DELETE" or request.body_exists:
