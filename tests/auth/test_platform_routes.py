@@ -1,0 +1,91 @@
+"""The platform's real app with the auth wired in: every route declared, the attack refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from plantwire.broker import free_port
+from plantwire_platform.auth.api_auth import ApiAuth, api_auth_running
+from plantwire_platform.auth.auth_settings import AuthSettings
+from plantwire_platform.auth.scopes import Scope
+from plantwire_platform.auth.token_catalog import tokens_path
+from plantwire_platform.auth.token_service import AsyncTokenCatalog, token_service
+from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.web.auth_middleware import declare_routes, install
+from plantwire_platform.web.login_routes import add_login_routes
+from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
+from plantwire_platform.web.token_routes import add_token_routes
+from plantwire_platform.web_api import create_app
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore.open(tmp_path / "plantwire.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def tokens(tmp_path: Path) -> AsyncIterator[AsyncTokenCatalog]:
+    async with token_service(tokens_path(tmp_path)) as t:
+        yield t
+
+
+async def test_every_platform_route_is_declared(store: SqliteStore, tokens: AsyncTokenCatalog) -> None:
+    app = create_app(store, lambda: {})
+    add_login_routes(app)
+    add_token_routes(app)
+    assert declare_routes(app, PLATFORM_ROUTE_ACCESS) == []
+
+
+async def test_the_reported_attack_on_the_real_app(store: SqliteStore, tmp_path: Path) -> None:
+    """No token: nothing readable, nothing writable; the cross-site text/plain setpoint is refused."""
+    port = free_port()
+    async with api_auth_running(AuthSettings(), tmp_path / "data", "127.0.0.1", port) as auth:
+        await attack(store, auth, port)
+
+
+async def attack(store: SqliteStore, auth: ApiAuth, port: int) -> None:
+    tokens = auth.tokens
+    app = create_app(store, lambda: {"connected": True})
+    install(app, auth, [PLATFORM_ROUTE_ACCESS])
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    base = f"http://127.0.0.1:{port}"
+    read = await tokens.create("viewer", Scope.READ)
+    try:
+        async with asyncio.timeout(20), aiohttp.ClientSession() as http:
+
+            async def status(method: str, path: str, **kw: object) -> int:
+                async with http.request(method, base + path, allow_redirects=False, **kw) as resp:  # type: ignore[arg-type]
+                    return resp.status
+
+            assert await status("GET", "/healthz") == 200
+            assert await status("GET", "/api/devices") == 401
+            assert await status("GET", "/api/devices", headers={"Authorization": f"Bearer {read}"}) == 200
+            attack = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+            assert (
+                await status("POST", "/api/devices/cnc-1/write", data='{"tag":"x","value":1}', headers=attack)
+                == 403
+            )
+            for method, path in (
+                ("POST", "/api/devices/cnc-1/write"),
+                ("POST", "/api/devices/cnc-1/call"),
+                ("POST", "/api/gateways/gw/devices"),
+                ("POST", "/api/apps/threshold/disable"),
+                ("POST", "/api/alarms/1/ack"),
+            ):
+                assert await status(method, path, json={}) == 401, path
+                assert await status(method, path, json={}, headers={"Authorization": f"Bearer {read}"}) == 403
+            assert await status("DELETE", "/api/gateways/gw/devices/cnc-1") == 401
+            with pytest.raises(aiohttp.WSServerHandshakeError) as ws:
+                await http.ws_connect(base + "/api/stream", origin="http://evil.example")
+            assert ws.value.status == 403
+    finally:
+        await server.close()
