@@ -183,7 +183,10 @@ class EdgeNode:
     def add_device(
         self, device_id: str, specs: Sequence[MetricSpec], values: Iterable[Sample] = ()
     ) -> list[Outgoing]:
-        """A device is up (again): DBIRTH with every metric, if the node is born."""
+        """A device is up (again): DBIRTH with every metric, if the node is born.
+
+        Values not given keep the last one `update` recorded (also while the node waited to be born).
+        """
         check_sparkplug_id("device id", device_id)
         known = self._devices.get(device_id)
         aliases = dict(known.aliases) if known is not None else {}
@@ -191,7 +194,9 @@ class EdgeNode:
             if spec.name not in aliases:
                 aliases[spec.name] = self._next_alias
                 self._next_alias += 1
-        state = _Device({s.name: s for s in specs}, aliases, {})
+        names = {s.name for s in specs}
+        kept = {n: v for n, v in known.values.items() if n in names} if known is not None else {}
+        state = _Device({s.name: s for s in specs}, aliases, kept)
         for sample in values:
             state.values[sample.name] = (sample.value, sample.timestamp)
         self._devices[device_id] = state
