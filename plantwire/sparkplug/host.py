@@ -240,6 +240,10 @@ class HostApplication:
 
     def _on_sequenced(self, t: SparkplugTopic, node: _Node, payload: bytes, result: HostResult) -> None:
         """NDATA, DBIRTH, DDATA, DDEATH: all carry the node's next seq."""
+        if t.message_type == "DDEATH" and node.online and node.seq is None:
+            # Awaiting a rebirth after a gap: an offline signal is still believed (data is not).
+            self._device_death(t, node, decode_payload(payload), result)
+            return
         if not node.online or node.seq is None:
             self.counters.dropped_messages += 1
             self._ask_rebirth(t, node, result)
@@ -274,10 +278,17 @@ class HostApplication:
             node.devices_online.add(device_id)
             result.status.append(StatusChange(t.group_id, t.edge_node_id, device_id, True, ts))
         elif t.message_type == "DDEATH":
-            node.devices_online.discard(device_id)
-            result.status.append(StatusChange(t.group_id, t.edge_node_id, device_id, False, ts))
+            self._device_death(t, node, decoded, result)
             return
         self._records(t, decoded, metrics, result)
+
+    def _device_death(self, t: SparkplugTopic, node: _Node, decoded: Payload, result: HostResult) -> None:
+        device_id = t.device_id or ""
+        if device_id not in node.devices_online:
+            return
+        ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
+        node.devices_online.discard(device_id)
+        result.status.append(StatusChange(t.group_id, t.edge_node_id, device_id, False, ts))
 
     # --- helpers --------------------------------------------------------------------------------
 
