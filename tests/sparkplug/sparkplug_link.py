@@ -52,7 +52,7 @@ class Link:
             self.client.publish(o.topic, o.payload, o.qos, o.retain).wait_for_publish(WAIT)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        for o in self._handler(msg.topic, msg.payload):  # in paho's thread: never wait here
+        for o in self._handler(msg.topic, bytes(msg.payload)):  # in paho's thread: never wait here
             self.client.publish(o.topic, o.payload, o.qos, o.retain)
 
     def stop(self) -> None:
