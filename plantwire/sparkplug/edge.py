@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from plantwire.sparkplug.payload import (
+    NO_PROPERTIES,
+    QUALITY_KEY,
     DataType,
     Metric,
     MetricValue,
@@ -75,6 +77,9 @@ class Sample:
     timestamp: int
     """Milliseconds since the epoch."""
     historical: bool = False
+    quality: int | None = None
+    """Sparkplug quality (0 bad, 192 good, 500 stale) sent as the metric's 'Quality' property;
+    None sends none (good). `tag_types.sparkplug_quality` maps an OPC UA status code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,7 @@ class _Device:
     aliases: dict[str, int]
     values: dict[str, tuple[MetricValue, int]]
     online: bool = True
+    quality: dict[str, int | None] = field(default_factory=dict)
 
 
 class EdgeNode:
@@ -197,8 +203,11 @@ class EdgeNode:
         names = {s.name for s in specs}
         kept = {n: v for n, v in known.values.items() if n in names} if known is not None else {}
         state = _Device({s.name: s for s in specs}, aliases, kept)
+        if known is not None:
+            state.quality = {n: q for n, q in known.quality.items() if n in names}
         for sample in values:
             state.values[sample.name] = (sample.value, sample.timestamp)
+            state.quality[sample.name] = sample.quality
         self._devices[device_id] = state
         return [self._dbirth(device_id, state)] if self._born else []
 
@@ -224,9 +233,16 @@ class EdgeNode:
             if not s.historical:
                 prev = state.values.get(s.name)
                 if prev is not None and prev[0] == s.value and type(prev[0]) is type(s.value):
-                    continue
+                    if state.quality.get(s.name) == s.quality:
+                        continue
                 state.values[s.name] = (s.value, s.timestamp)
-            metrics.append(Metric(None, None, s.value, state.aliases[s.name], s.timestamp, s.historical))
+                state.quality[s.name] = s.quality
+            props = (
+                {QUALITY_KEY: Property(DataType.Int32, s.quality)} if s.quality is not None else NO_PROPERTIES
+            )
+            metrics.append(
+                Metric(None, None, s.value, state.aliases[s.name], s.timestamp, s.historical, False, props)
+            )
             types.append(spec.datatype)
         if not metrics or not self._born or not state.online:
             return []
@@ -357,7 +373,11 @@ class EdgeNode:
         metrics = []
         for name, spec in state.specs.items():
             value, value_ts = state.values.get(name, (None, ts))
+            props = spec.properties
+            q = state.quality.get(name)
+            if q is not None:
+                props = {**props, QUALITY_KEY: Property(DataType.Int32, q)}
             metrics.append(
-                Metric(name, spec.datatype, value, state.aliases[name], value_ts, properties=spec.properties)
+                Metric(name, spec.datatype, value, state.aliases[name], value_ts, properties=props)
             )
         return self._publish("DBIRTH", Payload(ts, self._take_seq(), metrics), device_id)

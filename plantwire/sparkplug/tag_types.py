@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from plantwire.sparkplug.payload import DataType, MetricValue
-from plantwire.wire import Value
+from plantwire.sparkplug.payload import QUALITY_BAD, QUALITY_GOOD, QUALITY_STALE, DataType, MetricValue
+from plantwire.wire import STATUS_GOOD, Value, quality
 
 TO_SPARKPLUG: dict[str, DataType] = {
     "Boolean": DataType.Boolean,
@@ -51,6 +51,11 @@ FROM_SPARKPLUG: dict[DataType, str] = {
     DataType.File: "ByteString",
 }
 """Sparkplug datatype -> the OPC UA type name Plantwire's meta carries."""
+
+STATUS_UNCERTAIN: Final = 0x40000000
+"""OPC UA Uncertain (severity 01)."""
+STATUS_BAD: Final = 0x80000000
+"""OPC UA Bad (severity 10)."""
 
 _BY_PYTHON_TYPE: Final = {
     bool: DataType.Boolean,
@@ -95,3 +100,19 @@ def to_wire_value(datatype: DataType, value: MetricValue) -> Value:
     if isinstance(value, tuple):
         return repr(list(value))
     return value
+
+
+def sparkplug_quality(status: int) -> int | None:
+    """OPC UA status code -> Sparkplug 'Quality' property: None for Good (nothing to send),
+    500 stale for Uncertain, 0 bad for Bad."""
+    if status == STATUS_GOOD:
+        return None
+    severity = quality(status)
+    return None if severity == "good" else QUALITY_STALE if severity == "uncertain" else QUALITY_BAD
+
+
+def opcua_status(sparkplug_quality: int | None) -> int:
+    """Sparkplug 'Quality' -> an OPC UA status code for the store (Good, Uncertain, Bad)."""
+    if sparkplug_quality is None or sparkplug_quality == QUALITY_GOOD:
+        return STATUS_GOOD
+    return STATUS_UNCERTAIN if sparkplug_quality == QUALITY_STALE else STATUS_BAD

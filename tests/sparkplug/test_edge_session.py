@@ -9,6 +9,7 @@ import pytest
 from plantwire.sparkplug import sparkplug_b_pb2 as pb
 from plantwire.sparkplug.edge import REBIRTH, EdgeNode, MetricSpec, Sample
 from plantwire.sparkplug.payload import (
+    QUALITY_BAD,
     DataType,
     Metric,
     Payload,
@@ -198,3 +199,16 @@ def test_unknown_metric_in_update_is_a_clear_error() -> None:
     node, _ = started()
     with pytest.raises(KeyError, match="no metric 'nope'"):
         node.update("press", [Sample("nope", 1, 1)])
+
+
+def test_tck_id_payloads_propertyset_quality_value_type_and_value() -> None:
+    node, _ = started()
+    (out,) = node.update("press", [Sample("count", -3, 20, quality=QUALITY_BAD)])  # same value, new quality
+    (m,) = raw(out).metrics
+    assert list(m.properties.keys) == ["Quality"]
+    assert (m.properties.values[0].type, m.properties.values[0].int_value) == (DataType.Int32, 0)
+    (dbirth,) = node.add_device("press", SPECS)
+    by_name = {x.name: x for x in decode_payload(dbirth.payload).metrics}
+    assert by_name["count"].properties["Quality"].value == QUALITY_BAD
+    (out,) = node.update("press", [Sample("count", -3, 30)])  # good again: no property
+    assert len(raw(out).metrics[0].properties.keys) == 0

@@ -159,3 +159,15 @@ def test_bad_payload_is_counted_and_reported_not_raised() -> None:
     r = host.on_message("spBv1.0/g1/NBIRTH/gw1", encode_payload(Payload(1, 0, [])))
     assert "bdSeq" in r.errors[0]
     assert host.on_message("not/sparkplug", b"").errors
+
+
+def test_ddeath_is_believed_while_a_rebirth_is_pending_and_quality_reaches_records() -> None:
+    node, host, births = pair()
+    feed(host, births)
+    records, _, _ = feed(host, node.update("press", [Sample("count", 9, 2, quality=0)]))
+    assert [(r.value, r.quality) for r in records] == [(9, 0)]
+    node.update("press", [Sample("count", 1, 3)])  # lost: the next message makes a gap
+    _, _, publish = feed(host, node.update("press", [Sample("count", 2, 4)]))
+    assert publish
+    _, status, _ = feed(host, node.device_lost("press"))
+    assert [(s.device_id, s.online) for s in status] == [("press", False)]
