@@ -241,3 +241,40 @@ def test_state_birth_is_retained_json_that_pysparkplug_reads(
         )
     finally:
         side.link.stop()
+
+
+def test_tck_id_operational_behavior_data_commands_dcmd_from_pysparkplug_becomes_a_write(
+    broker_port: int, start_peer: Callable[..., Peer]
+) -> None:
+    """pysparkplug sends DCMD metrics by name without a datatype; our edge node types them by its DBIRTH."""
+    group = "g" + uuid.uuid4().hex[:8]
+    node = EdgeNode(group, "gw1")
+    will = node.will()
+    node.add_device("press", [MetricSpec("count", DataType.Int32)], [Sample("count", 1, 1)])
+    writes: queue.Queue[Any] = queue.Queue()
+
+    def handle(topic: str, payload: bytes) -> list[Outgoing]:
+        actions = node.on_message(topic, payload)
+        for w in actions.writes:
+            writes.put(w)
+        return actions.publish
+
+    link = Link(broker_port, "edge-" + group, handle, will=will)
+    link.start(node.subscriptions())
+    try:
+        link.publish(node.on_connected())
+        peer = start_peer("edge.py", "127.0.0.1", str(broker_port), group, "pyedge", "dev1")
+        peer.next("ready")
+        peer.send("connect")
+        peer.next("connect")
+        peer.send(f"dcmd {group} gw1 press")
+        peer.next("dcmd")
+        write = writes.get(timeout=WAIT)
+        assert (write.device_id, write.metric, write.datatype, write.value) == (
+            "press",
+            "count",
+            DataType.Int32,
+            -9,
+        )
+    finally:
+        link.stop()

@@ -3,7 +3,7 @@ stdin, reporting on stdout as JSON lines.
 
     python edge.py HOST PORT GROUP EDGE_NODE DEVICE [STATE_HOST_ID]
 
-stdin: connect | update | gap | ddeath | disconnect
+stdin: connect | update | gap | dcmd GROUP EDGE DEVICE | ddeath | disconnect
 stdout: {"event": "ready"}, {"event": "ncmd", ...}, {"event": "state", ...}, {"event": "<command>"}
 With STATE_HOST_ID it only reports that host's STATE message (decoded by pysparkplug).
 """
@@ -77,6 +77,16 @@ def main() -> None:
             elif command == "gap":
                 _ = node._seq  # pysparkplug's own seq counter: take one number and never send it
                 node.update_device(device_id, [metric("temp", T.INT16, -42)])
+            elif command.startswith("dcmd "):  # dcmd GROUP EDGE DEVICE: write count=-9, by name
+                g, e, d = command.split()[1:]
+                topic = psp.Topic(message_type=psp.MessageType.DCMD, group_id=g, edge_node_id=e, device_id=d)
+                payload = psp.DCmd(
+                    timestamp=psp.get_current_timestamp(), metrics=(metric("count", T.INT32, -9),)
+                )
+                node._client.publish(
+                    psp.Message(topic=topic, payload=payload, qos=psp.QoS.AT_MOST_ONCE, retain=False)
+                )
+                command = "dcmd"
             elif command == "ddeath":
                 node.deregister(device_id)
             elif command == "disconnect":
