@@ -48,6 +48,9 @@ from plantwire.sparkplug.topics import (
 )
 
 REBIRTH_INTERVAL_MS: Final = 5_000
+MAX_NODES: Final = 4_096
+MAX_DEVICES_PER_NODE: Final = 1_024
+"""Bounds on what a host tracks, so invented ids cannot grow its memory without end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ class HostCounters:
     dropped_messages: int = 0
     stale_ndeaths: int = 0
     bad_payloads: int = 0
+    refused_nodes: int = 0
+    refused_devices: int = 0
 
 
 class HostApplication:
@@ -136,6 +141,8 @@ class HostApplication:
         group_ids: tuple[str, ...] = (),
         clock: Callable[[], int] = now_ms,
         rebirth_interval_ms: int = REBIRTH_INTERVAL_MS,
+        max_nodes: int = MAX_NODES,
+        max_devices_per_node: int = MAX_DEVICES_PER_NODE,
     ) -> None:
         """`group_ids` limits the subscription to those groups; empty means every group."""
         self.host_id = host_id
@@ -145,6 +152,8 @@ class HostApplication:
         self._interval = rebirth_interval_ms
         self._connect_ts = clock()
         self._nodes: dict[tuple[str, str], _Node] = {}
+        self._max_nodes = max_nodes
+        self._max_devices = max_devices_per_node
         self.counters = HostCounters()
 
     # --- own STATE ------------------------------------------------------------------------------
@@ -181,7 +190,9 @@ class HostApplication:
         kind = parsed.message_type
         if kind in ("NCMD", "DCMD"):
             return result  # our own (or another host's) commands
-        node = self._nodes.setdefault((parsed.group_id, parsed.edge_node_id), _Node())
+        node = self._node(parsed, result)
+        if node is None:
+            return result
         try:
             if kind == "NBIRTH":
                 self._on_nbirth(parsed, node, payload, result)
@@ -196,6 +207,17 @@ class HostApplication:
             self.counters.bad_payloads += 1
             result.errors.append(f"{topic}: {err}")
         return result
+
+    def _node(self, t: SparkplugTopic, result: HostResult) -> _Node | None:
+        key = (t.group_id, t.edge_node_id)
+        node = self._nodes.get(key)
+        if node is None:
+            if len(self._nodes) >= self._max_nodes:  # a flood of invented edge node ids
+                self.counters.refused_nodes += 1
+                result.errors.append(f"edge node {key} refused: already tracking {self._max_nodes}")
+                return None
+            node = self._nodes[key] = _Node()
+        return node
 
     def _on_state(self, parsed: StateTopic, payload: bytes, result: HostResult) -> None:
         if parsed.legacy or parsed.host_id != self.host_id:
@@ -273,6 +295,10 @@ class HostApplication:
         ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
         device_id = t.device_id or ""
         if t.message_type == "DBIRTH":
+            if device_id not in node.devices and len(node.devices) >= self._max_devices:
+                self.counters.refused_devices += 1
+                result.errors.append(f"device {device_id!r} refused: node has {self._max_devices} already")
+                return
             metrics = node.devices[device_id] = _Metrics()
             self._learn(metrics, decoded)
             node.devices_online.add(device_id)

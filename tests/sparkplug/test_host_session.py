@@ -206,3 +206,19 @@ def test_lost_messages_never_yield_wrong_values_and_rebirth_heals(steps: list[tu
     ncmd = rebirth_request("g1", "gw1", 1)
     deliver(node.on_message(ncmd.topic, ncmd.payload).publish)
     assert stored[-1][1] == steps[-1][0]
+
+
+def test_invented_ids_cannot_grow_the_host_without_end() -> None:
+    host = HostApplication("plantwire", max_nodes=2, max_devices_per_node=1)
+    for i in range(5):
+        host.on_message(f"spBv1.0/g/NDATA/e{i}", encode_payload(Payload(1, 1, [])))
+    assert host.counters.refused_nodes == 3
+    c = clock()
+    node = EdgeNode("g1", "gw1", clock=lambda: next(c))
+    host = HostApplication("plantwire", max_devices_per_node=1)
+    node.will()
+    node.add_device("a", SPECS)
+    node.add_device("b", SPECS)
+    _, status, _ = feed(host, node.on_connected())
+    assert [(s.device_id, s.online) for s in status] == [(None, True), ("a", True)]
+    assert host.counters.refused_devices == 1
