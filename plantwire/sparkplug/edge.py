@@ -24,6 +24,7 @@ from plantwire.sparkplug.payload import (
     NO_PROPERTIES,
     QUALITY_KEY,
     DataType,
+    DataValue,
     Metric,
     MetricValue,
     Payload,
@@ -31,7 +32,7 @@ from plantwire.sparkplug.payload import (
     Property,
     UnknownMetricError,
     decode_payload,
-    encode_metrics,
+    encode_data,
     encode_payload,
 )
 from plantwire.sparkplug.topics import (
@@ -109,6 +110,17 @@ class _Device:
     values: dict[str, tuple[MetricValue, int]]
     online: bool = True
     quality: dict[str, int | None] = field(default_factory=dict)
+
+
+def _unchanged(state: _Device, changes: dict[str, tuple[MetricValue, int, int | None]], s: Sample) -> bool:
+    """Report by exception: the same value (of the same type) with the same quality is not sent."""
+    if s.name in changes:
+        value, _, q = changes[s.name]
+    elif s.name in state.values:
+        value, q = state.values[s.name][0], state.quality.get(s.name)
+    else:
+        return False
+    return value == s.value and type(value) is type(s.value) and q == s.quality
 
 
 class EdgeNode:
@@ -224,30 +236,31 @@ class EdgeNode:
     def update(self, device_id: str, samples: Iterable[Sample]) -> list[Outgoing]:
         """DDATA with the values that changed (historical ones always), aliases only."""
         state = self._devices[device_id]
-        metrics: list[Metric] = []
-        types: list[DataType] = []
+        values: list[DataValue] = []
+        changes: dict[str, tuple[MetricValue, int, int | None]] = {}
         for s in samples:
             spec = state.specs.get(s.name)
             if spec is None:
                 raise KeyError(f"device {device_id!r} has no metric {s.name!r} in its birth")
             if not s.historical:
-                prev = state.values.get(s.name)
-                if prev is not None and prev[0] == s.value and type(prev[0]) is type(s.value):
-                    if state.quality.get(s.name) == s.quality:
-                        continue
-                state.values[s.name] = (s.value, s.timestamp)
-                state.quality[s.name] = s.quality
-            props = (
-                {QUALITY_KEY: Property(DataType.Int32, s.quality)} if s.quality is not None else NO_PROPERTIES
+                if _unchanged(state, changes, s):
+                    continue
+                changes[s.name] = (s.value, s.timestamp, s.quality)
+            props = NO_PROPERTIES if s.quality is None else {QUALITY_KEY: Property(DataType.Int32, s.quality)}
+            values.append(
+                DataValue(state.aliases[s.name], spec.datatype, s.value, s.timestamp, s.historical, props)
             )
-            metrics.append(
-                Metric(None, None, s.value, state.aliases[s.name], s.timestamp, s.historical, False, props)
-            )
-            types.append(spec.datatype)
-        if not metrics or not self._born or not state.online:
+        if not values:
             return []
-        seq = self._take_seq()
-        data = encode_metrics(self._clock(), seq, metrics, types)
+        # Encode before recording anything: a value that does not fit its type raises PayloadError
+        # naming the metric, and the device's state (what the next DBIRTH says) stays as it was.
+        data = encode_data(self._clock(), self._seq, values)
+        for name, (value, ts, q) in changes.items():
+            state.values[name] = (value, ts)
+            state.quality[name] = q
+        if not self._born or not state.online:
+            return []
+        self._take_seq()
         return [Outgoing(device_topic(self.group_id, "DDATA", self.edge_node_id, device_id), data, 0, False)]
 
     # --- incoming -----------------------------------------------------------------------------

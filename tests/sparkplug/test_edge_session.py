@@ -13,6 +13,7 @@ from plantwire.sparkplug.payload import (
     DataType,
     Metric,
     Payload,
+    PayloadError,
     decode_payload,
     encode_metrics,
     encode_payload,
@@ -212,3 +213,13 @@ def test_tck_id_payloads_propertyset_quality_value_type_and_value() -> None:
     assert by_name["count"].properties["Quality"].value == QUALITY_BAD
     (out,) = node.update("press", [Sample("count", -3, 30)])  # good again: no property
     assert len(raw(out).metrics[0].properties.keys) == 0
+
+
+def test_a_value_that_does_not_fit_is_refused_and_changes_nothing() -> None:
+    node, _ = started()
+    with pytest.raises(PayloadError, match="alias 2: 2147483648 does not fit Int32"):
+        node.update("press", [Sample("speed", 9.0, 5), Sample("count", 2**31, 5)])
+    (out,) = node.update("press", [Sample("speed", 9.0, 6)])  # not recorded before: still a change
+    assert raw(out).seq == 2  # the refused message took no seq number
+    (dbirth,) = node.add_device("press", SPECS)
+    assert {m.name: m.value for m in decode_payload(dbirth.payload).metrics}["count"] == -3
