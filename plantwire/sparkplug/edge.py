@@ -183,13 +183,13 @@ class EdgeNode:
         """Call once subscribed. Births now, or once the primary host says it is online."""
         if self._bd_seq < 0:
             raise RuntimeError("call will() before connecting")
-        self._connected = True
-        self._host_online = self.primary_host_id is None
+        self._connected = True  # a retained STATE that came before this call still counts
         return self._births() if self._host_online else []
 
     def on_disconnected(self) -> None:
         self._connected = False
         self._born = False
+        self._host_online = self.primary_host_id is None  # learn it again from the next session
 
     def shutdown(self) -> list[Outgoing]:
         """The NDEATH to publish before an intentional DISCONNECT."""

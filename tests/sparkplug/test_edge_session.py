@@ -223,3 +223,13 @@ def test_a_value_that_does_not_fit_is_refused_and_changes_nothing() -> None:
     assert raw(out).seq == 2  # the refused message took no seq number
     (dbirth,) = node.add_device("press", SPECS)
     assert {m.name: m.value for m in decode_payload(dbirth.payload).metrics}["count"] == -3
+
+
+def test_retained_state_before_on_connected_counts_and_is_forgotten_on_disconnect() -> None:
+    node = make_node(primary_host_id="scada")
+    node.will()
+    assert node.on_message("spBv1.0/STATE/scada", encode_state(True, 10)).publish == []  # not connected yet
+    assert [o.topic for o in node.on_connected()] == ["spBv1.0/g1/NBIRTH/gw1"]
+    node.on_disconnected()
+    node.will()
+    assert node.on_connected() == []  # a new session waits for a fresh STATE
