@@ -1,0 +1,396 @@
+"""A Sparkplug B edge node session, without I/O: it says what to publish; its owner publishes.
+
+Use, per MQTT connection:
+
+    will = node.will()                  # NDEATH with this connection's bdSeq: the CONNECT's Will
+    ... connect with `will`, subscribe to node.subscriptions() ...
+    out = node.on_connected()           # NBIRTH + DBIRTHs, or nothing while waiting for the host
+    out = node.update("press", [...])   # DDATA by exception, aliases only
+    actions = node.on_message(topic, payload)   # STATE, NCMD (rebirth), DCMD (writes)
+    out = node.shutdown()               # NDEATH to publish before a clean DISCONNECT
+
+`seq` runs 0..255 and wraps, gap-free over every message of the node; NBIRTH is seq 0. bdSeq
+grows by one per connection (0..255) and stays the same for a rebirth on the same connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from plantwire.sparkplug.payload import (
+    NO_PROPERTIES,
+    QUALITY_KEY,
+    DataType,
+    DataValue,
+    Metric,
+    MetricValue,
+    Payload,
+    PayloadError,
+    Property,
+    UnknownMetricError,
+    decode_payload,
+    encode_data,
+    encode_payload,
+)
+from plantwire.sparkplug.topics import (
+    NAMESPACE,
+    HostState,
+    MessageType,
+    Outgoing,
+    SparkplugTopic,
+    StateTopic,
+    TopicError,
+    check_sparkplug_id,
+    decode_state,
+    device_topic,
+    legacy_state_topic,
+    node_topic,
+    parse_topic,
+    state_topic,
+)
+
+REBIRTH: Final = "Node Control/Rebirth"
+BDSEQ: Final = "bdSeq"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """What a device's birth says about one metric."""
+
+    name: str
+    datatype: DataType
+    properties: dict[str, Property] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value for `EdgeNode.update`; `historical` for values from a store-and-forward backlog."""
+
+    name: str
+    value: MetricValue
+    timestamp: int
+    """Milliseconds since the epoch."""
+    historical: bool = False
+    quality: int | None = None
+    """Sparkplug quality (0 bad, 192 good, 500 stale) sent as the metric's 'Quality' property;
+    None sends none (good). `tag_types.sparkplug_quality` maps an OPC UA status code."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """A DCMD metric, resolved against the device's birth, for the gateway's command path."""
+
+    device_id: str
+    metric: str
+    datatype: DataType
+    value: MetricValue
+
+
+@dataclass(slots=True)
+class EdgeActions:
+    publish: list[Outgoing] = field(default_factory=list)
+    writes: list[WriteRequest] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    """Why a command could not be used (unknown device or metric, bad payload)."""
+    disconnect: bool = False
+    """The primary host went offline: close this MQTT session (the spec's 'walk' to the next server)."""
+
+
+@dataclass(slots=True)
+class _Device:
+    specs: dict[str, MetricSpec]
+    aliases: dict[str, int]
+    values: dict[str, tuple[MetricValue, int]]
+    online: bool = True
+    quality: dict[str, int | None] = field(default_factory=dict)
+
+
+def _unchanged(state: _Device, changes: dict[str, tuple[MetricValue, int, int | None]], s: Sample) -> bool:
+    """Report by exception: the same value (of the same type) with the same quality is not sent."""
+    if s.name in changes:
+        value, _, q = changes[s.name]
+    elif s.name in state.values:
+        value, q = state.values[s.name][0], state.quality.get(s.name)
+    else:
+        return False
+    return value == s.value and type(value) is type(s.value) and q == s.quality
+
+
+class EdgeNode:
+    def __init__(
+        self,
+        group_id: str,
+        edge_node_id: str,
+        *,
+        primary_host_id: str | None = None,
+        bd_seq: int = 0,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        """`bd_seq` is the value for the next connection (keep `next_bd_seq` across restarts)."""
+        self.group_id = check_sparkplug_id("group id", group_id)
+        self.edge_node_id = check_sparkplug_id("edge node id", edge_node_id)
+        self.primary_host_id = primary_host_id
+        self._next_bd_seq = bd_seq % 256
+        self._bd_seq = -1
+        self._clock = clock
+        self._seq = 0
+        self._born = False
+        self._connected = False
+        self._host_online = primary_host_id is None
+        self._host_ts = -1
+        self._devices: dict[str, _Device] = {}
+        self._next_alias = 1
+
+    # --- connection lifecycle -----------------------------------------------------------------
+
+    @property
+    def bd_seq(self) -> int:
+        """bdSeq of the current (or last) connection, -1 before the first."""
+        return self._bd_seq
+
+    @property
+    def next_bd_seq(self) -> int:
+        return self._next_bd_seq
+
+    @property
+    def born(self) -> bool:
+        return self._born
+
+    def will(self) -> Outgoing:
+        """The NDEATH to register as Will for the connection about to be made (QoS 1, not retained)."""
+        self._bd_seq = self._next_bd_seq
+        self._next_bd_seq = (self._bd_seq + 1) % 256
+        self._born = False
+        return self._ndeath()
+
+    def subscriptions(self) -> list[str]:
+        subs = [
+            node_topic(self.group_id, "NCMD", self.edge_node_id),
+            f"{NAMESPACE}/{self.group_id}/DCMD/{self.edge_node_id}/+",
+        ]
+        if self.primary_host_id is not None:
+            subs += [state_topic(self.primary_host_id), legacy_state_topic(self.primary_host_id)]
+        return subs
+
+    def on_connected(self) -> list[Outgoing]:
+        """Call once subscribed. Births now, or once the primary host says it is online."""
+        if self._bd_seq < 0:
+            raise RuntimeError("call will() before connecting")
+        self._connected = True  # a retained STATE that came before this call still counts
+        return self._births() if self._host_online else []
+
+    def on_disconnected(self) -> None:
+        self._connected = False
+        self._born = False
+        self._host_online = self.primary_host_id is None  # learn it again from the next session
+
+    def shutdown(self) -> list[Outgoing]:
+        """The NDEATH to publish before an intentional DISCONNECT."""
+        self._born = False
+        return [self._ndeath()] if self._connected else []
+
+    # --- devices and data ---------------------------------------------------------------------
+
+    def add_device(
+        self, device_id: str, specs: Sequence[MetricSpec], values: Iterable[Sample] = ()
+    ) -> list[Outgoing]:
+        """A device is up (again): DBIRTH with every metric, if the node is born.
+
+        Values not given keep the last one `update` recorded (also while the node waited to be born).
+        """
+        check_sparkplug_id("device id", device_id)
+        known = self._devices.get(device_id)
+        aliases = dict(known.aliases) if known is not None else {}
+        for spec in specs:
+            if spec.name not in aliases:
+                aliases[spec.name] = self._next_alias
+                self._next_alias += 1
+        names = {s.name for s in specs}
+        kept = {n: v for n, v in known.values.items() if n in names} if known is not None else {}
+        state = _Device({s.name: s for s in specs}, aliases, kept)
+        if known is not None:
+            state.quality = {n: q for n, q in known.quality.items() if n in names}
+        for sample in values:
+            state.values[sample.name] = (sample.value, sample.timestamp)
+            state.quality[sample.name] = sample.quality
+        self._devices[device_id] = state
+        return [self._dbirth(device_id, state)] if self._born else []
+
+    def device_lost(self, device_id: str) -> list[Outgoing]:
+        """DDEATH on behalf of a device the node lost; `add_device` again when it is back."""
+        state = self._devices.get(device_id)
+        if state is None or not state.online:
+            return []
+        state.online = False
+        if not self._born:
+            return []
+        return [self._publish("DDEATH", Payload(self._clock(), self._take_seq(), []), device_id)]
+
+    def update(self, device_id: str, samples: Iterable[Sample]) -> list[Outgoing]:
+        """DDATA with the values that changed (historical ones always), aliases only."""
+        state = self._devices[device_id]
+        values: list[DataValue] = []
+        changes: dict[str, tuple[MetricValue, int, int | None]] = {}
+        for s in samples:
+            spec = state.specs.get(s.name)
+            if spec is None:
+                raise KeyError(f"device {device_id!r} has no metric {s.name!r} in its birth")
+            if not s.historical:
+                if _unchanged(state, changes, s):
+                    continue
+                changes[s.name] = (s.value, s.timestamp, s.quality)
+            props = NO_PROPERTIES if s.quality is None else {QUALITY_KEY: Property(DataType.Int32, s.quality)}
+            values.append(
+                DataValue(state.aliases[s.name], spec.datatype, s.value, s.timestamp, s.historical, props)
+            )
+        if not values:
+            return []
+        # Encode before recording anything: a value that does not fit its type raises PayloadError
+        # naming the metric, and the device's state (what the next DBIRTH says) stays as it was.
+        data = encode_data(self._clock(), self._seq, values)
+        for name, (value, ts, q) in changes.items():
+            state.values[name] = (value, ts)
+            state.quality[name] = q
+        if not self._born or not state.online:
+            return []
+        self._take_seq()
+        return [Outgoing(device_topic(self.group_id, "DDATA", self.edge_node_id, device_id), data, 0, False)]
+
+    # --- incoming -----------------------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes) -> EdgeActions:
+        actions = EdgeActions()
+        try:
+            parsed = parse_topic(topic)
+        except TopicError as err:
+            actions.rejected.append(str(err))
+            return actions
+        if isinstance(parsed, StateTopic):
+            self._on_state(parsed, payload, actions)
+        elif parsed.group_id != self.group_id or parsed.edge_node_id != self.edge_node_id:
+            actions.rejected.append(f"topic {topic!r} is not for this edge node")
+        elif parsed.message_type == "NCMD":
+            self._on_ncmd(payload, actions)
+        elif parsed.message_type == "DCMD":
+            self._on_dcmd(parsed, payload, actions)
+        return actions
+
+    def _on_state(self, parsed: StateTopic, payload: bytes, actions: EdgeActions) -> None:
+        if parsed.host_id != self.primary_host_id:
+            return
+        try:
+            state: HostState = decode_state(payload, legacy=parsed.legacy)
+        except TopicError as err:
+            actions.rejected.append(str(err))
+            return
+        if state.timestamp is not None:
+            if state.timestamp < self._host_ts:
+                return  # an older STATE than one already seen: ignore it
+            self._host_ts = state.timestamp
+        self._host_online = state.online
+        if state.online and self._connected and not self._born:
+            actions.publish += self._births()
+        elif not state.online and self._born:
+            actions.publish += self.shutdown()
+            actions.disconnect = True
+
+    def _on_ncmd(self, payload: bytes, actions: EdgeActions) -> None:
+        try:
+            decoded = decode_payload(
+                payload, lambda alias, name: DataType.Boolean if name == REBIRTH else None
+            )
+        except PayloadError as err:
+            actions.rejected.append(f"NCMD: {err}")
+            return
+        for m in decoded.metrics:
+            if m.name == REBIRTH and m.value is True and self._connected and self._host_online:
+                actions.publish += self._births()
+
+    def _on_dcmd(self, parsed: SparkplugTopic, payload: bytes, actions: EdgeActions) -> None:
+        device_id = parsed.device_id or ""
+        state = self._devices.get(device_id)
+        if state is None:
+            actions.rejected.append(f"DCMD for unknown device {device_id!r}")
+            return
+        by_alias = {a: n for n, a in state.aliases.items()}
+
+        def lookup(alias: int | None, name: str | None) -> DataType | None:
+            key = by_alias.get(alias) if alias is not None else name
+            spec = state.specs.get(key) if key is not None else None
+            return spec.datatype if spec is not None else None
+
+        try:
+            decoded = decode_payload(payload, lookup)
+        except UnknownMetricError as err:
+            actions.rejected.append(f"DCMD for device {device_id!r}: {err}")
+            return
+        except PayloadError as err:
+            actions.rejected.append(f"DCMD for device {device_id!r}: {err}")
+            return
+        for m in decoded.metrics:
+            name = by_alias.get(m.alias) if m.alias is not None else m.name
+            spec = state.specs.get(name) if name is not None else None
+            if spec is None or m.datatype != spec.datatype:
+                actions.rejected.append(f"DCMD metric {m.name or m.alias!r} does not match the DBIRTH")
+                continue
+            actions.writes.append(WriteRequest(device_id, spec.name, spec.datatype, m.value))
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def _take_seq(self) -> int:
+        seq = self._seq
+        self._seq = (seq + 1) % 256
+        return seq
+
+    def _publish(self, kind: MessageType, payload: Payload, device_id: str | None = None) -> Outgoing:
+        topic = (
+            node_topic(self.group_id, kind, self.edge_node_id)
+            if device_id is None
+            else device_topic(self.group_id, kind, self.edge_node_id, device_id)
+        )
+        return Outgoing(topic, encode_payload(payload), 0, False)
+
+    def _ndeath(self) -> Outgoing:
+        bd = Metric(BDSEQ, DataType.Int64, self._bd_seq, timestamp=self._clock())
+        payload = encode_payload(Payload(self._clock(), None, [bd]))
+        return Outgoing(node_topic(self.group_id, "NDEATH", self.edge_node_id), payload, 1, False)
+
+    def _births(self) -> list[Outgoing]:
+        ts = self._clock()
+        self._seq = 0
+        nbirth = Payload(
+            ts,
+            self._take_seq(),
+            [
+                Metric(BDSEQ, DataType.Int64, self._bd_seq, timestamp=ts),
+                Metric(REBIRTH, DataType.Boolean, False, timestamp=ts),
+            ],
+        )
+        self._born = True
+        out = [self._publish("NBIRTH", nbirth)]
+        for device_id, state in self._devices.items():
+            if state.online:
+                out.append(self._dbirth(device_id, state))
+        return out
+
+    def _dbirth(self, device_id: str, state: _Device) -> Outgoing:
+        state.online = True
+        ts = self._clock()
+        metrics = []
+        for name, spec in state.specs.items():
+            value, value_ts = state.values.get(name, (None, ts))
+            props = spec.properties
+            q = state.quality.get(name)
+            if q is not None:
+                props = {**props, QUALITY_KEY: Property(DataType.Int32, q)}
+            metrics.append(
+                Metric(name, spec.datatype, value, state.aliases[name], value_ts, properties=props)
+            )
+        return self._publish("DBIRTH", Payload(ts, self._take_seq(), metrics), device_id)

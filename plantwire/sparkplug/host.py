@@ -1,0 +1,404 @@
+"""A Sparkplug B host application session, without I/O: messages in, records and publishes out.
+
+    will = host.will()            # STATE offline, retained, QoS 1: the CONNECT's Will
+    ... connect, subscribe to host.subscriptions() ...
+    birth = host.birth()          # STATE online with the Will's timestamp
+    result = host.on_message(topic, payload)
+        result.records   MetricRecord rows for the platform's ingest
+        result.status    node/device online/offline changes
+        result.publish   Rebirth NCMDs (on a seq gap, data before birth, an unknown alias) and STATE
+    out = host.command(group, edge, device, metric, value)   # a DCMD typed by the device's DBIRTH
+
+The host tracks each edge node's bdSeq and seq. A node it has asked to rebirth is not asked again
+until `rebirth_interval_ms` has passed; its data is dropped (and counted) until the NBIRTH comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from plantwire.sparkplug.edge import BDSEQ, REBIRTH, now_ms
+from plantwire.sparkplug.payload import (
+    DataType,
+    Metric,
+    MetricValue,
+    Payload,
+    PayloadError,
+    UnknownMetricError,
+    decode_payload,
+    encode_metrics,
+    encode_payload,
+    quality,
+    unit_and_range,
+)
+from plantwire.sparkplug.topics import (
+    NAMESPACE,
+    Outgoing,
+    SparkplugTopic,
+    StateTopic,
+    TopicError,
+    decode_state,
+    device_topic,
+    encode_state,
+    node_topic,
+    parse_topic,
+    state_topic,
+)
+
+REBIRTH_INTERVAL_MS: Final = 5_000
+MAX_NODES: Final = 4_096
+MAX_DEVICES_PER_NODE: Final = 1_024
+"""Bounds on what a host tracks, so invented ids cannot grow its memory without end."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRecord:
+    """One value, in the shape the platform's ingest stores."""
+
+    group_id: str
+    edge_node_id: str
+    device_id: str | None
+    metric: str
+    datatype: DataType
+    unit: str | None
+    value: MetricValue
+    timestamp: int
+    """Milliseconds since the epoch: the metric's own, else the payload's."""
+    historical: bool = False
+    quality: int | None = None
+    """Sparkplug 'Quality' property when sent: 0 bad, 192 good, 500 stale."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    group_id: str
+    edge_node_id: str
+    device_id: str | None
+    online: bool
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    name: str
+    datatype: DataType
+    unit: str | None
+    low: float | None
+    high: float | None
+    alias: int | None
+
+
+@dataclass(slots=True)
+class HostResult:
+    records: list[MetricRecord] = field(default_factory=list)
+    status: list[StatusChange] = field(default_factory=list)
+    publish: list[Outgoing] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Metrics:
+    by_name: dict[str, MetricInfo] = field(default_factory=dict)
+    by_alias: dict[int, MetricInfo] = field(default_factory=dict)
+
+    def lookup(self, alias: int | None, name: str | None) -> DataType | None:
+        info = self.by_alias.get(alias) if alias is not None else self.by_name.get(name or "")
+        return info.datatype if info is not None else None
+
+    def info(self, m: Metric) -> MetricInfo | None:
+        return self.by_alias.get(m.alias) if m.alias is not None else self.by_name.get(m.name or "")
+
+
+@dataclass(slots=True)
+class _Node:
+    bd_seq: int | None = None
+    seq: int | None = None
+    online: bool = False
+    rebirth_asked: int | None = None
+    metrics: _Metrics = field(default_factory=_Metrics)
+    devices: dict[str, _Metrics] = field(default_factory=dict)
+    devices_online: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class HostCounters:
+    rebirths_requested: int = 0
+    seq_gaps: int = 0
+    dropped_messages: int = 0
+    stale_ndeaths: int = 0
+    bad_payloads: int = 0
+    refused_nodes: int = 0
+    refused_devices: int = 0
+
+
+class HostApplication:
+    def __init__(
+        self,
+        host_id: str,
+        *,
+        group_ids: tuple[str, ...] = (),
+        clock: Callable[[], int] = now_ms,
+        rebirth_interval_ms: int = REBIRTH_INTERVAL_MS,
+        max_nodes: int = MAX_NODES,
+        max_devices_per_node: int = MAX_DEVICES_PER_NODE,
+    ) -> None:
+        """`group_ids` limits the subscription to those groups; empty means every group."""
+        self.host_id = host_id
+        self.state_topic = state_topic(host_id)
+        self.group_ids = group_ids
+        self._clock = clock
+        self._interval = rebirth_interval_ms
+        self._connect_ts = clock()
+        self._nodes: dict[tuple[str, str], _Node] = {}
+        self._max_nodes = max_nodes
+        self._max_devices = max_devices_per_node
+        self.counters = HostCounters()
+
+    # --- own STATE ------------------------------------------------------------------------------
+
+    def will(self) -> Outgoing:
+        """STATE offline with this connection's timestamp, for the CONNECT's Will."""
+        self._connect_ts = self._clock()
+        return Outgoing(self.state_topic, encode_state(False, self._connect_ts), 1, True)
+
+    def birth(self) -> Outgoing:
+        """STATE online, same timestamp as the Will; publish right after subscribing."""
+        return Outgoing(self.state_topic, encode_state(True, self._connect_ts), 1, True)
+
+    def death(self) -> Outgoing:
+        """STATE offline to publish before an intentional DISCONNECT."""
+        return Outgoing(self.state_topic, encode_state(False, self._clock()), 1, True)
+
+    def subscriptions(self) -> list[str]:
+        groups = self.group_ids or ("+",)
+        return [self.state_topic, *(f"{NAMESPACE}/{g}/#" for g in groups)]
+
+    # --- incoming -------------------------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes) -> HostResult:
+        result = HostResult()
+        try:
+            parsed = parse_topic(topic)
+        except TopicError as err:
+            result.errors.append(str(err))
+            return result
+        if isinstance(parsed, StateTopic):
+            self._on_state(parsed, payload, result)
+            return result
+        kind = parsed.message_type
+        if kind in ("NCMD", "DCMD"):
+            return result  # our own (or another host's) commands
+        node = self._node(parsed, result)
+        if node is None:
+            return result
+        try:
+            if kind == "NBIRTH":
+                self._on_nbirth(parsed, node, payload, result)
+            elif kind == "NDEATH":
+                self._on_ndeath(parsed, node, payload, result)
+            else:
+                self._on_sequenced(parsed, node, payload, result)
+        except UnknownMetricError as err:
+            result.errors.append(f"{topic}: {err}")
+            self._ask_rebirth(parsed, node, result, force=True)
+        except PayloadError as err:
+            self.counters.bad_payloads += 1
+            result.errors.append(f"{topic}: {err}")
+        return result
+
+    def _node(self, t: SparkplugTopic, result: HostResult) -> _Node | None:
+        key = (t.group_id, t.edge_node_id)
+        node = self._nodes.get(key)
+        if node is None:
+            if len(self._nodes) >= self._max_nodes:  # a flood of invented edge node ids
+                self.counters.refused_nodes += 1
+                result.errors.append(f"edge node {key} refused: already tracking {self._max_nodes}")
+                return None
+            node = self._nodes[key] = _Node()
+        return node
+
+    def _on_state(self, parsed: StateTopic, payload: bytes, result: HostResult) -> None:
+        if parsed.legacy or parsed.host_id != self.host_id:
+            return
+        try:
+            state = decode_state(payload)
+        except TopicError as err:
+            result.errors.append(str(err))
+            return
+        if not state.online:  # someone (or our old Will) says we are offline: we are not
+            result.publish.append(self.birth())
+
+    def _on_nbirth(self, t: SparkplugTopic, node: _Node, payload: bytes, result: HostResult) -> None:
+        decoded = decode_payload(payload)
+        bd = next((m.value for m in decoded.metrics if m.name == BDSEQ), None)
+        if type(bd) is not int or decoded.seq is None:
+            raise PayloadError("NBIRTH without a bdSeq metric or a seq")
+        ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
+        for device_id in sorted(node.devices_online):
+            result.status.append(StatusChange(t.group_id, t.edge_node_id, device_id, False, ts))
+        node.bd_seq, node.seq, node.online, node.rebirth_asked = bd, decoded.seq, True, None
+        node.metrics = _Metrics()
+        node.devices.clear()
+        node.devices_online.clear()
+        self._learn(node.metrics, decoded)
+        result.status.append(StatusChange(t.group_id, t.edge_node_id, None, True, ts))
+        self._records(t, decoded, node.metrics, result, skip=(BDSEQ,))
+
+    def _on_ndeath(self, t: SparkplugTopic, node: _Node, payload: bytes, result: HostResult) -> None:
+        decoded = decode_payload(payload)
+        bd = next((m.value for m in decoded.metrics if m.name == BDSEQ), None)
+        if not node.online or bd != node.bd_seq:
+            self.counters.stale_ndeaths += 1  # an old session's Will: this session lives on
+            return
+        ts = self._clock()
+        node.online = False
+        node.seq = None
+        for device_id in sorted(node.devices_online):
+            result.status.append(StatusChange(t.group_id, t.edge_node_id, device_id, False, ts))
+        node.devices_online.clear()
+        result.status.append(StatusChange(t.group_id, t.edge_node_id, None, False, ts))
+
+    def _on_sequenced(self, t: SparkplugTopic, node: _Node, payload: bytes, result: HostResult) -> None:
+        """NDATA, DBIRTH, DDATA, DDEATH: all carry the node's next seq."""
+        if t.message_type == "DDEATH" and node.online and node.seq is None:
+            # Awaiting a rebirth after a gap: an offline signal is still believed (data is not).
+            self._device_death(t, node, decode_payload(payload), result)
+            return
+        if not node.online or node.seq is None:
+            self.counters.dropped_messages += 1
+            self._ask_rebirth(t, node, result)
+            return
+        metrics = node.metrics
+        if t.message_type == "DBIRTH":
+            decoded = decode_payload(payload)
+        elif t.device_id is None:
+            decoded = decode_payload(payload, metrics.lookup)
+        else:
+            dev = node.devices.get(t.device_id)
+            if dev is None:
+                if t.message_type == "DDEATH":
+                    return
+                self.counters.dropped_messages += 1
+                self._ask_rebirth(t, node, result, force=True)
+                return
+            metrics = dev
+            decoded = decode_payload(payload, dev.lookup)
+        if decoded.seq is None or decoded.seq != (node.seq + 1) % 256:
+            self.counters.seq_gaps += 1
+            self.counters.dropped_messages += 1
+            result.errors.append(f"{t.message_type} seq {decoded.seq}, expected {(node.seq + 1) % 256}")
+            self._ask_rebirth(t, node, result, force=True)
+            return
+        node.seq = decoded.seq
+        ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
+        device_id = t.device_id or ""
+        if t.message_type == "DBIRTH":
+            if device_id not in node.devices and len(node.devices) >= self._max_devices:
+                self.counters.refused_devices += 1
+                result.errors.append(f"device {device_id!r} refused: node has {self._max_devices} already")
+                return
+            metrics = node.devices[device_id] = _Metrics()
+            self._learn(metrics, decoded)
+            node.devices_online.add(device_id)
+            result.status.append(StatusChange(t.group_id, t.edge_node_id, device_id, True, ts))
+        elif t.message_type == "DDEATH":
+            self._device_death(t, node, decoded, result)
+            return
+        self._records(t, decoded, metrics, result)
+
+    def _device_death(self, t: SparkplugTopic, node: _Node, decoded: Payload, result: HostResult) -> None:
+        device_id = t.device_id or ""
+        if device_id not in node.devices_online:
+            return
+        ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
+        node.devices_online.discard(device_id)
+        result.status.append(StatusChange(t.group_id, t.edge_node_id, device_id, False, ts))
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _learn(self, metrics: _Metrics, decoded: Payload) -> None:
+        for m in decoded.metrics:
+            if m.name is None or m.datatype is None:
+                raise PayloadError("a birth metric lacks its name or datatype")
+            unit, low, high = unit_and_range(m.properties)
+            info = MetricInfo(m.name, m.datatype, unit, low, high, m.alias)
+            metrics.by_name[m.name] = info
+            if m.alias is not None:
+                metrics.by_alias[m.alias] = info
+
+    def _records(
+        self,
+        t: SparkplugTopic,
+        decoded: Payload,
+        metrics: _Metrics,
+        result: HostResult,
+        skip: tuple[str, ...] = (),
+    ) -> None:
+        ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
+        for m in decoded.metrics:
+            info = metrics.info(m)
+            if info is None:
+                raise UnknownMetricError(m.alias, m.name)
+            if info.name in skip or info.name.startswith("Node Control/"):
+                continue
+            result.records.append(
+                MetricRecord(
+                    group_id=t.group_id,
+                    edge_node_id=t.edge_node_id,
+                    device_id=t.device_id,
+                    metric=info.name,
+                    datatype=info.datatype,
+                    unit=info.unit,
+                    value=m.value,
+                    timestamp=m.timestamp if m.timestamp is not None else ts,
+                    historical=m.is_historical,
+                    quality=quality(m.properties),
+                )
+            )
+
+    def _ask_rebirth(self, t: SparkplugTopic, node: _Node, result: HostResult, force: bool = False) -> None:
+        now = self._clock()
+        if force:
+            node.seq = None  # data is not trusted again before the NBIRTH
+        if node.rebirth_asked is not None and now - node.rebirth_asked < self._interval:
+            return
+        node.rebirth_asked = now
+        self.counters.rebirths_requested += 1
+        result.publish.append(rebirth_request(t.group_id, t.edge_node_id, now))
+
+    def node_online(self, group_id: str, edge_node_id: str) -> bool:
+        node = self._nodes.get((group_id, edge_node_id))
+        return node is not None and node.online
+
+    def metric_info(self, group_id: str, edge_node_id: str, device_id: str | None) -> dict[str, MetricInfo]:
+        node = self._nodes.get((group_id, edge_node_id))
+        if node is None:
+            return {}
+        metrics = node.metrics if device_id is None else node.devices.get(device_id)
+        return dict(metrics.by_name) if metrics is not None else {}
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def command(
+        self, group_id: str, edge_node_id: str, device_id: str, metric: str, value: MetricValue
+    ) -> Outgoing:
+        """A DCMD writing `value` to a device metric, typed and aliased as its DBIRTH said."""
+        info = self.metric_info(group_id, edge_node_id, device_id).get(metric)
+        if info is None:
+            raise KeyError(f"{group_id}/{edge_node_id}/{device_id} has no metric {metric!r} in its DBIRTH")
+        now = self._clock()
+        if info.alias is not None:
+            m = Metric(None, None, value, alias=info.alias, timestamp=now)
+        else:
+            m = Metric(metric, None, value, timestamp=now)
+        data = encode_metrics(now, None, [m], [info.datatype])
+        return Outgoing(device_topic(group_id, "DCMD", edge_node_id, device_id), data, 0, False)
+
+
+def rebirth_request(group_id: str, edge_node_id: str, timestamp: int) -> Outgoing:
+    """NCMD `Node Control/Rebirth` = true (QoS 0, not retained, no seq)."""
+    m = Metric(REBIRTH, DataType.Boolean, True, timestamp=timestamp)
+    data = encode_payload(Payload(timestamp, None, [m]))
+    return Outgoing(node_topic(group_id, "NCMD", edge_node_id), data, 0, False)
