@@ -1,11 +1,12 @@
 // An OPC UA server written with node-opcua for Plantwire's data interoperability tests.
 //
-//   node data_server.js PORT [LIMIT]
+//   node data_server.js PORT [LIMIT] [hide-limits]
 //
 // Listens on 127.0.0.1:PORT (no security), prints "ready PORT" once it accepts connections and
 // stops on SIGTERM or when stdin closes. Every operation limit (read, browse, write, call,
 // monitored items per call, ...) is LIMIT (default 20), so a client that sends more per request
-// is refused with BadTooManyOperations.
+// is refused with BadTooManyOperations. With "hide-limits" the server still enforces them but
+// publishes 0 ("no limit") in Server/ServerCapabilities/OperationLimits, as some PLCs do.
 //
 // Namespace "urn:plantwire:test:data", object Machine (s=Machine), holds:
 //   Vector Double[3], Counts Int32[], Blob ByteString, Label LocalizedText (de-DE), Started DateTime,
@@ -24,12 +25,16 @@ const {
     DataType,
     VariantArrayType,
     StatusCodes,
+    BrowseDirection,
+    MessageSecurityMode,
+    SecurityPolicy,
     coerceLocalizedText,
 } = require("node-opcua");
 
 const NAMESPACE = "urn:plantwire:test:data";
 const port = Number(process.argv[2]);
 const limit = Number(process.argv[3] || 20);
+const hideLimits = process.argv[4] === "hide-limits";
 const HOUR_MS = 3600 * 1000;
 
 function addValue(namespace, parent, name, dataType, value, options = {}) {
@@ -179,12 +184,19 @@ async function main() {
         alternateHostname: [],
         serverInfo: { applicationUri: "urn:plantwire:test:data-server", productUri: "plantwire-data-server" },
         serverCapabilities: { operationLimits },
-        securityModes: [require("node-opcua").MessageSecurityMode.None],
-        securityPolicies: [require("node-opcua").SecurityPolicy.None],
+        securityModes: [MessageSecurityMode.None],
+        securityPolicies: [SecurityPolicy.None],
         allowAnonymous: true,
     });
     await server.initialize();
     buildMachine(server);
+    if (hideLimits) {
+        const addressSpace = server.engine.addressSpace;
+        const limits = addressSpace.findNode("ns=0;i=11704"); // Server/ServerCapabilities/OperationLimits
+        for (const ref of limits.findReferencesExAsObject("HasProperty", BrowseDirection.Forward)) {
+            ref.bindVariable({ get: () => new Variant({ dataType: DataType.UInt32, value: 0 }) }, true);
+        }
+    }
     await server.start();
     process.stdout.write(`ready ${port}\n`);
     const stop = async () => {
