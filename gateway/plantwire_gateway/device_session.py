@@ -109,9 +109,9 @@ class DeviceSession:
         moved = (offset is None) != (previous is None) or (
             offset is not None and previous is not None and abs(offset - previous) > _CLOCK_REPORT_MS
         )
-        if moved and self._state is not None:
-            self._state, state = None, self._state  # publish again with the new offset
-            self._set_status(state, self._error)
+        if moved and self._state == "online":  # otherwise the coming "online" status carries it
+            self._state = None
+            self._set_status("online", self._error)
         if moved and offset is not None:
             self._log.info("device_clock_offset", offset_ms=offset, timestamp=self.device.timestamp)
 

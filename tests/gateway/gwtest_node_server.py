@@ -55,9 +55,13 @@ def node_server(script: str, *args: str) -> Iterator[NodeServer]:
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()  # the script's first line; it exits (EOF) if it failed
-        if line.strip() != f"ready {port}":
-            raise RuntimeError(f"{script} did not start: {line!r} (exit {proc.poll()})")
+        lines = []  # node-opcua may print warnings before the script's "ready"; EOF if it failed
+        while (line := proc.stdout.readline()) and line.strip() != f"ready {port}":
+            lines.append(line)
+        if not line:
+            raise RuntimeError(f"{script} did not start (exit {proc.wait(5)}): {''.join(lines)[-500:]}")
+        # Keep reading what it prints, so a full pipe never stalls the server.
+        threading.Thread(target=proc.stdout.read, name=f"drain-{script}", daemon=True).start()
         wait_for_port("127.0.0.1", port)
         yield NodeServer(f"opc.tcp://127.0.0.1:{port}", proc)
     finally:
