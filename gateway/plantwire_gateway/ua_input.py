@@ -33,6 +33,11 @@ INT_RANGES: Final[dict[ua.VariantType, tuple[int, int]]] = {
     VT.UInt64: (0, 2**64 - 1),
 }
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_SENDABLE: Final = frozenset(
+    [*INT_RANGES, VT.Boolean, VT.Float, VT.Double, VT.String, VT.XmlElement, VT.DateTime, VT.Guid]
+    + [VT.ByteString, VT.NodeId, VT.ExpandedNodeId, VT.StatusCode, VT.QualifiedName, VT.LocalizedText]
+    + [VT.ExtensionObject]
+)
 _SCALAR: Final = -1
 _ANY_RANKS: Final = (-2, -3)  # Any, ScalarOrOneDimension
 
@@ -137,6 +142,8 @@ def _integer(value: Any, vtype: ua.VariantType, what: str) -> int:
 
 def convert(value: Any, vtype: ua.VariantType, what: str, data_type: ua.NodeId | None = None) -> Any:
     """A JSON scalar as the Python value asyncua encodes as `vtype`; InputError if it cannot be."""
+    if vtype not in _SENDABLE:
+        raise InputError(f"{what}: data type {vtype.name} cannot be sent by Plantwire")
     if vtype in INT_RANGES:
         return _integer(value, vtype, what)
     if vtype == VT.Boolean and isinstance(value, bool):
@@ -174,8 +181,6 @@ def convert(value: Any, vtype: ua.VariantType, what: str, data_type: ua.NodeId |
             return ua.LocalizedText(value["text"], value.get("locale"))
     elif vtype == VT.ExtensionObject and isinstance(value, dict) and data_type is not None:
         return _structure(value, data_type, what)
-    elif vtype not in (VT.Boolean,):
-        raise InputError(f"{what}: data type {vtype.name} cannot be sent by Plantwire")
     raise InputError(f"{what}: expected a {vtype.name}, got {value!r}")
 
 
