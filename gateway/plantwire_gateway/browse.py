@@ -24,19 +24,26 @@ from asyncua import Client, ua
 
 from plantwire import wire
 
-from .server_profile import ServerProfile, UnknownNamespace, batched, parse_node_id, read_profile
+from .server_profile import (
+    ServerProfile,
+    UnknownNamespace,
+    batched,
+    parse_node_id,
+    read_profile,
+    standard_node,
+)
 from .settings import DeviceConfig, is_node_id
 from .tag_names import sibling_names
 
 MAX_DEPTH: Final = 12
 MAX_TAGS: Final = 50_000
-_OBJECTS: Final = ua.NodeId(ua.ObjectIds.ObjectsFolder)
-_SERVER: Final = ua.NodeId(ua.ObjectIds.Server)
-_HAS_PROPERTY: Final = ua.NodeId(ua.ObjectIds.HasProperty)
+_OBJECTS: Final = standard_node(ua.ObjectIds.ObjectsFolder)
+_SERVER: Final = standard_node(ua.ObjectIds.Server)
+_HAS_PROPERTY: Final = standard_node(ua.ObjectIds.HasProperty)
 _CURRENT_WRITE: Final = ua.AccessLevel.CurrentWrite.mask
 _PROPERTIES: Final = ("EngineeringUnits", "EURange")
 _ENUM_PROPERTIES: Final = ("EnumStrings", "EnumValues")
-_LOCALIZED_TEXT: Final = ua.NodeId(ua.ObjectIds.LocalizedText)
+_LOCALIZED_TEXT: Final = standard_node(ua.ObjectIds.LocalizedText)
 _ATTRS: Final = (
     ua.AttributeIds.DataType,
     ua.AttributeIds.AccessLevel,
@@ -68,7 +75,7 @@ async def _browse_many(
     client: Client,
     profile: ServerProfile,
     node_ids: list[ua.NodeId],
-    mask: ua.NodeClass = ua.NodeClass.Object | ua.NodeClass.Variable,
+    mask: int = ua.NodeClass.Object | ua.NodeClass.Variable,
 ) -> list[list[ua.ReferenceDescription]]:
     """Forward hierarchical references of many nodes, in batches of the server's browse limit."""
 
@@ -78,7 +85,7 @@ async def _browse_many(
             ua.BrowseDescription(
                 NodeId=nid,
                 BrowseDirection=ua.BrowseDirection.Forward,
-                ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences),
+                ReferenceTypeId=standard_node(ua.ObjectIds.HierarchicalReferences),
                 IncludeSubtypes=True,
                 NodeClassMask=mask,
                 ResultMask=ua.BrowseResultMask.All,
@@ -268,11 +275,11 @@ async def _enum_names(
 async def _locales(client: Client, profile: ServerProfile, node_ids: list[ua.NodeId]) -> dict[ua.NodeId, str]:
     """The locale of each LocalizedText variable's current value."""
     values = await read_many(client, profile, [(nid, ua.AttributeIds.Value) for nid in node_ids])
-    out = {}
+    out: dict[ua.NodeId, str] = {}
     for nid, dv in zip(node_ids, values, strict=True):
         value = _value(dv)
         if isinstance(value, ua.LocalizedText) and value.Locale:
-            out[nid] = value.Locale
+            out[nid] = str(value.Locale)
     return out
 
 

@@ -24,7 +24,14 @@ from plantwire.logs import get_logger
 
 from .browse import BrowseError, Tag, _type_names, read_many, resolve_root
 from .browse import _browse_many as browse_many
-from .server_profile import ServerProfile, TooManyOperations, UnknownNamespace, parse_node_id, read_profile
+from .server_profile import (
+    ServerProfile,
+    TooManyOperations,
+    UnknownNamespace,
+    parse_node_id,
+    read_profile,
+    standard_node,
+)
 from .settings import DeviceConfig
 from .structures import load_structures
 from .ua_input import Declared, InputError, as_argument, declare, to_variant
@@ -34,7 +41,7 @@ log = get_logger(__name__)
 
 TIMEOUT: Final = 5.0
 METHOD_SEARCH_DEPTH: Final = 4
-_HAS_PROPERTY: Final = ua.NodeId(ua.ObjectIds.HasProperty)
+_HAS_PROPERTY: Final = standard_node(ua.ObjectIds.HasProperty)
 _CURRENT_WRITE: Final = ua.AccessLevel.CurrentWrite.mask
 _ALL_CLASSES: Final = ua.NodeClass.Object | ua.NodeClass.Variable | ua.NodeClass.Method
 _CONNECTION_ERRORS: Final = (OSError, ConnectionError, TimeoutError, ua.UaError)
@@ -130,7 +137,7 @@ class DeviceControl:
                     raise ControlError("invalid", f"cannot tell the data type of {tag.info.tag!r}")
                 vtype = current.Value.VariantType
             rank = -1 if tag.info.dims is None else len(tag.info.dims)
-            decl = Declared(tag.info.tag, ua.NodeId(vtype.value), vtype, rank, tag.info.data_type)
+            decl = Declared(tag.info.tag, standard_node(vtype.value), vtype, rank, tag.info.data_type)
             try:
                 variant = to_variant(value, decl, tag.info.tag)
             except InputError as err:

@@ -35,8 +35,15 @@ _LIMIT_NODES: Final[dict[str, int]] = {
     "call": ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerMethodCall,
     "monitored_items": ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
 }
-_NAMESPACE_ARRAY: Final = ua.NodeId(ua.ObjectIds.Server_NamespaceArray)
-_CURRENT_TIME: Final = ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime)
+
+
+def standard_node(identifier: int) -> ua.NodeId:
+    """A node of the standard namespace (index 0) by its numeric id, e.g. `ua.ObjectIds.Server`."""
+    return ua.NodeId(ua.Int32(identifier))
+
+
+_NAMESPACE_ARRAY: Final = standard_node(ua.ObjectIds.Server_NamespaceArray)
+_CURRENT_TIME: Final = standard_node(ua.ObjectIds.Server_ServerStatus_CurrentTime)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -87,7 +94,7 @@ def clock_offset(server_time: Any, sent_ns: int, received_ns: int) -> int | None
 async def read_profile(client: Client) -> ServerProfile:
     """The server's limits, namespaces and clock offset; defaults for whatever it does not publish."""
     kinds = list(_LIMIT_NODES)
-    nodes = [ua.NodeId(_LIMIT_NODES[k]) for k in kinds] + [_NAMESPACE_ARRAY, _CURRENT_TIME]
+    nodes = [standard_node(_LIMIT_NODES[k]) for k in kinds] + [_NAMESPACE_ARRAY, _CURRENT_TIME]
     params = ua.ReadParameters()
     params.NodesToRead = [ua.ReadValueId(NodeId=n, AttributeId=ua.AttributeIds.Value) for n in nodes]
     sent = time.time_ns()
@@ -152,7 +159,7 @@ def parse_node_id(text: str, profile: ServerProfile) -> ua.NodeId:
         index = profile.namespaces.index(uri)
     except ValueError:
         raise UnknownNamespace(f"the server has no namespace {uri!r}") from None
-    return ua.NodeId(parsed.Identifier, index, parsed.NodeIdType)
+    return ua.NodeId(parsed.Identifier, ua.Int16(index), parsed.NodeIdType)
 
 
 @contextlib.asynccontextmanager

@@ -34,9 +34,9 @@ INT_RANGES: Final[dict[ua.VariantType, tuple[int, int]]] = {
 }
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SENDABLE: Final = frozenset(
-    [*INT_RANGES, VT.Boolean, VT.Float, VT.Double, VT.String, VT.XmlElement, VT.DateTime, VT.Guid]
-    + [VT.ByteString, VT.NodeId, VT.ExpandedNodeId, VT.StatusCode, VT.QualifiedName, VT.LocalizedText]
-    + [VT.ExtensionObject]
+    {*INT_RANGES, VT.Boolean, VT.Float, VT.Double, VT.String, VT.XmlElement, VT.DateTime, VT.Guid}
+    | {VT.ByteString, VT.NodeId, VT.ExpandedNodeId, VT.StatusCode, VT.QualifiedName, VT.LocalizedText}
+    | {VT.ExtensionObject}
 )
 _SCALAR: Final = -1
 _ANY_RANKS: Final = (-2, -3)  # Any, ScalarOrOneDimension
@@ -72,7 +72,7 @@ def as_argument(item: Any) -> ua.Argument | None:
             Name=str(item.Name),
             DataType=item.DataType,
             ValueRank=int(getattr(item, "ValueRank", _SCALAR)),
-            ArrayDimensions=getattr(item, "ArrayDimensions", None),
+            ArrayDimensions=list(getattr(item, "ArrayDimensions", None) or []),
         )
     return None
 
@@ -171,7 +171,7 @@ def convert(value: Any, vtype: ua.VariantType, what: str, data_type: ua.NodeId |
         except (ValueError, ua.UaError) as err:
             raise InputError(f"{what}: {value!r} is not a NodeId") from err
     elif vtype == VT.StatusCode and type(value) is int and 0 <= value <= 0xFFFFFFFF:
-        return ua.StatusCode(value)
+        return ua.StatusCode(ua.UInt32(value))
     elif vtype == VT.QualifiedName and isinstance(value, str):
         return ua.QualifiedName.from_string(value)
     elif vtype == VT.LocalizedText:
