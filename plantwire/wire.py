@@ -15,6 +15,11 @@ Topics (all under ``plantwire/v1``)::
 Timestamps on the wire are integers: microseconds since the Unix epoch, UTC. That keeps the
 OPC UA source timestamp exact, costs nothing to encode, and sorts as a number.
 
+Values (`JsonValue`) keep their OPC UA type's meaning (docs/wire.md, "Values by OPC UA type"):
+numbers, booleans and strings as themselves; arrays as JSON arrays (meta `dims`); structures as
+JSON objects; ByteString as base64; DateTime as µs; enumerations as their integer (meta `enum`);
+a UInt64 above 2^63-1 as its exact decimal string, never a float.
+
 Decoding is hand-written rather than model-based because it sits on the ingest hot path
 (one call per message, tens of thousands of values a second); every rejection raises
 `WireError` with a message that says which field was wrong.
@@ -562,7 +567,10 @@ def _check_args(op: CommandOp, args: dict[str, Any]) -> None:
         _str(args, "tag", "args.")
         if "value" not in args:
             raise WireError("args.value is required for a write")
-        _check_value(args["value"], "args.value")
+        if isinstance(args["value"], list | dict):  # an array tag (or a structure)
+            _check_compound(args["value"], "args.value")
+        else:
+            _check_value(args["value"], "args.value")
     elif op == "call":
         _str(args, "method", "args.")
         call_args = args.get("args", [])
