@@ -57,7 +57,7 @@ class ControlError(Exception):
 
 
 def _status(code: ua.StatusCode | None) -> ua.StatusCode:
-    return code if code is not None else ua.StatusCode(ua.StatusCodes.Good)
+    return code if code is not None else ua.StatusCode(ua.UInt32(ua.StatusCodes.Good))
 
 
 class DeviceControl:
@@ -126,7 +126,7 @@ class DeviceControl:
 
     # --- write --------------------------------------------------------------------------------
 
-    async def write(self, tag: Tag, value: wire.Value) -> dict[str, Any]:
+    async def write(self, tag: Tag, value: wire.JsonValue) -> dict[str, Any]:
         """Write, then read back. Result: status, the value read back and its source timestamp."""
 
         async def op(client: Client, root: ua.NodeId) -> tuple[ua.StatusCode, dict[str, Any]]:
@@ -165,7 +165,7 @@ class DeviceControl:
 
     # --- call ---------------------------------------------------------------------------------
 
-    async def call(self, method: str, args: list[wire.Value]) -> dict[str, Any]:
+    async def call(self, method: str, args: list[wire.JsonValue]) -> dict[str, Any]:
         async def op(client: Client, root: ua.NodeId) -> tuple[ua.StatusCode, dict[str, Any]]:
             methods = await self._find_methods(client, root)
             if method not in methods:
@@ -236,7 +236,7 @@ class DeviceControl:
                 "node": {
                     "node_id": target.to_string(),
                     "browse_name": name.Value.Value.Name if name.Value is not None else None,
-                    "node_class": ua.NodeClass(nc.Value.Value).name,
+                    "node_class": ua.NodeClass(nc.Value.Value).name if nc.Value is not None else None,
                 },
                 "root": root.to_string(),
                 "children": children,

@@ -22,6 +22,7 @@ from gwtest_support import Collector, gateway_running, gateway_settings, wait_fo
 from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_gateway.device_control import ControlError, DeviceControl
+from plantwire_gateway.server_profile import standard_node
 from plantwire_gateway.settings import DeviceConfig
 
 NAMESPACE = "urn:plantwire:test:asyncua-data"
@@ -30,7 +31,7 @@ TOOL = {"Name": "T12 end mill", "Length": 42.5, "Offsets": [0.1, -0.2], "Uses": 
 
 
 def _arg(name: str, type_id: int, rank: int = -1) -> ua.Argument:
-    return ua.Argument(Name=name, DataType=ua.NodeId(type_id), ValueRank=rank)
+    return ua.Argument(Name=name, DataType=standard_node(type_id), ValueRank=rank)
 
 
 @pytest.fixture
