@@ -15,6 +15,11 @@ Topics (all under ``plantwire/v1``)::
 Timestamps on the wire are integers: microseconds since the Unix epoch, UTC. That keeps the
 OPC UA source timestamp exact, costs nothing to encode, and sorts as a number.
 
+Values (`JsonValue`) keep their OPC UA type's meaning (docs/wire.md, "Values by OPC UA type"):
+numbers, booleans and strings as themselves; arrays as JSON arrays (meta `dims`); structures as
+JSON objects; ByteString as base64; DateTime as µs; enumerations as their integer (meta `enum`);
+a UInt64 above 2^63-1 as its exact decimal string, never a float.
+
 Decoding is hand-written rather than model-based because it sits on the ingest hot path
 (one call per message, tens of thousands of values a second); every rejection raises
 `WireError` with a message that says which field was wrong.
@@ -38,6 +43,10 @@ MAX_VALUES_PER_MESSAGE: Final = 5_000
 MAX_STRING_VALUE: Final = 4_096
 MAX_INT: Final = 2**63 - 1
 """Integers must fit a signed 64-bit column; JSON allows more, stores do not."""
+MAX_UINT64: Final = 2**64 - 1
+"""A UInt64 above `MAX_INT` travels as its exact decimal string, e.g. "9223372036854775813"."""
+MAX_NESTING: Final = 8
+"""Arrays and structures nest at most this deep (a matrix is 2, an array of structures 2)."""
 MAX_TS: Final = 253_402_300_799_999_999
 """9999-12-31T23:59:59.999999Z: the last instant an ISO 8601 date can show."""
 
@@ -49,6 +58,9 @@ STATUS_BAD_NO_COMMUNICATION: Final = 0x80310000
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 Value = float | int | bool | str | None
+"""A scalar on the wire."""
+JsonValue = Value | list[Any] | dict[str, Any]
+"""Any value on the wire: a scalar, an array (JSON list) or a structure (JSON object) of values."""
 MessageKind = Literal["data", "meta", "status"]
 DeviceState = Literal["connecting", "online", "offline"]
 GatewayState = Literal["online", "offline"]
@@ -134,7 +146,7 @@ class Sample:
 
     tag: str
     ts: int
-    value: Value
+    value: JsonValue
     status: int = STATUS_GOOD
 
 
@@ -163,6 +175,12 @@ class TagInfo:
     writable: bool = False
     low: float | None = None
     high: float | None = None
+    dims: tuple[int, ...] | None = None
+    """Array dimensions (OPC UA ArrayDimensions; 0 = any length); None for a scalar."""
+    enum: dict[int, str] | None = None
+    """An enumeration's names by value; the samples carry the integer value."""
+    locale: str | None = None
+    """A LocalizedText's locale (as read at browse time); the samples carry the text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +197,8 @@ class DeviceStatus:
     since: int
     endpoint: str
     error: str | None = None
+    clock_offset_ms: float | None = None
+    """The device's clock minus the gateway's, measured at connect and periodically; None unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +234,26 @@ def encode_meta(meta: DeviceMeta) -> bytes:
         }
         if t.low is not None or t.high is not None:
             item["range"] = [t.low, t.high]
+        if t.dims is not None:
+            item["dims"] = list(t.dims)
+        if t.enum is not None:
+            item["enum"] = {str(k): v for k, v in t.enum.items()}
+        if t.locale is not None:
+            item["locale"] = t.locale
         tags.append(item)
     return orjson.dumps({"endpoint": meta.endpoint, "root": meta.root, "sent": meta.sent, "tags": tags})
 
 
 def encode_device_status(status: DeviceStatus) -> bytes:
-    return orjson.dumps(
-        {"state": status.state, "since": status.since, "endpoint": status.endpoint, "error": status.error}
-    )
+    body: dict[str, Any] = {
+        "state": status.state,
+        "since": status.since,
+        "endpoint": status.endpoint,
+        "error": status.error,
+    }
+    if status.clock_offset_ms is not None:
+        body["clock_offset_ms"] = status.clock_offset_ms
+    return orjson.dumps(body)
 
 
 def encode_gateway_status(status: GatewayStatus) -> bytes:
@@ -264,7 +296,27 @@ def _str(obj: dict[str, Any], key: str, where: str = "") -> str:
     return value
 
 
-def decode_data(payload: bytes) -> DataBatch:
+def _check_compound(value: Any, where: str, depth: int = 1) -> None:
+    """An array or structure value: nested lists/objects of wire scalars, at most `MAX_NESTING` deep."""
+    if depth > MAX_NESTING:
+        raise WireError(f"{where} nests arrays/structures deeper than {MAX_NESTING}")
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, list | dict):
+            _check_compound(item, where, depth + 1)
+        elif isinstance(item, str):
+            if len(item) > MAX_STRING_VALUE:
+                raise WireError(f"{where}[{key!r}] is a string longer than {MAX_STRING_VALUE}")
+        elif type(item) is int:
+            if not -MAX_INT - 1 <= item <= MAX_INT:
+                raise WireError(f"{where}[{key!r}] is an integer outside the signed 64-bit range")
+        elif not (item is None or isinstance(item, float | bool)):
+            raise WireError(f"{where}[{key!r}] must be a number, boolean, string, null, array or object")
+
+
+def decode_data(payload: bytes, compound: Literal["text", "native"] = "text") -> DataBatch:
+    """A data message. Arrays and structures are checked, then given as their compact JSON text
+    (`compound="text"`, what a store of scalars can keep) or as lists and dicts (`"native"`)."""
     obj = _load_object(payload)
     seq = _int(obj, "seq")
     if seq == 0:
@@ -295,8 +347,12 @@ def decode_data(payload: bytes) -> DataBatch:
         elif type(v) is int:
             if not -MAX_INT - 1 <= v <= MAX_INT:
                 raise WireError(f"values[{i}].v is an integer outside the signed 64-bit range")
+        elif isinstance(v, list | dict):
+            _check_compound(v, f"values[{i}].v")
+            if compound == "text":
+                v = orjson.dumps(v).decode()
         elif not (v is None or isinstance(v, float | bool)):
-            raise WireError(f"values[{i}].v must be a number, boolean, string or null")
+            raise WireError(f"values[{i}].v must be a number, boolean, string, null, array or object")
         samples.append(Sample(tag, ts, v, q))
     return DataBatch(seq, sent, samples)
 
@@ -320,6 +376,18 @@ def decode_meta(payload: bytes) -> DeviceMeta:
         writable = t.get("writable", False)
         if not isinstance(writable, bool):
             raise WireError(f"{where}writable must be a boolean")
+        dims = t.get("dims")
+        if dims is not None and not (
+            isinstance(dims, list) and dims and all(type(d) is int and d >= 0 for d in dims)
+        ):
+            raise WireError(f"{where}dims must be a list of non-negative integers")
+        enum = t.get("enum")
+        if enum is not None:
+            if not isinstance(enum, dict) or not all(
+                isinstance(k, str) and k.lstrip("-").isdigit() and isinstance(n, str) for k, n in enum.items()
+            ):
+                raise WireError(f"{where}enum must map integer values (as strings) to names")
+            enum = {int(k): n for k, n in enum.items()}
         tags.append(
             TagInfo(
                 tag=_str(t, "tag", where),
@@ -330,6 +398,9 @@ def decode_meta(payload: bytes) -> DeviceMeta:
                 writable=writable,
                 low=low,
                 high=high,
+                dims=tuple(dims) if dims is not None else None,
+                enum=enum,
+                locale=_opt_str(t, "locale", where),
             )
         )
     return DeviceMeta(
@@ -342,11 +413,15 @@ def decode_device_status(payload: bytes) -> DeviceStatus:
     state = obj.get("state")
     if state not in ("connecting", "online", "offline"):
         raise WireError("'state' must be 'connecting', 'online' or 'offline'")
+    offset = obj.get("clock_offset_ms")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int | float)):
+        raise WireError("'clock_offset_ms' must be a number or absent")
     return DeviceStatus(
         state=state,
         since=_int(obj, "since"),
         endpoint=_str(obj, "endpoint"),
         error=_opt_str(obj, "error", ""),
+        clock_offset_ms=float(offset) if offset is not None else None,
     )
 
 
@@ -386,6 +461,7 @@ REPLY_CODES: Final = (
     "invalid",  # the command's arguments do not fit (type, conversion, config)
     "duplicate",  # attach: the device id is taken
     "unreachable",  # the device's endpoint did not answer
+    "too_many_operations",  # the device refused a request as too large (BadTooManyOperations)
     "not_connected",  # the device is attached but its session is not up
     "configured",  # detach: the device comes from the gateway's config file
     "expired",
@@ -491,14 +567,20 @@ def _check_args(op: CommandOp, args: dict[str, Any]) -> None:
         _str(args, "tag", "args.")
         if "value" not in args:
             raise WireError("args.value is required for a write")
-        _check_value(args["value"], "args.value")
+        if isinstance(args["value"], list | dict):  # an array tag (or a structure)
+            _check_compound(args["value"], "args.value")
+        else:
+            _check_value(args["value"], "args.value")
     elif op == "call":
         _str(args, "method", "args.")
         call_args = args.get("args", [])
         if not isinstance(call_args, list) or len(call_args) > MAX_COMMAND_ARGS:
             raise WireError(f"args.args must be a list of at most {MAX_COMMAND_ARGS} values")
         for i, v in enumerate(call_args):
-            _check_value(v, f"args.args[{i}]")
+            if isinstance(v, list | dict):  # an array or structure argument
+                _check_compound(v, f"args.args[{i}]")
+            else:
+                _check_value(v, f"args.args[{i}]")
     elif op == "browse":
         _opt_str(args, "node", "args.")
     elif op == "attach":

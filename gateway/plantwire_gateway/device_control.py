@@ -6,13 +6,15 @@ streaming code stays the measured hot path. The session is dropped when the serv
 opened again by the next command.
 
 Method calls are never retried: a call that timed out may have run, and running Start twice is
-not what anybody asked for. Errors carry a reply code (`wire.REPLY_CODES`).
+not what anybody asked for. Arguments are checked against the method's InputArguments (count,
+type, scalar or array) before the call is sent (`ua_input`). Every request with many operations
+is cut to the server's operation limits (`server_profile`). Errors carry a reply code
+(`wire.REPLY_CODES`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any, Final
 
 from asyncua import Client, ua
@@ -20,27 +22,28 @@ from asyncua import Client, ua
 from plantwire import wire
 from plantwire.logs import get_logger
 
-from .browse import Tag, _type_names, resolve_root
-from .device_session import to_us, to_wire_value
+from .browse import BrowseError, Tag, _type_names, read_many, resolve_root
+from .browse import _browse_many as browse_many
+from .server_profile import (
+    ServerProfile,
+    TooManyOperations,
+    UnknownNamespace,
+    parse_node_id,
+    read_profile,
+    standard_node,
+)
 from .settings import DeviceConfig
+from .structures import load_structures
+from .ua_input import Declared, InputError, as_argument, declare, to_variant
+from .ua_values import to_us, to_wire_value
 
 log = get_logger(__name__)
 
 TIMEOUT: Final = 5.0
 METHOD_SEARCH_DEPTH: Final = 4
-_HIERARCHICAL: Final = ua.NodeId(ua.ObjectIds.HierarchicalReferences)
-_HAS_PROPERTY: Final = ua.NodeId(ua.ObjectIds.HasProperty)
+_HAS_PROPERTY: Final = standard_node(ua.ObjectIds.HasProperty)
 _CURRENT_WRITE: Final = ua.AccessLevel.CurrentWrite.mask
-_INT_RANGES: Final[dict[ua.VariantType, tuple[int, int]]] = {
-    ua.VariantType.SByte: (-(2**7), 2**7 - 1),
-    ua.VariantType.Byte: (0, 2**8 - 1),
-    ua.VariantType.Int16: (-(2**15), 2**15 - 1),
-    ua.VariantType.UInt16: (0, 2**16 - 1),
-    ua.VariantType.Int32: (-(2**31), 2**31 - 1),
-    ua.VariantType.UInt32: (0, 2**32 - 1),
-    ua.VariantType.Int64: (-(2**63), 2**63 - 1),
-    ua.VariantType.UInt64: (0, 2**64 - 1),
-}
+_ALL_CLASSES: Final = ua.NodeClass.Object | ua.NodeClass.Variable | ua.NodeClass.Method
 _CONNECTION_ERRORS: Final = (OSError, ConnectionError, TimeoutError, ua.UaError)
 
 
@@ -53,34 +56,8 @@ class ControlError(Exception):
         self.status = status
 
 
-def convert(value: wire.Value, vtype: ua.VariantType, what: str) -> Any:
-    """A JSON value as the Python value asyncua encodes as `vtype`; ControlError("invalid") if it cannot."""
-    if vtype == ua.VariantType.Boolean:
-        if isinstance(value, bool):
-            return value
-    elif vtype in (ua.VariantType.Float, ua.VariantType.Double):
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    elif vtype in _INT_RANGES:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if type(value) is int:
-            low, high = _INT_RANGES[vtype]
-            if not low <= value <= high:
-                raise ControlError(
-                    "invalid", f"{what}: {value} is outside the {vtype.name} range {low}..{high}"
-                )
-            return value
-    elif vtype == ua.VariantType.String:
-        if isinstance(value, str):
-            return value
-    else:
-        raise ControlError("invalid", f"{what}: data type {vtype.name} cannot be written by Plantwire")
-    raise ControlError("invalid", f"{what}: {value!r} is not a {vtype.name}")
-
-
 def _status(code: ua.StatusCode | None) -> ua.StatusCode:
-    return code if code is not None else ua.StatusCode(ua.StatusCodes.Good)
+    return code if code is not None else ua.StatusCode(ua.UInt32(ua.StatusCodes.Good))
 
 
 class DeviceControl:
@@ -90,6 +67,7 @@ class DeviceControl:
         self.device = device
         self._client: Client | None = None
         self._root: ua.NodeId | None = None
+        self._profile = ServerProfile()
         self._methods: dict[str, tuple[ua.NodeId, ua.NodeId]] | None = None
         self._lock = asyncio.Lock()
 
@@ -116,7 +94,11 @@ class DeviceControl:
         try:
             async with asyncio.timeout(TIMEOUT):
                 await client.connect(auto_reconnect=False)
-                root = await resolve_root(client, self.device.root)
+                profile = await read_profile(client)
+                root = await resolve_root(client, self.device.root, profile)
+        except BrowseError as err:
+            client.disconnect_socket()
+            raise ControlError("unknown_node", str(err)) from err
         except _CONNECTION_ERRORS as err:
             client.disconnect_socket()
             reason = str(err) or type(err).__name__
@@ -124,7 +106,8 @@ class DeviceControl:
         except Exception:
             client.disconnect_socket()
             raise
-        self._client, self._root, self._methods = client, root, None
+        await load_structures(client, self.device.id)
+        self._client, self._root, self._methods, self._profile = client, root, None, profile
         return client, root
 
     async def _run(self, op: Any) -> Any:
@@ -134,6 +117,8 @@ class DeviceControl:
             try:
                 async with asyncio.timeout(TIMEOUT):
                     return await op(client, root)
+            except TooManyOperations as err:
+                raise ControlError("too_many_operations", f"{self.device.endpoint}: {err}") from err
             except (OSError, ConnectionError, TimeoutError) as err:
                 await self.close()
                 reason = str(err) or type(err).__name__
@@ -141,7 +126,7 @@ class DeviceControl:
 
     # --- write --------------------------------------------------------------------------------
 
-    async def write(self, tag: Tag, value: wire.Value) -> dict[str, Any]:
+    async def write(self, tag: Tag, value: wire.JsonValue) -> dict[str, Any]:
         """Write, then read back. Result: status, the value read back and its source timestamp."""
 
         async def op(client: Client, root: ua.NodeId) -> tuple[ua.StatusCode, dict[str, Any]]:
@@ -151,7 +136,12 @@ class DeviceControl:
                 if current.Value is None:
                     raise ControlError("invalid", f"cannot tell the data type of {tag.info.tag!r}")
                 vtype = current.Value.VariantType
-            variant = ua.Variant(convert(value, vtype, tag.info.tag), vtype)
+            rank = -1 if tag.info.dims is None else len(tag.info.dims)
+            decl = Declared(tag.info.tag, standard_node(vtype.value), vtype, rank, tag.info.data_type)
+            try:
+                variant = to_variant(value, decl, tag.info.tag)
+            except InputError as err:
+                raise ControlError("invalid", str(err)) from err
             params = ua.WriteParameters()
             params.NodesToWrite = [
                 ua.WriteValue(
@@ -175,7 +165,7 @@ class DeviceControl:
 
     # --- call ---------------------------------------------------------------------------------
 
-    async def call(self, method: str, args: list[wire.Value]) -> dict[str, Any]:
+    async def call(self, method: str, args: list[wire.JsonValue]) -> dict[str, Any]:
         async def op(client: Client, root: ua.NodeId) -> tuple[ua.StatusCode, dict[str, Any]]:
             methods = await self._find_methods(client, root)
             if method not in methods:
@@ -184,7 +174,7 @@ class DeviceControl:
                     "unknown_method", f"no method {method!r} below the device root; it has: {known}"
                 )
             parent, method_id = methods[method]
-            variants = await _call_arguments(client, method, method_id, args)
+            variants = await self._call_arguments(client, method, method_id, args)
             (result,) = await client.uaclient.call(
                 [ua.CallMethodRequest(ObjectId=parent, MethodId=method_id, InputArguments=variants)]
             )
@@ -204,7 +194,8 @@ class DeviceControl:
         level, seen = [root], {root}
         for _ in range(METHOD_SEARCH_DEPTH):
             next_level = []
-            for parent, refs in zip(level, await _browse(client, level), strict=True):
+            refs_of = await browse_many(client, self._profile, level, _ALL_CLASSES)
+            for parent, refs in zip(level, refs_of, strict=True):
                 for ref in refs:
                     if ref.NodeId in seen:
                         continue
@@ -224,24 +215,28 @@ class DeviceControl:
     async def browse(self, node: str | None) -> dict[str, Any]:
         async def op(client: Client, root: ua.NodeId) -> dict[str, Any]:
             try:
-                target = ua.NodeId.from_string(node) if node else root
+                target = parse_node_id(node, self._profile) if node else root
+            except UnknownNamespace as err:
+                raise ControlError("unknown_node", f"node {node!r}: {err}") from err
             except (ValueError, ua.UaError) as err:
                 raise ControlError("invalid", f"node {node!r} is not a NodeId: {err}") from err
-            (nc, name) = await client.uaclient.read(
-                _read_params([(target, ua.AttributeIds.NodeClass), (target, ua.AttributeIds.BrowseName)])
+            (nc, name) = await read_many(
+                client,
+                self._profile,
+                [(target, ua.AttributeIds.NodeClass), (target, ua.AttributeIds.BrowseName)],
             )
             if not _status(nc.StatusCode).is_good():
                 raise ControlError(
                     "unknown_node", f"node {target.to_string()!r} does not exist on the device"
                 )
-            (refs,) = await _browse(client, [target])
+            (refs,) = await browse_many(client, self._profile, [target], _ALL_CLASSES)
             refs = [r for r in refs if r.ReferenceTypeId != _HAS_PROPERTY]
-            children = await _describe_nodes(client, refs)
+            children = await _describe_nodes(client, self._profile, refs)
             return {
                 "node": {
                     "node_id": target.to_string(),
                     "browse_name": name.Value.Value.Name if name.Value is not None else None,
-                    "node_class": ua.NodeClass(nc.Value.Value).name,
+                    "node_class": ua.NodeClass(nc.Value.Value).name if nc.Value is not None else None,
                 },
                 "root": root.to_string(),
                 "children": children,
@@ -250,6 +245,34 @@ class DeviceControl:
         result: dict[str, Any] = await self._run(op)
         return result
 
+    async def _call_arguments(
+        self, client: Client, method: str, method_id: ua.NodeId, args: list[Any]
+    ) -> list[ua.Variant]:
+        """Arguments as the method's InputArguments declare them; untyped if it declares none."""
+        (refs,) = await browse_many(client, self._profile, [method_id], _ALL_CLASSES)
+        prop = next((r.NodeId for r in refs if r.BrowseName.Name == "InputArguments"), None)
+        if prop is None:
+            return [ua.Variant(a) for a in args]
+        (dv,) = await read_many(client, self._profile, [(prop, ua.AttributeIds.Value)])
+        raw = dv.Value.Value if dv.Value is not None else None
+        items = raw if isinstance(raw, list) else [] if raw is None else [raw]
+        parsed = [as_argument(a) for a in items]
+        if any(a is None for a in parsed):
+            raise ControlError("invalid", f"{method}: the device's InputArguments cannot be read")
+        declared = await declare(client, [a for a in parsed if a is not None])
+        if len(declared) != len(args):
+            names = ", ".join(f"{d.name}: {d.type_name}{'[]' if d.value_rank >= 0 else ''}" for d in declared)
+            raise ControlError(
+                "invalid", f"{method} takes {len(declared)} argument(s) ({names or 'none'}); got {len(args)}"
+            )
+        try:
+            return [
+                to_variant(value, d, f"{method} argument {i} ({d.name})")
+                for i, (d, value) in enumerate(zip(declared, args, strict=True), start=1)
+            ]
+        except InputError as err:
+            raise ControlError("invalid", str(err)) from err
+
 
 def _read_params(items: list[tuple[ua.NodeId, ua.AttributeIds]]) -> ua.ReadParameters:
     params = ua.ReadParameters()
@@ -257,35 +280,16 @@ def _read_params(items: list[tuple[ua.NodeId, ua.AttributeIds]]) -> ua.ReadParam
     return params
 
 
-async def _browse(client: Client, nodes: list[ua.NodeId]) -> list[list[ua.ReferenceDescription]]:
-    """Forward hierarchical references (objects, variables, methods) of each node."""
-    params = ua.BrowseParameters()
-    params.NodesToBrowse = [
-        ua.BrowseDescription(
-            NodeId=nid,
-            BrowseDirection=ua.BrowseDirection.Forward,
-            ReferenceTypeId=_HIERARCHICAL,
-            IncludeSubtypes=True,
-            NodeClassMask=ua.NodeClass.Object | ua.NodeClass.Variable | ua.NodeClass.Method,
-            ResultMask=ua.BrowseResultMask.All,
-        )
-        for nid in nodes
-    ]
-    return [list(r.References or []) for r in await client.uaclient.browse(params)]
-
-
-async def _describe_nodes(client: Client, refs: list[ua.ReferenceDescription]) -> list[dict[str, Any]]:
+async def _describe_nodes(
+    client: Client, profile: ServerProfile, refs: list[ua.ReferenceDescription]
+) -> list[dict[str, Any]]:
     if not refs:
         return []
     variables = [r.NodeId for r in refs if r.NodeClass == ua.NodeClass.Variable]
-    attrs = (
-        await client.uaclient.read(
-            _read_params(
-                [(n, a) for n in variables for a in (ua.AttributeIds.DataType, ua.AttributeIds.AccessLevel)]
-            )
-        )
-        if variables
-        else []
+    attrs = await read_many(
+        client,
+        profile,
+        [(n, a) for n in variables for a in (ua.AttributeIds.DataType, ua.AttributeIds.AccessLevel)],
     )
     info: dict[ua.NodeId, tuple[Any, Any]] = {}
     for i, nid in enumerate(variables):
@@ -294,8 +298,8 @@ async def _describe_nodes(client: Client, refs: list[ua.ReferenceDescription]) -
             dt.Value.Value if dt.Value is not None and _status(dt.StatusCode).is_good() else None,
             access.Value.Value if access.Value is not None and _status(access.StatusCode).is_good() else None,
         )
-    names = await _type_names(client, [t for t, _ in info.values() if t is not None])
-    grand = await _browse(client, [r.NodeId for r in refs])
+    names = await _type_names(client, [t for t, _ in info.values() if t is not None], profile)
+    grand = await browse_many(client, profile, [r.NodeId for r in refs], _ALL_CLASSES)
     out = []
     for ref, kids in zip(refs, grand, strict=True):
         dtype, access = info.get(ref.NodeId, (None, None))
@@ -310,32 +314,3 @@ async def _describe_nodes(client: Client, refs: list[ua.ReferenceDescription]) -
             }
         )
     return out
-
-
-async def _call_arguments(
-    client: Client, method: str, method_id: ua.NodeId, args: list[wire.Value]
-) -> list[ua.Variant]:
-    """Arguments typed as the method's InputArguments say; untyped (as JSON gave them) if it declares none."""
-    (refs,) = await _browse(client, [method_id])
-    prop = next((r.NodeId for r in refs if r.BrowseName.Name == "InputArguments"), None)
-    declared: list[ua.Argument] = []
-    if prop is not None:
-        (dv,) = await client.uaclient.read(_read_params([(prop, ua.AttributeIds.Value)]))
-        if dv.Value is not None and isinstance(dv.Value.Value, list):
-            declared = [a for a in dv.Value.Value if isinstance(a, ua.Argument)]
-    if prop is not None and len(declared) != len(args):
-        names = ", ".join(a.Name for a in declared) or "no arguments"
-        raise ControlError(
-            "invalid", f"{method} takes {len(declared)} argument(s) ({names}); got {len(args)}"
-        )
-    if not declared:
-        return [ua.Variant(a) for a in args]
-    variants = []
-    for arg, value in zip(declared, args, strict=True):
-        dt = arg.DataType
-        if dt.NamespaceIndex == 0 and isinstance(dt.Identifier, int) and 1 <= dt.Identifier <= 25:
-            vtype = ua.VariantType(dt.Identifier)
-            variants.append(ua.Variant(convert(value, vtype, f"{method}({arg.Name})"), vtype))
-        else:
-            variants.append(ua.Variant(value))
-    return variants

@@ -24,6 +24,7 @@ from plantwire.logs import get_logger
 from .browse import BrowseError, browse_tags
 from .device_session import DeviceSession, Store
 from .mqtt_link import MqttLink
+from .server_profile import TooManyOperations
 from .settings import DeviceConfig, GatewaySettings
 from .stats import GatewayStats
 
@@ -85,6 +86,8 @@ async def probe(device: DeviceConfig) -> int:
         return len(tags)
     except BrowseError as err:
         raise RegistryError("unknown_node", str(err)) from err
+    except TooManyOperations as err:
+        raise RegistryError("too_many_operations", f"{device.endpoint}: {err}") from err
     except (OSError, TimeoutError, ua.UaError, ConnectionError) as err:
         reason = str(err) or type(err).__name__
         raise RegistryError("unreachable", f"{device.endpoint} failed while browsing: {reason}") from err

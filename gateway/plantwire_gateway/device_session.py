@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from asyncua import Client, ua
@@ -28,8 +27,13 @@ from plantwire.logs import get_logger
 from .backoff import Backoff
 from .browse import BrowseError, Tag, browse_tags
 from .mqtt_link import MqttLink
+from .server_profile import batched, clock_watch, read_profile
 from .settings import DeviceConfig
 from .stats import GatewayStats
+from .structures import load_structures
+from .ua_values import to_us, to_wire_value
+
+__all__ = ["DeviceSession", "Store", "to_us", "to_wire_value"]
 
 log = get_logger(__name__)
 
@@ -41,41 +45,13 @@ EVENT_QUEUE: Final = 50_000
 _LOSS_GRACE: Final = 2.0
 _REQUEST_TIMEOUT: Final = 5.0
 _DISCONNECT_TIMEOUT: Final = 2.0
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
-_ONE_US: Final = timedelta(microseconds=1)
+_CLOCK_REPORT_MS: Final = 100.0
+"""A clock offset that moved by more than this is published in a new status."""
 
 Store = Callable[[str, list[wire.Sample]], Awaitable[None]]
 """Appends one device's samples to the outbox (split into messages there)."""
 
 _RECOVERABLE = (OSError, TimeoutError, ua.UaError, ConnectionError, BrowseError)
-
-
-def to_us(dt: datetime) -> int:
-    """A datetime as wire time (µs since the epoch, UTC); naive datetimes are taken as UTC."""
-    return (dt - (_EPOCH if dt.tzinfo is not None else _EPOCH_NAIVE)) // _ONE_US
-
-
-def to_wire_value(value: Any) -> wire.Value:
-    """A JSON-able value: numbers, bool, str as they are; datetimes as µs; anything else as text."""
-    kind = type(value)
-    if kind is float or kind is bool or value is None:
-        return value  # type: ignore[no-any-return]
-    if kind is int:
-        # UInt64 can exceed what the wire (and every store) takes as an integer: keep it as a float,
-        # because one value the platform rejects would cost its whole batch.
-        return value if -wire.MAX_INT - 1 <= value <= wire.MAX_INT else float(value)  # type: ignore[no-any-return]
-    if kind is str:
-        return value[: wire.MAX_STRING_VALUE]  # type: ignore[no-any-return]
-    if isinstance(value, datetime):
-        return to_us(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value) if -wire.MAX_INT - 1 <= value <= wire.MAX_INT else float(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value)[: wire.MAX_STRING_VALUE]
 
 
 class DeviceSession:
@@ -106,6 +82,8 @@ class DeviceSession:
         self._last_ts = 0
         """Newest source timestamp handed to the store, so an outage marker never reuses one."""
         self._marker_ts: int | None = None
+        self.clock_offset_ms: float | None = None
+        """The device's clock minus the gateway's (server CurrentTime), shown in its status."""
         self._log = log.bind(device_id=device.id, endpoint=device.endpoint)
 
     # --- status -----------------------------------------------------------------------------
@@ -116,9 +94,26 @@ class DeviceSession:
         self._state, self._error = state, error
         self.stats.device_states[self.device.id] = state
         status = wire.DeviceStatus(
-            state=state, since=wire.now_us(), endpoint=self.device.endpoint, error=error
+            state=state,
+            since=wire.now_us(),
+            endpoint=self.device.endpoint,
+            error=error,
+            clock_offset_ms=self.clock_offset_ms,
         )
         self.link.publish_retained(self._status_topic, wire.encode_device_status(status))
+
+    def _clock_measured(self, offset_us: int | None) -> None:
+        offset = round(offset_us / 1000, 1) if offset_us is not None else None
+        previous = self.clock_offset_ms
+        self.clock_offset_ms = offset
+        moved = (offset is None) != (previous is None) or (
+            offset is not None and previous is not None and abs(offset - previous) > _CLOCK_REPORT_MS
+        )
+        if moved and self._state == "online":  # otherwise the coming "online" status carries it
+            self._state = None
+            self._set_status("online", self._error)
+        if moved and offset is not None:
+            self._log.info("device_clock_offset", offset_ms=offset, timestamp=self.device.timestamp)
 
     # --- the flusher ------------------------------------------------------------------------
 
@@ -217,7 +212,10 @@ class DeviceSession:
         client.connection_lost_callback = on_lost
         await client.connect(auto_reconnect=False)
         try:
-            root, tags = await browse_tags(client, self.device)
+            profile = await read_profile(client)
+            self._clock_measured(profile.clock_offset_us)
+            await load_structures(client, self.device.id)
+            root, tags = await browse_tags(client, self.device, profile)
             self.tags = tags
             meta = wire.DeviceMeta(
                 endpoint=self.device.endpoint, root=root.to_string(), tags=[t.info for t in tags]
@@ -231,7 +229,9 @@ class DeviceSession:
             )
             by_handle = {handle: t.info.tag for handle, t in enumerate(tags, start=1)}
             if tags:
-                results = await sub.create_monitored_items(self._monitor_requests(tags))
+                results = await batched(
+                    self._monitor_requests(tags), profile.limits.monitored_items, sub.create_monitored_items
+                )
                 pairs = zip(tags, results, strict=True)
                 failed = [t.info.tag for t, r in pairs if isinstance(r, ua.StatusCode)]
                 if failed:
@@ -239,7 +239,8 @@ class DeviceSession:
             self._set_status("online")
             self._log.info("device_connected", tags=len(tags))
             online()
-            reason = await self._consume_until_lost(sub, by_handle, lost)
+            async with clock_watch(client, profile, self._clock_measured):
+                reason = await self._consume_until_lost(sub, by_handle, lost)
             raise ConnectionError(reason)
         finally:
             await self._close(client)
@@ -295,6 +296,8 @@ class DeviceSession:
         # response is consumed, so its values go out now instead of waiting for the timer.
         # (`_event_queue` is asyncua 2.1.0's, which is pinned; the timer still flushes without it.)
         queue = getattr(sub, "_event_queue", None)
+        mode = self.device.timestamp
+        source, gateway = mode == "source", mode == "gateway"
         async for event in events:
             if type(event) is DataChangeEvent:
                 item = event.data.monitored_item
@@ -302,12 +305,18 @@ class DeviceSession:
                 tag = by_handle.get(item.ClientHandle)
                 if tag is None:
                     continue
-                ts = dv.SourceTimestamp or dv.ServerTimestamp
+                if gateway:
+                    ts = None
+                elif source:
+                    ts = dv.SourceTimestamp or dv.ServerTimestamp
+                else:
+                    ts = dv.ServerTimestamp or dv.SourceTimestamp
                 status = dv.StatusCode
+                us = to_us(ts) if ts is not None else -1
                 self.pending.append(
                     Sample(
                         tag,
-                        to_us(ts) if ts is not None else wire.now_us(),
+                        us if us >= 0 else wire.now_us(),  # an unset clock (before 1970): arrival time
                         to_wire_value(event.value),
                         status.value if status is not None else wire.STATUS_GOOD,
                     )

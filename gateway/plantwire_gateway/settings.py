@@ -11,7 +11,7 @@ import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -60,6 +60,13 @@ class DeviceConfig(BaseModel):
         ge=1,
         le=100_000,
         description="Monitored-item queue on the server; 1 would keep only the latest value per interval",
+    )
+    # --- data: which clock stamps the values --------------------------------------------------
+    timestamp: Literal["source", "server", "gateway"] = Field(
+        default="source",
+        description="Which time a value is stored at: 'source' (the device's source timestamp), 'server' "
+        "(the OPC UA server's timestamp) or 'gateway' (when the gateway received it; for a PLC whose clock "
+        "is wrong or unset). The measured clock offset is in the device's status",
     )
 
     @field_validator("id")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from gwtest_machine import MachineServer
+from gwtest_node_server import NodeServer, node_server
 from gwtest_support import Collector, collecting
 
 from plantwire.broker import MosquittoProcess, free_port
@@ -26,3 +27,10 @@ async def machine() -> AsyncIterator[MachineServer]:
 def collector(mosquitto: MosquittoProcess, unique_id: str) -> Iterator[Collector]:
     with collecting(mosquitto, unique_id, f"collector-{unique_id}") as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def node_data_server() -> Iterator[NodeServer]:
+    """tests/opcua_interop/data_server.js (node-opcua) with operation limits of 20."""
+    with node_server("data_server.js", "20") as server:
+        yield server

@@ -127,7 +127,8 @@ def test_values_become_what_the_wire_accepts() -> None:
     values = [1.5, 7, True, None, "RUNNING", huge_uint64, -(2**63), datetime(2026, 1, 1, tzinfo=UTC), b"\x01"]
     converted = [to_wire_value(v) for v in values]
     assert converted[:5] == [1.5, 7, True, None, "RUNNING"]
-    assert converted[5] == float(huge_uint64) and converted[6] == -(2**63)
+    assert converted[5] == str(huge_uint64) and converted[6] == -(2**63)  # exact, as a decimal string
     assert converted[7] == 1_767_225_600_000_000
+    assert converted[8] == "AQ=="  # ByteString as base64
     batch = wire.DataBatch(1, 1, [wire.Sample(f"t{i}", i, v) for i, v in enumerate(converted)])
     assert wire.decode_data(wire.encode_data(batch)).samples == batch.samples

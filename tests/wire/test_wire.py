@@ -77,7 +77,11 @@ def test_bad_topics_are_rejected(topic: str) -> None:
         (b'{"seq": 1, "sent": 1, "values": {}}', "'values'"),
         (b'{"seq": 1, "sent": 1, "values": [{"tag": "", "ts": 1, "v": 1}]}', "values[0].tag"),
         (b'{"seq": 1, "sent": 1, "values": [{"tag": "a", "ts": 1.5, "v": 1}]}', "values[0].ts"),
-        (b'{"seq": 1, "sent": 1, "values": [{"tag": "a", "ts": 1, "v": [1]}]}', "values[0].v"),
+        (
+            b'{"seq": 1, "sent": 1, "values": [{"tag": "a", "ts": 1, "v": [[[[[[[[[1]]]]]]]]]}]}',
+            "values[0].v",
+        ),
+        (b'{"seq": 1, "sent": 1, "values": [{"tag": "a", "ts": 1, "v": [9223372036854775808]}]}', "64-bit"),
         (b'{"seq": 1, "sent": 1, "values": [{"tag": "a", "ts": 1, "v": 1, "q": -1}]}', "values[0].q"),
         (b'{"seq": 1, "sent": 1, "values": [{"tag": "a", "ts": 1, "v": 9223372036854775808}]}', "64-bit"),
         (
