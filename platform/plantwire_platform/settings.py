@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from plantwire.config import MqttSettings, config_error
-from plantwire_platform.store_influx_settings import InfluxSettings
+from plantwire_platform.store.influx.settings import InfluxSettings
 
 
 class HttpSettings(BaseModel):

@@ -22,12 +22,13 @@ from structlog.testing import capture_logs
 
 import plantwire
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, Sample, TagInfo, now_us
-from plantwire_platform.openapi import openapi_document
-from plantwire_platform.store import IncomingBatch
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.model import IncomingBatch
+from plantwire_platform.store.sqlite import SqliteStore
 from plantwire_platform.timefmt import from_iso, to_iso
-from plantwire_platform.web_api import create_app
-from plantwire_platform.web_page import PAGE_ROUTES
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.openapi import openapi_document
+from plantwire_platform.web.page import PAGE_ROUTES
+from plantwire_platform.web.runtime import PlatformRuntime
 
 GW = "line-a"
 DEV = "press-1"
@@ -113,7 +114,7 @@ def status() -> Status:
 async def client(
     store: SqliteStore, status: Status
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    async with asyncio.timeout(10), TestClient(TestServer(create_app(store, status))) as c:
+    async with asyncio.timeout(10), TestClient(TestServer(create_app(PlatformRuntime(store, status)))) as c:
         yield c
 
 
@@ -425,7 +426,7 @@ async def test_openapi_document_is_served(client: TestClient[Any, Any]) -> None:
 
 
 async def test_every_route_is_documented_and_every_documented_path_routed(store: SqliteStore) -> None:
-    app = create_app(store, Status())
+    app = create_app(PlatformRuntime(store, Status()))
     routed = {
         (route.resource.canonical, route.method.lower())
         for route in app.router.routes()
@@ -567,7 +568,10 @@ async def test_internal_errors_are_generic_and_logged(store: SqliteStore) -> Non
         raise RuntimeError("secret internal detail")
 
     with capture_logs() as logged:
-        async with asyncio.timeout(10), TestClient(TestServer(create_app(store, broken_status))) as c:
+        async with (
+            asyncio.timeout(10),
+            TestClient(TestServer(create_app(PlatformRuntime(store, broken_status)))) as c,
+        ):
             code, body = await get(c, "/api/health")
     assert code == 500
     assert_error(body, 500, "internal_error", "server log")
@@ -606,7 +610,9 @@ def live_api(
     store = SqliteStore.open(tmp_path_factory.mktemp("api") / "plantwire.db")
     fill_store(store, now_us())
     loop = asyncio.new_event_loop()
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(store, Status())), loop=loop)
+    client: TestClient[Any, Any] = TestClient(
+        TestServer(create_app(PlatformRuntime(store, Status()))), loop=loop
+    )
     loop.run_until_complete(asyncio.wait_for(client.start_server(), 10))
     yield loop, client
     loop.run_until_complete(asyncio.wait_for(client.close(), 10))

@@ -13,9 +13,10 @@ from test_api import DEV, Status, assert_documented, assert_error, get
 from test_api import live_api as live_api  # the module-scoped fixture, shared
 
 from plantwire.metrics_text import MetricsText
-from plantwire_platform.store_sqlite import SqliteStore
-from plantwire_platform.web_api import create_app
-from plantwire_platform.web_health import readiness
+from plantwire_platform.store.sqlite import SqliteStore
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.health import readiness
+from plantwire_platform.web.runtime import PlatformRuntime
 
 _PARAMS = st.sampled_from(["device", "tag", "start", "limit", "x", "", "device[]"])
 _VALUES = st.one_of(st.sampled_from([DEV, "mixer-2", "", "*", "%", "..", "press-1/"]), st.text(max_size=30))
@@ -83,7 +84,10 @@ async def test_probes_and_metrics(live_api: Api, tmp_path: Any) -> None:
         "store_failing": False,
     }
     try:
-        async with asyncio.timeout(10), TestClient(TestServer(create_app(store, status))) as client:
+        async with (
+            asyncio.timeout(10),
+            TestClient(TestServer(create_app(PlatformRuntime(store, status)))) as client,
+        ):
             resp = await client.get("/healthz")
             assert resp.status == 200 and (await resp.json())["status"] == "alive"
             resp = await client.get("/readyz")

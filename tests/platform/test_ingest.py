@@ -23,11 +23,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from plantwire import wire
 from plantwire.broker import MosquittoProcess
 from plantwire.config import ConfigError, MqttSettings
-from plantwire_platform.ingest import MessageRejected, MqttIngest, decode_message
-from plantwire_platform.ingest_stats import LATENCY_BOUNDS_MS
+from plantwire_platform.ingest.mqtt_ingest import MessageRejected, MqttIngest, decode_message
+from plantwire_platform.ingest.stats import LATENCY_BOUNDS_MS
 from plantwire_platform.settings import PlatformSettings, StoreSettings
-from plantwire_platform.store import IncomingBatch, Point
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.model import IncomingBatch, Point
+from plantwire_platform.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000_000_000
 
@@ -244,9 +244,9 @@ _CRASHING_PLATFORM = textwrap.dedent(
     from pathlib import Path
     from plantwire.config import MqttSettings
     from plantwire.logs import configure_logging
-    from plantwire_platform.ingest import MqttIngest
+    from plantwire_platform.ingest.mqtt_ingest import MqttIngest
     from plantwire_platform.settings import PlatformSettings, StoreSettings
-    from plantwire_platform.store_sqlite import SqliteStore
+    from plantwire_platform.store.sqlite import SqliteStore
 
     async def main(host, port, client_id, path):
         settings = PlatformSettings.load(

@@ -23,9 +23,9 @@ from test_ingest import T0, Publisher, running_ingest, settings_for, until
 
 from plantwire import wire
 from plantwire.broker import MosquittoProcess
-from plantwire_platform.ingest import MessageRejected, MqttIngest, decode_message
-from plantwire_platform.store import IncomingBatch, WriteResult
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.ingest.mqtt_ingest import MessageRejected, MqttIngest, decode_message
+from plantwire_platform.store.model import IncomingBatch, WriteResult
+from plantwire_platform.store.sqlite import SqliteStore
 
 
 class SlowStore(SqliteStore):

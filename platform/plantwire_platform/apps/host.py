@@ -36,10 +36,10 @@ from plantwire_platform.apps.loader import (
     validate_config,
 )
 from plantwire_platform.apps.manifest import ManifestError, split_pattern
-from plantwire_platform.live_bus import LiveBus, LivePoint, Subscription
+from plantwire_platform.ingest.live_bus import LiveBus, LivePoint, Subscription
 from plantwire_platform.settings import AppsSettings
-from plantwire_platform.store import Agg, AlarmRecord, Bucket, DerivedPoint, Point, Store
-from plantwire_platform.store import AuditEntry as StoreAuditEntry
+from plantwire_platform.store.model import Agg, AlarmRecord, Bucket, DerivedPoint, Point, Store
+from plantwire_platform.store.model import AuditEntry as StoreAuditEntry
 
 log = get_logger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any, Final
 
 import orjson
 
-from plantwire_platform.store import AuditEntry
-from plantwire_platform.store_app_tables import Query, Transaction
+from plantwire_platform.store.app_tables import Query, Transaction
+from plantwire_platform.store.model import AuditEntry
 
 AUDIT_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS audit (

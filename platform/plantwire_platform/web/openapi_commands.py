@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from plantwire_platform.commands import MAX_TIMEOUT_S
+from plantwire_platform.commands.bus import MAX_TIMEOUT_S
 
 JSON: Final = "application/json"
 _ERROR: Final = {"$ref": "#/components/schemas/Error"}

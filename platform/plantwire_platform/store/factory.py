@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plantwire_platform.settings import PlatformSettings
-from plantwire_platform.store import Store
+from plantwire_platform.store.model import Store
 
 
 def open_store(settings: PlatformSettings) -> Store:
@@ -14,9 +14,9 @@ def open_store(settings: PlatformSettings) -> Store:
     so the InfluxDB client is needed only where it is used.
     """
     if settings.store.backend == "influxdb":
-        from plantwire_platform.store_influx import InfluxStore
+        from plantwire_platform.store.influx.store import InfluxStore
 
         return InfluxStore.open(settings.store.influxdb)
-    from plantwire_platform.store_sqlite import SqliteStore
+    from plantwire_platform.store.sqlite import SqliteStore
 
     return SqliteStore.open(settings.store.path)

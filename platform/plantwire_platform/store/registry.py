@@ -11,7 +11,7 @@ import sqlite3
 from typing import Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
-from plantwire_platform.store import TagRecord
+from plantwire_platform.store.model import TagRecord
 
 TAGS_SELECT: Final = (
     "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "

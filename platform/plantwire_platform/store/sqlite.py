@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value, now_us
-from plantwire_platform import store_registry as registry
-from plantwire_platform.audit import AUDIT_SCHEMA, AuditTable
-from plantwire_platform.store import (
+from plantwire_platform.store import registry
+from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
+from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.model import (
     AGGREGATES,
     Agg,
     AlarmRecord,
@@ -42,7 +43,6 @@ from plantwire_platform.store import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store_app_tables import ALARMS_SCHEMA, AlarmTable
 
 SCHEMA_VERSION: Final = 1
 BOOLEAN: Final = "Boolean"

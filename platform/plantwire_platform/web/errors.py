@@ -1,7 +1,9 @@
 """One error shape for the whole API, whatever went wrong.
 
 Every error response is ``{"error": {"status": 400, "code": "invalid_parameter", "message": "..."}}``.
-Handlers raise `ApiError` (or let `ParamError` escape); the middleware also turns aiohttp's own
+Handlers raise `ApiError` (or let `ParamError` escape), services raise their typed errors (a
+command's `CommandError` carries its status and code, a `StoreError` is a 503); the middleware
+maps each to that shape, and also turns aiohttp's own
 HTTP exceptions (unknown route, wrong method) and anything unexpected into that shape. An
 unexpected exception is logged with its traceback and answered with a generic 500: internals
 never reach the client.
@@ -16,9 +18,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from plantwire.logs import get_logger
-from plantwire_platform.query_params import ParamError
-from plantwire_platform.store import StoreError
-from plantwire_platform.web_json import json_response
+from plantwire_platform.commands.errors import CommandError
+from plantwire_platform.store.model import StoreError
+from plantwire_platform.web.query_params import ParamError
+from plantwire_platform.web.responses import json_response
 
 log = get_logger(__name__)
 
@@ -74,6 +77,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
+        return error_response(err.status, err.code, err.message)
+    except CommandError as err:
         return error_response(err.status, err.code, err.message)
     except ParamError as err:
         return error_response(400, err.code, err.message)

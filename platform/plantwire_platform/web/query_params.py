@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from plantwire_platform.store import AGGREGATES, Agg
+from plantwire_platform.store.model import AGGREGATES, Agg
 from plantwire_platform.timefmt import US_PER_MS, from_iso, to_iso
 
 UNITS_US: Final[dict[str, int]] = {

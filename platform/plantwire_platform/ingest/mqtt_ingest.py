@@ -32,9 +32,9 @@ from plantwire import wire
 from plantwire.logs import get_logger
 from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
 from plantwire.mqtt_control import disable_nagle, new_client
-from plantwire_platform.ingest_stats import LatencyHistogram, RateLimitedWarning
+from plantwire_platform.ingest.stats import LatencyHistogram, RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
-from plantwire_platform.store import IncomingBatch, Store, StoreError
+from plantwire_platform.store.model import IncomingBatch, Store, StoreError
 
 log = get_logger(__name__)
 

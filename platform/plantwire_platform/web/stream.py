@@ -18,9 +18,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from plantwire.logs import get_logger
 from plantwire.wire import quality
-from plantwire_platform.live_bus import LIVE_BUS_KEY, LiveBus, LivePoint, Subscription
+from plantwire_platform.ingest.live_bus import LiveBus, LivePoint, Subscription
 from plantwire_platform.timefmt import to_iso
-from plantwire_platform.web_errors import ApiError
+from plantwire_platform.web.errors import ApiError
+from plantwire_platform.web.runtime import runtime_of
 
 log = get_logger(__name__)
 
@@ -194,7 +195,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "websocket_required",
             "GET /api/stream is a WebSocket endpoint; connect with a WebSocket client",
         )
-    bus = request.app.get(LIVE_BUS_KEY)
+    bus = runtime_of(request).live_bus
     if bus is None:
         raise ApiError(503, "unavailable", "the live stream is not available in this process")
     await ws.prepare(request)

@@ -1,7 +1,7 @@
 """What the platform checks before a command leaves: writable tag, value of the right type and range.
 
 Everything here answers from the store's copy of the device's meta, so a bad request is refused
-with a 4xx that names the problem, and never reaches the machine.
+with a typed `CommandError` that names the problem, and never reaches the machine.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import re
 from typing import Any, Final
 
 from plantwire import wire
-from plantwire_platform.store import TagRecord
-from plantwire_platform.web_errors import ApiError
+from plantwire_platform.commands.errors import BadCommand, InvalidCommand, NotWritable
+from plantwire_platform.store.model import TagRecord
 
 INT_RANGES: Final[dict[str, tuple[int, int]]] = {
     "SByte": (-(2**7), 2**7 - 1),
@@ -25,19 +25,17 @@ INT_RANGES: Final[dict[str, tuple[int, int]]] = {
     "UInt64": (0, 2**64 - 1),
 }
 FLOAT_TYPES: Final = ("Float", "Double")
-MAX_USER: Final = 128
-USER_HEADER: Final = "X-Plantwire-User"
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "invalid_value", message)
+def _invalid(message: str) -> InvalidCommand:
+    return InvalidCommand(message, "invalid_value")
 
 
 def check_write(tag: TagRecord, value: Any) -> wire.Value:
-    """The value to send, or ApiError: 403 not writable, 422 wrong type or out of the tag's range."""
+    """The value to send; NotWritable, or InvalidCommand for a wrong type or a value out of range."""
     where = f"tag {tag.tag!r} of {tag.device!r}"
     if not tag.writable:
-        raise ApiError(403, "tag_not_writable", f"{where} is read-only (meta says writable: false)")
+        raise NotWritable(f"{where} is read-only (meta says writable: false)")
     dtype = tag.data_type or "Unknown"
     if dtype == "Boolean":
         if not isinstance(value, bool):
@@ -65,27 +63,19 @@ def check_write(tag: TagRecord, value: Any) -> wire.Value:
     else:
         raise _invalid(f"{where} has data type {dtype}, which Plantwire cannot write")
     if (tag.low is not None and number < tag.low) or (tag.high is not None and number > tag.high):
-        raise ApiError(
-            422,
-            "out_of_range",
-            f"{value} is outside the engineering range of {where}: {tag.low} to {tag.high}",
+        raise InvalidCommand(
+            f"{value} is outside the engineering range of {where}: {tag.low} to {tag.high}", "out_of_range"
         )
     return number
 
 
 def check_call_args(args: Any) -> list[wire.Value]:
     if not isinstance(args, list) or len(args) > wire.MAX_COMMAND_ARGS:
-        raise ApiError(400, "bad_request", f"'args' must be a list of at most {wire.MAX_COMMAND_ARGS} values")
+        raise BadCommand(f"'args' must be a list of at most {wire.MAX_COMMAND_ARGS} values")
     for i, v in enumerate(args):
         if not (v is None or isinstance(v, bool | int | float | str)):
-            raise ApiError(400, "bad_request", f"args[{i}] must be a number, boolean, string or null")
+            raise BadCommand(f"args[{i}] must be a number, boolean, string or null")
     return args
-
-
-def user_of(headers: Any) -> str:
-    """Who asked: the X-Plantwire-User header (set by a trusted proxy or client), else 'anonymous'."""
-    user = str(headers.get(USER_HEADER, "")).strip()
-    return user[:MAX_USER] if user else "anonymous"
 
 
 def device_id_for(endpoint: str) -> str:

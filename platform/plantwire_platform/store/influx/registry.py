@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
-from plantwire_platform import store_registry as registry
-from plantwire_platform.audit import AUDIT_SCHEMA, AuditTable
-from plantwire_platform.store import DeviceRecord, StoreError, TagRecord
-from plantwire_platform.store_app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
+from plantwire_platform.store import registry
+from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
+from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.model import DeviceRecord, StoreError, TagRecord
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS gateways (

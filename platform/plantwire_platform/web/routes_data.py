@@ -1,78 +1,32 @@
-"""The platform's REST API: devices, tags, latest values and time series, read from the store.
-
-Store calls block (SQLite), so they run on a small thread pool owned by the app; each handler
-makes one pool call that does all its store work, so a request costs one thread hop.
-"""
+"""REST routes that read: health, devices, tags, latest values and time series from the store."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 
 import plantwire
 from plantwire.wire import now_us, quality
-from plantwire_platform.apps.web_apps import add_app_routes
-from plantwire_platform.openapi import openapi_document
-from plantwire_platform.query_params import SeriesQuery, check_keys, parse_series_query
-from plantwire_platform.store import DeviceRecord, LatestValue, Store, TagRecord
+from plantwire_platform.store.model import DeviceRecord, LatestValue, Store, TagRecord
 from plantwire_platform.timefmt import to_iso, to_iso_opt
-from plantwire_platform.web_commands import add_command_routes
-from plantwire_platform.web_errors import ApiError, error_middleware
-from plantwire_platform.web_health import add_health_routes
-from plantwire_platform.web_json import json_response
-from plantwire_platform.web_page import add_page_routes
-from plantwire_platform.web_stream import add_stream_routes
+from plantwire_platform.web.errors import ApiError
+from plantwire_platform.web.health import ingest_ok
+from plantwire_platform.web.query_params import SeriesQuery, check_keys, parse_series_query
+from plantwire_platform.web.responses import json_response
+from plantwire_platform.web.runtime import runtime_of
 
 T = TypeVar("T")
-StatusFn = Callable[[], dict[str, Any]]
-
-STORE_KEY: Final = web.AppKey("store", Store)
-STATUS_KEY: Final = web.AppKey[StatusFn]("status")
-EXECUTOR_KEY: Final = web.AppKey("read_executor", ThreadPoolExecutor)
-OPENAPI_KEY: Final = web.AppKey("openapi_body", bytes)
-
-READ_THREADS: Final = 2
-"""SQLite serves reads concurrently under WAL; two threads match the machine and bound the load."""
 
 
-def create_app(store: Store, status: Callable[[], dict[str, Any]]) -> web.Application:
-    """The API as an aiohttp application; the caller owns `store` and closes it after the app."""
-    app = web.Application(middlewares=[error_middleware])
-    app[STORE_KEY] = store
-    app[STATUS_KEY] = status
-    app[OPENAPI_KEY] = orjson.dumps(openapi_document(plantwire.__version__))
-    app.cleanup_ctx.append(_read_executor)
+def add_data_routes(app: web.Application) -> None:
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/devices", list_devices)
     app.router.add_get("/api/devices/{device}", get_device)
     app.router.add_get("/api/devices/{device}/tags", list_tags)
     app.router.add_get("/api/latest", latest)
     app.router.add_get("/api/series", series)
-    app.router.add_get("/api/openapi.json", openapi_json)
-    add_health_routes(app)
-    add_command_routes(app)
-    add_stream_routes(app)
-    add_page_routes(app)
-    add_app_routes(app)
-    return app
-
-
-async def _read_executor(app: web.Application) -> AsyncIterator[None]:
-    executor = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="pw-api-read")
-    app[EXECUTOR_KEY] = executor
-    yield
-    executor.shutdown(wait=True, cancel_futures=True)
-
-
-async def _in_thread(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app[EXECUTOR_KEY], functools.partial(fn, *args))
 
 
 # --- JSON shapes ---------------------------------------------------------------------------------
@@ -132,16 +86,23 @@ def _require_device(store: Store, device: str) -> DeviceRecord:
     return record
 
 
+async def _read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(store, *args)` on the API's store threads."""
+    runtime = runtime_of(request)
+    return await runtime.reads.run(fn, runtime.store, *args)
+
+
 # --- handlers ------------------------------------------------------------------------------------
 
 
 async def health(request: web.Request) -> web.Response:
     check_keys(request.query, ())
-    points = await _in_thread(request, request.app[STORE_KEY].count_points)
-    ingest = request.app[STATUS_KEY]()
+    runtime = runtime_of(request)
+    points = await runtime.reads.run(runtime.store.count_points)
+    ingest = runtime.status()
     return json_response(
         {
-            "status": "ok" if ingest.get("connected") is True else "degraded",
+            "status": "ok" if ingest_ok(ingest) else "degraded",
             "version": plantwire.__version__,
             "points": points,
             "ingest": ingest,
@@ -151,13 +112,14 @@ async def health(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     check_keys(request.query, ())
-    devices = await _in_thread(request, request.app[STORE_KEY].list_devices)
+    runtime = runtime_of(request)
+    devices = await runtime.reads.run(runtime.store.list_devices)
     return json_response({"devices": [device_json(d) for d in devices]})
 
 
 async def get_device(request: web.Request) -> web.Response:
     check_keys(request.query, ())
-    record = await _in_thread(request, _require_device, request.app[STORE_KEY], request.match_info["device"])
+    record = await _read(request, _require_device, request.match_info["device"])
     return json_response(device_json(record))
 
 
@@ -169,7 +131,7 @@ def _tags(store: Store, device: str) -> list[TagRecord]:
 async def list_tags(request: web.Request) -> web.Response:
     check_keys(request.query, ())
     device = request.match_info["device"]
-    tags = await _in_thread(request, _tags, request.app[STORE_KEY], device)
+    tags = await _read(request, _tags, device)
     return json_response({"device": device, "tags": [tag_json(t) for t in tags]})
 
 
@@ -181,7 +143,7 @@ def _latest(store: Store, device: str) -> list[LatestValue]:
 async def latest(request: web.Request) -> web.Response:
     check_keys(request.query, ("device",), required=("device",))
     device = request.query["device"]
-    values = await _in_thread(request, _latest, request.app[STORE_KEY], device)
+    values = await _read(request, _latest, device)
     return json_response({"device": device, "values": [latest_json(v) for v in values]})
 
 
@@ -221,8 +183,4 @@ def _series(store: Store, q: SeriesQuery) -> dict[str, Any]:
 
 async def series(request: web.Request) -> web.Response:
     q = parse_series_query(request.query, now_us())
-    return json_response(await _in_thread(request, _series, request.app[STORE_KEY], q))
-
-
-async def openapi_json(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI_KEY], content_type="application/json")
+    return json_response(await _read(request, _series, q))

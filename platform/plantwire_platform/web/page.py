@@ -13,7 +13,7 @@ from typing import Final
 
 from aiohttp import web
 
-STATIC_DIR: Final = (Path(__file__).parent / "static").resolve()
+STATIC_DIR: Final = (Path(__file__).parent.parent / "static").resolve()
 INDEX: Final = STATIC_DIR / "index.html"
 
 _HEADERS: Final = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from plantwire_platform.store import AlarmRecord, StoreError
+from plantwire_platform.store.model import AlarmRecord, StoreError
 
 ALARMS_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS alarms (

@@ -36,22 +36,7 @@ from influxdb_client.service.buckets_service import BucketsService
 from plantwire.config import ConfigError
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value
-from plantwire_platform.store import (
-    AGGREGATES,
-    Agg,
-    AlarmRecord,
-    AuditEntry,
-    Bucket,
-    DerivedPoint,
-    DeviceRecord,
-    IncomingBatch,
-    LatestValue,
-    Point,
-    StoreError,
-    TagRecord,
-    WriteResult,
-)
-from plantwire_platform.store_influx_protocol import (
+from plantwire_platform.store.influx.line_protocol import (
     FIELD_BOOL,
     FIELD_STATUS,
     FIELD_STR,
@@ -70,8 +55,23 @@ from plantwire_platform.store_influx_protocol import (
     series_flux,
     series_key,
 )
-from plantwire_platform.store_influx_registry import InfluxRegistry, WriteOutcome
-from plantwire_platform.store_influx_settings import InfluxSettings
+from plantwire_platform.store.influx.registry import InfluxRegistry, WriteOutcome
+from plantwire_platform.store.influx.settings import InfluxSettings
+from plantwire_platform.store.model import (
+    AGGREGATES,
+    Agg,
+    AlarmRecord,
+    AuditEntry,
+    Bucket,
+    DerivedPoint,
+    DeviceRecord,
+    IncomingBatch,
+    LatestValue,
+    Point,
+    StoreError,
+    TagRecord,
+    WriteResult,
+)
 
 __all__ = [
     "FIELDS",

@@ -15,12 +15,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from plantwire.metrics_text import CONTENT_TYPE, MetricsText
-from plantwire_platform.ingest import MqttIngest
-from plantwire_platform.live_bus import LIVE_BUS_KEY
-from plantwire_platform.web_json import json_response
-
-INGEST_KEY: Final = web.AppKey("ingest", MqttIngest)
-"""Set by the service next to create_app; without it /metrics shows what `status()` returns."""
+from plantwire_platform.web.responses import json_response
+from plantwire_platform.web.runtime import runtime_of
 
 QUEUE_SATURATED: Final = 0.9
 """The ingest queue counts as saturated from this fraction of its capacity on."""
@@ -30,12 +26,6 @@ def add_health_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-
-
-def _status(app: web.Application) -> dict[str, Any]:
-    from plantwire_platform.web_api import STATUS_KEY  # web_api imports this module
-
-    return app[STATUS_KEY]()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -53,8 +43,13 @@ def readiness(stats: dict[str, Any]) -> dict[str, bool]:
     }
 
 
+def ingest_ok(stats: dict[str, Any]) -> bool:
+    """What /api/health calls "ok": connected to the broker (its other conditions are in /readyz)."""
+    return stats.get("connected") is True
+
+
 async def readyz(request: web.Request) -> web.Response:
-    checks = readiness(_status(request.app))
+    checks = readiness(runtime_of(request).status())
     ready = all(checks.values())
     return json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
@@ -62,8 +57,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    app = request.app
-    stats = _status(app)
+    runtime = runtime_of(request)
+    stats = runtime.status()
     out = MetricsText("plantwire_platform_")
     out.gauge("up", "1 while the platform answers.", 1)
     for name, ok in readiness(stats).items():
@@ -94,7 +89,7 @@ async def metrics(request: web.Request) -> web.Response:
         "Duration of the last store commit.",
         None if stats.get("last_commit_ms") is None else stats["last_commit_ms"] / 1000,
     )
-    ingest = app.get(INGEST_KEY)
+    ingest = runtime.ingest
     if ingest is not None:
         ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
     latency = stats.get("latency") or {}
@@ -106,7 +101,7 @@ async def metrics(request: web.Request) -> web.Response:
             None if ms is None else ms / 1000,
             {"quantile": quantile},
         )
-    bus = app.get(LIVE_BUS_KEY)
+    bus = runtime.live_bus
     if bus is not None:
         out.gauge("live_subscribers", "Live-bus subscribers (web streams, apps).", bus.subscribers)
         out.counter("live_points_total", "Points handed to the live bus.", bus.published)

@@ -15,10 +15,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from aiohttp import web
-
 from plantwire.wire import Value
-from plantwire_platform.store import IncomingBatch
+from plantwire_platform.store.model import IncomingBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +123,3 @@ class LiveBus:
     def subscriptions(self) -> list[Subscription]:
         """The current subscriptions (a copy), e.g. for their `dropped` counts in /metrics."""
         return list(self._subscriptions)
-
-
-LIVE_BUS_KEY = web.AppKey("live_bus", LiveBus)

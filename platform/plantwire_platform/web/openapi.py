@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from plantwire_platform.apps.openapi_apps import APP_PATHS, APP_SCHEMAS
-from plantwire_platform.openapi_commands import openapi_paths as command_openapi_paths
-from plantwire_platform.query_params import DEFAULT_LIMIT, MAX_BUCKETS, MAX_LIMIT
-from plantwire_platform.store import AGGREGATES
-from plantwire_platform.web_health import openapi_paths as health_openapi_paths
-from plantwire_platform.web_stream import openapi_paths as stream_openapi_paths
+from plantwire_platform.store.model import AGGREGATES
+from plantwire_platform.web.health import openapi_paths as health_openapi_paths
+from plantwire_platform.web.openapi_apps import APP_PATHS, APP_SCHEMAS
+from plantwire_platform.web.openapi_commands import openapi_paths as command_openapi_paths
+from plantwire_platform.web.query_params import DEFAULT_LIMIT, MAX_BUCKETS, MAX_LIMIT
+from plantwire_platform.web.stream import openapi_paths as stream_openapi_paths
 
 JSON: Final = "application/json"
 TIME_EXAMPLE: Final = "2026-11-24T11:20:00.123456Z"

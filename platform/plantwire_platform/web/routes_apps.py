@@ -1,8 +1,8 @@
 """REST routes of the app layer: /api/apps (lifecycle), /api/alarms, and each app's /apps/{id}/...
 
-Registered by `create_app` with one call, `add_app_routes(app)`; the running `AppHost` is put on
-the application under `APP_HOST_KEY` by the service (without one, /api/apps answers 503).
-Their OpenAPI paths are `APP_PATHS` / `APP_SCHEMAS`, merged into the document by openapi.py.
+Registered by `create_app` with one call, `add_app_routes(app)`; the running `AppHost` is the
+runtime's `apps` (without one, /api/apps answers 503). Their OpenAPI paths are `APP_PATHS` /
+`APP_SCHEMAS` (web.openapi_apps), merged into the document by web.openapi.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from aiohttp import web
 
 from plantwire.wire import now_us
 from plantwire_platform.apps.host import AppHost, AppSlot
-from plantwire_platform.query_params import ParamError, check_keys
-from plantwire_platform.store import AlarmRecord
+from plantwire_platform.store.model import AlarmRecord
 from plantwire_platform.timefmt import to_iso, to_iso_opt
-from plantwire_platform.web_errors import ApiError
-from plantwire_platform.web_json import json_response
+from plantwire_platform.web.errors import ApiError
+from plantwire_platform.web.query_params import ParamError, check_keys
+from plantwire_platform.web.responses import json_response
+from plantwire_platform.web.routes_commands import USER_HEADER
+from plantwire_platform.web.runtime import runtime_of
 
-APP_HOST_KEY: Final = web.AppKey("app_host", AppHost)
 APP_ROUTE_METHODS: Final = ("GET", "POST", "PUT", "DELETE")
 MAX_ALARMS: Final = 1000
 
@@ -53,7 +54,7 @@ def alarm_json(a: AlarmRecord) -> dict[str, Any]:
 
 
 def _host(request: web.Request) -> AppHost:
-    host = request.app.get(APP_HOST_KEY)
+    host = runtime_of(request).apps
     if host is None:
         raise ApiError(503, "apps_unavailable", "the app host is not running")
     return host
@@ -92,9 +93,8 @@ async def restart_app(request: web.Request) -> web.Response:
 
 async def _store_call(request: web.Request, method: str, *args: Any) -> Any:
     """A store call on the API's own threads (its shutdown waits for them, before the store closes)."""
-    from plantwire_platform.web_api import STORE_KEY, _in_thread  # web_api imports this module
-
-    return await _in_thread(request, getattr(request.app[STORE_KEY], method), *args)
+    runtime = runtime_of(request)
+    return await runtime.reads.run(getattr(runtime.store, method), *args)
 
 
 async def list_alarms(request: web.Request) -> web.Response:
@@ -117,7 +117,7 @@ async def ack_alarm(request: web.Request) -> web.Response:
     text = request.match_info["alarm_id"]
     if not text.isascii() or not text.isdigit():
         raise ApiError(404, "unknown_alarm", f"alarm {text!r} is not known")
-    by = request.query.get("by") or request.headers.get("X-Plantwire-User") or "api"
+    by = request.query.get("by") or request.headers.get(USER_HEADER) or "api"
     record = await _store_call(request, "ack_alarm", int(text), by[:100], now_us())
     if record is None:
         raise ApiError(
