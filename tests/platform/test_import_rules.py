@@ -1,4 +1,4 @@
-"""The platform's rooms and arrows (docs/architecture.md), checked on the source: a rule nobody checks is a wish.
+"""The platform's rooms and arrows (docs/architecture.md), checked on the source.
 
 A small AST walker reads every module of `plantwire_platform` and its imports (those under
 `if TYPE_CHECKING:` are annotations only and do not count as arrows).
