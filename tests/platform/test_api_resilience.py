@@ -114,6 +114,8 @@ def test_readiness_conditions() -> None:
     assert readiness({**ok, "subscribed": False})["subscribed"] is False
     assert readiness({**ok, "store_failing": True})["store_writable"] is False
     assert readiness({**ok, "queue_depth": 9})["queue_not_saturated"] is False
+    assert readiness({**ok, "writer_alive": False})["ingest_running"] is False
+    assert readiness({**ok, "reader_alive": False})["ingest_running"] is False
 
 
 def test_metrics_text_format() -> None:

@@ -140,6 +140,8 @@ class MqttIngest:
         self._store_errors = 0
         self._connects = 0
         self._store_failing = False
+        self._writer_crashed = False
+        self._reader_crashed = False
         self.commit_seconds = Histogram(SECONDS_BOUNDS)
         """Store write time per commit (the writer thread observes, /metrics reads)."""
 
@@ -265,21 +267,34 @@ class MqttIngest:
             log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._take(msg)
+        except BaseException:
+            # paho's network thread dies with this exception: no more messages until a restart.
+            self._reader_crashed = True
+            log.exception("ingest_reader_crashed")
+            raise
+
+    def _take(self, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker delivers it again to our next session
         self._messages += 1
         try:
-            # An empty retained meta deletes it (a detached device): nothing to store, not an error.
-            empty_meta = not msg.payload and msg.topic.endswith("/meta")
-            decoded: Decoded | None = None if empty_meta else decode_message(msg.topic, bytes(msg.payload))
-        except MessageRejected as err:
-            self._decode_errors[err.reason] += 1
-            self._rejects.warn(err.reason, topic=msg.topic, problem=str(err))
-            decoded = None
-        except UnicodeDecodeError:  # a topic that is not UTF-8 (paho decodes it lazily)
+            # paho decodes the topic lazily; a topic that is not UTF-8 raises here.
+            topic = msg.topic
+        except UnicodeDecodeError:
             self._decode_errors["topic"] += 1
-            self._rejects.warn("topic", topic=repr(msg._topic), problem="topic is not UTF-8")
-            decoded = None
+            self._rejects.warn("topic", topic="<not UTF-8>", problem="topic is not UTF-8")
+            topic = None
+        decoded: Decoded | None = None
+        if topic is not None:
+            try:
+                # An empty retained meta deletes it (a detached device): nothing to store, not an error.
+                empty_meta = not msg.payload and topic.endswith("/meta")
+                decoded = None if empty_meta else decode_message(topic, bytes(msg.payload))
+            except MessageRejected as err:
+                self._decode_errors[err.reason] += 1
+                self._rejects.warn(err.reason, topic=topic, problem=str(err))
         item = _Received(decoded, msg.mid, msg.qos, self._generation)
         # Blocking put: while the writer is behind, paho stops reading and the broker holds the rest.
         while not self._stopping.is_set():
@@ -294,7 +309,8 @@ class MqttIngest:
     def _writer_main(self) -> None:
         try:
             self._write_loop()
-        except Exception:
+        except BaseException:
+            self._writer_crashed = True  # /readyz and /api/health say so from now on
             log.exception("ingest_writer_crashed")
 
     def _write_loop(self) -> None:
@@ -420,6 +436,8 @@ class MqttIngest:
             "commits": self._commits,
             "last_commit_ms": self._last_commit_ms,
             "latency": self._latency.summary(),
+            "writer_alive": not self._writer_crashed,
+            "reader_alive": not self._reader_crashed,
         }
 
     def reset_latency(self) -> None:

@@ -2,7 +2,8 @@
 
 `/healthz` answers as long as the event loop does, so an orchestrator restarts only a hung process.
 `/readyz` says whether the platform is doing its job right now: connected to the broker, subscribed,
-the ingest queue not saturated (the writer keeps up) and the store accepting writes. A platform that
+the ingest queue not saturated (the writer keeps up), the store accepting writes, and ingest's
+long-lived threads (paho's reader, the writer) alive: a crashed one never recovers by itself. A platform that
 is not ready loses nothing (the broker holds its messages), it is only behind.
 
 Everything is read from counters the ingest already keeps; a scrape costs no store query.
@@ -40,12 +41,16 @@ def readiness(stats: dict[str, Any]) -> dict[str, bool]:
         "subscribed": bool(stats.get("subscribed", False)),
         "queue_not_saturated": capacity == 0 or depth < QUEUE_SATURATED * capacity,
         "store_writable": not stats.get("store_failing", False),
+        "ingest_running": stats.get("writer_alive", True) is True and stats.get("reader_alive", True) is True,
     }
 
 
 def ingest_ok(stats: dict[str, Any]) -> bool:
-    """What /api/health calls "ok": connected to the broker (its other conditions are in /readyz)."""
-    return stats.get("connected") is True
+    """What /api/health calls "ok": connected to the broker and ingest's threads alive.
+
+    (The transient conditions, subscription and queue depth, are /readyz's alone.)
+    """
+    return stats.get("connected") is True and readiness(stats)["ingest_running"]
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -139,7 +144,8 @@ def openapi_paths() -> dict[str, Any]:
         ),
         "/readyz": op(
             "getReadyz",
-            "Readiness: MQTT connected and subscribed, ingest queue not saturated, store writable.",
+            "Readiness: MQTT connected and subscribed, ingest queue not saturated, store writable, "
+            "ingest threads running.",
             {
                 "200": {"description": "Ready.", **json_probe},
                 "503": {"description": "Not ready; `checks` says which condition fails.", **json_probe},
