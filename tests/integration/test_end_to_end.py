@@ -17,9 +17,9 @@ import pytest
 from plant_harness import gateway_for, gateway_running, platform_settings_for, until
 
 from plantwire.broker import MosquittoProcess, free_port
+from plantwire.timeunits import to_iso
 from plantwire_gateway.service import Gateway
 from plantwire_platform.service import RunningPlatform, platform_running
-from plantwire_platform.timefmt import to_iso
 from plantwire_sims.machine import SimMachine
 
 pytestmark = pytest.mark.integration

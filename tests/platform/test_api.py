@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 import plantwire
+from plantwire.timeunits import from_iso, to_iso
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, Sample, TagInfo, now_us
 from plantwire_platform.store.model import IncomingBatch
 from plantwire_platform.store.sqlite import SqliteStore
-from plantwire_platform.timefmt import from_iso, to_iso
 from plantwire_platform.web.app import create_app
 from plantwire_platform.web.openapi import openapi_document
 from plantwire_platform.web.page import PAGE_ROUTES

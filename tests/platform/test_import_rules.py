@@ -26,9 +26,8 @@ ALLOWED: Final[dict[str, set[str]]] = {
     "commands": {"commands", "store"},
     "apps": {"apps", "commands", "ingest", "store", "settings"},
     "builtin_apps": {"apps"},
-    "web": {"web", "apps", "commands", "ingest", "store", "settings", "timefmt"},
+    "web": {"web", "apps", "commands", "ingest", "store", "settings"},
     "settings": {"settings", "store"},
-    "timefmt": set(),
 }
 """Only `service` (the composition root) and `cli` import freely; nothing imports them but `cli`."""
 SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps")

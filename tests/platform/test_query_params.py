@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plantwire_platform.timefmt import from_iso, to_iso
+from plantwire.timeunits import from_iso, to_iso
 from plantwire_platform.web.query_params import (
     MAX_BUCKETS,
     ParamError,

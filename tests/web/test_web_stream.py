@@ -17,10 +17,10 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 import plantwire
+from plantwire.timeunits import to_iso
 from plantwire.wire import now_us
 from plantwire_platform.ingest.live_bus import LiveBus, LivePoint
 from plantwire_platform.store.sqlite import SqliteStore
-from plantwire_platform.timefmt import to_iso
 from plantwire_platform.web.app import create_app
 from plantwire_platform.web.openapi import openapi_document
 from plantwire_platform.web.page import STATIC_DIR

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from plantwire.timeunits import US_PER_MS, from_iso, to_iso
 from plantwire_platform.store.model import AGGREGATES, Agg
-from plantwire_platform.timefmt import US_PER_MS, from_iso, to_iso
 
 UNITS_US: Final[dict[str, int]] = {
     "ms": US_PER_MS,

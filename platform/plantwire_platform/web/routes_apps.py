@@ -11,10 +11,10 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us
 from plantwire_platform.apps.host import AppHost, AppSlot
 from plantwire_platform.store.model import AlarmRecord
-from plantwire_platform.timefmt import to_iso, to_iso_opt
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.query_params import ParamError, check_keys
 from plantwire_platform.web.responses import json_response

@@ -15,9 +15,9 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
+from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire_platform.commands.service import AttachRequest, CommandService, Receipt
 from plantwire_platform.store.model import AuditEntry
-from plantwire_platform.timefmt import to_iso, to_iso_opt
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 import plantwire
+from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us, quality
 from plantwire_platform.store.model import DeviceRecord, LatestValue, Store, TagRecord
-from plantwire_platform.timefmt import to_iso, to_iso_opt
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.health import ingest_ok
 from plantwire_platform.web.query_params import SeriesQuery, check_keys, parse_series_query

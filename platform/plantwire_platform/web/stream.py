@@ -17,9 +17,9 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from plantwire.logs import get_logger
+from plantwire.timeunits import to_iso
 from plantwire.wire import quality
 from plantwire_platform.ingest.live_bus import LiveBus, LivePoint, Subscription
-from plantwire_platform.timefmt import to_iso
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.runtime import runtime_of
 

@@ -22,7 +22,6 @@ import asyncio
 import random
 import threading
 from collections.abc import Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -35,6 +34,7 @@ from influxdb_client.service.buckets_service import BucketsService
 
 from plantwire.config import ConfigError
 from plantwire.logs import get_logger
+from plantwire.timeunits import from_datetime
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value
 from plantwire_platform.store.influx.line_protocol import (
     FIELD_BOOL,
@@ -90,18 +90,12 @@ __all__ = [
 log = get_logger(__name__)
 
 T = TypeVar("T")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_US: Final = timedelta(microseconds=1)
 BOOLEAN: Final = "Boolean"
 INTEGER_TYPES: Final = frozenset(
     {"SByte", "Byte", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64", "StatusCode"}
 )
 _RETRY_FIRST_S: Final = 0.1
 _RETRY_MAX_S: Final = 5.0
-
-
-def to_us(when: datetime) -> int:
-    return (when - _EPOCH) // _US
 
 
 def _describe(err: BaseException, url: str, bucket: str) -> str:
@@ -474,7 +468,7 @@ class InfluxStore:
         by_time: dict[tuple[str, int], dict[str, Any]] = {}
         for table in tables:
             for rec in table.records:
-                tag, ts = str(rec.values["tag"]), to_us(rec.get_time())
+                tag, ts = str(rec.values["tag"]), from_datetime(rec.get_time())
                 by_time.setdefault((tag, ts), {})[str(rec.get_field())] = rec.get_value()
                 if ts > newest.get(tag, (-1, {}))[0]:
                     newest[tag] = (ts, by_time[(tag, ts)])
@@ -492,7 +486,11 @@ class InfluxStore:
             return []
         tables = self._query(series_flux(self.settings.bucket, device, tag, span[0], span[1], limit))
         points = [
-            Point(to_us(rec.get_time()), self._typed(device, tag, rec.values), int(rec.values[FIELD_STATUS]))
+            Point(
+                from_datetime(rec.get_time()),
+                self._typed(device, tag, rec.values),
+                int(rec.values[FIELD_STATUS]),
+            )
             for table in tables
             for rec in table.records
         ]
@@ -513,7 +511,7 @@ class InfluxStore:
         for table in self._query(flux):
             for rec in table.records:
                 # InfluxDB clips the first window's start to the range start: align it again.
-                b = to_us(rec.get_time()) // every * every
+                b = from_datetime(rec.get_time()) // every * every
                 if rec.values.get("result") == "count":
                     counts[b] = counts.get(b, 0) + int(rec.get_value())
                 elif agg == "last":

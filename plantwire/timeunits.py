@@ -1,7 +1,8 @@
-"""API time text <-> store time integers (µs since the epoch, UTC).
+"""The one owner of Plantwire's time unit: integers of µs since the epoch, UTC (the wire's unit).
 
-The API always writes UTC with six fractional digits and a ``Z`` so that every timestamp has the
-same shape, sorts as text and round-trips to the exact stored microsecond.
+Conversions to and from `datetime` and ISO 8601 text live here and nowhere else. The API always
+writes UTC with six fractional digits and a ``Z`` so that every timestamp has the same shape,
+sorts as text and round-trips to the exact stored microsecond.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ US_PER_S: Final = 1_000_000
 def to_iso(us: int) -> str:
     """Format µs since the epoch as e.g. ``2026-11-24T11:20:00.123456Z``."""
     # timedelta arithmetic is exact for microseconds (float timestamps are not).
-    return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def to_iso_opt(us: int | None) -> str | None:
     return None if us is None else to_iso(us)
+
+
+def to_datetime(us: int) -> datetime:
+    """The aware UTC datetime of µs since the epoch (exact)."""
+    return EPOCH + timedelta(microseconds=us)
 
 
 def from_datetime(dt: datetime) -> int:
