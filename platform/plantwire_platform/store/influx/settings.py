@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class InfluxSettings(BaseModel):
     """Where the InfluxDB backend writes (PLANTWIRE_STORE__INFLUXDB__URL, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB 2 base URL")
     org: str = Field(default="plantwire", min_length=1, description="Organisation name")
