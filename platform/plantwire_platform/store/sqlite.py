@@ -1,6 +1,6 @@
 """The embedded time-series store: one SQLite file in WAL mode.
 
-Why it looks like this (see FACTS.md, re-measured in bench/store.py):
+Why it looks like this (measured with bench/store.py):
 
 - `points` is a WITHOUT ROWID table keyed (series_id, ts): the key *is* the table, so an insert is
   one B-tree write, a series read is a range scan, and `INSERT OR IGNORE` on the key makes a
