@@ -18,6 +18,7 @@ from plantwire_platform.apps.host import AppHost
 from plantwire_platform.apps.loader import AppSpec, discover
 from plantwire_platform.apps.manifest import Manifest
 from plantwire_platform.ingest.live_bus import LiveBus
+from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.settings import AppsSettings
 from plantwire_platform.store.sqlite import SqliteStore
 from plantwire_platform.web.app import create_app
@@ -155,7 +156,7 @@ async def test_rest_lifecycle_and_alarms(store: SqliteStore) -> None:
                     await self.ctx.clear_alarm(p.device, p.tag, ts=p.ts)
 
     bus = LiveBus(asyncio.get_running_loop())
-    runtime = PlatformRuntime(store, lambda: {"mqtt_connected": True}, live_bus=bus)
+    runtime = PlatformRuntime(store, lambda: IngestStats(connected=True), live_bus=bus)
     app = create_app(runtime)
     specs = [spec("alarmer", Alarmer), spec("echo", Echo)]
     async with asyncio.timeout(60), AppHost(store, bus, AppsSettings(), specs=(specs, [])) as host:

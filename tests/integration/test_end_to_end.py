@@ -109,8 +109,8 @@ async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
             assert len(want) > 20 * len(m.tags) // 2, "too few values to prove anything"
 
         stats = plant.platform.ingest.stats()
-        assert stats["seq_gaps"] == 0
-        assert sum(stats["decode_errors"].values()) == 0
+        assert stats.seq_gaps == 0
+        assert sum(stats.decode_errors.values()) == 0
         devices = {d.id: d for d in await asyncio.to_thread(store.list_devices)}
         gw_stats = plant.gateway.stats()
         assert sum(devices[n].last_seq for n in names) == gw_stats["batches_appended"]

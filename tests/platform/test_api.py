@@ -23,6 +23,7 @@ from structlog.testing import capture_logs
 import plantwire
 from plantwire.timeunits import from_iso, to_iso
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, Sample, TagInfo, now_us
+from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.store.model import IncomingBatch
 from plantwire_platform.store.sqlite import SqliteStore
 from plantwire_platform.web.app import create_app
@@ -85,9 +86,9 @@ class Status:
     """What the app's `status()` callable returns; tests change it."""
 
     def __init__(self) -> None:
-        self.info: dict[str, Any] = {"connected": True, "messages": 2}
+        self.info = IngestStats(connected=True, messages=2)
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> IngestStats:
         return self.info
 
 
@@ -212,10 +213,11 @@ async def test_health_reports_points_version_and_ingest(client: TestClient[Any, 
         "status": "ok",
         "version": plantwire.__version__,
         "points": POINTS_STORED,
-        "ingest": {"connected": True, "messages": 2},
+        "ingest": IngestStats(connected=True, messages=2).as_json(),
     }
+    assert body["ingest"]["messages"] == 2 and body["ingest"]["latency"]["count"] == 0
     assert_documented("/api/health", code, body)
-    status.info = {"connected": False}
+    status.info = IngestStats(connected=False)
     code, body = await get(client, "/api/health")
     assert (code, body["status"]) == (200, "degraded")
 
@@ -564,7 +566,7 @@ async def test_unknown_route_and_wrong_method(client: TestClient[Any, Any]) -> N
 
 
 async def test_internal_errors_are_generic_and_logged(store: SqliteStore) -> None:
-    def broken_status() -> dict[str, Any]:
+    def broken_status() -> IngestStats:
         raise RuntimeError("secret internal detail")
 
     with capture_logs() as logged:

@@ -58,7 +58,7 @@ async def test_a_dead_writer_makes_the_platform_unready(
 
                 store.broken = True
                 await publisher.data(unique_id, "dev", 2, samples("T", 2_000_000, 3))
-                while ingest.stats()["writer_alive"]:
+                while ingest.stats().writer_alive:
                     await asyncio.sleep(0.02)
                 status, body = await _get(client, "/readyz")
                 assert (status, body["status"]) == (503, "not_ready")
@@ -93,7 +93,7 @@ async def test_a_dead_reader_makes_the_platform_unready(
 
                 monkeypatch.setattr(ingest, "_take", bug)  # the reader's own step, made to fail
                 await publisher.data(unique_id, "dev", 1, samples("T", 1_000_000, 1))
-                while ingest.stats()["reader_alive"]:
+                while ingest.stats().reader_alive:
                     await asyncio.sleep(0.02)
                 status, body = await _get(client, "/readyz")
                 assert status == 503 and body["checks"]["ingest_running"] is False

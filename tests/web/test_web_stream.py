@@ -20,6 +20,7 @@ import plantwire
 from plantwire.timeunits import to_iso
 from plantwire.wire import now_us
 from plantwire_platform.ingest.live_bus import LiveBus, LivePoint
+from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.store.sqlite import SqliteStore
 from plantwire_platform.web.app import create_app
 from plantwire_platform.web.openapi import openapi_document
@@ -38,7 +39,7 @@ async def bus() -> LiveBus:
 @pytest.fixture
 async def client(tmp_path: Path, bus: LiveBus) -> AsyncIterator[TestClient[Any, Any]]:
     store = SqliteStore.open(tmp_path / "p.sqlite")
-    app = create_app(PlatformRuntime(store, lambda: {"mqtt_connected": True}, live_bus=bus))
+    app = create_app(PlatformRuntime(store, lambda: IngestStats(connected=True), live_bus=bus))
     async with TestClient(TestServer(app)) as c:
         yield c
     store.close()
@@ -192,7 +193,10 @@ async def test_plain_get_is_an_api_error_and_documented(client: TestClient[Any, 
 async def test_without_a_live_bus_the_stream_is_unavailable(tmp_path: Path) -> None:
     store = SqliteStore.open(tmp_path / "p.sqlite")
     try:
-        async with asyncio.timeout(10), TestClient(TestServer(create_app(PlatformRuntime(store, dict)))) as c:
+        async with (
+            asyncio.timeout(10),
+            TestClient(TestServer(create_app(PlatformRuntime(store, IngestStats)))) as c,
+        ):
             with pytest.raises(aiohttp.WSServerHandshakeError) as err:
                 await c.ws_connect("/api/stream")
             assert err.value.status == 503
@@ -202,7 +206,7 @@ async def test_without_a_live_bus_the_stream_is_unavailable(tmp_path: Path) -> N
 
 async def test_shutdown_closes_open_streams_with_going_away(tmp_path: Path) -> None:
     store = SqliteStore.open(tmp_path / "p.sqlite")
-    app = create_app(PlatformRuntime(store, dict, live_bus=LiveBus(asyncio.get_running_loop())))
+    app = create_app(PlatformRuntime(store, IngestStats, live_bus=LiveBus(asyncio.get_running_loop())))
     runner = web.AppRunner(app, shutdown_timeout=30)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

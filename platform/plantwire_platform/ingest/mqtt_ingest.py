@@ -32,7 +32,7 @@ from plantwire import wire
 from plantwire.logs import get_logger
 from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
 from plantwire.mqtt_control import disable_nagle, new_client
-from plantwire_platform.ingest.stats import LatencyHistogram, RateLimitedWarning
+from plantwire_platform.ingest.stats import IngestStats, LatencyHistogram, RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.model import IncomingBatch, Store, StoreError
 
@@ -419,26 +419,26 @@ class MqttIngest:
 
     # --- observation -----------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "connected": self._connected,
-            "subscribed": self._subscribed.is_set(),
-            "messages": self._messages,
-            "points_stored": self._points_stored,
-            "duplicates": self._duplicates,
-            "seq_gaps": self._seq_gaps,
-            "decode_errors": dict(self._decode_errors),
-            "store_errors": self._store_errors,
-            "store_failing": self._store_failing,
-            "queue_depth": self._queue.qsize(),
-            "queue_max": self._queue.maxsize,
-            "reconnects": max(self._connects - 1, 0),
-            "commits": self._commits,
-            "last_commit_ms": self._last_commit_ms,
-            "latency": self._latency.summary(),
-            "writer_alive": not self._writer_crashed,
-            "reader_alive": not self._reader_crashed,
-        }
+    def stats(self) -> IngestStats:
+        return IngestStats(
+            connected=self._connected,
+            subscribed=self._subscribed.is_set(),
+            messages=self._messages,
+            points_stored=self._points_stored,
+            duplicates=self._duplicates,
+            seq_gaps=self._seq_gaps,
+            decode_errors=dict(self._decode_errors),
+            store_errors=self._store_errors,
+            store_failing=self._store_failing,
+            queue_depth=self._queue.qsize(),
+            queue_max=self._queue.maxsize,
+            reconnects=max(self._connects - 1, 0),
+            commits=self._commits,
+            last_commit_ms=self._last_commit_ms,
+            latency=self._latency.summary(),
+            writer_alive=not self._writer_crashed,
+            reader_alive=not self._reader_crashed,
+        )
 
     def reset_latency(self) -> None:
         self._latency.reset()

@@ -1,4 +1,4 @@
-"""Cheap running measurements for ingest: a latency histogram and rate-limited warnings."""
+"""Ingest's figures: the typed `IngestStats` snapshot, a latency histogram, rate-limited warnings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from plantwire.logs import get_logger
@@ -16,6 +17,43 @@ LATENCY_BOUNDS_MS: Final[tuple[float, ...]] = tuple(
     m * 10**e for e in range(-1, 6) for m in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 )
 _BOUNDS_US: Final = tuple(int(b * 1000) for b in LATENCY_BOUNDS_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Source timestamp to store commit, per point since start (or the last reset)."""
+
+    count: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """A snapshot of ingest's counters and state (`MqttIngest.stats()`), read by health and metrics."""
+
+    connected: bool = False
+    subscribed: bool = False
+    messages: int = 0
+    points_stored: int = 0
+    duplicates: int = 0
+    seq_gaps: int = 0
+    decode_errors: dict[str, int] = field(default_factory=dict)
+    """Rejected messages by reason (topic, json, oversized, schema)."""
+    store_errors: int = 0
+    store_failing: bool = False
+    queue_depth: int = 0
+    queue_max: int = 0
+    reconnects: int = 0
+    commits: int = 0
+    last_commit_ms: float | None = None
+    latency: LatencySummary = LatencySummary()
+    writer_alive: bool = True
+    reader_alive: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class LatencyHistogram:
@@ -41,14 +79,12 @@ class LatencyHistogram:
             self._counts = [0] * (len(_BOUNDS_US) + 1)
             self._total = 0
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> LatencySummary:
         """Count and p50/p95/p99 in ms (None when empty; inf past the last bucket)."""
         with self._lock:
             counts, total = list(self._counts), self._total
-        out: dict[str, Any] = {"count": total}
-        for name, q in (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99)):
-            out[name] = _percentile(counts, total, q)
-        return out
+        p50, p95, p99 = (_percentile(counts, total, q) for q in (0.50, 0.95, 0.99))
+        return LatencySummary(total, p50, p95, p99)
 
 
 def _percentile(counts: list[int], total: int, q: float) -> float | None:

@@ -16,6 +16,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from plantwire.metrics_text import CONTENT_TYPE, MetricsText
+from plantwire_platform.ingest.live_bus import LiveBus
+from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of
 
@@ -33,24 +35,23 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "alive"})
 
 
-def readiness(stats: dict[str, Any]) -> dict[str, bool]:
+def readiness(stats: IngestStats) -> dict[str, bool]:
     """Each readiness condition by name (all True means ready)."""
-    depth, capacity = stats.get("queue_depth", 0), stats.get("queue_max") or 0
     return {
-        "mqtt_connected": bool(stats.get("connected", False)),
-        "subscribed": bool(stats.get("subscribed", False)),
-        "queue_not_saturated": capacity == 0 or depth < QUEUE_SATURATED * capacity,
-        "store_writable": not stats.get("store_failing", False),
-        "ingest_running": stats.get("writer_alive", True) is True and stats.get("reader_alive", True) is True,
+        "mqtt_connected": stats.connected,
+        "subscribed": stats.subscribed,
+        "queue_not_saturated": stats.queue_max == 0 or stats.queue_depth < QUEUE_SATURATED * stats.queue_max,
+        "store_writable": not stats.store_failing,
+        "ingest_running": stats.writer_alive and stats.reader_alive,
     }
 
 
-def ingest_ok(stats: dict[str, Any]) -> bool:
+def ingest_ok(stats: IngestStats) -> bool:
     """What /api/health calls "ok": connected to the broker and ingest's threads alive.
 
     (The transient conditions, subscription and queue depth, are /readyz's alone.)
     """
-    return stats.get("connected") is True and readiness(stats)["ingest_running"]
+    return stats.connected and stats.writer_alive and stats.reader_alive
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -61,60 +62,64 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
-async def metrics(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    stats = runtime.status()
-    out = MetricsText("plantwire_platform_")
-    out.gauge("up", "1 while the platform answers.", 1)
+def _ms_to_s(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _ingest_metrics(out: MetricsText, stats: IngestStats) -> None:
     for name, ok in readiness(stats).items():
         out.gauge("ready", "Readiness conditions (1 = met).", int(ok), {"check": name})
-    out.counter("mqtt_messages_total", "MQTT messages received (any topic).", stats.get("messages", 0))
-    out.counter("points_stored_total", "Points newly committed to the store.", stats.get("points_stored", 0))
+    out.counter("mqtt_messages_total", "MQTT messages received (any topic).", stats.messages)
+    out.counter("points_stored_total", "Points newly committed to the store.", stats.points_stored)
     out.counter(
         "duplicate_points_total",
         "Points received again (redelivery) and ignored by the store.",
-        stats.get("duplicates", 0),
+        stats.duplicates,
     )
-    out.counter("seq_gaps_total", "Data messages missing between sequence numbers.", stats.get("seq_gaps", 0))
+    out.counter("seq_gaps_total", "Data messages missing between sequence numbers.", stats.seq_gaps)
     out.labelled(
         "counter",
         "decode_errors_total",
         "Messages rejected by the wire contract, by reason.",
         "reason",
-        stats.get("decode_errors", {}),
+        stats.decode_errors,
     )
-    out.counter("store_errors_total", "Failed store writes (retried).", stats.get("store_errors", 0))
-    out.counter("commits_total", "Store commits.", stats.get("commits", 0))
-    out.counter("mqtt_reconnects_total", "MQTT connections after the first.", stats.get("reconnects", 0))
-    out.gauge("mqtt_connected", "1 while connected to the broker.", int(bool(stats.get("connected"))))
-    out.gauge("ingest_queue_depth", "Decoded messages waiting for the writer.", stats.get("queue_depth", 0))
-    out.gauge("ingest_queue_capacity", "Capacity of the ingest queue.", stats.get("queue_max"))
-    out.gauge(
-        "last_commit_seconds",
-        "Duration of the last store commit.",
-        None if stats.get("last_commit_ms") is None else stats["last_commit_ms"] / 1000,
-    )
-    ingest = runtime.ingest
-    if ingest is not None:
-        ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
-    latency = stats.get("latency") or {}
-    for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms")):
-        ms = latency.get(key)
+    out.counter("store_errors_total", "Failed store writes (retried).", stats.store_errors)
+    out.counter("commits_total", "Store commits.", stats.commits)
+    out.counter("mqtt_reconnects_total", "MQTT connections after the first.", stats.reconnects)
+    out.gauge("mqtt_connected", "1 while connected to the broker.", int(stats.connected))
+    out.gauge("ingest_queue_depth", "Decoded messages waiting for the writer.", stats.queue_depth)
+    out.gauge("ingest_queue_capacity", "Capacity of the ingest queue.", stats.queue_max)
+    out.gauge("last_commit_seconds", "Duration of the last store commit.", _ms_to_s(stats.last_commit_ms))
+    latency = stats.latency
+    for quantile, ms in (("0.5", latency.p50_ms), ("0.95", latency.p95_ms), ("0.99", latency.p99_ms)):
         out.gauge(
             "source_to_commit_seconds",
             "Source timestamp to store commit per point, quantile upper bound since start.",
-            None if ms is None else ms / 1000,
+            _ms_to_s(ms),
             {"quantile": quantile},
         )
-    bus = runtime.live_bus
-    if bus is not None:
-        out.gauge("live_subscribers", "Live-bus subscribers (web streams, apps).", bus.subscribers)
-        out.counter("live_points_total", "Points handed to the live bus.", bus.published)
-        out.gauge(
-            "live_dropped",
-            "Points dropped by the current live-bus subscribers that fell behind.",
-            sum(sub.dropped for sub in bus.subscriptions()),
-        )
+
+
+def _live_metrics(out: MetricsText, bus: LiveBus) -> None:
+    out.gauge("live_subscribers", "Live-bus subscribers (web streams, apps).", bus.subscribers)
+    out.counter("live_points_total", "Points handed to the live bus.", bus.published)
+    out.gauge(
+        "live_dropped",
+        "Points dropped by the current live-bus subscribers that fell behind.",
+        sum(sub.dropped for sub in bus.subscriptions()),
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    out = MetricsText("plantwire_platform_")
+    out.gauge("up", "1 while the platform answers.", 1)
+    _ingest_metrics(out, runtime.status())
+    if runtime.ingest is not None:
+        runtime.ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
+    if runtime.live_bus is not None:
+        _live_metrics(out, runtime.live_bus)
     return web.Response(text=out.render(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -70,8 +70,13 @@ SCHEMAS: Final[dict[str, Any]] = {
             "points": {"type": "integer", "minimum": 0, "description": "Points stored."},
             "ingest": {
                 "type": "object",
-                "description": "Ingest and runtime figures (connected, counters).",
-                "properties": {"connected": {"type": "boolean"}},
+                "description": "Ingest and runtime figures (connected, counters, whether ingest's "
+                "reader and writer threads are alive).",
+                "properties": {
+                    "connected": {"type": "boolean"},
+                    "writer_alive": {"type": "boolean"},
+                    "reader_alive": {"type": "boolean"},
+                },
                 "additionalProperties": True,
             },
         }

@@ -105,7 +105,7 @@ async def health(request: web.Request) -> web.Response:
             "status": "ok" if ingest_ok(ingest) else "degraded",
             "version": plantwire.__version__,
             "points": points,
-            "ingest": ingest,
+            "ingest": ingest.as_json(),
         }
     )
 

@@ -22,10 +22,11 @@ from plantwire_platform.apps.host import AppHost
 from plantwire_platform.commands.service import CommandService
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
+from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.store.model import Store
 
 T = TypeVar("T")
-StatusFn = Callable[[], dict[str, Any]]
+StatusFn = Callable[[], IngestStats]
 
 READ_THREADS: Final = 2
 """SQLite serves reads concurrently under WAL; two threads match the machine and bound the load."""
