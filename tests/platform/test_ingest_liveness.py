@@ -45,6 +45,7 @@ async def test_a_dead_writer_makes_the_platform_unready(
     mosquitto: MosquittoProcess, publisher: Publisher, tmp_path: Path, unique_id: str
 ) -> None:
     store = BuggyStore.open(tmp_path / "p.sqlite")
+    assert isinstance(store, BuggyStore)
     settings = settings_for(mosquitto, f"p-{unique_id}", tmp_path / "p.sqlite")
     try:
         async with asyncio.timeout(30), running_ingest(settings, store) as ingest:

@@ -130,7 +130,7 @@ class AttachDone:
 class GatewayDevice:
     id: str
     state: str
-    endpoint: str
+    endpoint: str | None
     error: str | None
     tag_count: int
     last_data: int | None

@@ -427,7 +427,7 @@ class MqttIngest:
             points_stored=self._points_stored,
             duplicates=self._duplicates,
             seq_gaps=self._seq_gaps,
-            decode_errors=dict(self._decode_errors),
+            decode_errors={reason: n for reason, n in self._decode_errors.items()},
             store_errors=self._store_errors,
             store_failing=self._store_failing,
             queue_depth=self._queue.qsize(),

@@ -88,8 +88,9 @@ async def write_tag(request: web.Request) -> web.Response:
     data = await _body(request, ("tag", "value", "id", "timeout"))
     if "value" not in data:
         raise ApiError(400, "bad_request", "'value' is required")
+    tag: Any = data.get("tag")  # any JSON value: the service checks it
     done = await _service(request).write(
-        user_of(request), request.match_info["device"], data.get("tag"), data["value"],
+        user_of(request), request.match_info["device"], tag, data["value"],
         _number_text(data.get("timeout")), data.get("id"),
     )  # fmt: skip
     return json_response(
@@ -105,8 +106,9 @@ async def write_tag(request: web.Request) -> web.Response:
 
 async def call_method(request: web.Request) -> web.Response:
     data = await _body(request, ("method", "args", "id", "timeout"))
+    method: Any = data.get("method")  # any JSON value: the service checks it
     done = await _service(request).call(
-        user_of(request), request.match_info["device"], data.get("method"), data.get("args", []),
+        user_of(request), request.match_info["device"], method, data.get("args", []),
         _number_text(data.get("timeout")), data.get("id"),
     )  # fmt: skip
     return json_response({**_receipt_json(done.receipt), "method": done.method, "outputs": done.outputs})
@@ -157,8 +159,9 @@ async def list_gateways(request: web.Request) -> web.Response:
 
 async def attach_device(request: web.Request) -> web.Response:
     data = await _body(request, ("endpoint", "id", "root", "include", "exclude", "timeout"))
+    endpoint: Any = data.get("endpoint")  # any JSON value: the service checks it
     attach = AttachRequest(
-        data.get("endpoint"), data.get("id"), data.get("root"), data.get("include"), data.get("exclude")
+        endpoint, data.get("id"), data.get("root"), data.get("include"), data.get("exclude")
     )
     done = await _service(request).attach(
         user_of(request), request.match_info["gateway"], attach, _number_text(data.get("timeout"))
