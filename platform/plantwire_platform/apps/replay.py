@@ -170,7 +170,7 @@ class MemoryBackend:
     def subscribe(self, device: str, tag: str, maxsize: int) -> Iterator[Subscription]:
         yield Subscription(device, tag, maxsize)  # replay feeds hooks directly; nothing arrives here
 
-    async def send(self, kind: str, device: str, target: str, args: tuple[Value, ...]) -> Any:
+    async def send(self, app_id: str, kind: str, device: str, target: str, args: tuple[Value, ...]) -> Any:
         self.commands.append((kind, device, target, args))
         return self.command_result
 

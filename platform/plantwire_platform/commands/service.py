@@ -39,7 +39,7 @@ from plantwire_platform.commands.errors import (
     NotWritable,
     UnknownTarget,
 )
-from plantwire_platform.store.model import AuditEntry, DeviceRecord, Store
+from plantwire_platform.store.model import AuditEntry, Catalog, DeviceRecord
 
 ATTACH_TIMEOUT_S: Final = 15.0
 """The gateway probes a new endpoint for up to 5 s; this leaves room for the round trip."""
@@ -148,7 +148,9 @@ class GatewayView:
 class _Audit:
     """Collects what one command did, and writes one audit entry however it ends."""
 
-    def __init__(self, store: Store, user: str, action: str, gateway: str | None, device: str | None) -> None:
+    def __init__(
+        self, store: Catalog, user: str, action: str, gateway: str | None, device: str | None
+    ) -> None:
         self._store = store
         self.entry: dict[str, Any] = {
             "ts": wire.now_us(),
@@ -206,7 +208,7 @@ def _is_detached(record: DeviceRecord) -> bool:
 class CommandService:
     """Commands to devices, for REST clients and apps alike. `bus` None: no command connection."""
 
-    def __init__(self, store: Store, bus: CommandBus | None) -> None:
+    def __init__(self, store: Catalog, bus: CommandBus | None) -> None:
         self._store = store
         self._bus = bus
 

@@ -1,6 +1,8 @@
 """The platform's storage interface: what ingest writes and what the API and apps read.
 
-One interface, several backends (SQLite embedded by default; InfluxDB in deployments).
+Two halves, `TimeSeries` (points) and `Catalog` (devices, tags, alarms, audit), which every backend
+implements together as a `Store` (SQLite embedded by default; InfluxDB in deployments, with its
+catalog in a local SQLite file). Code that needs one half asks for that protocol only.
 All methods are synchronous and may block: the ingest writer calls the write side from its
 own thread, and async code calls the read side through `asyncio.to_thread`.
 
@@ -159,27 +161,22 @@ class AuditEntry:
     rtt_ms: float | None
 
 
-class Store(Protocol):
-    # --- write side: called by the ingest writer thread only -------------------------------------
+class TimeSeries(Protocol):
+    """Points: device values and app-derived values, keyed (device, tag, source timestamp)."""
+
+    # --- write side: the ingest writer thread (device points), the app host (derived points) -----
     def write_batches(self, batches: Sequence[IncomingBatch]) -> WriteResult:
         """Store the points of many messages in one transaction, committed before returning."""
         ...
 
-    def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
-        """Register the device and upsert its tags (tags not in `meta` are kept, not deleted)."""
+    def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
+        """Store points an app computed (idempotent like device points); returns how many were new.
+
+        A device not known yet (a virtual device of the app) is registered with gateway 'apps'.
+        """
         ...
 
-    def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None: ...
-
-    def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None: ...
-
     # --- read side: any thread -------------------------------------------------------------------
-    def list_devices(self) -> list[DeviceRecord]: ...
-
-    def get_device(self, device: str) -> DeviceRecord | None: ...
-
-    def list_tags(self, device: str) -> list[TagRecord]: ...
-
     def latest(self, device: str) -> list[LatestValue]:
         """The newest point of every tag of the device (tags with no point are left out)."""
         ...
@@ -199,14 +196,26 @@ class Store(Protocol):
         """Total points stored (for health and tests)."""
         ...
 
-    # --- apps: derived series and alarms (any thread; writes serialised inside the store) -------
-    def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
-        """Store points an app computed (idempotent like device points); returns how many were new.
 
-        A device not known yet (a virtual device of the app) is registered with gateway 'apps'.
-        """
+class Catalog(Protocol):
+    """What is known about the plant besides its values: devices and tags, alarms, the audit."""
+
+    # --- devices and tags: written by the ingest writer thread, read from any thread -------------
+    def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
+        """Register the device and upsert its tags (tags not in `meta` are kept, not deleted)."""
         ...
 
+    def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None: ...
+
+    def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None: ...
+
+    def list_devices(self) -> list[DeviceRecord]: ...
+
+    def get_device(self, device: str) -> DeviceRecord | None: ...
+
+    def list_tags(self, device: str) -> list[TagRecord]: ...
+
+    # --- alarms (any thread; writes serialised inside the store) ----------------------------------
     def raise_alarm(
         self, app: str, device: str, tag: str, severity: str, message: str, ts: int
     ) -> AlarmRecord:
@@ -237,5 +246,9 @@ class Store(Protocol):
     ) -> list[AuditEntry]:
         """Newest first; `before_id` pages back."""
         ...
+
+
+class Store(TimeSeries, Catalog, Protocol):
+    """A backend: both halves on one object (InfluxDB keeps its catalog in a local SQLite file)."""
 
     def close(self) -> None: ...
