@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the REST API: the one description of every endpoint.
 
-A test checks that the routes `web_api.create_app` registers and the paths here are the same
+A test checks that the routes `web.app.create_app` registers and the paths here are the same
 set, and that real responses match the schemas, so the two cannot drift apart.
 """
 

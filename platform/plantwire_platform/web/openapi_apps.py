@@ -1,4 +1,4 @@
-"""OpenAPI paths and schemas of the app layer's routes (web_apps.py), merged by openapi.py."""
+"""OpenAPI paths and schemas of the app layer's routes (routes_apps.py), merged by openapi.py."""
 
 from __future__ import annotations
 

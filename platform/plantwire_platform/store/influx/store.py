@@ -13,7 +13,7 @@ harmless: a point's identity is (measurement, tag set, timestamp), so InfluxDB o
 with itself. Duplicates are counted from sequence numbers (a message whose `seq` is not above the
 device's last one is a redelivery), since InfluxDB does not say whether a point was new.
 
-Data model and Flux: `store_influx_protocol.py`. Registry of devices and tags: `store_influx_registry.py`.
+Data model and Flux: `line_protocol.py`. Registry of devices and tags: `registry.py`.
 """
 
 from __future__ import annotations
