@@ -51,6 +51,7 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
         bus_to_gateways = await stack.enter_async_context(CommandBus(settings.mqtt))
         commands = CommandService(store, bus_to_gateways)
+        stack.push_async_callback(asyncio.to_thread, commands.close)  # after HTTP and apps (below)
         # Apps start after ingest and before HTTP, and stop before ingest does.
         apps = await stack.enter_async_context(
             AppHost(store, bus, settings.apps, app_command_sender(commands))

@@ -12,7 +12,6 @@ checked at run time (a tag name that is not a string is a `BadCommand`, not a cr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -40,11 +39,14 @@ from plantwire_platform.commands.errors import (
     UnknownTarget,
 )
 from plantwire_platform.store.model import AuditEntry, Catalog, DeviceRecord
+from plantwire_platform.store.threads import StoreThreads
 
 ATTACH_TIMEOUT_S: Final = 15.0
 """The gateway probes a new endpoint for up to 5 s; this leaves room for the round trip."""
 DETACHED: Final = "detached"
 MAX_AUDIT: Final = 1000
+COMMAND_STORE_THREADS: Final = 1
+"""Commands are a few a minute: one thread for their store reads and audit writes."""
 
 # Gateway reply code -> (error class, error code)
 _REPLY_ERRORS: Final[dict[str, tuple[type[CommandError], str]]] = {
@@ -149,9 +151,9 @@ class _Audit:
     """Collects what one command did, and writes one audit entry however it ends."""
 
     def __init__(
-        self, store: Catalog, user: str, action: str, gateway: str | None, device: str | None
+        self, service: CommandService, user: str, action: str, gateway: str | None, device: str | None
     ) -> None:
-        self._store = store
+        self._service = service
         self.entry: dict[str, Any] = {
             "ts": wire.now_us(),
             "user": user,
@@ -166,7 +168,7 @@ class _Audit:
 
     async def _done(self, outcome: str, http_status: int, message: str | None) -> None:
         entry = AuditEntry(id=0, outcome=outcome, http_status=http_status, message=message, **self.entry)
-        await asyncio.to_thread(self._store.add_audit, entry)
+        await self._service.add_audit(entry)
 
     async def run(self, body: Awaitable[T], ok_status: int = 200) -> T:
         """Await `body`; audit its result or its CommandError."""
@@ -211,6 +213,11 @@ class CommandService:
     def __init__(self, store: Catalog, bus: CommandBus | None) -> None:
         self._store = store
         self._bus = bus
+        self._threads = StoreThreads("pw-commands", COMMAND_STORE_THREADS)
+
+    def close(self) -> None:
+        """Wait for store calls still running (blocks); call after REST and apps have stopped."""
+        self._threads.close()
 
     def _require_bus(self) -> CommandBus:
         if self._bus is None:
@@ -220,7 +227,7 @@ class CommandService:
         return self._bus
 
     async def _device(self, device: str) -> DeviceRecord:
-        record = await asyncio.to_thread(self._store.get_device, device)
+        record = await self._threads.run(self._store.get_device, device)
         if record is None:
             raise UnknownTarget(
                 f"device {device!r} is not known; GET /api/devices lists them", "unknown_device"
@@ -265,7 +272,7 @@ class CommandService:
         command_id: str | None = None,
     ) -> WriteDone:
         """Validate, send and audit a write of `value` to `tag`."""
-        audit = _Audit(self._store, user, "write", None, device)
+        audit = _Audit(self, user, "write", None, device)
         audit.entry["request"] = {"tag": tag, "value": value}
 
         async def body() -> WriteDone:
@@ -274,7 +281,7 @@ class CommandService:
             timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
             record = await self._device(device)
             audit.entry["gateway"] = record.gateway
-            tags = await asyncio.to_thread(self._store.list_tags, device)
+            tags = await self._threads.run(self._store.list_tags, device)
             tag_record = next((t for t in tags if t.tag == tag), None)
             if tag_record is None:
                 raise UnknownTarget(
@@ -301,7 +308,7 @@ class CommandService:
         command_id: str | None = None,
     ) -> CallDone:
         """Validate, send and audit a call of `method` with `args`."""
-        audit = _Audit(self._store, user, "call", None, device)
+        audit = _Audit(self, user, "call", None, device)
         audit.entry["request"] = {"method": method, "args": args}
 
         async def body() -> CallDone:
@@ -335,7 +342,7 @@ class CommandService:
 
     async def gateways(self) -> list[GatewayView]:
         """Every gateway known from its status or its devices, sorted by id, with its devices."""
-        devices = await asyncio.to_thread(self._store.list_devices)
+        devices = await self._threads.run(self._store.list_devices)
         known = dict(self._bus.gateways) if self._bus is not None else {}
         out = {gw: GatewayView(gw, s.state, s.since, s.version) for gw, s in known.items()}
         for d in devices:
@@ -368,7 +375,7 @@ class CommandService:
         self, user: str, gateway: str, request: AttachRequest, timeout_s: float | None = None
     ) -> AttachDone:
         """Ask `gateway` to attach the device at `request.endpoint`; 201 in the audit when done."""
-        audit = _Audit(self._store, user, "attach", gateway, None)
+        audit = _Audit(self, user, "attach", gateway, None)
         audit.entry["request"] = {
             k: v
             for k, v in (
@@ -399,7 +406,7 @@ class CommandService:
             if request.root is not None and not isinstance(request.root, str):
                 raise BadCommand("'root' must be a NodeId or a browse path")
             timeout = check_timeout(timeout_s, ATTACH_TIMEOUT_S)
-            devices = await asyncio.to_thread(self._store.list_devices)
+            devices = await self._threads.run(self._store.list_devices)
             self._gateway_known(gateway, devices)
             existing = next((d for d in devices if d.id == device), None)
             if existing is not None and not _is_detached(existing):
@@ -429,16 +436,19 @@ class CommandService:
 
     async def detach(self, user: str, gateway: str, device: str, timeout_s: float | None = None) -> Receipt:
         """Ask `gateway` to detach `device`."""
-        audit = _Audit(self._store, user, "detach", gateway, device)
+        audit = _Audit(self, user, "detach", gateway, device)
 
         async def body() -> Receipt:
             timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
-            devices = await asyncio.to_thread(self._store.list_devices)
+            devices = await self._threads.run(self._store.list_devices)
             self._gateway_known(gateway, devices)
             command = make_command("detach", device, {}, timeout, user)
             return Receipt.of(await self._send(audit, gateway, command, timeout), gateway)
 
         return await audit.run(body())
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await self._threads.run(self._store.add_audit, entry)
 
     # --- the audit log ----------------------------------------------------------------------------
 
@@ -446,4 +456,4 @@ class CommandService:
         """Audit entries, newest first: at most `limit` (1..MAX_AUDIT), of `device`, before id `before`."""
         if not 1 <= limit <= MAX_AUDIT:
             raise BadCommand(f"'limit' must be 1 to {MAX_AUDIT}", "invalid_parameter")
-        return await asyncio.to_thread(self._store.list_audit, limit, device, before)
+        return await self._threads.run(self._store.list_audit, limit, device, before)

@@ -39,7 +39,7 @@ def create_app(runtime: PlatformRuntime) -> web.Application:
 
 async def _read_pool(app: web.Application) -> AsyncIterator[None]:
     yield
-    app[RUNTIME_KEY].reads.shutdown()
+    app[RUNTIME_KEY].close_own()
 
 
 def add_openapi_route(app: web.Application, body: bytes) -> None:

@@ -2,19 +2,16 @@
 
 The service builds a `PlatformRuntime` and hands it to `create_app`; every route module reads it
 with `runtime_of(request)`. Tests build their own (a store and a status function are enough).
-Store calls block (SQLite), so handlers run them on `reads`, a small pool owned by the app: each
-handler makes one pool call that does all its store work, so a request costs one thread hop, and
-the app's shutdown waits for those calls before the store closes.
+Store calls block (SQLite), so handlers run them on `reads`, the API's own `StoreThreads`: each
+handler makes one call that does all its store work, so a request costs one thread hop, and the
+app's shutdown waits for those calls before the store closes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from aiohttp import web
 
@@ -24,26 +21,12 @@ from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.store.model import Store
+from plantwire_platform.store.threads import StoreThreads
 
-T = TypeVar("T")
 StatusFn = Callable[[], IngestStats]
 
 READ_THREADS: Final = 2
 """SQLite serves reads concurrently under WAL; two threads match the machine and bound the load."""
-
-
-class ReadPool:
-    """The API's store threads, started with the app and shut down (waiting) with it."""
-
-    def __init__(self, threads: int = READ_THREADS) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pw-api-read")
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(eq=False)
@@ -57,11 +40,20 @@ class PlatformRuntime:
     live_bus: LiveBus | None = None
     ingest: MqttIngest | None = None
     apps: AppHost | None = None
-    reads: ReadPool = field(default_factory=ReadPool)
+    reads: StoreThreads = field(default_factory=lambda: StoreThreads("pw-api-read", READ_THREADS))
+    """The API's store threads, closed (waiting) by the app's cleanup."""
+    _owns_commands: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.commands is None:  # no command connection: every command answers 503
             self.commands = CommandService(self.store, None)
+            self._owns_commands = True
+
+    def close_own(self) -> None:
+        """Close what this runtime made itself (the caller closes the services it passed in)."""
+        self.reads.close()
+        if self._owns_commands:
+            self.command_service.close()
 
     @property
     def command_service(self) -> CommandService:
