@@ -211,7 +211,10 @@ class AppHost:
 
     async def __aenter__(self) -> AppHost:
         s = self.settings
-        specs, problems = self._specs or await asyncio.to_thread(discover, s.path, s.builtin)
+        found = (
+            self._specs if self._specs is not None else await asyncio.to_thread(discover, s.path, s.builtin)
+        )
+        specs, problems = found
         for problem in problems:
             self.slots.setdefault(problem.app, AppSlot(problem.app, None, False, "failed", problem.error))
         for spec in specs:

@@ -89,7 +89,8 @@ class AuditTable:
     def list(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if device is not None:
             where.append("device = ?")
             params.append(device)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
 from plantwire_platform.store import registry
@@ -111,7 +111,7 @@ class InfluxRegistry:
             except sqlite3.Error as err:
                 raise StoreError(f"registry write failed: {err}") from err
 
-    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
