@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 
 from plantwire.wire import DataBatch, Sample
-from plantwire_platform.store import Agg, IncomingBatch
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.model import Agg, IncomingBatch
+from plantwire_platform.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000_000_000
 DEVICES = 10

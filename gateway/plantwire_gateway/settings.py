@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 
 from plantwire import wire
 from plantwire.config import ConfigError, MqttSettings, config_error
+from plantwire.settings_env import PLATFORM_SECTIONS, check_env_names
 
 _NODE_ID_RE = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$")
 
@@ -190,6 +191,7 @@ def load_settings(
         listed = file_data.get("devices", [])
         file_data = {**file_data, "devices": [*(listed if isinstance(listed, list) else []), *extra_devices]}
     source = str(config) if config is not None else "settings"
+    check_env_names(GatewaySettings, shared=PLATFORM_SECTIONS)  # pydantic-settings ignores unknown names
 
     class _Loaded(GatewaySettings):
         @classmethod

@@ -18,16 +18,15 @@ from plantwire.logs import get_logger
 from plantwire.wire import Value
 from plantwire_platform.apps.api import CommandSender
 from plantwire_platform.apps.host import AppHost
-from plantwire_platform.apps.web_apps import APP_HOST_KEY
-from plantwire_platform.commands import CommandBus
-from plantwire_platform.ingest import MqttIngest
-from plantwire_platform.live_bus import LIVE_BUS_KEY, LiveBus
+from plantwire_platform.commands.bus import CommandBus
+from plantwire_platform.commands.service import CommandService
+from plantwire_platform.ingest.live_bus import LiveBus
+from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.settings import PlatformSettings
-from plantwire_platform.store import Store
-from plantwire_platform.store_factory import open_store
-from plantwire_platform.web_api import create_app
-from plantwire_platform.web_commands import COMMAND_BUS_KEY, perform_call, perform_write
-from plantwire_platform.web_health import INGEST_KEY
+from plantwire_platform.store.factory import open_store
+from plantwire_platform.store.model import Store
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.runtime import PlatformRuntime
 
 log = get_logger(__name__)
 
@@ -50,14 +49,14 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         stack.callback(store.close)
         bus = LiveBus(asyncio.get_running_loop())
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
-        app = create_app(store, ingest.stats)
-        app[LIVE_BUS_KEY] = bus
-        app[INGEST_KEY] = ingest
-        app[COMMAND_BUS_KEY] = await stack.enter_async_context(CommandBus(settings.mqtt))
+        bus_to_gateways = await stack.enter_async_context(CommandBus(settings.mqtt))
+        commands = CommandService(store, bus_to_gateways)
+        stack.push_async_callback(asyncio.to_thread, commands.close)  # after HTTP and apps (below)
         # Apps start after ingest and before HTTP, and stop before ingest does.
-        apps = app[APP_HOST_KEY] = await stack.enter_async_context(
-            AppHost(store, bus, settings.apps, app_command_sender(app))
+        apps = await stack.enter_async_context(
+            AppHost(store, bus, settings.apps, app_command_sender(commands))
         )
+        app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -69,15 +68,19 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         log.info("platform_stopping")
 
 
-def app_command_sender(app: web.Application) -> CommandSender:
-    """Apps' writes and calls take the REST path's checks, round trip and audit (as "app:<id>")."""
+def app_command_sender(commands: CommandService) -> CommandSender:
+    """Apps' writes and calls take the REST path's checks, round trip and audit (as "app:<id>").
+
+    Failures reach the app as the service's typed `CommandError`s; results as `WriteDone` /
+    `CallDone`.
+    """
 
     async def send(app_id: str, kind: str, device: str, target: str, args: tuple[Value, ...]) -> Any:
         user = f"app:{app_id}"
         if kind == "write":
             (value,) = args
-            return await perform_write(app, user, device, target, value)
-        return await perform_call(app, user, device, target, list(args))
+            return await commands.write(user, device, target, value)
+        return await commands.call(user, device, target, list(args))
 
     return send
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from plantwire.config import MqttSettings, config_error
-from plantwire_platform.store_influx_settings import InfluxSettings
+from plantwire.config import ConfigError, MqttSettings, config_error
+from plantwire.settings_env import GATEWAY_SECTIONS, check_env_names
+from plantwire_platform.store.influx.settings import InfluxSettings
 
 
 class HttpSettings(BaseModel):
     """Where the REST API and web page listen."""
+
+    model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -21,6 +24,8 @@ class HttpSettings(BaseModel):
 
 class StoreSettings(BaseModel):
     """Where points are stored, and the ingest writer's commit cadence."""
+
+    model_config = ConfigDict(extra="forbid")
 
     backend: Literal["sqlite", "influxdb"] = Field(default="sqlite", description="Where points are stored")
     influxdb: InfluxSettings = Field(default_factory=InfluxSettings)
@@ -39,6 +44,8 @@ class StoreSettings(BaseModel):
 class AppsSettings(BaseModel):
     """The app host: where apps are found, which run, their config and isolation limits (docs/apps.md)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     path: Path | None = Field(default=Path("apps"), description="Folder of app folders (missing: none)")
     builtin: bool = Field(default=True, description="Load the apps shipped with the platform")
     enabled: list[str] | None = Field(default=None, description="Ids of the apps to start; None: all")
@@ -55,7 +62,7 @@ class AppsSettings(BaseModel):
 class PlatformSettings(BaseSettings):
     """Everything the platform service reads from its environment (PLANTWIRE_MQTT__HOST, ...)."""
 
-    model_config = SettingsConfigDict(env_prefix="PLANTWIRE_", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="PLANTWIRE_", env_nested_delimiter="__", extra="forbid")
 
     mqtt: MqttSettings = MqttSettings()
     client_id: str = Field(
@@ -70,8 +77,14 @@ class PlatformSettings(BaseSettings):
 
     @classmethod
     def load(cls, **overrides: Any) -> PlatformSettings:
-        """Read the environment (plus explicit overrides); a bad value becomes a one-line ConfigError."""
+        """Read the environment (plus explicit overrides); a bad value becomes a one-line ConfigError.
+
+        An unknown PLANTWIRE_* variable is one too (pydantic-settings alone would ignore it).
+        """
+        check_env_names(cls, shared=GATEWAY_SECTIONS)
         try:
             return cls(**overrides)
         except ValidationError as err:
             raise config_error(err, "environment") from err
+        except SettingsError as err:  # e.g. PLANTWIRE_HTTP=x: a section given a value that is not JSON
+            raise ConfigError(f"environment: {err}") from err

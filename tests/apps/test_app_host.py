@@ -17,11 +17,12 @@ from plantwire_platform.apps import App, LivePoint, PermissionDenied
 from plantwire_platform.apps.host import AppHost
 from plantwire_platform.apps.loader import AppSpec, discover
 from plantwire_platform.apps.manifest import Manifest
-from plantwire_platform.apps.web_apps import APP_HOST_KEY
-from plantwire_platform.live_bus import LIVE_BUS_KEY, LiveBus
+from plantwire_platform.ingest.live_bus import LiveBus
+from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.settings import AppsSettings
-from plantwire_platform.store_sqlite import SqliteStore
-from plantwire_platform.web_api import create_app
+from plantwire_platform.store.sqlite import SqliteStore
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.runtime import PlatformRuntime
 
 
 def manifest(app_id: str, **extra: Any) -> Manifest:
@@ -155,11 +156,11 @@ async def test_rest_lifecycle_and_alarms(store: SqliteStore) -> None:
                     await self.ctx.clear_alarm(p.device, p.tag, ts=p.ts)
 
     bus = LiveBus(asyncio.get_running_loop())
-    app = create_app(store, lambda: {"mqtt_connected": True})
-    app[LIVE_BUS_KEY] = bus
+    runtime = PlatformRuntime(store, lambda: IngestStats(connected=True), live_bus=bus)
+    app = create_app(runtime)
     specs = [spec("alarmer", Alarmer), spec("echo", Echo)]
     async with asyncio.timeout(60), AppHost(store, bus, AppsSettings(), specs=(specs, [])) as host:
-        app[APP_HOST_KEY] = host
+        runtime.apps = host
         async with TestClient(TestServer(app)) as client:
             await wait_for(lambda: host.slots["alarmer"].status == "running", "running")
             publish(bus, 20.0)

@@ -28,7 +28,7 @@ writes = ["*:Spindle/SpeedSetpoint"]
 """
 
 APP = """\
-from plantwire_platform.apps import App, LivePoint
+from plantwire_platform.apps import App, InvalidCommand, LivePoint
 
 
 class Setpointer(App):
@@ -38,11 +38,12 @@ class Setpointer(App):
         for device in {p.device for p in points} - self.done:
             self.done.add(device)
             reply = await self.ctx.write(device, "Spindle/SpeedSetpoint", 4321.0)
-            self.ctx.metrics["reply_value"] = reply["value"]
+            self.ctx.metrics["reply_value"] = reply.value
             try:
                 await self.ctx.write(device, "Spindle/SpeedSetpoint", 99_999.0)  # beyond the range
-            except Exception as err:
+            except InvalidCommand as err:  # the typed error an app gets, with its code and status
                 self.ctx.metrics["rejected_status"] = err.status
+                self.ctx.metrics["rejected_out_of_range"] = float(err.code == "out_of_range")
 """
 
 
@@ -81,4 +82,5 @@ async def test_an_app_writes_a_setpoint_that_reaches_the_machine(
     # The write was read back from the machine, and the out-of-range one refused before sending.
     assert metrics["metrics"]["reply_value"] == 4321.0
     assert metrics["metrics"]["rejected_status"] == 422
+    assert metrics["metrics"]["rejected_out_of_range"] == 1.0
     assert sorted((e["action"], e["outcome"]) for e in audit) == [("write", "ok"), ("write", "rejected")]

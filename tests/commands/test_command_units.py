@@ -8,9 +8,9 @@ import pytest
 
 from plantwire import wire
 from plantwire_gateway.command_log import CommandLog
-from plantwire_platform.command_checks import check_write, device_id_for
-from plantwire_platform.store import TagRecord
-from plantwire_platform.web_errors import ApiError
+from plantwire_platform.commands.checks import check_write, device_id_for
+from plantwire_platform.commands.errors import CommandError, InvalidCommand, NotWritable
+from plantwire_platform.store.model import TagRecord
 
 
 def test_command_and_reply_round_trip_and_topics() -> None:
@@ -85,9 +85,10 @@ def test_values_that_fit_are_accepted(tag: TagRecord, value: object, expected: o
     ],
 )
 def test_values_that_do_not_fit_are_refused(tag: TagRecord, value: object, status: int, code: str) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(CommandError) as info:
         check_write(tag, value)
     assert (info.value.status, info.value.code) == (status, code)
+    assert isinstance(info.value, NotWritable if status == 403 else InvalidCommand)
     assert "'T'" in info.value.message
 
 

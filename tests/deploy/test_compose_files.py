@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from plantwire_platform.store_influx import (
+from plantwire_platform.store.influx.store import (
     FIELDS,
     MEASUREMENT,
     TAG_DEVICE,

@@ -17,9 +17,9 @@ import pytest
 from plant_harness import gateway_for, gateway_running, platform_settings_for, until
 
 from plantwire.broker import MosquittoProcess, free_port
+from plantwire.timeunits import to_iso
 from plantwire_gateway.service import Gateway
 from plantwire_platform.service import RunningPlatform, platform_running
-from plantwire_platform.timefmt import to_iso
 from plantwire_sims.machine import SimMachine
 
 pytestmark = pytest.mark.integration
@@ -109,8 +109,8 @@ async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
             assert len(want) > 20 * len(m.tags) // 2, "too few values to prove anything"
 
         stats = plant.platform.ingest.stats()
-        assert stats["seq_gaps"] == 0
-        assert sum(stats["decode_errors"].values()) == 0
+        assert stats.seq_gaps == 0
+        assert sum(stats.decode_errors.values()) == 0
         devices = {d.id: d for d in await asyncio.to_thread(store.list_devices)}
         gw_stats = plant.gateway.stats()
         assert sum(devices[n].last_seq for n in names) == gw_stats["batches_appended"]

@@ -21,13 +21,15 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 import plantwire
+from plantwire.timeunits import from_iso, to_iso
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, Sample, TagInfo, now_us
-from plantwire_platform.openapi import openapi_document
-from plantwire_platform.store import IncomingBatch
-from plantwire_platform.store_sqlite import SqliteStore
-from plantwire_platform.timefmt import from_iso, to_iso
-from plantwire_platform.web_api import create_app
-from plantwire_platform.web_page import PAGE_ROUTES
+from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.store.model import IncomingBatch
+from plantwire_platform.store.sqlite import SqliteStore
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.openapi import openapi_document
+from plantwire_platform.web.page import PAGE_ROUTES
+from plantwire_platform.web.runtime import PlatformRuntime
 
 GW = "line-a"
 DEV = "press-1"
@@ -84,9 +86,9 @@ class Status:
     """What the app's `status()` callable returns; tests change it."""
 
     def __init__(self) -> None:
-        self.info: dict[str, Any] = {"connected": True, "messages": 2}
+        self.info = IngestStats(connected=True, messages=2)
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> IngestStats:
         return self.info
 
 
@@ -113,7 +115,7 @@ def status() -> Status:
 async def client(
     store: SqliteStore, status: Status
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    async with asyncio.timeout(10), TestClient(TestServer(create_app(store, status))) as c:
+    async with asyncio.timeout(10), TestClient(TestServer(create_app(PlatformRuntime(store, status)))) as c:
         yield c
 
 
@@ -211,10 +213,11 @@ async def test_health_reports_points_version_and_ingest(client: TestClient[Any, 
         "status": "ok",
         "version": plantwire.__version__,
         "points": POINTS_STORED,
-        "ingest": {"connected": True, "messages": 2},
+        "ingest": IngestStats(connected=True, messages=2).as_json(),
     }
+    assert body["ingest"]["messages"] == 2 and body["ingest"]["latency"]["count"] == 0
     assert_documented("/api/health", code, body)
-    status.info = {"connected": False}
+    status.info = IngestStats(connected=False)
     code, body = await get(client, "/api/health")
     assert (code, body["status"]) == (200, "degraded")
 
@@ -425,7 +428,7 @@ async def test_openapi_document_is_served(client: TestClient[Any, Any]) -> None:
 
 
 async def test_every_route_is_documented_and_every_documented_path_routed(store: SqliteStore) -> None:
-    app = create_app(store, Status())
+    app = create_app(PlatformRuntime(store, Status()))
     routed = {
         (route.resource.canonical, route.method.lower())
         for route in app.router.routes()
@@ -563,11 +566,14 @@ async def test_unknown_route_and_wrong_method(client: TestClient[Any, Any]) -> N
 
 
 async def test_internal_errors_are_generic_and_logged(store: SqliteStore) -> None:
-    def broken_status() -> dict[str, Any]:
+    def broken_status() -> IngestStats:
         raise RuntimeError("secret internal detail")
 
     with capture_logs() as logged:
-        async with asyncio.timeout(10), TestClient(TestServer(create_app(store, broken_status))) as c:
+        async with (
+            asyncio.timeout(10),
+            TestClient(TestServer(create_app(PlatformRuntime(store, broken_status)))) as c,
+        ):
             code, body = await get(c, "/api/health")
     assert code == 500
     assert_error(body, 500, "internal_error", "server log")
@@ -606,7 +612,9 @@ def live_api(
     store = SqliteStore.open(tmp_path_factory.mktemp("api") / "plantwire.db")
     fill_store(store, now_us())
     loop = asyncio.new_event_loop()
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(store, Status())), loop=loop)
+    client: TestClient[Any, Any] = TestClient(
+        TestServer(create_app(PlatformRuntime(store, Status()))), loop=loop
+    )
     loop.run_until_complete(asyncio.wait_for(client.start_server(), 10))
     yield loop, client
     loop.run_until_complete(asyncio.wait_for(client.close(), 10))

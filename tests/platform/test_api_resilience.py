@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -13,9 +14,11 @@ from test_api import DEV, Status, assert_documented, assert_error, get
 from test_api import live_api as live_api  # the module-scoped fixture, shared
 
 from plantwire.metrics_text import MetricsText
-from plantwire_platform.store_sqlite import SqliteStore
-from plantwire_platform.web_api import create_app
-from plantwire_platform.web_health import readiness
+from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.store.sqlite import SqliteStore
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.health import readiness
+from plantwire_platform.web.runtime import PlatformRuntime
 
 _PARAMS = st.sampled_from(["device", "tag", "start", "limit", "x", "", "device[]"])
 _VALUES = st.one_of(st.sampled_from([DEV, "mixer-2", "", "*", "%", "..", "press-1/"]), st.text(max_size=30))
@@ -70,25 +73,28 @@ def test_random_device_paths_and_queries_never_fail_the_server(
 async def test_probes_and_metrics(live_api: Api, tmp_path: Any) -> None:
     store = SqliteStore.open(tmp_path / "p.db")
     status = Status()
-    status.info = {
-        "connected": True,
-        "subscribed": True,
-        "queue_depth": 1,
-        "queue_max": 10,
-        "messages": 7,
-        "points_stored": 5,
-        "duplicates": 2,
-        "seq_gaps": 0,
-        "decode_errors": {"json": 3, "schema": 1},
-        "store_failing": False,
-    }
+    status.info = IngestStats(
+        connected=True,
+        subscribed=True,
+        queue_depth=1,
+        queue_max=10,
+        messages=7,
+        points_stored=5,
+        duplicates=2,
+        seq_gaps=0,
+        decode_errors={"json": 3, "schema": 1},
+        store_failing=False,
+    )
     try:
-        async with asyncio.timeout(10), TestClient(TestServer(create_app(store, status))) as client:
+        async with (
+            asyncio.timeout(10),
+            TestClient(TestServer(create_app(PlatformRuntime(store, status)))) as client,
+        ):
             resp = await client.get("/healthz")
             assert resp.status == 200 and (await resp.json())["status"] == "alive"
             resp = await client.get("/readyz")
             assert resp.status == 200, await resp.text()
-            status.info["queue_depth"] = 10
+            status.info = replace(status.info, queue_depth=10)
             resp = await client.get("/readyz")
             body = await resp.json()
             assert resp.status == 503 and body["checks"]["queue_not_saturated"] is False
@@ -104,12 +110,14 @@ async def test_probes_and_metrics(live_api: Api, tmp_path: Any) -> None:
 
 
 def test_readiness_conditions() -> None:
-    ok = {"connected": True, "subscribed": True, "queue_depth": 0, "queue_max": 10, "store_failing": False}
+    ok = IngestStats(connected=True, subscribed=True, queue_depth=0, queue_max=10)
     assert all(readiness(ok).values())
-    assert readiness({**ok, "connected": False})["mqtt_connected"] is False
-    assert readiness({**ok, "subscribed": False})["subscribed"] is False
-    assert readiness({**ok, "store_failing": True})["store_writable"] is False
-    assert readiness({**ok, "queue_depth": 9})["queue_not_saturated"] is False
+    assert readiness(replace(ok, connected=False))["mqtt_connected"] is False
+    assert readiness(replace(ok, subscribed=False))["subscribed"] is False
+    assert readiness(replace(ok, store_failing=True))["store_writable"] is False
+    assert readiness(replace(ok, queue_depth=9))["queue_not_saturated"] is False
+    assert readiness(replace(ok, writer_alive=False))["ingest_running"] is False
+    assert readiness(replace(ok, reader_alive=False))["ingest_running"] is False
 
 
 def test_metrics_text_format() -> None:

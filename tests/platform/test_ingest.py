@@ -23,11 +23,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from plantwire import wire
 from plantwire.broker import MosquittoProcess
 from plantwire.config import ConfigError, MqttSettings
-from plantwire_platform.ingest import MessageRejected, MqttIngest, decode_message
-from plantwire_platform.ingest_stats import LATENCY_BOUNDS_MS
+from plantwire_platform.ingest.mqtt_ingest import MessageRejected, MqttIngest, decode_message
+from plantwire_platform.ingest.stats import LATENCY_BOUNDS_MS, LatencySummary
 from plantwire_platform.settings import PlatformSettings, StoreSettings
-from plantwire_platform.store import IncomingBatch, Point
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.model import IncomingBatch, Point
+from plantwire_platform.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000_000_000
 
@@ -135,8 +135,8 @@ async def test_data_meta_and_status_are_stored(
             )
             assert [(b.device, b.batch.seq) for b in committed if b.device == dev] == [(dev, 1), (dev, 2)]
             stats = ingest.stats()
-            assert stats["connected"] and stats["commits"] >= 1
-            assert stats["latency"]["count"] >= 4
+            assert stats.connected and stats.commits >= 1
+            assert stats.latency.count >= 4
 
 
 async def test_redelivery_is_not_duplicated_and_gaps_are_counted(
@@ -150,11 +150,11 @@ async def test_redelivery_is_not_duplicated_and_gaps_are_counted(
             await publisher.data(gw, dev, 1, samples("t", 0, 5))  # the same message again
             await publisher.data(gw, dev, 2, samples("t", 5, 5))
             await publisher.data(gw, dev, 6, samples("t", 10, 5))  # 3, 4 and 5 never came
-            await until(lambda: ingest.stats()["points_stored"] >= 15)
+            await until(lambda: ingest.stats().points_stored >= 15)
             await until(lambda: (d := store.get_device(dev)) is not None and d.last_seq == 6)
             stats = ingest.stats()
-            assert stats["duplicates"] == 5
-            assert stats["seq_gaps"] == 3
+            assert stats.duplicates == 5
+            assert stats.seq_gaps == 3
             points = store.series(dev, "t", 0, 2**62, 100)
             assert [p.ts for p in points] == [T0 + i for i in range(15)]
 
@@ -174,16 +174,16 @@ async def test_bad_messages_are_counted_by_reason_and_ingest_goes_on(
                 await publisher.publish(wire.device_topic(gw, dev, "meta"), b'{"tags": 5}')
                 await publisher.publish(f"{wire.ROOT}/{gw}/bad$device/data", b"{}")
                 await publisher.data(gw, dev, 1, samples("t", 0, 3))
-                await until(lambda: ingest.stats()["points_stored"] == 3)
-                assert ingest.stats()["decode_errors"] == {"topic": 1, "json": 1, "oversized": 0, "schema": 2}
-                assert ingest.stats()["messages"] == 5
+                await until(lambda: ingest.stats().points_stored == 3)
+                assert ingest.stats().decode_errors == {"topic": 1, "json": 1, "oversized": 0, "schema": 2}
+                assert ingest.stats().messages == 5
                 assert len(store.series(dev, "t", 0, 2**62, 10)) == 3
             # The bad messages were acknowledged: the same session gets nothing back after a restart.
             async with running_ingest(settings, store) as ingest:
                 await publisher.data(gw, dev, 2, samples("t", 3, 1))
-                await until(lambda: ingest.stats()["points_stored"] == 1)
-                assert ingest.stats()["messages"] == 1
-                assert sum(ingest.stats()["decode_errors"].values()) == 0
+                await until(lambda: ingest.stats().points_stored == 1)
+                assert ingest.stats().messages == 1
+                assert sum(ingest.stats().decode_errors.values()) == 0
     finally:
         publisher.close()
         store.close()
@@ -220,7 +220,7 @@ async def test_messages_sent_while_away_arrive_after_restart(
         async with asyncio.timeout(30):
             async with running_ingest(settings, store) as ingest:
                 await publisher.data(gw, dev, 1, samples("t", 0, 4))
-                await until(lambda: ingest.stats()["messages"] == 1)
+                await until(lambda: ingest.stats().messages == 1)
                 assert store.count_points() == 0
             assert store.count_points() == 4  # committed on the way out
 
@@ -232,7 +232,7 @@ async def test_messages_sent_while_away_arrive_after_restart(
                 await until(lambda: store.count_points() == 34)
                 stats = ingest.stats()
                 # Only the three new ones: the first was acknowledged at shutdown, not redelivered.
-                assert stats["messages"] == 3 and stats["duplicates"] == 0 and stats["seq_gaps"] == 0
+                assert stats.messages == 3 and stats.duplicates == 0 and stats.seq_gaps == 0
             device = store.get_device(dev)
             assert device is not None and device.last_seq == 4
     publisher.close()
@@ -244,9 +244,9 @@ _CRASHING_PLATFORM = textwrap.dedent(
     from pathlib import Path
     from plantwire.config import MqttSettings
     from plantwire.logs import configure_logging
-    from plantwire_platform.ingest import MqttIngest
+    from plantwire_platform.ingest.mqtt_ingest import MqttIngest
     from plantwire_platform.settings import PlatformSettings, StoreSettings
-    from plantwire_platform.store_sqlite import SqliteStore
+    from plantwire_platform.store.sqlite import SqliteStore
 
     async def main(host, port, client_id, path):
         settings = PlatformSettings.load(
@@ -257,7 +257,7 @@ _CRASHING_PLATFORM = textwrap.dedent(
         async with MqttIngest(settings, SqliteStore.open(Path(path))) as ingest:
             await ingest.wait_subscribed()
             print("subscribed", flush=True)
-            while ingest.stats()["messages"] == 0:
+            while ingest.stats().messages == 0:
                 await asyncio.sleep(0.01)
             print("received", flush=True)
             await asyncio.sleep(600)  # waits for its commit timer; the test kills it first
@@ -300,7 +300,7 @@ async def test_a_crash_before_commit_loses_nothing(
                 settings = settings_for(own_mosquitto, client_id, path)
                 async with running_ingest(settings, store) as ingest:
                     await until(lambda: store.count_points() == 5)
-                    assert ingest.stats()["messages"] == 1  # delivered again, stored once
+                    assert ingest.stats().messages == 1  # delivered again, stored once
                     assert store.series(dev, "t", 0, 2**62, 10) == [
                         Point(T0 + i, float(i), 0) for i in range(5)
                     ]
@@ -322,15 +322,16 @@ async def test_latency_histogram_reports_and_resets(
             sent = wire.now_us()
             old = wire.now_us() - 3_000_000  # a sample taken 3 s ago
             await publisher.data(gw, dev, 1, [wire.Sample("t", sent, 1.0), wire.Sample("u", old, 2.0)])
-            await until(lambda: ingest.stats()["latency"]["count"] == 2)
+            await until(lambda: ingest.stats().latency.count == 2)
             waited_ms = (time.time_ns() // 1000 - sent) / 1000
-            lat = ingest.stats()["latency"]
+            lat = ingest.stats().latency
             # A percentile is the upper bound of its bucket: p50 covers the fresh sample, p99 the old one.
             assert waited_ms < 900
-            assert 0 < lat["p50_ms"] <= min(b for b in LATENCY_BOUNDS_MS if b >= waited_ms)
-            assert lat["p99_ms"] == min(b for b in LATENCY_BOUNDS_MS if b > 3000)
+            assert lat.p50_ms is not None
+            assert 0 < lat.p50_ms <= min(b for b in LATENCY_BOUNDS_MS if b >= waited_ms)
+            assert lat.p99_ms == min(b for b in LATENCY_BOUNDS_MS if b > 3000)
             ingest.reset_latency()
-            assert ingest.stats()["latency"] == {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None}
+            assert ingest.stats().latency == LatencySummary(0, None, None, None)
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,9 +23,9 @@ from test_ingest import T0, Publisher, running_ingest, settings_for, until
 
 from plantwire import wire
 from plantwire.broker import MosquittoProcess
-from plantwire_platform.ingest import MessageRejected, MqttIngest, decode_message
-from plantwire_platform.store import IncomingBatch, WriteResult
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.ingest.mqtt_ingest import MessageRejected, MqttIngest, decode_message
+from plantwire_platform.store.model import IncomingBatch, WriteResult
+from plantwire_platform.store.sqlite import SqliteStore
 
 
 class SlowStore(SqliteStore):
@@ -56,7 +56,7 @@ async def test_a_flood_keeps_the_queue_bounded_and_loses_nothing(
 
                 def watch() -> None:
                     while not stop.is_set():
-                        depths.append(ingest.stats()["queue_depth"])
+                        depths.append(ingest.stats().queue_depth)
                         time.sleep(0.002)
 
                 watcher = threading.Thread(target=watch)
@@ -73,7 +73,7 @@ async def test_a_flood_keeps_the_queue_bounded_and_loses_nothing(
                         infos.append(publisher.client.publish(topic, payload, qos=1))
                         if seq % 200 == 0:  # paho's own queue is not what is under test
                             await asyncio.to_thread(infos[-1].wait_for_publish, 30)
-                    await until(lambda: ingest.stats()["points_stored"] >= messages * per_message, 0.05)
+                    await until(lambda: ingest.stats().points_stored >= messages * per_message, 0.05)
                 finally:
                     stop.set()
                     watcher.join()
@@ -81,8 +81,8 @@ async def test_a_flood_keeps_the_queue_bounded_and_loses_nothing(
         finally:
             publisher.close()
         assert store.count_points() == messages * per_message
-        assert stats["seq_gaps"] == 0
-        assert stats["commits"] > 10, "the store should have been the bottleneck"
+        assert stats.seq_gaps == 0
+        assert stats.commits > 10, "the store should have been the bottleneck"
         assert max(depths) <= 4
         assert max(depths) >= 3, "the queue never filled: the flood did not outrun the store"
     finally:
@@ -216,4 +216,4 @@ def test_a_storm_of_bad_messages_never_stops_ingest(
             await until(lambda: any(p.ts == T0 + n for p in store.series(dev, "canary", 0, 2**62, 10)), 0.02)
 
     loop.run_until_complete(run())
-    assert ingest.stats()["connected"]
+    assert ingest.stats().connected

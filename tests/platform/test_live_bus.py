@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from plantwire import wire
-from plantwire_platform.live_bus import LiveBus, LivePoint
-from plantwire_platform.store import IncomingBatch
+from plantwire_platform.ingest.live_bus import LiveBus, LivePoint
+from plantwire_platform.store.model import IncomingBatch
 
 
 def batch(device: str, tag: str, n: int, start: int = 0) -> IncomingBatch:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plantwire_platform.query_params import (
+from plantwire.timeunits import from_iso, to_iso
+from plantwire_platform.web.query_params import (
     MAX_BUCKETS,
     ParamError,
     bucket_count,
@@ -18,7 +19,6 @@ from plantwire_platform.query_params import (
     parse_series_query,
     parse_time,
 )
-from plantwire_platform.timefmt import from_iso, to_iso
 
 NOW = 1_795_000_000_123_456  # 2026-11-19T..., with microseconds
 MIN = 60_000_000

@@ -24,7 +24,7 @@ from plantwire.wire import (
     Sample,
     TagInfo,
 )
-from plantwire_platform.store import Bucket, IncomingBatch, Store, WriteResult
+from plantwire_platform.store.model import Bucket, IncomingBatch, Store, WriteResult
 
 T0 = 1_700_000_000_000_000
 S = 1_000_000
@@ -38,7 +38,7 @@ def _influx_env() -> dict[str, str] | None:
 
 
 def _open_sqlite(tmp_path: Path) -> Store:
-    from plantwire_platform.store_sqlite import SqliteStore
+    from plantwire_platform.store.sqlite import SqliteStore
 
     return SqliteStore.open(tmp_path / "contract.sqlite")
 
@@ -50,7 +50,7 @@ def _open_influx(tmp_path: Path) -> Store:
             "InfluxDB contract run needs PLANTWIRE_TEST_INFLUXDB_URL, _TOKEN, _ORG and _BUCKET "
             "(no InfluxDB server on this machine)"
         )
-    from plantwire_platform.store_influx import InfluxSettings, InfluxStore
+    from plantwire_platform.store.influx.store import InfluxSettings, InfluxStore
 
     settings = InfluxSettings(
         url=env["URL"],
@@ -287,7 +287,7 @@ def test_buckets_reject_bad_arguments(store: Store, dev: str) -> None:
 
 
 def test_derived_points_are_stored_marked_and_read_like_device_points(store: Store, dev: str) -> None:
-    from plantwire_platform.store import DerivedPoint
+    from plantwire_platform.store.model import DerivedPoint
 
     store.write_batches([batch(dev, 1, Sample("p", T0, 1.0))])
     points = [DerivedPoint(dev, "oee/OEE", T0 + i * S, 0.5 + i / 10, unit="1") for i in range(3)]
@@ -333,7 +333,7 @@ def test_alarm_raise_update_clear_ack(store: Store, dev: str) -> None:
 
 
 def test_audit_entries_are_kept_newest_first_filtered_and_paged(store: Store, dev: str) -> None:
-    from plantwire_platform.store import AuditEntry
+    from plantwire_platform.store.model import AuditEntry
 
     def entry(i: int, device: str | None) -> AuditEntry:
         return AuditEntry(

@@ -21,8 +21,8 @@ from aiohttp import web
 from plantwire.broker import free_port
 from plantwire.config import ConfigError
 from plantwire.wire import DataBatch, DeviceMeta, Sample, TagInfo
-from plantwire_platform.store import Bucket, IncomingBatch, LatestValue, Point, StoreError, WriteResult
-from plantwire_platform.store_influx import InfluxSettings, InfluxStore
+from plantwire_platform.store.influx.store import InfluxSettings, InfluxStore
+from plantwire_platform.store.model import Bucket, IncomingBatch, LatestValue, Point, StoreError, WriteResult
 
 T0 = 1_700_000_000_000_000
 S = 1_000_000

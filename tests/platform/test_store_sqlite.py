@@ -18,8 +18,8 @@ from plantwire.wire import (
     Sample,
     TagInfo,
 )
-from plantwire_platform.store import Bucket, IncomingBatch, LatestValue, Point, WriteResult
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.model import Bucket, IncomingBatch, LatestValue, Point, WriteResult
+from plantwire_platform.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000_000_000
 """A multiple of 10 s in µs, so 10-second buckets start exactly at T0."""
@@ -301,7 +301,7 @@ def test_bad_bucket_arguments_are_refused(store: SqliteStore) -> None:
 
 def test_queries_use_the_primary_key(store: SqliteStore) -> None:
     """Guard against a query change that silently turns into a scan of `points`."""
-    from plantwire_platform import store_sqlite as mod
+    from plantwire_platform.store import sqlite as mod
 
     conn = sqlite3.connect(store.path)
 
@@ -343,7 +343,7 @@ def test_reads_do_not_wait_for_an_open_write_transaction(store: SqliteStore) -> 
 
 def test_both_bucket_strategies_agree(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Few buckets: one range query each; many: one GROUP BY. Same answers either way."""
-    from plantwire_platform import store_sqlite as mod
+    from plantwire_platform.store import sqlite as mod
 
     values: list[float | str | None] = [1.5, 2, "x", None, -4, 8.25, "y", 3]
     store.write_batches(
@@ -364,7 +364,7 @@ def test_both_bucket_strategies_agree(store: SqliteStore, monkeypatch: pytest.Mo
 
 def test_an_app_integer_beyond_64_bits_is_stored_as_a_float(store: SqliteStore) -> None:
     """Apps' values never pass the wire decoder; one too large for SQLite must not lose the others."""
-    from plantwire_platform.store import DerivedPoint
+    from plantwire_platform.store.model import DerivedPoint
 
     points = [DerivedPoint("dev-1", "app/count", 1, 2**64), DerivedPoint("dev-1", "app/count", 2, 7)]
     assert store.write_derived("counter", points) == 2

@@ -17,14 +17,16 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 import plantwire
+from plantwire.timeunits import to_iso
 from plantwire.wire import now_us
-from plantwire_platform.live_bus import LIVE_BUS_KEY, LiveBus, LivePoint
-from plantwire_platform.openapi import openapi_document
-from plantwire_platform.store_sqlite import SqliteStore
-from plantwire_platform.timefmt import to_iso
-from plantwire_platform.web_api import create_app
-from plantwire_platform.web_page import STATIC_DIR
-from plantwire_platform.web_stream import BUFFER_POINTS, MAX_SUBSCRIPTIONS
+from plantwire_platform.ingest.live_bus import LiveBus, LivePoint
+from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.store.sqlite import SqliteStore
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.openapi import openapi_document
+from plantwire_platform.web.page import STATIC_DIR
+from plantwire_platform.web.runtime import PlatformRuntime
+from plantwire_platform.web.stream import BUFFER_POINTS, MAX_SUBSCRIPTIONS
 
 GOOD, UNCERTAIN, BAD = 0, 0x408F0000, 0x80310000
 
@@ -37,8 +39,7 @@ async def bus() -> LiveBus:
 @pytest.fixture
 async def client(tmp_path: Path, bus: LiveBus) -> AsyncIterator[TestClient[Any, Any]]:
     store = SqliteStore.open(tmp_path / "p.sqlite")
-    app = create_app(store, lambda: {"mqtt_connected": True})
-    app[LIVE_BUS_KEY] = bus
+    app = create_app(PlatformRuntime(store, lambda: IngestStats(connected=True), live_bus=bus))
     async with TestClient(TestServer(app)) as c:
         yield c
     store.close()
@@ -192,7 +193,10 @@ async def test_plain_get_is_an_api_error_and_documented(client: TestClient[Any, 
 async def test_without_a_live_bus_the_stream_is_unavailable(tmp_path: Path) -> None:
     store = SqliteStore.open(tmp_path / "p.sqlite")
     try:
-        async with asyncio.timeout(10), TestClient(TestServer(create_app(store, dict))) as c:
+        async with (
+            asyncio.timeout(10),
+            TestClient(TestServer(create_app(PlatformRuntime(store, IngestStats)))) as c,
+        ):
             with pytest.raises(aiohttp.WSServerHandshakeError) as err:
                 await c.ws_connect("/api/stream")
             assert err.value.status == 503
@@ -202,8 +206,7 @@ async def test_without_a_live_bus_the_stream_is_unavailable(tmp_path: Path) -> N
 
 async def test_shutdown_closes_open_streams_with_going_away(tmp_path: Path) -> None:
     store = SqliteStore.open(tmp_path / "p.sqlite")
-    app = create_app(store, dict)
-    app[LIVE_BUS_KEY] = LiveBus(asyncio.get_running_loop())
+    app = create_app(PlatformRuntime(store, IngestStats, live_bus=LiveBus(asyncio.get_running_loop())))
     runner = web.AppRunner(app, shutdown_timeout=30)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -239,7 +242,7 @@ async def test_page_and_static_files_are_served(client: TestClient[Any, Any]) ->
             assert r.headers["Cache-Control"] == "no-cache"
             assert len(await r.read()) > 1000, path
         # Nothing outside the static folder, however the path is spelled.
-        for path in ("/static/../web_api.py", "/static/%2e%2e/web_api.py", "/static/nothing.js"):
+        for path in ("/static/../web/app.py", "/static/%2e%2e/web/app.py", "/static/nothing.js"):
             r = await client.get(path)
             assert r.status == 404, path
         # Unknown page paths get a plain 404; API paths keep the JSON error shape.

@@ -7,18 +7,42 @@ subclass. See docs/apps.md. The public API for app authors is re-exported here.
 from plantwire_platform.apps.api import App, AppContext, NoConfig, PermissionDenied
 from plantwire_platform.apps.manifest import API_VERSION, Manifest, ManifestError
 from plantwire_platform.apps.replay import Replay, point, points_from_csv
-from plantwire_platform.live_bus import LivePoint
+from plantwire_platform.commands.errors import (
+    BadCommand,
+    CommandConflict,
+    CommandError,
+    CommandsUnavailable,
+    CommandTimedOut,
+    DeviceFailed,
+    InvalidCommand,
+    NotWritable,
+    UnknownTarget,
+)
+from plantwire_platform.commands.service import CallDone, Receipt, WriteDone
+from plantwire_platform.ingest.live_bus import LivePoint
 
 __all__ = [
     "API_VERSION",
     "App",
     "AppContext",
+    "BadCommand",
+    "CallDone",
+    "CommandConflict",
+    "CommandError",
+    "CommandTimedOut",
+    "CommandsUnavailable",
+    "DeviceFailed",
+    "InvalidCommand",
     "LivePoint",
     "Manifest",
     "ManifestError",
     "NoConfig",
+    "NotWritable",
     "PermissionDenied",
+    "Receipt",
     "Replay",
+    "UnknownTarget",
+    "WriteDone",
     "point",
     "points_from_csv",
 ]

@@ -16,15 +16,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Protocol, TypeVar
 
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from plantwire.wire import Value, now_us
 from plantwire_platform.apps.manifest import Manifest
-from plantwire_platform.live_bus import LivePoint, Subscription
-from plantwire_platform.store import Agg, AlarmRecord, Bucket, DerivedPoint, Point
+from plantwire_platform.commands.service import CallDone, WriteDone
+from plantwire_platform.ingest.live_bus import LivePoint, Subscription
+from plantwire_platform.store.model import Agg, AlarmRecord, Bucket, DerivedPoint, Point
 
 Severity = str
 SEVERITIES: Final = ("info", "warning", "critical")
@@ -33,8 +33,12 @@ MAX_PENDING_EMITS: Final = 10_000
 
 CommandSender = Callable[[str, str, str, str, tuple[Value, ...]], Awaitable[Any]]
 """(app id, kind 'write' or 'call', device, tag or method, args) -> result: the platform's command
-path, the same validation, round trip and audit (as user "app:<id>") as a REST client gets."""
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+path, the same validation, round trip and audit (as user "app:<id>") as a REST client gets, and
+the same typed errors (`plantwire_platform.commands.errors`)."""
+if TYPE_CHECKING:  # an app's routes are aiohttp handlers; the app layer itself never imports aiohttp
+    from aiohttp import web
+
+    Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class NoConfig(BaseModel):
@@ -198,13 +202,19 @@ class AppContext(Generic[ConfigT]):
 
     # --- commands ----------------------------------------------------------------------------------
 
-    async def write(self, device: str, tag: str, value: Value) -> Any:
-        """Write a setpoint through the platform's command path, if the manifest allows it."""
+    async def write(self, device: str, tag: str, value: Value) -> WriteDone:
+        """Write a setpoint through the platform's command path, if the manifest allows it.
+
+        Raises PermissionDenied, or a `CommandError` (e.g. `InvalidCommand` for a value out of range).
+        """
         await self._check("write", device, tag, self.manifest.may_write(device, tag), repr(value))
         return await self._send("write", device, tag, (value,))
 
-    async def call(self, device: str, method: str, *args: Value) -> Any:
-        """Call a device method through the platform's command path, if the manifest allows it."""
+    async def call(self, device: str, method: str, *args: Value) -> CallDone:
+        """Call a device method through the platform's command path, if the manifest allows it.
+
+        Raises PermissionDenied, or a `CommandError` (e.g. `CommandTimedOut`).
+        """
         await self._check("call", device, method, self.manifest.may_call(device, method), repr(args))
         return await self._send("call", device, method, args)
 

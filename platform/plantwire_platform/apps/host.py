@@ -19,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
@@ -36,10 +34,11 @@ from plantwire_platform.apps.loader import (
     validate_config,
 )
 from plantwire_platform.apps.manifest import ManifestError, split_pattern
-from plantwire_platform.live_bus import LiveBus, LivePoint, Subscription
+from plantwire_platform.ingest.live_bus import LiveBus, LivePoint, Subscription
 from plantwire_platform.settings import AppsSettings
-from plantwire_platform.store import Agg, AlarmRecord, Bucket, DerivedPoint, Point, Store
-from plantwire_platform.store import AuditEntry as StoreAuditEntry
+from plantwire_platform.store.model import Agg, AlarmRecord, Bucket, DerivedPoint, Point, Store
+from plantwire_platform.store.model import AuditEntry as StoreAuditEntry
+from plantwire_platform.store.threads import StoreThreads
 
 log = get_logger(__name__)
 
@@ -63,16 +62,15 @@ class PlatformBackend:
         self.store = store
         self.bus = bus
         self.audit_log: collections.deque[AuditEntry] = collections.deque(maxlen=AUDIT_KEEP)
-        # Our own threads, so that shutdown can wait for every store call still running (a
-        # cancelled await does not stop its thread, and the store must outlive its callers).
-        self._executor = ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="pw-apps")
+        # Our own threads, so that shutdown can wait for every store call still running.
+        self._threads = StoreThreads("pw-apps", STORE_THREADS)
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+        return await self._threads.run(fn, *args)
 
     async def close(self) -> None:
         """Wait for store calls still running in the threads (after the app tasks ended)."""
-        await asyncio.to_thread(self._executor.shutdown, True)
+        await asyncio.to_thread(self._threads.close)
 
     async def store_derived(self, app: str, points: Sequence[DerivedPoint]) -> None:
         await self._in_thread(self.store.write_derived, app, points)
@@ -213,7 +211,10 @@ class AppHost:
 
     async def __aenter__(self) -> AppHost:
         s = self.settings
-        specs, problems = self._specs or await asyncio.to_thread(discover, s.path, s.builtin)
+        found = (
+            self._specs if self._specs is not None else await asyncio.to_thread(discover, s.path, s.builtin)
+        )
+        specs, problems = found
         for problem in problems:
             self.slots.setdefault(problem.app, AppSlot(problem.app, None, False, "failed", problem.error))
         for spec in specs:

@@ -28,8 +28,8 @@ from plantwire.wire import Value
 from plantwire_platform.apps.api import App, AppContext, AuditEntry
 from plantwire_platform.apps.loader import subscription_patterns, validate_config
 from plantwire_platform.apps.manifest import Manifest, read_manifest, split_pattern
-from plantwire_platform.live_bus import LivePoint, Subscription
-from plantwire_platform.store import AGGREGATES, Agg, AlarmRecord, Bucket, DerivedPoint, Point
+from plantwire_platform.ingest.live_bus import LivePoint, Subscription
+from plantwire_platform.store.model import AGGREGATES, Agg, AlarmRecord, Bucket, DerivedPoint, Point
 
 S: Final = 1_000_000
 """One second in µs (point times are µs since the epoch)."""
@@ -170,7 +170,7 @@ class MemoryBackend:
     def subscribe(self, device: str, tag: str, maxsize: int) -> Iterator[Subscription]:
         yield Subscription(device, tag, maxsize)  # replay feeds hooks directly; nothing arrives here
 
-    async def send(self, kind: str, device: str, target: str, args: tuple[Value, ...]) -> Any:
+    async def send(self, app_id: str, kind: str, device: str, target: str, args: tuple[Value, ...]) -> Any:
         self.commands.append((kind, device, target, args))
         return self.command_result
 

@@ -1,0 +1,1 @@
+"""Commands to devices: one service with typed errors, used by REST and apps alike (docs/architecture.md)."""

@@ -1,0 +1,79 @@
+"""Why a command did not succeed: one exception class per kind of failure, each with a stable code.
+
+REST clients and apps see the same errors. An app catches them by class (`except InvalidCommand`)
+or reads `code` (e.g. ``"out_of_range"``); the web layer answers with `status` and the same code.
+`status` is also what the audit keeps for the command (``http_status``), so it is defined here,
+once, next to the kind of failure it describes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CommandError(Exception):
+    """A command the platform refused, could not deliver, or the device did not carry out."""
+
+    status: ClassVar[int] = 502
+    default_code: ClassVar[str] = "command_failed"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+
+
+class BadCommand(CommandError):
+    """The request itself is malformed (a missing tag name, args that are not a list, ...)."""
+
+    status = 400
+    default_code = "bad_request"
+
+
+class NotWritable(CommandError):
+    """The tag is read-only (its meta says `writable: false`)."""
+
+    status = 403
+    default_code = "tag_not_writable"
+
+
+class UnknownTarget(CommandError):
+    """No such device, tag, method, node or gateway (`code` says which)."""
+
+    status = 404
+    default_code = "unknown_device"
+
+
+class CommandConflict(CommandError):
+    """The command clashes with what exists: a device id taken, a device configured in a file."""
+
+    status = 409
+    default_code = "duplicate_device"
+
+
+class InvalidCommand(CommandError):
+    """A value of the wrong type (`invalid_value`) or outside the tag's range (`out_of_range`)."""
+
+    status = 422
+    default_code = "invalid_value"
+
+
+class DeviceFailed(CommandError):
+    """The device refused the command or could not be reached (`code` says which)."""
+
+    status = 502
+    default_code = "device_refused"
+
+
+class CommandsUnavailable(CommandError):
+    """The platform cannot send now: no broker connection, or the gateway is offline."""
+
+    status = 503
+    default_code = "broker_unavailable"
+
+
+class CommandTimedOut(CommandError):
+    """No reply in time; the command may still run (retry with the same id to learn its outcome)."""
+
+    status = 504
+    default_code = "command_timeout"

@@ -1,0 +1,459 @@
+"""The one command path: write a tag, call a method, browse, attach and detach devices.
+
+REST handlers and apps call the same `CommandService` methods with typed arguments. A command is
+validated against the store's copy of the device's meta before anything is sent, then travels over
+MQTT to the device's gateway (`CommandBus`) and comes back as the gateway's reply. Every write,
+call, attach and detach, refused or not, is kept in the audit log. Failures raise the typed
+errors of `commands.errors`; the web layer maps them to HTTP, apps catch them by class.
+
+Arguments are typed, but apps are code the platform does not control, so values are still
+checked at run time (a tag name that is not a string is a `BadCommand`, not a crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from plantwire import wire
+from plantwire_platform.commands.bus import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    CommandBus,
+    CommandNotSent,
+    CommandTimeout,
+    Outcome,
+    make_command,
+)
+from plantwire_platform.commands.checks import check_call_args, check_write, device_id_for
+from plantwire_platform.commands.errors import (
+    BadCommand,
+    CommandConflict,
+    CommandError,
+    CommandsUnavailable,
+    CommandTimedOut,
+    DeviceFailed,
+    InvalidCommand,
+    NotWritable,
+    UnknownTarget,
+)
+from plantwire_platform.store.model import AuditEntry, Catalog, DeviceRecord
+from plantwire_platform.store.threads import StoreThreads
+
+ATTACH_TIMEOUT_S: Final = 15.0
+"""The gateway probes a new endpoint for up to 5 s; this leaves room for the round trip."""
+DETACHED: Final = "detached"
+MAX_AUDIT: Final = 1000
+COMMAND_STORE_THREADS: Final = 1
+"""Commands are a few a minute: one thread for their store reads and audit writes."""
+
+# Gateway reply code -> (error class, error code)
+_REPLY_ERRORS: Final[dict[str, tuple[type[CommandError], str]]] = {
+    "opcua_status": (DeviceFailed, "device_refused"),
+    "unknown_device": (UnknownTarget, "unknown_device"),
+    "unknown_tag": (UnknownTarget, "unknown_tag"),
+    "not_writable": (NotWritable, "tag_not_writable"),
+    "unknown_method": (UnknownTarget, "unknown_method"),
+    "unknown_node": (UnknownTarget, "unknown_node"),
+    "invalid": (InvalidCommand, "invalid_value"),
+    "duplicate": (CommandConflict, "duplicate_device"),
+    "unreachable": (DeviceFailed, "device_unreachable"),
+    "not_connected": (DeviceFailed, "device_unreachable"),
+    "configured": (CommandConflict, "device_configured"),
+    "expired": (CommandTimedOut, "command_expired"),
+    "interrupted": (DeviceFailed, "command_interrupted"),
+}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What every command that reached a gateway answers."""
+
+    id: str
+    gateway: str
+    device: str
+    status: int
+    status_name: str
+    rtt_ms: float
+    gateway_ms: float
+
+    @classmethod
+    def of(cls, outcome: Outcome, gateway: str) -> Receipt:
+        r = outcome.reply
+        gateway_ms = round((r.done - r.received) / 1000, 3)
+        return cls(r.id, gateway, r.device, r.status, r.status_name or "Good", outcome.rtt_ms, gateway_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteDone:
+    receipt: Receipt
+    tag: str
+    requested: wire.Value
+    value: Any
+    """The value read back after the write (None if the gateway could not read it)."""
+    value_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallDone:
+    receipt: Receipt
+    method: str
+    outputs: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BrowseDone:
+    receipt: Receipt
+    result: dict[str, Any]
+    """The gateway's browse answer (node, children) as it sent it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttachRequest:
+    endpoint: str
+    device: str | None = None
+    root: str | None = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachDone:
+    receipt: Receipt
+    endpoint: str
+    root: str
+    tags: int
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayDevice:
+    id: str
+    state: str
+    endpoint: str | None
+    error: str | None
+    tag_count: int
+    last_data: int | None
+
+
+@dataclass(slots=True)
+class GatewayView:
+    id: str
+    state: str
+    since: int | None
+    version: str | None
+    devices: list[GatewayDevice] = field(default_factory=list)
+
+
+class _Audit:
+    """Collects what one command did, and writes one audit entry however it ends."""
+
+    def __init__(
+        self, service: CommandService, user: str, action: str, gateway: str | None, device: str | None
+    ) -> None:
+        self._service = service
+        self.entry: dict[str, Any] = {
+            "ts": wire.now_us(),
+            "user": user,
+            "action": action,
+            "gateway": gateway,
+            "device": device,
+            "command_id": None,
+            "request": {},
+            "status": None,
+            "rtt_ms": None,
+        }
+
+    async def _done(self, outcome: str, http_status: int, message: str | None) -> None:
+        entry = AuditEntry(id=0, outcome=outcome, http_status=http_status, message=message, **self.entry)
+        await self._service.add_audit(entry)
+
+    async def run(self, body: Awaitable[T], ok_status: int = 200) -> T:
+        """Await `body`; audit its result or its CommandError."""
+        try:
+            result = await body
+        except CommandError as err:
+            sent = self.entry["command_id"] is not None
+            outcome = "timeout" if isinstance(err, CommandTimedOut) else ("failed" if sent else "rejected")
+            await self._done(outcome, err.status, err.message)
+            raise
+        await self._done("ok", ok_status, None)
+        return result
+
+
+def check_timeout(raw: object, default: float) -> float:
+    """Seconds to wait for the reply: a number in (0, MAX_TIMEOUT_S], or `default` for None."""
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= MAX_TIMEOUT_S:
+        raise BadCommand(f"'timeout' must be a number of seconds in (0, {MAX_TIMEOUT_S:g}]")
+    return float(raw)
+
+
+def _command_id(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise BadCommand("'id' must be a string")
+    try:
+        return wire.check_command_id(raw)
+    except wire.WireError as err:
+        raise BadCommand(str(err)) from None
+
+
+def _is_detached(record: DeviceRecord) -> bool:
+    return record.state == "offline" and record.error == DETACHED
+
+
+class CommandService:
+    """Commands to devices, for REST clients and apps alike. `bus` None: no command connection."""
+
+    def __init__(self, store: Catalog, bus: CommandBus | None) -> None:
+        self._store = store
+        self._bus = bus
+        self._threads = StoreThreads("pw-commands", COMMAND_STORE_THREADS)
+
+    def close(self) -> None:
+        """Wait for store calls still running (blocks); call after REST and apps have stopped."""
+        self._threads.close()
+
+    def _require_bus(self) -> CommandBus:
+        if self._bus is None:
+            raise CommandsUnavailable(
+                "this platform runs without a command connection", "commands_unavailable"
+            )
+        return self._bus
+
+    async def _device(self, device: str) -> DeviceRecord:
+        record = await self._threads.run(self._store.get_device, device)
+        if record is None:
+            raise UnknownTarget(
+                f"device {device!r} is not known; GET /api/devices lists them", "unknown_device"
+            )
+        if _is_detached(record):
+            raise UnknownTarget(f"device {device!r} is detached", "unknown_device")
+        return record
+
+    async def _send(
+        self, audit: _Audit | None, gateway: str, command: wire.Command, timeout_s: float
+    ) -> Outcome:
+        bus = self._require_bus()
+        if audit is not None:
+            audit.entry["command_id"] = command.id
+        try:
+            outcome = await bus.execute(gateway, command, timeout_s)
+        except CommandTimeout as err:
+            raise CommandTimedOut(str(err), "command_timeout") from None
+        except CommandNotSent as err:
+            raise CommandsUnavailable(str(err), "broker_unavailable") from None
+        reply = outcome.reply
+        if audit is not None:
+            audit.entry["status"] = reply.status
+            audit.entry["rtt_ms"] = outcome.rtt_ms
+        if not reply.ok:
+            error_class, code = _REPLY_ERRORS.get(reply.code, (DeviceFailed, "gateway_error"))
+            message = reply.error or reply.code
+            if reply.status:
+                message = f"{message} (OPC UA status {reply.status_name} 0x{reply.status:08X})"
+            raise error_class(message, code)
+        return outcome
+
+    # --- write and call ---------------------------------------------------------------------------
+
+    async def write(
+        self,
+        user: str,
+        device: str,
+        tag: str,
+        value: wire.Value,
+        timeout_s: float | None = None,
+        command_id: str | None = None,
+    ) -> WriteDone:
+        """Validate, send and audit a write of `value` to `tag`."""
+        audit = _Audit(self, user, "write", None, device)
+        audit.entry["request"] = {"tag": tag, "value": value}
+
+        async def body() -> WriteDone:
+            if not isinstance(tag, str) or not tag:
+                raise BadCommand("'tag' must be a tag name, e.g. \"Spindle/SpeedSetpoint\"")
+            timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
+            record = await self._device(device)
+            audit.entry["gateway"] = record.gateway
+            tags = await self._threads.run(self._store.list_tags, device)
+            tag_record = next((t for t in tags if t.tag == tag), None)
+            if tag_record is None:
+                raise UnknownTarget(
+                    f"device {device!r} has no tag {tag!r}; GET /api/devices/{device}/tags", "unknown_tag"
+                )
+            checked = check_write(tag_record, value)
+            args = {"tag": tag, "value": checked}
+            command = make_command("write", device, args, timeout, user, _command_id(command_id))
+            outcome = await self._send(audit, record.gateway, command, timeout)
+            result = outcome.reply.result
+            return WriteDone(
+                Receipt.of(outcome, record.gateway), tag, checked, result.get("value"), result.get("ts")
+            )
+
+        return await audit.run(body())
+
+    async def call(
+        self,
+        user: str,
+        device: str,
+        method: str,
+        args: list[wire.Value],
+        timeout_s: float | None = None,
+        command_id: str | None = None,
+    ) -> CallDone:
+        """Validate, send and audit a call of `method` with `args`."""
+        audit = _Audit(self, user, "call", None, device)
+        audit.entry["request"] = {"method": method, "args": args}
+
+        async def body() -> CallDone:
+            if not isinstance(method, str) or not method:
+                raise BadCommand("'method' must be a method's browse name, e.g. \"Start\"")
+            checked = check_call_args(args)
+            timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
+            record = await self._device(device)
+            audit.entry["gateway"] = record.gateway
+            command = make_command(
+                "call", device, {"method": method, "args": checked}, timeout, user, _command_id(command_id)
+            )
+            outcome = await self._send(audit, record.gateway, command, timeout)
+            outputs = outcome.reply.result.get("outputs", [])
+            return CallDone(Receipt.of(outcome, record.gateway), method, outputs)
+
+        return await audit.run(body())
+
+    async def browse(
+        self, user: str, device: str, node: str | None, timeout_s: float | None = None
+    ) -> BrowseDone:
+        """The children of `node` (the device's root for None); not audited (it changes nothing)."""
+        timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
+        record = await self._device(device)
+        args = {"node": node} if node else {}
+        command = make_command("browse", device, args, timeout, user)
+        outcome = await self._send(None, record.gateway, command, timeout)
+        return BrowseDone(Receipt.of(outcome, record.gateway), outcome.reply.result)
+
+    # --- gateways, attach and detach --------------------------------------------------------------
+
+    async def gateways(self) -> list[GatewayView]:
+        """Every gateway known from its status or its devices, sorted by id, with its devices."""
+        devices = await self._threads.run(self._store.list_devices)
+        known = dict(self._bus.gateways) if self._bus is not None else {}
+        out = {gw: GatewayView(gw, s.state, s.since, s.version) for gw, s in known.items()}
+        for d in devices:
+            view = out.setdefault(d.gateway, GatewayView(d.gateway, d.gateway_state, None, None))
+            detached = _is_detached(d)
+            view.devices.append(
+                GatewayDevice(
+                    d.id,
+                    DETACHED if detached else d.state,
+                    d.endpoint,
+                    None if detached else d.error,
+                    d.tag_count,
+                    d.last_data,
+                )
+            )
+        return [out[k] for k in sorted(out)]
+
+    def _gateway_known(self, gateway: str, devices: list[DeviceRecord]) -> None:
+        status = self._require_bus().gateways.get(gateway)
+        if status is None and not any(d.gateway == gateway for d in devices):
+            raise UnknownTarget(
+                f"gateway {gateway!r} is not known; GET /api/gateways lists them", "unknown_gateway"
+            )
+        if status is not None and status.state != "online":
+            raise CommandsUnavailable(
+                f"gateway {gateway!r} is offline; it cannot attach devices now", "gateway_offline"
+            )
+
+    async def attach(
+        self, user: str, gateway: str, request: AttachRequest, timeout_s: float | None = None
+    ) -> AttachDone:
+        """Ask `gateway` to attach the device at `request.endpoint`; 201 in the audit when done."""
+        audit = _Audit(self, user, "attach", gateway, None)
+        audit.entry["request"] = {
+            k: v
+            for k, v in (
+                ("endpoint", request.endpoint),
+                ("id", request.device),
+                ("root", request.root),
+                ("include", request.include),
+                ("exclude", request.exclude),
+            )
+            if v is not None
+        }
+
+        async def body() -> AttachDone:
+            endpoint = request.endpoint
+            if not isinstance(endpoint, str) or not endpoint.startswith("opc.tcp://") or len(endpoint) <= 10:
+                raise BadCommand(f"endpoint {endpoint!r} must be an opc.tcp://host:port URL", "bad_endpoint")
+            device = request.device or device_id_for(endpoint)
+            audit.entry["device"] = device
+            try:
+                wire.check_id("device", device)
+            except wire.WireError as err:
+                raise BadCommand(str(err)) from None
+            for key, patterns in (("include", request.include), ("exclude", request.exclude)):
+                if patterns is not None and not (
+                    isinstance(patterns, list) and all(isinstance(x, str) for x in patterns)
+                ):
+                    raise BadCommand(f"'{key}' must be a list of glob patterns")
+            if request.root is not None and not isinstance(request.root, str):
+                raise BadCommand("'root' must be a NodeId or a browse path")
+            timeout = check_timeout(timeout_s, ATTACH_TIMEOUT_S)
+            devices = await self._threads.run(self._store.list_devices)
+            self._gateway_known(gateway, devices)
+            existing = next((d for d in devices if d.id == device), None)
+            if existing is not None and not _is_detached(existing):
+                raise CommandConflict(
+                    f"device id {device!r} is taken (gateway {existing.gateway!r}); choose --id",
+                    "duplicate_device",
+                )
+            args: dict[str, Any] = {"endpoint": endpoint}
+            for key, value in (
+                ("root", request.root),
+                ("include", request.include),
+                ("exclude", request.exclude),
+            ):
+                if value is not None:
+                    args[key] = value
+            command = make_command("attach", device, args, timeout, user, None)
+            outcome = await self._send(audit, gateway, command, timeout)
+            result = outcome.reply.result
+            return AttachDone(
+                Receipt.of(outcome, gateway),
+                result.get("endpoint", endpoint),
+                result.get("root", ""),
+                result.get("tags", 0),
+            )
+
+        return await audit.run(body(), ok_status=201)
+
+    async def detach(self, user: str, gateway: str, device: str, timeout_s: float | None = None) -> Receipt:
+        """Ask `gateway` to detach `device`."""
+        audit = _Audit(self, user, "detach", gateway, device)
+
+        async def body() -> Receipt:
+            timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
+            devices = await self._threads.run(self._store.list_devices)
+            self._gateway_known(gateway, devices)
+            command = make_command("detach", device, {}, timeout, user)
+            return Receipt.of(await self._send(audit, gateway, command, timeout), gateway)
+
+        return await audit.run(body())
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await self._threads.run(self._store.add_audit, entry)
+
+    # --- the audit log ----------------------------------------------------------------------------
+
+    async def audit(self, limit: int, device: str | None, before: int | None) -> list[AuditEntry]:
+        """Audit entries, newest first: at most `limit` (1..MAX_AUDIT), of `device`, before id `before`."""
+        if not 1 <= limit <= MAX_AUDIT:
+            raise BadCommand(f"'limit' must be 1 to {MAX_AUDIT}", "invalid_parameter")
+        return await self._threads.run(self._store.list_audit, limit, device, before)

@@ -1,0 +1,125 @@
+"""Live points inside the platform: what was just committed, fanned out to subscribers.
+
+The ingest writer thread calls `publish_committed` after each commit; the bus crosses into the
+event loop once per commit (not per point) and hands each subscriber the points that match its
+device/tag patterns. Every subscriber has its own bounded queue: a slow subscriber (a web page,
+an app) loses its own oldest points, counted in `dropped`, and never slows ingest or anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from plantwire.wire import Value
+from plantwire_platform.store.model import IncomingBatch
+
+
+@dataclass(frozen=True, slots=True)
+class LivePoint:
+    device: str
+    tag: str
+    ts: int
+    value: Value
+    status: int
+    derived_by: str | None = None
+    """The app that computed this point, or None for a value from a device."""
+
+
+@dataclass(eq=False)
+class Subscription:
+    """Points matching `device` and `tag` (fnmatch patterns), in commit order."""
+
+    device: str = "*"
+    tag: str = "*"
+    maxsize: int = 10_000
+    dropped: int = 0
+    _buffer: deque[LivePoint] = field(init=False, repr=False)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _matches: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._buffer = deque(maxlen=self.maxsize)
+
+    def matches(self, device: str, tag: str) -> bool:
+        key = (device, tag)
+        hit = self._matches.get(key)
+        if hit is None:
+            if len(self._matches) > 100_000:
+                self._matches.clear()
+            hit = self._matches[key] = fnmatchcase(device, self.device) and fnmatchcase(tag, self.tag)
+        return hit
+
+    def _offer(self, points: list[LivePoint]) -> None:
+        # The deque's maxlen discards the oldest points; count what it discards.
+        self.dropped += max(0, len(self._buffer) + len(points) - self.maxsize)
+        self._buffer.extend(points)
+        self._ready.set()
+
+    def take(self) -> list[LivePoint]:
+        """Everything waiting now (possibly nothing), without blocking."""
+        points = list(self._buffer)
+        self._buffer.clear()
+        self._ready.clear()
+        return points
+
+    async def next_batch(self) -> list[LivePoint]:
+        """Wait for at least one point, then return all that are waiting."""
+        while not self._buffer:
+            await self._ready.wait()
+        return self.take()
+
+    def __aiter__(self) -> AsyncIterator[list[LivePoint]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[list[LivePoint]]:
+        while True:
+            yield await self.next_batch()
+
+
+class LiveBus:
+    """Fan-out of committed points to in-process subscribers (web streams, apps)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._subscriptions: list[Subscription] = []
+        self.published = 0
+
+    def publish_committed(self, batches: Sequence[IncomingBatch]) -> None:
+        """Called from the ingest writer thread after a commit."""
+        if self._subscriptions:
+            self._loop.call_soon_threadsafe(self._fanout_batches, batches)
+
+    def _fanout_batches(self, batches: Sequence[IncomingBatch]) -> None:
+        self.publish(
+            [LivePoint(b.device, s.tag, s.ts, s.value, s.status) for b in batches for s in b.batch.samples]
+        )
+
+    def publish(self, points: Sequence[LivePoint]) -> None:
+        """Hand points to every matching subscriber (in the event loop's thread)."""
+        self.published += len(points)
+        for sub in self._subscriptions:
+            mine = [p for p in points if sub.matches(p.device, p.tag)]
+            if mine:
+                sub._offer(mine)
+
+    @contextlib.contextmanager
+    def subscribe(self, device: str = "*", tag: str = "*", maxsize: int = 10_000) -> Iterator[Subscription]:
+        sub = Subscription(device, tag, maxsize)
+        self._subscriptions.append(sub)
+        try:
+            yield sub
+        finally:
+            self._subscriptions.remove(sub)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    def subscriptions(self) -> list[Subscription]:
+        """The current subscriptions (a copy), e.g. for their `dropped` counts in /metrics."""
+        return list(self._subscriptions)

@@ -1,0 +1,444 @@
+"""MQTT ingest: wire messages in, committed store writes out, acknowledgements only after commit.
+
+The zero-loss promise rests on three things:
+
+- a persistent MQTT session (fixed client id, clean_session=False): while the platform is away,
+  the broker keeps its QoS 1 messages (our Mosquitto config removes the queue caps);
+- manual acknowledgement: a data message is acknowledged only after the transaction holding its
+  points has committed, so a crash before commit means the broker delivers it again;
+- idempotent writes: the store ignores points it already has, so redelivery never duplicates.
+
+Threads: paho's network thread decodes and puts messages into a bounded queue (a blocking put
+when it is full is the backpressure: the broker keeps the rest); one writer thread groups data
+messages into commits of up to `commit_interval_ms` / `max_batch_points`, then acknowledges them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Literal
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+from plantwire import wire
+from plantwire.logs import get_logger
+from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
+from plantwire.mqtt_control import disable_nagle, new_client
+from plantwire_platform.ingest.stats import IngestStats, LatencyHistogram, RateLimitedWarning
+from plantwire_platform.settings import PlatformSettings
+from plantwire_platform.store.model import IncomingBatch, Store, StoreError
+
+log = get_logger(__name__)
+
+RejectReason = Literal["topic", "json", "oversized", "schema"]
+REJECT_REASONS: Final[tuple[RejectReason, ...]] = ("topic", "json", "oversized", "schema")
+Body = wire.DataBatch | wire.DeviceMeta | wire.DeviceStatus | wire.GatewayStatus
+CommittedCallback = Callable[[Sequence[IncomingBatch]], None]
+
+_PUT_POLL_S: Final = 0.1
+_RETRY_MAX_S: Final = 5.0
+_SHUTDOWN_TIMEOUT_S: Final = 30.0
+
+
+class MessageRejected(Exception):
+    """A message that does not follow the wire contract; `reason` is one of REJECT_REASONS."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    topic: wire.Topic
+    body: Body
+
+
+def decode_message(topic: str, payload: bytes) -> Decoded:
+    """Parse a topic and its payload with the wire contract, classifying any rejection."""
+    try:
+        parsed = wire.parse_topic(topic)
+    except wire.WireError as err:
+        raise MessageRejected("topic", str(err)) from err
+    if len(payload) > wire.MAX_PAYLOAD_BYTES:
+        raise MessageRejected("oversized", f"{len(payload)} bytes; the limit is {wire.MAX_PAYLOAD_BYTES}")
+    try:
+        body: Body
+        if parsed.kind == "data":
+            body = wire.decode_data(payload)
+        elif parsed.kind == "meta":
+            body = wire.decode_meta(payload)
+        elif parsed.device is None:
+            body = wire.decode_gateway_status(payload)
+        else:
+            body = wire.decode_device_status(payload)
+    except wire.WireError as err:
+        reason: RejectReason = "json" if isinstance(err.__cause__, orjson.JSONDecodeError) else "schema"
+        raise MessageRejected(reason, str(err)) from err
+    return Decoded(parsed, body)
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    decoded: Decoded | None
+    """None for a rejected message: it only needs its acknowledgement."""
+    mid: int
+    qos: int
+    generation: int
+    """Which connection delivered it; an ack is only valid on that same connection."""
+
+
+_STOP: Final = object()
+
+
+class MqttIngest:
+    """Subscribes to every gateway's topics and writes what arrives into the store.
+
+    ``async with MqttIngest(settings, store, on_committed) as ingest:`` runs it; leaving the block
+    commits and acknowledges what was taken and disconnects. `on_committed` is called from the
+    writer thread after each commit (cross into asyncio with `loop.call_soon_threadsafe`).
+    """
+
+    def __init__(
+        self,
+        settings: PlatformSettings,
+        store: Store,
+        on_committed: CommittedCallback | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._on_committed = on_committed
+        self._queue: queue.Queue[_Received | object] = queue.Queue(maxsize=settings.store.queue_max_messages)
+        self._stopping = threading.Event()
+        self._abandon = threading.Event()
+        self._subscribed = threading.Event()
+        self._ready = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = False
+        self._generation = 0
+        self._subscribe_mid: int | None = None
+        self._client = self._make_client()
+        self._writer = threading.Thread(target=self._writer_main, name="plantwire-ingest-writer", daemon=True)
+        self._latency = LatencyHistogram()
+        self._rejects = RateLimitedWarning(__name__, "mqtt_message_rejected")
+        # Counters: each written by one thread only (paho's or the writer's), read by anyone.
+        self._messages = 0
+        self._decode_errors = dict.fromkeys(REJECT_REASONS, 0)
+        self._points_stored = 0
+        self._duplicates = 0
+        self._seq_gaps = 0
+        self._commits = 0
+        self._last_commit_ms: float | None = None
+        self._store_errors = 0
+        self._connects = 0
+        self._store_failing = False
+        self._writer_crashed = False
+        self._reader_crashed = False
+        self.commit_seconds = Histogram(SECONDS_BOUNDS)
+        """Store write time per commit (the writer thread observes, /metrics reads)."""
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self._settings
+        client = new_client(s.mqtt, s.client_id, clean_session=False, manual_ack=True)
+        client.reconnect_delay_set(min_delay=0.2, max_delay=s.mqtt.reconnect_max_delay)  # type: ignore[arg-type]
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    async def __aenter__(self) -> MqttIngest:
+        mqtt_settings = self._settings.mqtt
+        self._loop = asyncio.get_running_loop()
+        self._writer.start()
+        # connect_async + loop_start: paho's thread connects and keeps reconnecting with backoff,
+        # so a broker that is not up yet delays ingest instead of failing the platform.
+        self._client.connect_async(mqtt_settings.host, mqtt_settings.port, keepalive=mqtt_settings.keepalive)
+        self._client.loop_start()
+        log.info(
+            "ingest_started",
+            host=mqtt_settings.host,
+            port=mqtt_settings.port,
+            client_id=self._settings.client_id,
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        """Stop taking messages, commit and acknowledge what was taken, disconnect, join threads."""
+        self._stopping.set()
+        while self._writer.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=_PUT_POLL_S)
+                break
+            except queue.Full:
+                continue
+        self._writer.join(_SHUTDOWN_TIMEOUT_S)
+        if self._writer.is_alive():
+            log.error("ingest_writer_stuck", waited_s=_SHUTDOWN_TIMEOUT_S)
+            self._abandon.set()  # its messages stay unacknowledged: the broker delivers them again
+            self._writer.join(_SHUTDOWN_TIMEOUT_S)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected = False
+        log.info("ingest_stopped", messages=self._messages, points_stored=self._points_stored)
+
+    async def wait_subscribed(self) -> None:
+        """Return once the broker has confirmed our subscriptions on the current connection."""
+        await self._ready.wait()
+
+    def _set_ready(self, ready: bool) -> None:
+        """Mirror the paho thread's subscription state into the event loop's `_ready` event."""
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._ready.set if ready else self._ready.clear)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            pass
+
+    # --- paho thread -----------------------------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("mqtt_connect_refused", reason=str(reason_code))
+            return
+        disable_nagle(client)
+        self._generation += 1
+        self._connects += 1
+        self._connected = True
+        m = self._settings.mqtt
+        log.info("mqtt_connected", host=m.host, port=m.port, session_present=flags.session_present)
+        result, mid = client.subscribe([(topic, 1) for topic in wire.SUBSCRIPTIONS])
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.warning("mqtt_subscribe_failed", error=mqtt.error_string(result))
+        self._subscribe_mid = mid
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[mqtt.ReasonCode],
+        properties: mqtt.Properties | None,
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("mqtt_subscription_refused", reasons=refused)
+            return
+        log.info("mqtt_subscribed", filters=list(wire.SUBSCRIPTIONS))
+        self._subscribed.set()
+        self._set_ready(True)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        was_connected, self._connected = self._connected, False
+        self._subscribed.clear()
+        self._set_ready(False)
+        if was_connected:
+            log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._take(msg)
+        except BaseException:
+            # paho's network thread dies with this exception: no more messages until a restart.
+            self._reader_crashed = True
+            log.exception("ingest_reader_crashed")
+            raise
+
+    def _take(self, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker delivers it again to our next session
+        self._messages += 1
+        try:
+            # paho decodes the topic lazily; a topic that is not UTF-8 raises here.
+            topic = msg.topic
+        except UnicodeDecodeError:
+            self._decode_errors["topic"] += 1
+            self._rejects.warn("topic", topic="<not UTF-8>", problem="topic is not UTF-8")
+            topic = None
+        decoded: Decoded | None = None
+        if topic is not None:
+            try:
+                # An empty retained meta deletes it (a detached device): nothing to store, not an error.
+                empty_meta = not msg.payload and topic.endswith("/meta")
+                decoded = None if empty_meta else decode_message(topic, bytes(msg.payload))
+            except MessageRejected as err:
+                self._decode_errors[err.reason] += 1
+                self._rejects.warn(err.reason, topic=topic, problem=str(err))
+        item = _Received(decoded, msg.mid, msg.qos, self._generation)
+        # Blocking put: while the writer is behind, paho stops reading and the broker holds the rest.
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=_PUT_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    # --- writer thread ---------------------------------------------------------------------------
+
+    def _writer_main(self) -> None:
+        try:
+            self._write_loop()
+        except BaseException:
+            self._writer_crashed = True  # /readyz and /api/health say so from now on
+            log.exception("ingest_writer_crashed")
+
+    def _write_loop(self) -> None:
+        interval = self._settings.store.commit_interval_ms / 1000
+        max_points = self._settings.store.max_batch_points
+        batches: list[IncomingBatch] = []
+        acks: list[_Received] = []
+        points = 0
+        deadline = 0.0
+        while True:
+            timeout = max(deadline - time.monotonic(), 0.0) if batches else None
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._commit(batches, acks)
+                batches, acks, points = [], [], 0
+                continue
+            if item is _STOP:
+                self._commit(batches, acks)
+                return
+            assert isinstance(item, _Received)
+            decoded = item.decoded
+            if decoded is not None and isinstance(decoded.body, wire.DataBatch):
+                if not batches:
+                    deadline = time.monotonic() + interval
+                assert decoded.topic.device is not None
+                batches.append(IncomingBatch(decoded.topic.gateway, decoded.topic.device, decoded.body))
+                acks.append(item)
+                points += len(decoded.body.samples)
+                if points >= max_points or time.monotonic() >= deadline:
+                    self._commit(batches, acks)
+                    batches, acks, points = [], [], 0
+                continue
+            # Meta and status are rare: commit what came before them, so everything stays in order.
+            self._commit(batches, acks)
+            batches, acks, points = [], [], 0
+            if decoded is not None and not self._apply(decoded):
+                continue  # abandoned while the store failed: leave it unacknowledged
+            self._ack([item])
+
+    def _apply(self, decoded: Decoded) -> bool:
+        topic, body = decoded.topic, decoded.body
+        gateway, device, store = topic.gateway, topic.device or "", self._store
+        if isinstance(body, wire.DeviceMeta):
+            return self._retry("apply_meta", lambda: store.apply_meta(gateway, device, body))
+        if isinstance(body, wire.DeviceStatus):
+            return self._retry(
+                "apply_device_status", lambda: store.apply_device_status(gateway, device, body)
+            )
+        if isinstance(body, wire.GatewayStatus):
+            return self._retry("apply_gateway_status", lambda: store.apply_gateway_status(gateway, body))
+        raise TypeError(f"unexpected message body {type(body).__name__}")
+
+    def _retry(self, what: str, write: Callable[[], object]) -> bool:
+        """Run a store write until it succeeds (True) or shutdown gives up on it (False)."""
+        delay = 0.1
+        while True:
+            try:
+                write()
+                self._store_failing = False
+                return True
+            except StoreError as err:
+                self._store_errors += 1
+                self._store_failing = True
+                log.error("store_write_failed", operation=what, error=str(err), retry_in_s=delay)
+            if self._abandon.wait(delay):
+                return False
+            delay = min(delay * 2, _RETRY_MAX_S)
+
+    def _commit(self, batches: list[IncomingBatch], acks: list[_Received]) -> None:
+        if not acks:
+            return
+        if batches:
+            started = time.perf_counter()
+            result = None
+
+            def write() -> None:
+                nonlocal result
+                result = self._store.write_batches(batches)
+
+            if not self._retry("write_batches", write):
+                return
+            assert result is not None
+            commit_us = wire.now_us()
+            self._commits += 1
+            self._last_commit_ms = (time.perf_counter() - started) * 1000
+            self.commit_seconds.observe(self._last_commit_ms / 1000)
+            self._points_stored += result.stored
+            self._duplicates += result.duplicates
+            self._seq_gaps += result.seq_gaps
+            self._latency.add(commit_us, (s.ts for b in batches for s in b.batch.samples))
+        self._ack(acks)
+        if batches and self._on_committed is not None:
+            try:
+                self._on_committed(batches)
+            except Exception:
+                log.exception("on_committed_failed")
+
+    def _ack(self, items: list[_Received]) -> None:
+        generation = self._generation
+        for item in items:
+            # An ack belongs to the connection that delivered the message; after a reconnect the
+            # broker delivers it again (and the store ignores the copy), so a stale ack is skipped.
+            if item.generation == generation and item.qos > 0:
+                self._client.ack(item.mid, item.qos)
+
+    # --- observation -----------------------------------------------------------------------------
+
+    def stats(self) -> IngestStats:
+        return IngestStats(
+            connected=self._connected,
+            subscribed=self._subscribed.is_set(),
+            messages=self._messages,
+            points_stored=self._points_stored,
+            duplicates=self._duplicates,
+            seq_gaps=self._seq_gaps,
+            decode_errors={reason: n for reason, n in self._decode_errors.items()},
+            store_errors=self._store_errors,
+            store_failing=self._store_failing,
+            queue_depth=self._queue.qsize(),
+            queue_max=self._queue.maxsize,
+            reconnects=max(self._connects - 1, 0),
+            commits=self._commits,
+            last_commit_ms=self._last_commit_ms,
+            latency=self._latency.summary(),
+            writer_alive=not self._writer_crashed,
+            reader_alive=not self._reader_crashed,
+        )
+
+    def reset_latency(self) -> None:
+        self._latency.reset()

@@ -1,0 +1,119 @@
+"""Ingest's figures: the typed `IngestStats` snapshot, a latency histogram, rate-limited warnings."""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+from plantwire.logs import get_logger
+
+# Upper bounds of the latency buckets, in ms: ten per decade, so a percentile is at most ~25% high.
+LATENCY_BOUNDS_MS: Final[tuple[float, ...]] = tuple(
+    m * 10**e for e in range(-1, 6) for m in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
+)
+_BOUNDS_US: Final = tuple(int(b * 1000) for b in LATENCY_BOUNDS_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Source timestamp to store commit, per point since start (or the last reset)."""
+
+    count: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """A snapshot of ingest's counters and state (`MqttIngest.stats()`), read by health and metrics."""
+
+    connected: bool = False
+    subscribed: bool = False
+    messages: int = 0
+    points_stored: int = 0
+    duplicates: int = 0
+    seq_gaps: int = 0
+    decode_errors: dict[str, int] = field(default_factory=dict)
+    """Rejected messages by reason (topic, json, oversized, schema)."""
+    store_errors: int = 0
+    store_failing: bool = False
+    queue_depth: int = 0
+    queue_max: int = 0
+    reconnects: int = 0
+    commits: int = 0
+    last_commit_ms: float | None = None
+    latency: LatencySummary = LatencySummary()
+    writer_alive: bool = True
+    reader_alive: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LatencyHistogram:
+    """Fixed buckets of (commit time - source time); percentiles are bucket upper bounds.
+
+    Updated once per commit from the writer thread and read from any thread, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = [0] * (len(_BOUNDS_US) + 1)
+        self._total = 0
+
+    def add(self, commit_us: int, source_ts: Iterable[int]) -> None:
+        local = Counter(bisect_left(_BOUNDS_US, commit_us - ts) for ts in source_ts)
+        with self._lock:
+            for index, n in local.items():
+                self._counts[index] += n
+                self._total += n
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = [0] * (len(_BOUNDS_US) + 1)
+            self._total = 0
+
+    def summary(self) -> LatencySummary:
+        """Count and p50/p95/p99 in ms (None when empty; inf past the last bucket)."""
+        with self._lock:
+            counts, total = list(self._counts), self._total
+        p50, p95, p99 = (_percentile(counts, total, q) for q in (0.50, 0.95, 0.99))
+        return LatencySummary(total, p50, p95, p99)
+
+
+def _percentile(counts: list[int], total: int, q: float) -> float | None:
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index, n in enumerate(counts):
+        seen += n
+        if seen >= rank:
+            return LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else float("inf")
+    return float("inf")
+
+
+class RateLimitedWarning:
+    """At most one warning per key per `interval` seconds, reporting how many were suppressed."""
+
+    def __init__(self, logger_name: str, event: str, interval: float = 5.0) -> None:
+        self._log = get_logger(logger_name)
+        self._event = event
+        self._interval = interval
+        self._next: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def warn(self, key: str, **fields: Any) -> None:
+        now = time.monotonic()
+        if now < self._next.get(key, 0.0):
+            self._suppressed[key] += 1
+            return
+        self._next[key] = now + self._interval
+        suppressed = self._suppressed.pop(key, 0)
+        self._log.warning(self._event, reason=key, suppressed=suppressed, **fields)

@@ -1,0 +1,22 @@
+"""Open the store the settings ask for: the embedded SQLite file or an InfluxDB 2 bucket."""
+
+from __future__ import annotations
+
+from plantwire_platform.settings import PlatformSettings
+from plantwire_platform.store.model import Store
+
+
+def open_store(settings: PlatformSettings) -> Store:
+    """The backend named by `settings.store.backend`.
+
+    Blocking: call it through `asyncio.to_thread`. Raises `ConfigError` for bad InfluxDB
+    credentials or bucket, `StoreError` for I/O problems. Backends are imported only when chosen,
+    so the InfluxDB client is needed only where it is used.
+    """
+    if settings.store.backend == "influxdb":
+        from plantwire_platform.store.influx.store import InfluxStore
+
+        return InfluxStore.open(settings.store.influxdb)
+    from plantwire_platform.store.sqlite import SqliteStore
+
+    return SqliteStore.open(settings.store.path)

@@ -1,0 +1,71 @@
+"""The device and tag registry that both storage backends keep in SQLite.
+
+The SQLite store keeps it beside the points; the InfluxDB backend keeps it in a small side file.
+Both have `gateways`, `devices` and `series` tables with these columns, so the statements that
+register what `meta` and `status` messages say live here once, as functions of a connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
+from plantwire_platform.store.model import TagRecord
+
+TAGS_SELECT: Final = (
+    "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "
+    "FROM series WHERE device = ? ORDER BY tag"
+)
+
+
+def ensure_device(conn: sqlite3.Connection, gateway: str, device: str) -> None:
+    conn.execute(
+        "INSERT INTO devices (id, gateway, first_seen) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET gateway = excluded.gateway",
+        (device, gateway, now_us()),
+    )
+
+
+def apply_meta(conn: sqlite3.Connection, gateway: str, device: str, meta: DeviceMeta) -> None:
+    """Register the device and upsert its tags (tags missing from `meta` are kept)."""
+    ensure_device(conn, gateway, device)
+    conn.execute("UPDATE devices SET endpoint = ?, root = ? WHERE id = ?", (meta.endpoint, meta.root, device))
+    conn.executemany(
+        """INSERT INTO series
+             (device, tag, node_id, data_type, unit, description, writable, low, high)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (device, tag) DO UPDATE SET
+             node_id = excluded.node_id, data_type = excluded.data_type, unit = excluded.unit,
+             description = excluded.description, writable = excluded.writable,
+             low = excluded.low, high = excluded.high""",
+        [
+            (device, t.tag, t.node_id, t.data_type, t.unit, t.description, t.writable, t.low, t.high)
+            for t in meta.tags
+        ],
+    )
+
+
+def apply_device_status(conn: sqlite3.Connection, gateway: str, device: str, status: DeviceStatus) -> None:
+    ensure_device(conn, gateway, device)
+    conn.execute(
+        "UPDATE devices SET state = ?, state_since = ?, endpoint = ?, error = ? WHERE id = ?",
+        (status.state, status.since, status.endpoint, status.error, device),
+    )
+
+
+def apply_gateway_status(conn: sqlite3.Connection, gateway: str, status: GatewayStatus) -> None:
+    conn.execute(
+        """INSERT INTO gateways (id, state, since, version) VALUES (?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET
+             state = excluded.state, since = excluded.since, version = excluded.version""",
+        (gateway, status.state, status.since, status.version),
+    )
+
+
+def tag_records(rows: list[tuple[object, ...]]) -> list[TagRecord]:
+    """Rows of TAGS_SELECT as records."""
+    return [
+        TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by)  # type: ignore[arg-type]
+        for d, t, n, dt, u, desc, w, lo, hi, by in rows
+    ]

@@ -1,0 +1,476 @@
+"""The embedded time-series store: one SQLite file in WAL mode.
+
+Why it looks like this (measured with bench/store.py):
+
+- `points` is a WITHOUT ROWID table keyed (series_id, ts): the key *is* the table, so an insert is
+  one B-tree write, a series read is a range scan, and `INSERT OR IGNORE` on the key makes a
+  redelivered message a no-op (idempotent writes, counted through `total_changes`).
+- A plant's writes interleave across many series (random B-tree inserts), so the cost is dominated
+  by commits: the ingest writer groups many messages into one transaction (`write_batches`).
+- WAL with synchronous=NORMAL: readers never wait for the writer; a power cut may lose the last
+  commits but never corrupts the file (MQTT messages are acknowledged only after commit anyway).
+- One writer connection, used by one thread (the ingest writer), with in-memory caches of series
+  ids and per-device sequence numbers. Readers get a connection per thread.
+- `latest()` needs no extra table: per series it is one descent of the primary key
+  (`max(ts) WHERE series_id = ?` uses SQLite's min/max optimisation), measured in bench/store.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value, now_us
+from plantwire_platform.store import registry
+from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
+from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.model import (
+    AGGREGATES,
+    Agg,
+    AlarmRecord,
+    AuditEntry,
+    Bucket,
+    DerivedPoint,
+    DeviceRecord,
+    IncomingBatch,
+    LatestValue,
+    Point,
+    StoreError,
+    TagRecord,
+    WriteResult,
+)
+
+SCHEMA_VERSION: Final = 1
+BOOLEAN: Final = "Boolean"
+_INT64_MAX: Final = 2**63 - 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS gateways (
+    id      TEXT PRIMARY KEY,
+    state   TEXT NOT NULL DEFAULT 'unknown',
+    since   INTEGER,
+    version TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS devices (
+    id          TEXT PRIMARY KEY,
+    gateway     TEXT NOT NULL,
+    endpoint    TEXT,
+    root        TEXT,
+    state       TEXT NOT NULL DEFAULT 'unknown',
+    state_since INTEGER,
+    error       TEXT,
+    first_seen  INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- One row per (device, tag): the small integer id keeps the points key short.
+-- `derived_by` names the app that computes a derived series (NULL for device tags).
+CREATE TABLE IF NOT EXISTS series (
+    series_id   INTEGER PRIMARY KEY,
+    device      TEXT NOT NULL,
+    tag         TEXT NOT NULL,
+    node_id     TEXT,
+    data_type   TEXT,
+    unit        TEXT,
+    description TEXT,
+    writable    INTEGER NOT NULL DEFAULT 0,
+    low         REAL,
+    high        REAL,
+    derived_by  TEXT,
+    UNIQUE (device, tag)
+);
+
+-- `value` has no declared type: SQLite keeps ints, floats, text and NULL as they came.
+CREATE TABLE IF NOT EXISTS points (
+    series_id INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,
+    value,
+    status    INTEGER NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+
+-- Running totals so that health checks never scan `points`.
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters (name, value) VALUES ('points', 0);
+"""
+
+_NUMERIC: Final = "CASE WHEN typeof(value) IN ('integer', 'real') THEN value END"
+_AGG_SQL: Final[dict[str, str]] = {
+    "avg": f"avg({_NUMERIC})",
+    "min": f"min({_NUMERIC})",
+    "max": f"max({_NUMERIC})",
+    # SQLite documents that a bare column next to max() comes from the row holding the max.
+    "last": "value, max(ts)",
+    "count": "count(*)",
+}
+
+_INSERT_POINT: Final = "INSERT OR IGNORE INTO points (series_id, ts, value, status) VALUES (?, ?, ?, ?)"
+
+_DEVICE_SELECT: Final = """
+SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
+       coalesce(g.state, 'unknown'),
+       (SELECT count(*) FROM series s WHERE s.device = d.id),
+       d.first_seen,
+       (SELECT max((SELECT max(p.ts) FROM points p WHERE p.series_id = s.series_id))
+          FROM series s WHERE s.device = d.id),
+       d.last_seq
+FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
+"""
+
+# One primary-key descent per tag (SQLite's min/max optimisation on the inner subquery).
+_LATEST_SQL: Final = """
+SELECT s.tag, p.ts, p.value, p.status, s.unit, s.data_type
+FROM series s
+JOIN points p ON p.series_id = s.series_id
+             AND p.ts = (SELECT max(ts) FROM points WHERE series_id = s.series_id)
+WHERE s.device = ?
+ORDER BY s.tag
+"""
+
+_EDGE_SQL: Final = (
+    "SELECT ts FROM points WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts {order} LIMIT 1"
+)
+_MAX_BUCKET_QUERIES: Final = 5000
+"""Above this many buckets, one GROUP BY beats a range query per bucket."""
+
+_SERIES_SQL: Final = """
+SELECT ts, value, status FROM points
+WHERE series_id = ? AND ts >= ? AND ts < ?
+ORDER BY ts LIMIT ?
+"""
+
+
+def _bool_value(value: Value) -> Value:
+    return bool(value) if isinstance(value, int | float) else value
+
+
+def _clamp_ints(rows: Iterable[tuple[int, int, Value, int]]) -> list[tuple[int, int, Value, int]]:
+    """SQLite integers are 64-bit; a larger integer is kept as a float rather than refused."""
+    return [
+        (sid, ts, float(v) if type(v) is int and not -_INT64_MAX - 1 <= v <= _INT64_MAX else v, q)
+        for sid, ts, v, q in rows
+    ]
+
+
+class SqliteStore:
+    """`Store` on one SQLite file. Write methods: one thread only. Read methods: any thread."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._series_ids: dict[tuple[str, str], int] = {}
+        self._last_seq: dict[str, int] = {}
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        # Ingest and apps (derived points, alarms) share the one writer connection, one at a time.
+        self._write_lock = threading.Lock()
+        self._alarms = AlarmTable(self._transaction, self._query)
+        self._audit = AuditTable(self._transaction, self._query)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteStore:
+        """Open (creating the file, its folders and the schema if needed) a store."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = cls._connect(path)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # A bigger page cache keeps the interleaved B-tree inserts off the disk between commits.
+            conn.execute("PRAGMA cache_size=-65536")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{path} has schema version {version}; this version knows {SCHEMA_VERSION}")
+            conn.executescript(_SCHEMA)
+            conn.executescript(ALARMS_SCHEMA)
+            conn.executescript(AUDIT_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as err:
+            raise StoreError(f"cannot open the store at {path}: {err}") from err
+        return cls(path, conn)
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        # Autocommit mode: transactions are explicit (BEGIN ... COMMIT) so their size is ours to choose.
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        return conn
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._writer.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- write side ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._writer
+        self._write_lock.acquire()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                # Ids and sequence numbers learnt inside the transaction are gone with it.
+                self._series_ids.clear()
+                self._last_seq.clear()
+                raise
+        except sqlite3.Error as err:
+            raise StoreError(f"store write failed: {err}") from err
+        finally:
+            self._write_lock.release()
+
+    def _device_last_seq(self, conn: sqlite3.Connection, gateway: str, device: str) -> int:
+        last = self._last_seq.get(device)
+        if last is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO devices (id, gateway, first_seen) VALUES (?, ?, ?)",
+                (device, gateway, now_us()),
+            )
+            last = conn.execute("SELECT last_seq FROM devices WHERE id = ?", (device,)).fetchone()[0]
+            self._last_seq[device] = last
+        return last
+
+    def _series_id(self, conn: sqlite3.Connection, device: str, tag: str, value: Value) -> int:
+        """The id of a series, created on the fly for a tag that `meta` has not described yet."""
+        key = (device, tag)
+        sid = self._series_ids.get(key)
+        if sid is None:
+            row = conn.execute("SELECT series_id FROM series WHERE device = ? AND tag = ?", key).fetchone()
+            if row is None:
+                # Only the type is guessed (so booleans read back as booleans); meta fills in the rest.
+                data_type = BOOLEAN if isinstance(value, bool) else None
+                row = conn.execute(
+                    "INSERT INTO series (device, tag, data_type) VALUES (?, ?, ?) RETURNING series_id",
+                    (device, tag, data_type),
+                ).fetchone()
+            sid = self._series_ids[key] = row[0]
+        return sid
+
+    def write_batches(self, batches: Sequence[IncomingBatch]) -> WriteResult:
+        total = 0
+        gaps = 0
+        with self._transaction() as conn:
+            rows: list[tuple[int, int, Value, int]] = []
+            seq_updates: dict[str, int] = {}
+            series_ids = self._series_ids
+            for item in batches:
+                device = item.device
+                last = seq_updates.get(device)
+                if last is None:
+                    last = self._device_last_seq(conn, item.gateway, device)
+                seq = item.batch.seq
+                if seq > last:
+                    gaps += seq - last - 1
+                    seq_updates[device] = seq
+                else:
+                    seq_updates.setdefault(device, last)
+                for s in item.batch.samples:
+                    sid = series_ids.get((device, s.tag))
+                    if sid is None:
+                        sid = self._series_id(conn, device, s.tag, s.value)
+                    rows.append((sid, s.ts, s.value, s.status))
+            total = len(rows)
+            before = conn.total_changes
+            try:
+                conn.executemany(_INSERT_POINT, rows)
+            except OverflowError:  # only a caller bypassing the wire decoder can send one; costs nothing else
+                conn.executemany(_INSERT_POINT, _clamp_ints(rows))
+            stored = conn.total_changes - before
+            changed = [(seq, dev) for dev, seq in seq_updates.items() if seq != self._last_seq[dev]]
+            conn.executemany("UPDATE devices SET last_seq = ? WHERE id = ?", changed)
+            conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
+        self._last_seq.update(seq_updates)
+        return WriteResult(stored=stored, duplicates=total - stored, seq_gaps=gaps)
+
+    def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
+        with self._transaction() as conn:
+            registry.apply_meta(conn, gateway, device, meta)
+
+    def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None:
+        with self._transaction() as conn:
+            registry.apply_device_status(conn, gateway, device, status)
+
+    def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
+        with self._transaction() as conn:
+            registry.apply_gateway_status(conn, gateway, status)
+
+    # --- read side -------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            conn = self._connect(self.path)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"store read failed: {err}") from err
+
+    def list_devices(self) -> list[DeviceRecord]:
+        return [DeviceRecord(*row) for row in self._query(_DEVICE_SELECT + " ORDER BY d.id")]
+
+    def get_device(self, device: str) -> DeviceRecord | None:
+        rows = self._query(_DEVICE_SELECT + " WHERE d.id = ?", (device,))
+        return DeviceRecord(*rows[0]) if rows else None
+
+    def list_tags(self, device: str) -> list[TagRecord]:
+        return registry.tag_records(self._query(registry.TAGS_SELECT, (device,)))
+
+    def latest(self, device: str) -> list[LatestValue]:
+        out = []
+        for tag, ts, value, status, unit, data_type in self._query(_LATEST_SQL, (device,)):
+            if data_type == BOOLEAN:
+                value = _bool_value(value)
+            out.append(LatestValue(tag, ts, value, status, unit))
+        return out
+
+    def _series_info(self, device: str, tag: str) -> tuple[int, str | None] | None:
+        rows = self._query(
+            "SELECT series_id, data_type FROM series WHERE device = ? AND tag = ?", (device, tag)
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def series(self, device: str, tag: str, start: int, end: int, limit: int) -> list[Point]:
+        info = self._series_info(device, tag)
+        if info is None or limit <= 0:
+            return []
+        sid, data_type = info
+        rows = self._query(_SERIES_SQL, (sid, start, end, limit))
+        if data_type == BOOLEAN:
+            return [Point(ts, _bool_value(v), q) for ts, v, q in rows]
+        return [Point(ts, v, q) for ts, v, q in rows]
+
+    def buckets(self, device: str, tag: str, start: int, end: int, every: int, agg: Agg) -> list[Bucket]:
+        if agg not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {agg!r}; use one of {', '.join(AGGREGATES)}")
+        if every <= 0:
+            raise ValueError("bucket width `every` must be a positive number of microseconds")
+        info = self._series_info(device, tag)
+        if info is None:
+            return []
+        sid, data_type = info
+        boolean = data_type == BOOLEAN and agg in ("min", "max", "last")
+        rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])
+        return [Bucket(b, _bool_value(v) if boolean else v, n) for b, v, n in rows]
+
+    def _bucket_rows(self, sid: int, start: int, end: int, every: int, agg_sql: str) -> list[Any]:
+        """(bucket start, aggregate, count) rows.
+
+        Grouping by an expression makes SQLite sort through a temporary B-tree (~3x the cost of
+        the scan itself, bench/store.py). When the data spans few buckets, one primary-key range
+        query per bucket avoids that sort; otherwise a single GROUP BY.
+        """
+        first = self._query(_EDGE_SQL.format(order="ASC"), (sid, start, end))
+        if not first:
+            return []
+        last = self._query(_EDGE_SQL.format(order="DESC"), (sid, start, end))
+        lo, hi = first[0][0] // every, last[0][0] // every
+        if hi - lo >= _MAX_BUCKET_QUERIES:
+            sql = (
+                f"SELECT (ts / ?1) * ?1 AS b, {agg_sql}, count(*) FROM points "
+                "WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b"
+            )
+            return [(r[0], r[1], r[-1]) for r in self._query(sql, (every, sid, start, end))]
+        sql = f"SELECT {agg_sql}, count(*) FROM points WHERE series_id = ? AND ts >= ? AND ts < ?"
+        out = []
+        for k in range(lo, hi + 1):
+            b = k * every
+            row = self._query(sql, (sid, max(b, start), min(b + every, end)))[0]
+            if row[-1]:
+                out.append((b, row[0], row[-1]))
+        return out
+
+    def count_points(self) -> int:
+        return int(self._query("SELECT value FROM counters WHERE name = 'points'")[0][0])
+
+    # --- apps: derived series and alarms ---------------------------------------------------------
+
+    def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
+        if not points:
+            return 0
+        with self._transaction() as conn:
+            rows: list[tuple[int, int, Value, int]] = []
+            marked: set[int] = set()
+            for p in points:
+                sid = self._series_ids.get((p.device, p.tag))
+                if sid is None:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO devices (id, gateway, first_seen) VALUES (?, 'apps', ?)",
+                        (p.device, now_us()),
+                    )
+                    sid = self._series_id(conn, p.device, p.tag, p.value)
+                if sid not in marked:
+                    marked.add(sid)
+                    conn.execute(
+                        "UPDATE series SET derived_by = ?, unit = coalesce(?, unit) WHERE series_id = ?",
+                        (app, p.unit, sid),
+                    )
+                rows.append((sid, p.ts, p.value, p.status))
+            before = conn.total_changes
+            try:
+                conn.executemany(_INSERT_POINT, rows)
+            except OverflowError:  # an app emitted an integer beyond 64 bits: keep it as a float
+                conn.executemany(_INSERT_POINT, _clamp_ints(rows))
+            stored = conn.total_changes - before
+            conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
+        return stored
+
+    def raise_alarm(
+        self, app: str, device: str, tag: str, severity: str, message: str, ts: int
+    ) -> AlarmRecord:
+        return self._alarms.raise_alarm(app, device, tag, severity, message, ts)
+
+    def clear_alarm(self, app: str, device: str, tag: str, ts: int) -> AlarmRecord | None:
+        return self._alarms.clear_alarm(app, device, tag, ts)
+
+    def ack_alarm(self, alarm_id: int, by: str, ts: int) -> AlarmRecord | None:
+        return self._alarms.ack_alarm(alarm_id, by, ts)
+
+    def list_alarms(
+        self, active_only: bool = False, device: str | None = None, app: str | None = None, limit: int = 1000
+    ) -> list[AlarmRecord]:
+        return self._alarms.list_alarms(active_only, device, app, limit)
+
+    # --- audit of commands -----------------------------------------------------------------------
+
+    def add_audit(self, entry: AuditEntry) -> AuditEntry:
+        return self._audit.add(entry)
+
+    def list_audit(
+        self, limit: int = 100, device: str | None = None, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        return self._audit.list(limit, device, before_id)

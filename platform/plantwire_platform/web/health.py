@@ -1,0 +1,170 @@
+"""Probes and metrics of the platform: `/healthz` (alive), `/readyz` (ingesting), `/metrics` (Prometheus).
+
+`/healthz` answers as long as the event loop does, so an orchestrator restarts only a hung process.
+`/readyz` says whether the platform is doing its job right now: connected to the broker, subscribed,
+the ingest queue not saturated (the writer keeps up), the store accepting writes, and ingest's
+long-lived threads (paho's reader, the writer) alive: a crashed one never recovers by itself. A platform that
+is not ready loses nothing (the broker holds its messages), it is only behind.
+
+Everything is read from counters the ingest already keeps; a scrape costs no store query.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+from plantwire.metrics_text import CONTENT_TYPE, MetricsText
+from plantwire_platform.ingest.live_bus import LiveBus
+from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.web.responses import json_response
+from plantwire_platform.web.runtime import runtime_of
+
+QUEUE_SATURATED: Final = 0.9
+"""The ingest queue counts as saturated from this fraction of its capacity on."""
+
+
+def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "alive"})
+
+
+def readiness(stats: IngestStats) -> dict[str, bool]:
+    """Each readiness condition by name (all True means ready)."""
+    return {
+        "mqtt_connected": stats.connected,
+        "subscribed": stats.subscribed,
+        "queue_not_saturated": stats.queue_max == 0 or stats.queue_depth < QUEUE_SATURATED * stats.queue_max,
+        "store_writable": not stats.store_failing,
+        "ingest_running": stats.writer_alive and stats.reader_alive,
+    }
+
+
+def ingest_ok(stats: IngestStats) -> bool:
+    """What /api/health calls "ok": connected to the broker and ingest's threads alive.
+
+    (The transient conditions, subscription and queue depth, are /readyz's alone.)
+    """
+    return stats.connected and stats.writer_alive and stats.reader_alive
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = readiness(runtime_of(request).status())
+    ready = all(checks.values())
+    return json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+    )
+
+
+def _ms_to_s(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _ingest_metrics(out: MetricsText, stats: IngestStats) -> None:
+    for name, ok in readiness(stats).items():
+        out.gauge("ready", "Readiness conditions (1 = met).", int(ok), {"check": name})
+    out.counter("mqtt_messages_total", "MQTT messages received (any topic).", stats.messages)
+    out.counter("points_stored_total", "Points newly committed to the store.", stats.points_stored)
+    out.counter(
+        "duplicate_points_total",
+        "Points received again (redelivery) and ignored by the store.",
+        stats.duplicates,
+    )
+    out.counter("seq_gaps_total", "Data messages missing between sequence numbers.", stats.seq_gaps)
+    out.labelled(
+        "counter",
+        "decode_errors_total",
+        "Messages rejected by the wire contract, by reason.",
+        "reason",
+        stats.decode_errors,
+    )
+    out.counter("store_errors_total", "Failed store writes (retried).", stats.store_errors)
+    out.counter("commits_total", "Store commits.", stats.commits)
+    out.counter("mqtt_reconnects_total", "MQTT connections after the first.", stats.reconnects)
+    out.gauge("mqtt_connected", "1 while connected to the broker.", int(stats.connected))
+    out.gauge("ingest_queue_depth", "Decoded messages waiting for the writer.", stats.queue_depth)
+    out.gauge("ingest_queue_capacity", "Capacity of the ingest queue.", stats.queue_max)
+    out.gauge("last_commit_seconds", "Duration of the last store commit.", _ms_to_s(stats.last_commit_ms))
+    latency = stats.latency
+    for quantile, ms in (("0.5", latency.p50_ms), ("0.95", latency.p95_ms), ("0.99", latency.p99_ms)):
+        out.gauge(
+            "source_to_commit_seconds",
+            "Source timestamp to store commit per point, quantile upper bound since start.",
+            _ms_to_s(ms),
+            {"quantile": quantile},
+        )
+
+
+def _live_metrics(out: MetricsText, bus: LiveBus) -> None:
+    out.gauge("live_subscribers", "Live-bus subscribers (web streams, apps).", bus.subscribers)
+    out.counter("live_points_total", "Points handed to the live bus.", bus.published)
+    out.gauge(
+        "live_dropped",
+        "Points dropped by the current live-bus subscribers that fell behind.",
+        sum(sub.dropped for sub in bus.subscriptions()),
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    out = MetricsText("plantwire_platform_")
+    out.gauge("up", "1 while the platform answers.", 1)
+    _ingest_metrics(out, runtime.status())
+    if runtime.ingest is not None:
+        runtime.ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
+    if runtime.live_bus is not None:
+        _live_metrics(out, runtime.live_bus)
+    return web.Response(text=out.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The probes and /metrics for the OpenAPI document (merged in openapi.py)."""
+    probe = {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": ["alive", "ready", "not_ready"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        },
+        "required": ["status"],
+        "additionalProperties": False,
+    }
+
+    def op(operation_id: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "get": {"operationId": operation_id, "summary": summary, "parameters": [], "responses": responses}
+        }
+
+    json_probe = {"content": {"application/json": {"schema": probe}}}
+    return {
+        "/healthz": op(
+            "getHealthz",
+            "Liveness: 200 while the process answers.",
+            {"200": {"description": "Alive.", **json_probe}},
+        ),
+        "/readyz": op(
+            "getReadyz",
+            "Readiness: MQTT connected and subscribed, ingest queue not saturated, store writable, "
+            "ingest threads running.",
+            {
+                "200": {"description": "Ready.", **json_probe},
+                "503": {"description": "Not ready; `checks` says which condition fails.", **json_probe},
+            },
+        ),
+        "/metrics": op(
+            "getMetrics",
+            "Prometheus metrics (text format 0.0.4): ingest counters, queue depth, commit latency, "
+            "reconnects, decode errors by reason, duplicates, sequence gaps, live-bus figures.",
+            {
+                "200": {
+                    "description": "Prometheus text.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        ),
+    }
