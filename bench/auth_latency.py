@@ -31,7 +31,7 @@ from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_catalog import tokens_path
 from plantwire_platform.auth.token_service import token_service
 from plantwire_platform.store import IncomingBatch
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.sqlite import SqliteStore
 from plantwire_platform.web.auth_middleware import auth_middleware, install
 from plantwire_platform.web_api import create_app
 

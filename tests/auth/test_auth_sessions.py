@@ -5,7 +5,7 @@ from __future__ import annotations
 from auth_harness import Platform
 
 from plantwire_platform.auth.scopes import Scope
-from plantwire_platform.web_page import PAGE_CSP
+from plantwire_platform.web.page import PAGE_CSP
 
 
 def _cookie(resp_cookie_value: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_catalog import tokens_path
 from plantwire_platform.auth.token_service import AsyncTokenCatalog, token_service
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.sqlite import SqliteStore
 from plantwire_platform.web.auth_middleware import declare_routes, install
 from plantwire_platform.web.login_routes import add_login_routes
 from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS

@@ -27,7 +27,7 @@ from plantwire_platform.auth.tokens import (
     same_digest,
     token_digest,
 )
-from plantwire_platform.timefmt import US_PER_S, to_iso
+from plantwire.timeunits import US_PER_S, to_iso
 
 log = get_logger(__name__)
 

@@ -35,7 +35,7 @@ from plantwire_platform.auth.api_auth import ApiAuth
 from plantwire_platform.auth.auth_stats import FailureReason, RefusalReason
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.tokens import Identity, looks_like_token, token_digest
-from plantwire_platform.web_errors import error_response
+from plantwire_platform.web.errors import error_response
 
 log = get_logger(__name__)
 

@@ -30,9 +30,9 @@ from plantwire_platform.web.auth_middleware import (
     unauthenticated,
 )
 from plantwire_platform.web.request_body import json_object
-from plantwire_platform.web_errors import ApiError
-from plantwire_platform.web_json import json_response
-from plantwire_platform.web_page import PAGE_CSP
+from plantwire_platform.web.errors import ApiError
+from plantwire_platform.web.responses import json_response
+from plantwire_platform.web.page import PAGE_CSP
 
 log = get_logger(__name__)
 

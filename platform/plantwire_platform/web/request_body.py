@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from plantwire_platform.web_errors import ApiError
+from plantwire_platform.web.errors import ApiError
 
 
 async def json_object(
