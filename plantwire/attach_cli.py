@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     device.add_argument("--include", action="append", metavar="GLOB", help="tags to include (repeatable)")
     device.add_argument("--exclude", action="append", metavar="GLOB", help="tags to exclude (repeatable)")
+    # OPC UA session options (security policy, user) belong in a group of their own here, sent in
+    # the request body like --root; the default-root look (device_root.guess_root) must use them too.
     add_platform_arguments(parser)
 
 
