@@ -69,12 +69,13 @@ def platform_url(given: str | None, env: Mapping[str, str]) -> str:
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
         port_ok = False
-    if parts.username is not None or parts.password is not None:
+    # Not echoed: a user, password or query string may hold a secret.
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise PlatformSetupError(
-            f"{source}: a URL with a user or password is not accepted; "
+            f"{source}: a URL with a user, password or query is not accepted; "
             f"give a token with --token or {TOKEN_ENV}"
         )
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
         raise PlatformSetupError(f"{source} {url!r} is not a platform URL like {DEFAULT_PLATFORM}")
     return url
 
