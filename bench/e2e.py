@@ -23,10 +23,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from plantwire.broker import MosquittoProcess, free_port, wait_for_port
+from plantwire.extras import missing_extra_message
 from plantwire.wire import STATUS_BAD_NO_COMMUNICATION
+
+try:
+    import psutil
+except ModuleNotFoundError:
+    sys.exit(missing_extra_message("psutil", "bench", "bench/e2e.py"))
 
 CLI = [sys.executable, "-m", "plantwire", "--log-format", "json", "--log-level", "warning"]
 

@@ -22,11 +22,16 @@ from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
-import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
 from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port, wait_for_port
+from plantwire.extras import missing_extra_message
+
+try:
+    import psutil
+except ModuleNotFoundError:
+    sys.exit(missing_extra_message("psutil", "bench", "bench/gateway_cpu.py"))
 
 
 async def serve(port: int, rate: int, tags: int, seconds: float) -> None:

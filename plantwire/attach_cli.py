@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from plantwire.platform_client import PlatformCallError, add_platform_argument, call, only_gateway
+from plantwire.cli_text import plural
+from plantwire.device_root import guess_root
+from plantwire.platform_client import PlatformClient, add_platform_arguments, run_with_platform
 
 HELP = "attach an OPC UA machine to a running gateway (no restart)"
 DESCRIPTION = """\
 Attach an OPC UA endpoint to a running gateway. The gateway connects and browses it first (a few
 seconds at most); an unreachable endpoint or a root that does not exist is refused and nothing is
 kept. Once attached, the device streams at once and is kept across gateway restarts.
+
+Without --root, a server whose Objects folder holds one machine object (a simulator, most single
+machines) is attached from that object, so its tags are named like Hydraulics/Flow; give
+--root i=85 to attach from Objects itself.
 
   plantwire sim --profile pump --port 4850            # in another terminal
   plantwire attach opc.tcp://127.0.0.1:4850 --id pump-9
@@ -22,22 +28,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("endpoint", metavar="opc.tcp://HOST:PORT", help="the machine's OPC UA endpoint")
     parser.add_argument("--gateway", metavar="G", help="gateway id (default: the only online gateway)")
     parser.add_argument("--id", metavar="ID", help="device id (default derived from the endpoint)")
-    parser.add_argument("--root", metavar="NODE", help="NodeId or browse path of the device's root")
-    parser.add_argument("--include", action="append", metavar="GLOB", help="tags to include (repeatable)")
-    parser.add_argument("--exclude", action="append", metavar="GLOB", help="tags to exclude (repeatable)")
-    add_platform_argument(parser)
+    device = parser.add_argument_group("what to read")
+    device.add_argument(
+        "--root",
+        metavar="NODE",
+        help="NodeId or browse path of the device's root (default: the server's only machine object)",
+    )
+    device.add_argument("--include", action="append", metavar="GLOB", help="tags to include (repeatable)")
+    device.add_argument("--exclude", action="append", metavar="GLOB", help="tags to exclude (repeatable)")
+    # OPC UA session options (security policy, user) belong in a group of their own here, sent in
+    # the request body like --root; the default-root look (device_root.guess_root) must use them too.
+    add_platform_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
+def request_body(args: argparse.Namespace) -> dict[str, object]:
+    """The attach request: what was given, with the default root found when none was."""
     body: dict[str, object] = {"endpoint": args.endpoint}
     for key in ("id", "root", "include", "exclude"):
         if getattr(args, key):
             body[key] = getattr(args, key)
-    try:
-        gateway = args.gateway or only_gateway(args.platform)
-        result = call(args.platform, "POST", f"/api/gateways/{gateway}/devices", body, args.user)
-    except PlatformCallError as err:
-        print(f"plantwire attach: {err}", file=sys.stderr)
-        return 1
-    print(f"attached {result['device']} to {gateway}: {result['tags']} tags from {result['endpoint']}")
-    return 0
+    if args.root is None and args.endpoint.startswith("opc.tcp://"):
+        guess = guess_root(args.endpoint)
+        if guess.root is not None:
+            body["root"] = guess.root
+        else:
+            print(
+                f"plantwire attach: note: no default root ({guess.reason}); tags are named from "
+                "the Objects folder: --root NODE chooses the machine's object",
+                file=sys.stderr,
+            )
+    return body
+
+
+def attach(platform: PlatformClient, args: argparse.Namespace) -> list[str]:
+    gateway = args.gateway or platform.only_gateway()
+    result = platform.call("POST", f"/api/gateways/{gateway}/devices", request_body(args))
+    root = f" below {result['root']}" if result.get("root") else ""
+    return [
+        f"attached {result['device']} to {gateway}: {plural(int(result['tags']), 'tag')}{root} "
+        f"from {result['endpoint']}"
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_with_platform("attach", args, lambda platform: attach(platform, args))

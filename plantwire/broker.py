@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from plantwire.extras import import_extra
 from plantwire.logs import get_logger
 
 log = get_logger(__name__)
@@ -132,7 +133,7 @@ async def embedded_broker(port: int, host: str = "127.0.0.1") -> AsyncIterator[N
 
     It is fine for the demo's few hundred messages a second; anything measured uses Mosquitto.
     """
-    from amqtt.broker import Broker
+    Broker = import_extra("amqtt.broker", "demo", "the demo's embedded MQTT broker").Broker
 
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 200}},

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from plantwire import __version__
 from plantwire.config import ConfigError
+from plantwire.extras import MissingExtraError
 from plantwire.logs import configure_logging
 
 
@@ -69,5 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"plantwire {args.command}: configuration error: {err}", file=sys.stderr)
         return 2
+    except MissingExtraError as err:
+        print(f"plantwire {args.command}: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

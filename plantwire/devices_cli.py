@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import Any
 
-from plantwire.platform_client import PlatformCallError, add_platform_argument, call
+from plantwire.cli_text import plural
+from plantwire.platform_client import PlatformClient, add_platform_arguments, run_with_platform
 
 HELP = "list gateways, their devices and their states"
 DESCRIPTION = "List every gateway the platform knows, with each device's state, endpoint and tag count."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_platform_argument(parser)
+    add_platform_arguments(parser)
 
 
-def table(gateways: list[dict[str, object]]) -> list[str]:
+def table(gateways: list[dict[str, Any]]) -> list[str]:
     rows = [("GATEWAY", "DEVICE", "STATE", "TAGS", "ENDPOINT", "ERROR")]
     for g in gateways:
         devices = g["devices"] or [{"id": "-", "state": "", "tag_count": "", "endpoint": "", "error": None}]
-        for d in devices:  # type: ignore[attr-defined]
+        for d in devices:
             rows.append(
                 (
                     f"{g['id']} ({g['state']})",
@@ -34,12 +35,21 @@ def table(gateways: list[dict[str, object]]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
+def summary(gateways: list[dict[str, Any]]) -> str:
+    """`1 gateway (1 online), 5 devices (5 online)`."""
+    devices = [d for g in gateways for d in g["devices"]]
+    gw_online = sum(g["state"] == "online" for g in gateways)
+    dev_online = sum(d["state"] == "online" for d in devices)
+    return (
+        f"{plural(len(gateways), 'gateway')} ({gw_online} online), "
+        f"{plural(len(devices), 'device')} ({dev_online} online)"
+    )
+
+
+def devices(platform: PlatformClient) -> list[str]:
+    gateways = platform.gateways()
+    return [*table(gateways), "", summary(gateways)] if gateways else ["no gateway has reported yet"]
+
+
 def run(args: argparse.Namespace) -> int:
-    try:
-        gateways = call(args.platform, "GET", "/api/gateways")["gateways"]
-    except PlatformCallError as err:
-        print(f"plantwire devices: {err}", file=sys.stderr)
-        return 1
-    for line in table(gateways):
-        print(line)
-    return 0
+    return run_with_platform("devices", args, devices)

@@ -51,13 +51,17 @@ async def gateway_running(gateway: Gateway) -> AsyncIterator[Gateway]:
 def platform_settings_for(
     broker: MosquittoProcess, store_dir: Path, client_id: str, apps: dict[str, Any] | None = None
 ) -> PlatformSettings:
-    """A platform on a free HTTP port with its own store, committing often so tests see data soon."""
+    """A platform on a free HTTP port with its own store, committing often so tests see data soon.
+
+    It never loads the user's own apps/ folder (only the apps a test names), so apps made with
+    `plantwire app new` in a clone cannot change what the suite sees.
+    """
     return PlatformSettings.load(
         mqtt={"port": broker.port},
         http={"port": free_port()},
         store={"path": store_dir / "platform.sqlite", "commit_interval_ms": 50},
         client_id=client_id,
-        apps=apps or {},
+        apps={"path": None, **(apps or {})},
     )
 
 
