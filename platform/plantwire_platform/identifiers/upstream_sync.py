@@ -94,9 +94,9 @@ class SecondLevelNodeSync:
         log.info("identifier_sync_done", **report.as_dict())
         return report
 
-    async def _login(self, session: aiohttp.ClientSession) -> str:
+    async def _login(self, session: aiohttp.ClientSession, report: SyncReport) -> str:
         body = {"username": self.settings.username, "password": self.settings.password.get_secret_value()}
-        status, answer = await self._post(session, "/identity/token", body, None, SyncReport())
+        status, answer = await self._post(session, "/identity/token", body, None, report)
         token = answer.get("data", {}).get("token") if isinstance(answer, dict) else None
         if status != 200 or not isinstance(token, str) or not token:
             log.error("identifier_sync_login_refused", status=status, username=self.settings.username)
@@ -107,7 +107,7 @@ class SecondLevelNodeSync:
         record = node_record(handle)
         for attempt in range(2):
             if self._token is None:
-                self._token = await self._login(session)
+                self._token = await self._login(session, report)
             status, body = await self._post(session, "/identityv2/data", record, self._token, report)
             if status == 401 and attempt == 0:
                 self._token = None
