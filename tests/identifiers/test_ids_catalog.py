@@ -65,7 +65,11 @@ async def test_registry_names_devices_by_the_rule_and_updates_only_on_change(tmp
         assert first.name == "0.TEST/device.cnc-1"
         assert first.value("URL") == "http://plant.example:8080/api/devices/cnc-1"
         assert first.value("gateway") == "line-1" and first.value("endpoint") == meta["endpoint"]
-        assert first.value("HS_ADMIN") == {"handle": "0.TEST/ADMIN", "index": 300, "permissions": "011111110011"}
+        assert first.value("HS_ADMIN") == {
+            "handle": "0.TEST/ADMIN",
+            "index": 300,
+            "permissions": "011111110011",
+        }
         again = await reg.ensure_device("line-1", "cnc-1", meta)
         assert again.values == first.values  # same timestamps: nothing rewritten
         moved = await reg.ensure_device("line-2", "cnc-1", meta)

@@ -17,7 +17,9 @@ async def _device(registry: LocalRegistry) -> str:
     return (await registry.ensure_device("line-1", "cnc-1", META)).name
 
 
-async def test_resolve_answers_the_handle_net_shape_without_restricted_values(platform: RunningPlatform) -> None:
+async def test_resolve_answers_the_handle_net_shape_without_restricted_values(
+    platform: RunningPlatform,
+) -> None:
     async with asyncio.timeout(10):
         name = await _device(platform.service.registry)
         resp = await platform.http.get(f"/api/handles/{name}")
@@ -26,7 +28,10 @@ async def test_resolve_answers_the_handle_net_shape_without_restricted_values(pl
     by_type = {v["type"]: v for v in body["values"]}
     assert set(by_type) == {"URL", "HS_ADMIN", "gateway"}  # endpoint is scope "read"
     url = by_type["URL"]
-    assert url["index"] == 1 and url["data"] == {"format": "string", "value": "http://127.0.0.1:8080/api/devices/cnc-1"}
+    assert url["index"] == 1 and url["data"] == {
+        "format": "string",
+        "value": "http://127.0.0.1:8080/api/devices/cnc-1",
+    }
     assert isinstance(url["ttl"], int) and url["timestamp"].endswith("Z")
     assert by_type["HS_ADMIN"]["data"]["format"] == "admin"
 
@@ -66,7 +71,10 @@ async def test_put_and_delete_need_an_admin_token(platform: RunningPlatform) -> 
         reader = await platform.http.put(path, json=body, headers=READ)
         assert (reader.status, (await reader.json())["responseCode"]) == (403, 400)
         created = await platform.http.put(path, json=body, headers=ADMIN)
-        assert created.status == 201 and await created.json() == {"responseCode": 1, "handle": "0.TEST/part.manual.1"}
+        assert created.status == 201 and await created.json() == {
+            "responseCode": 1,
+            "handle": "0.TEST/part.manual.1",
+        }
         replaced = await platform.http.put(path, json=body, headers=ADMIN)
         assert replaced.status == 200
         conflict = await platform.http.put(path + "?overwrite=false", json=body, headers=ADMIN)
@@ -90,7 +98,9 @@ async def test_basic_auth_as_the_prefix_admin_maps_to_the_api_token(platform: Ru
     good = base64.b64encode(b"300%3A0.TEST%2FADMIN:admin-token-1").decode()
     wrong_user = base64.b64encode(b"300:0.TEST/OTHER:admin-token-1").decode()
     async with asyncio.timeout(10):
-        ok = await platform.http.put("/api/handles/0.TEST/part.b.1", json=body, headers={"Authorization": f"Basic {good}"})
+        ok = await platform.http.put(
+            "/api/handles/0.TEST/part.b.1", json=body, headers={"Authorization": f"Basic {good}"}
+        )
         assert ok.status == 201
         refused = await platform.http.put(
             "/api/handles/0.TEST/part.b.2", json=body, headers={"Authorization": f"Basic {wrong_user}"}
@@ -104,7 +114,9 @@ async def test_list_pages_through_the_prefix_with_a_token(platform: RunningPlatf
         for i in range(5):
             await reg.mint("part", f"cnc-1.{i}", {"machine": "cnc-1", "start": "s", "end": "e"})
         assert (await platform.http.get("/api/handles?prefix=0.TEST")).status == 401
-        body = await (await platform.http.get("/api/handles?prefix=0.TEST&page=1&pageSize=2", headers=READ)).json()
+        body = await (
+            await platform.http.get("/api/handles?prefix=0.TEST&page=1&pageSize=2", headers=READ)
+        ).json()
         assert body == {
             "responseCode": 1,
             "prefix": "0.TEST",
@@ -133,3 +145,30 @@ async def test_qr_code_is_an_svg_of_the_resolution_url(platform: RunningPlatform
     title = root.find("{http://www.w3.org/2000/svg}title")
     assert title is not None and title.text == f"http://127.0.0.1:8080/api/handles/{name}"
     assert missing.status == 404
+
+
+async def test_put_with_index_changes_only_the_values_sent(platform: RunningPlatform) -> None:
+    path = "/api/handles/0.TEST/part.m.1"
+    full = {
+        "values": [
+            {"index": 1, "type": "URL", "data": "http://a"},
+            {"index": 2, "type": "machine", "data": "m"},
+        ]
+    }
+    change = {
+        "values": [{"index": 2, "type": "machine", "data": "n"}, {"index": 3, "type": "result", "data": "ok"}]
+    }
+    async with asyncio.timeout(10):
+        missing = await platform.http.put(path + "?index=2", json=change, headers=ADMIN)
+        assert (missing.status, (await missing.json())["responseCode"]) == (404, 100)
+        assert (await platform.http.put(path, json=full, headers=ADMIN)).status == 201
+        taken = await platform.http.put(path + "?index=2&overwrite=false", json=change, headers=ADMIN)
+        assert (taken.status, (await taken.json())["responseCode"]) == (409, 201)
+        ok = await platform.http.put(path + "?index=2&index=3", json=change, headers=ADMIN)
+        assert ok.status == 200
+        body = await (await platform.http.get(path)).json()
+    assert [(v["index"], v["data"]["value"]) for v in body["values"]] == [
+        (1, "http://a"),
+        (2, "n"),
+        (3, "ok"),
+    ]

@@ -17,14 +17,26 @@ from plantwire_platform.identifiers.upstream_sync import SecondLevelNodeSync, Sy
 
 FOREIGN = "88.118.8/part.abc"
 FOREIGN_VALUES = [
-    {"index": 1, "type": "URL", "data": {"format": "string", "value": "http://x/abc"}, "ttl": 600,
-     "timestamp": "2026-01-01T00:00:00Z"},
-    {"index": 2, "type": "name", "data": {"format": "string", "value": "bearing"}, "ttl": 600,
-     "timestamp": "2026-01-01T00:00:00Z"},
+    {
+        "index": 1,
+        "type": "URL",
+        "data": {"format": "string", "value": "http://x/abc"},
+        "ttl": 600,
+        "timestamp": "2026-01-01T00:00:00Z",
+    },
+    {
+        "index": 2,
+        "type": "name",
+        "data": {"format": "string", "value": "bearing"},
+        "ttl": 600,
+        "timestamp": "2026-01-01T00:00:00Z",
+    },
 ]
 
 
-async def test_other_prefixes_are_relayed_and_cached(platform: RunningPlatform, upstream: UpstreamNode) -> None:
+async def test_other_prefixes_are_relayed_and_cached(
+    platform: RunningPlatform, upstream: UpstreamNode
+) -> None:
     upstream.handles[FOREIGN] = FOREIGN_VALUES
     async with asyncio.timeout(10):
         for _ in range(3):
@@ -37,7 +49,9 @@ async def test_other_prefixes_are_relayed_and_cached(platform: RunningPlatform, 
     assert platform.service.resolver.counters.cache_hits == 3
 
 
-async def test_not_found_upstream_is_negatively_cached(platform: RunningPlatform, upstream: UpstreamNode) -> None:
+async def test_not_found_upstream_is_negatively_cached(
+    platform: RunningPlatform, upstream: UpstreamNode
+) -> None:
     async with asyncio.timeout(10):
         for _ in range(2):
             resp = await platform.http.get("/api/handles/88.118.8/missing")
@@ -62,7 +76,9 @@ async def test_cache_expires_by_ttl_and_is_bounded(tmp_path: object, upstream: U
     assert len(upstream.calls("/api/handles/88.118.8/b")) == 2
 
 
-async def test_an_unreachable_upstream_is_a_502_not_a_not_found(platform: RunningPlatform, tmp_path: object) -> None:
+async def test_an_unreachable_upstream_is_a_502_not_a_not_found(
+    platform: RunningPlatform, tmp_path: object
+) -> None:
     async with asyncio.timeout(10):
         async with run_upstream_node(UpstreamNode()) as gone:
             url = gone.url
@@ -88,7 +104,14 @@ async def test_sync_registers_new_identifiers_once_retrying_5xx_without_logging_
             resp = await platform.http.post("/api/identifiers/sync", headers=ADMIN)
             body = await resp.json()
         assert resp.status == 200
-        assert body == {"responseCode": 1, "prefix": "0.TEST", "registered": 2, "already": 1, "failed": 0, "retries": 2}
+        assert body == {
+            "responseCode": 1,
+            "prefix": "0.TEST",
+            "registered": 2,
+            "already": 1,
+            "failed": 0,
+            "retries": 2,
+        }
         again = await (await platform.http.post("/api/identifiers/sync", headers=ADMIN)).json()
         assert again["registered"] == again["already"] == 0
         assert (await platform.http.post("/api/identifiers/sync")).status == 401

@@ -40,6 +40,14 @@ class HandleExists(Exception):
     """A create of a handle that is already there (Handle response code 101)."""
 
 
+class HandleMissing(Exception):
+    """A change of values of a handle that does not exist (Handle response code 100)."""
+
+
+class ValueExists(Exception):
+    """A value index that is already taken, where overwriting was not allowed (response code 201)."""
+
+
 def _encode(values: Sequence[HandleValue]) -> bytes:
     return orjson.dumps([[v.index, v.type, v.value, v.format, v.ttl, v.timestamp, v.scope] for v in values])
 
@@ -81,6 +89,27 @@ class CatalogDb:
                 (handle.name, handle.prefix, handle.suffix, kind, _encode(handle.values), now, now),
             )
         return not exists
+
+    def merge(self, name: str, values: Sequence[HandleValue], now: float, overwrite: bool) -> Handle:
+        """Add or replace `values` (by index) in an existing handle, keeping the others."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT prefix, suffix, record FROM identifiers WHERE handle = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise HandleMissing(name)
+            current = _decode(row[0], row[1], row[2])
+            taken = {v.index for v in current.values} & {v.index for v in values}
+            if taken and not overwrite:
+                raise ValueExists(f"{name}: index {min(taken)} is already taken")
+            new = {v.index: v for v in current.values} | {v.index: v for v in values}
+            merged = Handle(current.prefix, current.suffix, tuple(new[i] for i in sorted(new)))
+            self._db.execute(
+                "UPDATE identifiers SET record = ?, updated = ?, synced = NULL WHERE handle = ?",
+                (_encode(merged.values), now, name),
+            )
+        return merged
 
     def put_many(self, handles: Iterable[Handle], now: float) -> int:
         """Insert new handles in one transaction, skipping those already there; returns how many."""
@@ -175,6 +204,13 @@ class IdentifierCatalog:
         created: bool = await self._run(self.db.put, handle, now, overwrite)
         self._remember(handle)
         return created
+
+    async def merge(
+        self, name: str, values: Sequence[HandleValue], now: float, overwrite: bool = True
+    ) -> Handle:
+        merged: Handle = await self._run(self.db.merge, name, values, now, overwrite)
+        self._remember(merged)
+        return merged
 
     async def put_many(self, handles: Sequence[Handle], now: float) -> int:
         count: int = await self._run(self.db.put_many, handles, now)

@@ -3,7 +3,8 @@
     GET    /api/handles?prefix=P[&page=N&pageSize=M]       list (token: read)
     GET    /api/handles/{prefix}/{suffix}[?type=T&index=I]  resolve (public values without a token)
     GET    /api/handles/{prefix}/{suffix}/qr.svg            QR code of the resolution URL (public)
-    PUT    /api/handles/{prefix}/{suffix}[?overwrite=false] create/replace (token: admin)
+    PUT    /api/handles/{prefix}/{suffix}[?overwrite=false] create/replace (token: admin);
+                                     with ?index=...: add/replace only the values sent
     DELETE /api/handles/{prefix}/{suffix}                   delete (token: admin)
     POST   /api/identifiers/sync                            register at the second-level node (admin)
 
@@ -26,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from plantwire.logs import get_logger
-from plantwire_platform.identifiers.catalog import HandleExists
+from plantwire_platform.identifiers.catalog import HandleExists, HandleMissing, ValueExists
 from plantwire_platform.identifiers.handle import (
     Handle,
     HandleSyntaxError,
@@ -179,6 +180,15 @@ async def put_handle(request: web.Request) -> web.Response:
     except (orjson.JSONDecodeError, HandleSyntaxError) as err:
         return hs_json(202 if isinstance(err, HandleSyntaxError) else 4, handle=name, message=str(err))
     overwrite = request.query.get("overwrite", "true").lower() != "false"
+    if "index" in request.query:  # change only the values sent, as Handle servers do
+        try:
+            await service.catalog.merge(name, values, time.time(), overwrite)
+        except HandleMissing:
+            return hs_json(100, handle=name)
+        except ValueExists as err:
+            return hs_json(201, handle=name, message=str(err))
+        log.info("identifier_values_put", handle=name, indices=[v.index for v in values])
+        return hs_json(1, handle=name)
     try:
         created = await service.catalog.put(Handle(prefix, suffix, values), time.time(), overwrite)
     except HandleExists:

@@ -1,7 +1,8 @@
 """One identifier per produced part, minted from the CNC part counter.
 
 A cycle runs from one increase of `Production/PartCount` to the next. While it runs the app keeps
-the active program and the cycle's process values (mean spindle speed while spinning, maximum
+the program last seen in it (a batch's first part starts during SETUP, before the new program is
+loaded) and the cycle's process values (mean spindle speed while spinning, maximum
 spindle load and temperature). When the counter goes up by one, the part is closed as soon as a
 later point of that machine arrives (so a `Production/RejectCount` increase stamped with the same
 time still counts): it is minted as `<prefix>/part.<machine>.<count>` with the `part` template's
@@ -9,7 +10,7 @@ values, and its identifier is emitted as the derived tag `parts/LastPart`.
 
 Not minted, but counted in the app's metrics: the first part after the app starts (its start was
 not seen: `parts_partial`), and parts made while the app saw nothing (a jump of the counter by more
-than one: `parts_unobserved`). A counter that goes down starts a new cycle. If an identifier is
+than one: `parts_unobserved`; the cycle after a jump is partial too). A counter that goes down starts a new cycle. If an identifier is
 already taken (a counter reset reused the number), the end time in seconds is appended.
 
 The app reaches the identifier service through `ctx.identifiers` (an `IdentifierRegistry`).
@@ -107,7 +108,7 @@ class Parts(App[Config]):
         value = _number(p.value)
         if p.tag == PROGRAM:
             m.program = str(p.value)
-            if m.cycle is not None and m.cycle.program is None:
+            if m.cycle is not None:
                 m.cycle.program = m.program
         elif p.tag == PARTS and value is not None:
             self._count(p, m, int(value))
@@ -134,13 +135,14 @@ class Parts(App[Config]):
             return
         if count == c.count:
             return
-        if count - c.count > 1:
-            self.ctx.metrics["parts_unobserved"] += count - c.count - (1 if c.observed else 0)
+        jumped = count - c.count > 1
+        if jumped:
+            self.ctx.metrics["parts_unobserved"] += count - c.count
         elif c.observed:
             m.closing = _Closing(c, p.ts, count)
         else:
             self.ctx.metrics["parts_partial"] += 1
-        m.cycle = _Cycle(p.ts, count, observed=True, program=m.program)
+        m.cycle = _Cycle(p.ts, count, observed=not jumped, program=m.program)
 
     async def _mint(self, device: str, closing: _Closing) -> None:
         c = closing.cycle
