@@ -42,10 +42,10 @@ def call(base: str, method: str, path: str, token: str | None, timeout: float = 
     except urllib.error.HTTPError as err:
         try:
             body = json.loads(err.read())
-            detail = body.get("message") or {100: "not found", 402: "a token is needed"}.get(
-                body.get("responseCode"), "refused"
-            )
-            message = f"{detail} (HTTP {err.code}, responseCode {body.get('responseCode')})"
+            code = body.get("responseCode")
+            hints = {100: "not found", 402: "a token is needed (--token or PLANTWIRE_TOKEN)"}
+            detail = hints.get(code) or body.get("message") or "refused"
+            message = f"{detail} (HTTP {err.code}, responseCode {code})"
         except (ValueError, AttributeError):
             message = f"HTTP {err.code} {err.reason}"
         raise IdsCallError(message) from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from plantwire_platform.identifiers.handle import (
-    HandleSyntaxError,
     Handle,
+    HandleSyntaxError,
     HandleValue,
     split_handle,
     values_from_json,

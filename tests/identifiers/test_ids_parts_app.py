@@ -65,7 +65,7 @@ async def registry(tmp_path: Path) -> AsyncIterator[LocalRegistry]:
 def _replay(registry: LocalRegistry | None) -> Replay:
     replay = Replay(Parts)
     if registry is not None:
-        setattr(replay.ctx, "identifiers", registry)  # the coordinator adds AppContext.identifiers
+        replay.ctx.identifiers = registry  # type: ignore[attr-defined]  # AppContext.identifiers: wiring
     return replay
 
 

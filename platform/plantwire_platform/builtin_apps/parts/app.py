@@ -10,8 +10,9 @@ values, and its identifier is emitted as the derived tag `parts/LastPart`.
 
 Not minted, but counted in the app's metrics: the first part after the app starts (its start was
 not seen: `parts_partial`), and parts made while the app saw nothing (a jump of the counter by more
-than one: `parts_unobserved`; the cycle after a jump is partial too). A counter that goes down starts a new cycle. If an identifier is
-already taken (a counter reset reused the number), the end time in seconds is appended.
+than one: `parts_unobserved`; the cycle after a jump is partial too). A counter that goes down
+starts a new cycle. If an identifier is already taken (a counter reset reused the number), the end
+time in seconds is appended.
 
 The app reaches the identifier service through `ctx.identifiers` (an `IdentifierRegistry`).
 """
