@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     resolve.add_argument("--json", action="store_true", help="print the API's JSON")
     listing = sub.add_parser("list", parents=[common], help="list identifiers under a prefix")
     listing.add_argument("--prefix", default=None, help="default: the platform's own prefix")
+    listing.add_argument(
+        "--page-size", type=int, default=PAGE_SIZE, help=f"per request (default {PAGE_SIZE})"
+    )
     sub.add_parser(
         "sync", parents=[common], help="register not-yet-synced identifiers at the second-level node"
     )
@@ -94,11 +97,11 @@ def resolve(base: str, token: str | None, identifier: str, as_json: bool) -> lis
     return lines
 
 
-def list_all(base: str, token: str | None, prefix: str | None) -> list[str]:
+def list_all(base: str, token: str | None, prefix: str | None, page_size: int = PAGE_SIZE) -> list[str]:
     names: list[str] = []
     page = 0
     while True:
-        query = {"page": page, "pageSize": PAGE_SIZE, **({"prefix": prefix} if prefix else {})}
+        query = {"page": page, "pageSize": page_size, **({"prefix": prefix} if prefix else {})}
         body = call(base, "GET", "/api/handles?" + urlencode(query), token)
         names.extend(body.get("handles", []))
         if len(names) >= int(body.get("totalCount", 0)) or not body.get("handles"):
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         if args.ids_command == "resolve":
             lines = resolve(args.platform, token, args.identifier, args.json)
         elif args.ids_command == "list":
-            lines = list_all(args.platform, token, args.prefix)
+            lines = list_all(args.platform, token, args.prefix, args.page_size)
         else:
             body = call(args.platform, "POST", "/api/identifiers/sync", token, timeout=600.0)
             lines = [

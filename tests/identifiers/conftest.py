@@ -31,6 +31,7 @@ class RunningPlatform:
     url: str
     service: IdentifierService
     http: aiohttp.ClientSession
+    app: web.Application
 
 
 @pytest.fixture
@@ -74,6 +75,6 @@ async def platform(service: IdentifierService) -> AsyncIterator[RunningPlatform]
         await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     async with aiohttp.ClientSession(url) as http:
-        yield RunningPlatform(url, service, http)
+        yield RunningPlatform(url, service, http, app)
     async with asyncio.timeout(10):
         await runner.cleanup()

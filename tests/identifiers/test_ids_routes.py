@@ -6,9 +6,11 @@ import asyncio
 import base64
 import xml.etree.ElementTree as ET
 
+import structlog
 from conftest import ADMIN, READ, RunningPlatform
 
 from plantwire_platform.identifiers.registry import LocalRegistry
+from plantwire_platform.web.handle_routes import COUNTERS
 
 META = {"endpoint": "opc.tcp://10.1.2.3:4840", "root": "ns=2;s=CNC", "tags": []}
 
@@ -70,6 +72,7 @@ async def test_put_and_delete_need_an_admin_token(platform: RunningPlatform) -> 
         assert (anon.status, (await anon.json())["responseCode"]) == (401, 402)
         reader = await platform.http.put(path, json=body, headers=READ)
         assert (reader.status, (await reader.json())["responseCode"]) == (403, 400)
+        assert platform.app[COUNTERS].denied == 1
         created = await platform.http.put(path, json=body, headers=ADMIN)
         assert created.status == 201 and await created.json() == {
             "responseCode": 1,
@@ -81,6 +84,9 @@ async def test_put_and_delete_need_an_admin_token(platform: RunningPlatform) -> 
         assert (conflict.status, (await conflict.json())["responseCode"]) == (409, 101)
         invalid = await platform.http.put(path, json={"values": [{"index": 1}]}, headers=ADMIN)
         assert (invalid.status, (await invalid.json())["responseCode"]) == (400, 202)
+        huge = {"values": [{"index": i, "type": "x", "data": "y"} for i in range(1, 300)]}
+        too_many = await platform.http.put(path, json=huge, headers=ADMIN)
+        assert (too_many.status, (await too_many.json())["responseCode"]) == (400, 202)
         garbage = await platform.http.put(path, data=b"{not json", headers=ADMIN)
         assert (garbage.status, (await garbage.json())["responseCode"]) == (400, 4)
         foreign = await platform.http.put("/api/handles/88.1.2/x", json=body, headers=ADMIN)
@@ -106,6 +112,15 @@ async def test_basic_auth_as_the_prefix_admin_maps_to_the_api_token(platform: Ru
             "/api/handles/0.TEST/part.b.2", json=body, headers={"Authorization": f"Basic {wrong_user}"}
         )
         assert refused.status == 401
+        guessed = base64.b64encode(b"300:0.TEST/ADMIN:guess").decode()
+        with structlog.testing.capture_logs() as logs:
+            resp = await platform.http.put(
+                "/api/handles/0.TEST/part.b.3", json=body, headers={"Authorization": f"Basic {guessed}"}
+            )
+        assert resp.status == 401
+        assert await platform.service.catalog.get("0.TEST/part.b.3") is None
+    assert platform.app[COUNTERS].refused_tokens == 1
+    assert [e["event"] for e in logs] == ["identifier_token_refused"] and "guess" not in repr(logs)
 
 
 async def test_list_pages_through_the_prefix_with_a_token(platform: RunningPlatform) -> None:

@@ -139,6 +139,15 @@ class CatalogDb:
         ).fetchall()
         return int(total), [r[0] for r in rows]
 
+    def newest(self, limit: int) -> list[Handle]:
+        """The `limit` most recently changed handles, oldest of them first."""
+        rows = self._db.execute(
+            "SELECT prefix, suffix, record FROM (SELECT prefix, suffix, record, updated FROM identifiers"
+            " ORDER BY updated DESC LIMIT ?) ORDER BY updated",
+            (limit,),
+        ).fetchall()
+        return [_decode(r[0], r[1], r[2]) for r in rows]
+
     def unsynced(self, limit: int) -> list[Handle]:
         rows = self._db.execute(
             "SELECT prefix, suffix, record FROM identifiers WHERE synced IS NULL ORDER BY created LIMIT ?",
@@ -189,6 +198,13 @@ class IdentifierCatalog:
         self._hot.move_to_end(handle.name)
         if len(self._hot) > self._size:
             self._hot.popitem(last=False)
+
+    async def warm(self) -> int:
+        """Fill the hot cache with the most recently changed handles (at start-up); returns how many."""
+        handles: list[Handle] = await self._run(self.db.newest, self._size)
+        for h in handles:
+            self._remember(h)
+        return len(handles)
 
     async def get(self, name: str) -> Handle | None:
         hot = self._hot.get(name)

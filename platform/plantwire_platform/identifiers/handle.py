@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 Scope = Literal["read", "operate", "admin"]
@@ -18,6 +19,8 @@ ADMIN_INDEX: Final = 100
 """Index of the HS_ADMIN value (Handle convention: 100)."""
 ADMIN_PERMISSIONS: Final = "011111110011"
 MAX_HANDLE_LEN: Final = 512
+MAX_VALUES: Final = 200
+MAX_VALUE_LEN: Final = 16_384
 
 
 class HandleSyntaxError(ValueError):
@@ -44,7 +47,13 @@ def split_handle(name: str) -> tuple[str, str]:
 
 def hs_timestamp(seconds: float) -> str:
     """Handle.Net REST timestamps: ISO 8601 UTC to the second, e.g. 2026-12-01T20:31:44Z."""
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(int(seconds))
+
+
+@lru_cache(maxsize=8192)
+def _iso_second(seconds: int) -> str:
+    # Values of one handle share their timestamp, and resolution formats them on every answer.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +137,8 @@ def value_from_json(obj: Any, timestamp: float) -> HandleValue:
         data = _admin_data(index, data)
     elif fmt != "string" or not isinstance(data, str):
         raise HandleSyntaxError(f"value {index}: data must be a string (format 'string') or an admin value")
+    elif len(data) > MAX_VALUE_LEN:
+        raise HandleSyntaxError(f"value {index}: data is longer than {MAX_VALUE_LEN} characters")
     ttl = obj.get("ttl", 86_400)
     if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
         raise HandleSyntaxError(f"value {index}: ttl must be a non-negative integer")
@@ -145,8 +156,8 @@ def _admin_data(index: int, data: Any) -> dict[str, Any]:
 
 
 def values_from_json(items: Any, timestamp: float) -> tuple[HandleValue, ...]:
-    if not isinstance(items, list) or not items:
-        raise HandleSyntaxError("'values' must be a non-empty list")
+    if not isinstance(items, list) or not items or len(items) > MAX_VALUES:
+        raise HandleSyntaxError(f"'values' must be a list of 1 to {MAX_VALUES} values")
     values = tuple(value_from_json(v, timestamp) for v in items)
     if len({v.index for v in values}) != len(values):
         raise HandleSyntaxError("value indices must be unique within a handle")

@@ -1,6 +1,7 @@
 """`open_identifiers`: the identifier room's lifecycle, one async context manager.
 
-Opens the catalog (a table in the given SQLite file), makes sure `<prefix>/ADMIN` exists, starts
+Opens the catalog (a table in the given SQLite file), makes sure `<prefix>/ADMIN` exists, loads the
+most recently changed handles into the hot cache, starts
 the resolver's upstream session, and hands back `IdentifierService`; everything closes in reverse
 on exit.
 """
@@ -37,5 +38,6 @@ async def open_identifiers(settings: IdentifierSettings, db_path: Path) -> Async
         catalog = await stack.enter_async_context(IdentifierCatalog(db_path, settings.hot_cache_size))
         registry = LocalRegistry(settings, catalog)
         await registry.ensure_admin()
+        await catalog.warm()
         resolver = await stack.enter_async_context(Resolver(settings, catalog))
         yield IdentifierService(settings, catalog, registry, resolver)

@@ -20,6 +20,7 @@ import base64
 import binascii
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -45,7 +46,17 @@ log = get_logger("plantwire.web.handles")
 TokenVerifier = Callable[[str], Awaitable[str | None]]
 """API token -> its scope ('read', 'operate', 'admin'), or None for an unknown token."""
 
+
+@dataclass(slots=True)
+class HandleRouteCounters:
+    refused_tokens: int = 0
+    """Credentials that named no known token (a wrong or guessed token)."""
+    denied: int = 0
+    """Known tokens whose scope was too low for the request."""
+
+
 IDENTIFIERS: Final = web.AppKey("identifiers", IdentifierService)
+COUNTERS: Final = web.AppKey("identifier_route_counters", HandleRouteCounters)
 VERIFIER: Final[web.AppKey[TokenVerifier]] = web.AppKey("identifier_token_verifier")
 
 HANDLE_PATH: Final = "/api/handles/{prefix}/{suffix:.+}"
@@ -80,9 +91,14 @@ def _credential(request: web.Request, admin_user: str) -> str | None:
         return rest.strip()
     if kind.lower() == "basic":
         try:
-            user, sep, password = base64.b64decode(rest.strip(), validate=True).decode().partition(":")
+            pair = base64.b64decode(rest.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             return None
+        # The user is `index:handle`, percent-encoded by Handle clients (300%3A0.TEST%2FADMIN);
+        # accept it unencoded too, where its own ':' would otherwise end the user part.
+        if pair.startswith(admin_user + ":"):
+            return pair[len(admin_user) + 1 :] or None
+        user, sep, password = pair.partition(":")
         if sep and unquote(user) == admin_user and password:
             return password
     return None
@@ -96,7 +112,8 @@ async def granted_scope(request: web.Request) -> str | None:
         return None
     scope = await request.app[VERIFIER](token)
     if scope is None:
-        log.warning("identifier_token_refused", path=request.path)
+        request.app[COUNTERS].refused_tokens += 1
+        log.warning("identifier_token_refused", method=request.method, path=request.path, peer=request.remote)
     return scope
 
 
@@ -105,6 +122,8 @@ async def _require(request: web.Request, needed: str, handle: str) -> web.Respon
     if scope is None:
         return hs_json(402, handle=handle, message="Authentication needed")
     if not scope_allows(scope, needed):
+        request.app[COUNTERS].denied += 1
+        log.warning("identifier_request_denied", method=request.method, path=request.path, scope=scope)
         return hs_json(400, handle=handle, message=f"Insufficient permissions: needs scope {needed}")
     return None
 
@@ -227,6 +246,7 @@ def add_handle_routes(app: web.Application, service: IdentifierService, verify: 
     """Mount the routes; `service` from `identifiers.service.open_identifiers`."""
     app[IDENTIFIERS] = service
     app[VERIFIER] = verify
+    app[COUNTERS] = HandleRouteCounters()
     r = app.router
     r.add_get("/api/handles", list_handles)
     r.add_get(QR_PATH, handle_qr)
