@@ -33,8 +33,8 @@ async def _run(argv: list[str], **env: str) -> Ran:
 
 
 async def test_resolve_prints_values_and_json(platform: RunningPlatform) -> None:
-    await platform.service.registry.ensure_device("line-1", "cnc-1", {"endpoint": "opc.tcp://h:4840"})
     async with asyncio.timeout(60):
+        await platform.service.registry.ensure_device("line-1", "cnc-1", {"endpoint": "opc.tcp://h:4840"})
         ran = await _run(["ids", "resolve", "hdl:0.TEST/device.cnc-1", "--platform", platform.url])
         assert ran.code == 0, ran.err
         out = ran.out.splitlines()
@@ -49,11 +49,11 @@ async def test_resolve_prints_values_and_json(platform: RunningPlatform) -> None
 
 
 async def test_list_pages_with_the_platform_and_token_from_the_environment(platform: RunningPlatform) -> None:
-    for i in range(3):
-        await platform.service.registry.mint(
-            "part", f"cnc-1.{i}", {"machine": "cnc-1", "start": "s", "end": "e"}
-        )
     async with asyncio.timeout(60):
+        for i in range(3):
+            await platform.service.registry.mint(
+                "part", f"cnc-1.{i}", {"machine": "cnc-1", "start": "s", "end": "e"}
+            )
         ran = await _run(["ids", "list"], PLANTWIRE_PLATFORM_URL=platform.url)
         assert ran.code == 1 and "a token is needed" in ran.err
         ran = await _run(
@@ -66,8 +66,10 @@ async def test_list_pages_with_the_platform_and_token_from_the_environment(platf
 
 
 async def test_sync_reports_counts(platform: RunningPlatform, upstream: UpstreamNode) -> None:
-    await platform.service.registry.mint("part", "cnc-1.1", {"machine": "cnc-1", "start": "s", "end": "e"})
     async with asyncio.timeout(60):
+        await platform.service.registry.mint(
+            "part", "cnc-1.1", {"machine": "cnc-1", "start": "s", "end": "e"}
+        )
         ran = await _run(["ids", "sync", "--platform", platform.url, "--token", "admin-token-1"])
     assert ran.code == 0, ran.err
     assert ran.out.strip() == "registered 2, already there 0, failed 0"

@@ -40,10 +40,9 @@ def pyhandle_python(tmp_path_factory: pytest.TempPathFactory) -> str:
 async def test_pyhandle_resolves_and_manages_identifiers(
     platform: RunningPlatform, pyhandle_python: str
 ) -> None:
-    device = (
-        await platform.service.registry.ensure_device("line-1", "cnc-1", {"endpoint": "opc.tcp://h:4840"})
-    ).name
     async with asyncio.timeout(120):
+        registry = platform.service.registry
+        device = (await registry.ensure_device("line-1", "cnc-1", {"endpoint": "opc.tcp://h:4840"})).name
         proc = await asyncio.create_subprocess_exec(
             pyhandle_python,
             str(HERE / "pyhandle_session.py"),
@@ -55,6 +54,7 @@ async def test_pyhandle_resolves_and_manages_identifiers(
             stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await proc.communicate()
+        intruder_wrote = await platform.service.catalog.get("0.TEST/part.pyhandle.2")
     assert proc.returncode == 0, stderr.decode()[-3000:]
     seen = json.loads(stdout)
     assert seen["device"]["URL"] == "http://127.0.0.1:8080/api/devices/cnc-1"
@@ -74,4 +74,4 @@ async def test_pyhandle_resolves_and_manages_identifiers(
     assert seen["deleted"] == "0.TEST/part.pyhandle.1"
     assert seen["after_delete"] is None
     assert seen["intruder"] == "refused"
-    assert await platform.service.catalog.get("0.TEST/part.pyhandle.2") is None
+    assert intruder_wrote is None
