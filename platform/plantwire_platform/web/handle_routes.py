@@ -84,8 +84,9 @@ def hs_json(code: int, status: int | None = None, **fields: Any) -> web.Response
     )
 
 
-def _credential(request: web.Request, admin_user: str) -> str | None:
-    header = request.headers.get("Authorization", "")
+def credential_from_header(header: str, admin_user: str) -> str | None:
+    """The API token in an Authorization header: `Bearer <token>`, or `Basic` as the prefix admin
+    `admin_user` (e.g. '300:0.TEST/ADMIN') with the token as password; None otherwise."""
     kind, _, rest = header.partition(" ")
     if kind.lower() == "bearer" and rest.strip():
         return rest.strip()
@@ -107,7 +108,9 @@ def _credential(request: web.Request, admin_user: str) -> str | None:
 async def granted_scope(request: web.Request) -> str | None:
     """The scope of the request's token (None: no token, or one the verifier does not know)."""
     s = request.app[IDENTIFIERS].settings
-    token = _credential(request, f"{s.admin_index}:{s.admin_handle}")
+    token = credential_from_header(
+        request.headers.get("Authorization", ""), f"{s.admin_index}:{s.admin_handle}"
+    )
     if token is None:
         return None
     scope = await request.app[VERIFIER](token)
