@@ -4,6 +4,7 @@ identifiers to a second-level node, both against the loopback node in upstream_n
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import structlog
@@ -12,7 +13,7 @@ from upstream_node import UpstreamNode, run_upstream_node
 
 from plantwire_platform.identifiers.catalog import IdentifierCatalog
 from plantwire_platform.identifiers.resolver import Resolver, UpstreamError
-from plantwire_platform.identifiers.settings import IdentifierSettings
+from plantwire_platform.identifiers.settings import IdentifierSettings, UpstreamSettings
 from plantwire_platform.identifiers.upstream_sync import SecondLevelNodeSync, SyncError
 
 FOREIGN = "88.118.8/part.abc"
@@ -142,3 +143,25 @@ async def test_sync_fails_clearly_on_bad_credentials_and_a_dead_node(
         unsynced = await catalog.unsynced()
     assert len(upstream.calls("/identity/token")) == 1 + settings.sync.retries + 1
     assert unsynced != []  # nothing marked synced
+
+
+async def test_two_platforms_pointing_at_each_other_do_not_loop(
+    platform: RunningPlatform, settings: IdentifierSettings, tmp_path: Path, upstream: UpstreamNode
+) -> None:
+    """B relays other prefixes to A; A relays to the loopback node. A request relayed by B to A for
+    a prefix A does not own either is answered 'not here' by A, not relayed on."""
+    b_settings = settings.model_copy(
+        update={"prefix": "0.TEST.B", "upstream": UpstreamSettings(url=platform.url)}
+    )
+    async with (
+        asyncio.timeout(20),
+        IdentifierCatalog(tmp_path / "b.sqlite") as cat,
+        Resolver(b_settings, cat) as b,
+    ):
+        with pytest.raises(UpstreamError, match="HTTP 400"):
+            await b.resolve("88.118.8/anything")
+        a_local = await b.resolve("0.TEST/ADMIN")
+        assert a_local is not None and a_local.source == "upstream"
+        relayed = await platform.http.get("/api/handles/88.1.1/x", headers={"X-Plantwire-Relayed": "1"})
+        assert (relayed.status, (await relayed.json())["responseCode"]) == (400, 301)
+    assert upstream.log == []  # A never relayed what B had relayed to it

@@ -20,10 +20,16 @@ from plantwire_platform.identifiers.ttl_cache import TtlLru
 
 log = get_logger("plantwire.identifiers")
 Source = Literal["local", "upstream", "cache"]
+RELAY_HEADER = "X-Plantwire-Relayed"
+"""Sent on relayed requests; a platform receiving it never relays again (no loops between nodes)."""
 
 
 class UpstreamError(Exception):
     """The upstream resolver is not configured, unreachable, or answered something unusable."""
+
+
+class NotResponsible(Exception):
+    """A relayed request for a prefix that is not ours: answered 'not here' instead of relaying again."""
 
 
 @dataclass(slots=True)
@@ -75,13 +81,18 @@ class Resolver:
     def is_local(self, prefix: str) -> bool:
         return prefix == self.settings.prefix
 
-    async def resolve(self, name: str) -> Resolution | None:
-        """The handle `name` (prefix/suffix), or None if it does not exist. Raises HandleSyntaxError."""
+    async def resolve(self, name: str, relay: bool = True) -> Resolution | None:
+        """The handle `name` (prefix/suffix), or None if it does not exist. Raises HandleSyntaxError.
+
+        With `relay` False (the request was itself relayed) another prefix raises NotResponsible.
+        """
         prefix, _ = split_handle(name)
         if self.is_local(prefix):
             self.counters.local += 1
             handle = await self.catalog.get(name)
             return None if handle is None else Resolution(name, "local", handle)
+        if not relay:
+            raise NotResponsible(prefix)
         hit, cached = self._cache.get(name)
         if hit:
             if cached is None:
@@ -98,7 +109,9 @@ class Resolver:
         url = f"{up.url.rstrip('/')}/api/handles/{quote(name, safe='/')}"
         self.counters.upstream += 1
         try:
-            async with self._session.get(url, headers={"Accept": "application/json"}) as resp:
+            async with self._session.get(
+                url, headers={"Accept": "application/json", RELAY_HEADER: "1"}
+            ) as resp:
                 status = resp.status
                 body = await resp.json(content_type=None) if status in (200, 404) else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:

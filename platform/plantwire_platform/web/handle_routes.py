@@ -37,7 +37,7 @@ from plantwire_platform.identifiers.handle import (
     values_from_json,
 )
 from plantwire_platform.identifiers.qr import qr_svg
-from plantwire_platform.identifiers.resolver import UpstreamError
+from plantwire_platform.identifiers.resolver import RELAY_HEADER, NotResponsible, UpstreamError
 from plantwire_platform.identifiers.service import IdentifierService
 from plantwire_platform.identifiers.upstream_sync import SyncError
 
@@ -140,9 +140,13 @@ async def resolve_handle(request: web.Request) -> web.Response:
     try:
         types = frozenset(request.query.getall("type", []))
         indices = frozenset(int(i) for i in request.query.getall("index", []))
-        resolution = await request.app[IDENTIFIERS].resolver.resolve(name)
+        resolution = await request.app[IDENTIFIERS].resolver.resolve(
+            name, RELAY_HEADER not in request.headers
+        )
     except (ValueError, HandleSyntaxError):
         return hs_json(102, handle=name, message="Invalid handle or filter")
+    except NotResponsible:
+        return hs_json(301, handle=name, message="That prefix doesn't live here")
     except UpstreamError as err:
         return hs_json(2, status=502, handle=name, message=str(err))
     if resolution is None:
@@ -159,7 +163,7 @@ async def handle_qr(request: web.Request) -> web.Response:
     name = _name(request)
     try:
         found = await service.resolver.resolve(name)
-    except (HandleSyntaxError, UpstreamError):
+    except (HandleSyntaxError, UpstreamError, NotResponsible):
         found = None
     if found is None:
         return hs_json(100, handle=name)
