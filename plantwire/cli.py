@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "detach": "plantwire.detach_cli",
     "devices": "plantwire.devices_cli",
     "token": "plantwire.token_cli",
+    "ids": "plantwire.ids_cli",
 }
 
 
