@@ -117,6 +117,12 @@ class SimMachine:
         self._stack: AsyncExitStack | None = None
         self._task: asyncio.Task[None] | None = None
         self._writer: ValueWriter | None = None
+        self._server: Server | None = None
+
+    @property
+    def server(self) -> Server | None:
+        """The asyncua server while the machine runs (for tests and benchmarks that inspect it)."""
+        return self._server
 
     @property
     def callback_errors(self) -> int:
@@ -188,6 +194,7 @@ class SimMachine:
                     f"{self.name}: cannot listen on {self.host}:{self.port}: {err.strerror}"
                 ) from err
             stack.push_async_callback(stop_server_now, server)
+            self._server = server
             self._task = asyncio.create_task(self._run(), name=f"sim-{self.name}")
             self._stack = stack.pop_all()
         log.info(
@@ -214,6 +221,7 @@ class SimMachine:
         if task is not None:
             task.cancel()
             await asyncio.wait([task])
+        self._server = None
         if stack is not None:
             await stack.aclose()
             log.info("sim_stopped", machine=self.name, ticks=self._ticks)

@@ -78,17 +78,30 @@ class SimSecurity:
         return types
 
 
-class PasswordUsers:
-    """asyncua user manager: the configured names with their passwords, nobody else."""
+class SimUsers:
+    """asyncua user manager: who may activate a session.
 
-    def __init__(self, machine: str, users: Mapping[str, SecretStr]):
+    With `users`, only those names with their passwords (anonymous refused). With `secure_only`, no
+    session on a channel without security: asyncua 2.1.0 still opens a None channel when no None
+    endpoint is offered (discovery needs one), and would let a session through it; the channel's peer
+    certificate, which asyncua passes here, is empty exactly on such a channel.
+    """
+
+    def __init__(self, machine: str, users: Mapping[str, SecretStr], secure_only: bool):
         self._machine = machine
         self._users = {name: secret.get_secret_value().encode() for name, secret in users.items()}
+        self._secure_only = secure_only
         self.refused = 0
 
     def get_user(
         self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
     ) -> User | None:
+        if self._secure_only and not certificate:
+            self.refused += 1
+            log.warning("sim_insecure_session_refused", machine=self._machine, refused=self.refused)
+            return None
+        if not self._users:
+            return User(role=UserRole.User)
         expected = self._users.get(username or "")
         given = (password or "").encode()
         if expected is not None and hmac.compare_digest(expected, given):
@@ -117,15 +130,22 @@ async def apply_security(server: Server, security: SimSecurity, machine: str, ho
         await server.load_private_key(str(key))
     if security.trusted_dir is not None:
         store = TrustStore([security.trusted_dir], [])
-        await store.load()
+        try:
+            await store.load()
+        except (ValueError, OSError) as err:  # a key or other file that is no certificate
+            raise SimError(
+                f"--trusted-certs {security.trusted_dir}: a file is not a certificate ({err})"
+            ) from err
         server.set_certificate_validator(
             CertificateValidator(
                 CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT,
                 store,
             )
         )
+    if security.users or security.secure_only:
+        users = SimUsers(machine, security.users, security.secure_only)
+        server.iserver.set_user_manager(users)  # type: ignore[arg-type]
     if security.users:
-        server.iserver.set_user_manager(PasswordUsers(machine, security.users))  # type: ignore[arg-type]
         server.set_identity_tokens([ua.UserNameIdentityToken])
 
 
