@@ -7,7 +7,6 @@ changed under the pin and the simulator's fast path must be re-checked before an
 from __future__ import annotations
 
 import asyncio
-import copy
 import inspect
 from importlib import metadata
 
