@@ -10,7 +10,7 @@ nor the other subscribers. With a `RecentHistory`, each written DataValue is als
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from asyncua import Server, ua
@@ -75,24 +75,26 @@ class ValueWriter:
     async def write(self, ts_us: int, changes: Sequence[tuple[int, Value]]) -> None:
         """Write `(variable index, value)` pairs, all with SourceTimestamp = ServerTimestamp = ts_us."""
         stamp = us_to_datetime(ts_us)
+        await write_and_notify(self._attributes, self._datavalues(stamp, changes), self._callback_failed)
+
+    def _datavalues(
+        self, stamp: datetime, changes: Sequence[tuple[int, Value]]
+    ) -> Iterator[tuple[int, ua.DataValue]]:
+        """One fresh DataValue per change, made as it is written (and kept in the history, if any)."""
         vtypes = self._vtypes
-        items = [
-            (
-                index,
-                FrozenDataValue(
-                    ua.Variant(value, vtypes[index]),
-                    _GOOD,
-                    SourceTimestamp=stamp,  # type: ignore[arg-type]  # asyncua annotates its datetime subclass
-                    ServerTimestamp=stamp,  # type: ignore[arg-type]
-                ),
+        history = self._history
+        kept = self._kept
+        oldest = stamp - history.window if history is not None else stamp
+        for index, value in changes:
+            dv = FrozenDataValue(
+                ua.Variant(value, vtypes[index]),
+                _GOOD,
+                SourceTimestamp=stamp,  # type: ignore[arg-type]  # asyncua annotates its datetime subclass
+                ServerTimestamp=stamp,  # type: ignore[arg-type]
             )
-            for index, value in changes
-        ]
-        await write_and_notify(self._attributes, items, self._callback_failed)
-        if self._history is not None:
-            history, kept, oldest = self._history, self._kept, stamp - self._history.window
-            for index, dv in items:
+            if history is not None:
                 history.append(kept[index], dv, oldest)
+            yield index, dv
 
     def _callback_failed(self, handle: int, err: Exception) -> None:
         self.callback_errors += 1
