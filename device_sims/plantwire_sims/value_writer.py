@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from asyncua import Server, ua
 
@@ -19,10 +19,12 @@ from plantwire.logs import get_logger
 from plantwire_sims.asyncua_internals import FrozenDataValue, value_attributes, write_and_notify
 from plantwire_sims.model import TagSpec, Value
 from plantwire_sims.recent_history import RecentHistory
+from plantwire_sims.timestamps import datetime_to_us, us_to_datetime
+
+__all__ = ["ValueWriter", "datetime_to_us", "us_to_datetime"]
 
 log = get_logger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CALLBACK_ERROR_LOG_INTERVAL_S = 10.0
 _GOOD = ua.StatusCode()
 _VARIANT_TYPES = {
@@ -30,17 +32,6 @@ _VARIANT_TYPES = {
     "UInt32": ua.VariantType.UInt32,
     "String": ua.VariantType.String,
 }
-
-
-def us_to_datetime(ts_us: int) -> datetime:
-    """Wire time (µs since the epoch) to the aware UTC datetime asyncua encodes; exact to the µs."""
-    return EPOCH + timedelta(microseconds=ts_us)
-
-
-def datetime_to_us(dt: datetime) -> int:
-    if dt.tzinfo is None:  # asyncua treats naive datetimes as UTC
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - EPOCH) // timedelta(microseconds=1)
 
 
 class ValueWriter:
@@ -69,22 +60,23 @@ class ValueWriter:
 
     def keep(self, index: int, dv: ua.DataValue) -> None:
         """Put a value the server got otherwise (a client's setpoint write) into the history too."""
-        if self._history is not None and dv.SourceTimestamp is not None:
-            self._history.append(self._kept[index], dv, dv.SourceTimestamp - self._history.window)
+        if self._history is not None:
+            self._history.keep(self._kept[index], dv)
 
     async def write(self, ts_us: int, changes: Sequence[tuple[int, Value]]) -> None:
         """Write `(variable index, value)` pairs, all with SourceTimestamp = ServerTimestamp = ts_us."""
         stamp = us_to_datetime(ts_us)
-        await write_and_notify(self._attributes, self._datavalues(stamp, changes), self._callback_failed)
+        items = self._datavalues(ts_us, stamp, changes)
+        await write_and_notify(self._attributes, items, self._callback_failed)
 
     def _datavalues(
-        self, stamp: datetime, changes: Sequence[tuple[int, Value]]
+        self, ts_us: int, stamp: datetime, changes: Sequence[tuple[int, Value]]
     ) -> Iterator[tuple[int, ua.DataValue]]:
         """One fresh DataValue per change, made as it is written (and kept in the history, if any)."""
         vtypes = self._vtypes
         history = self._history
         kept = self._kept
-        oldest = stamp - history.window if history is not None else stamp
+        oldest = ts_us - history.window_us if history is not None else ts_us
         for index, value in changes:
             dv = FrozenDataValue(
                 ua.Variant(value, vtypes[index]),
@@ -93,7 +85,7 @@ class ValueWriter:
                 ServerTimestamp=stamp,  # type: ignore[arg-type]
             )
             if history is not None:
-                history.append(kept[index], dv, oldest)
+                history.append(kept[index], ts_us, ts_us, value, vtypes[index], oldest)
             yield index, dv
 
     def _callback_failed(self, handle: int, err: Exception) -> None:
