@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "attach": "plantwire.attach_cli",
     "detach": "plantwire.detach_cli",
     "devices": "plantwire.devices_cli",
+    "pki": "plantwire.pki_cli",
 }
 
 
