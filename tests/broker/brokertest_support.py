@@ -66,6 +66,7 @@ class Conn:
     messages: queue.Queue[tuple[str, bytes]] = field(default_factory=queue.Queue)
     disconnected: threading.Event = field(default_factory=threading.Event)
     subscribed: threading.Event = field(default_factory=threading.Event)
+    session_present: bool = False
 
     def subscribe(self, topic: str) -> None:
         self.subscribed.clear()
@@ -110,7 +111,11 @@ def connect(
     """Connect and wait for the CONNACK; returns the connection and the broker's reason code."""
     client = new_client(settings, client_id, clean_session=clean_session)
     conn = Conn(client)
-    client.on_connect = lambda c, u, f, reason, p: conn.connack.put(reason)
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        conn.session_present = bool(flags.session_present)
+        conn.connack.put(reason)
+
+    client.on_connect = on_connect
     client.on_disconnect = lambda c, u, f, reason, p: conn.disconnected.set()
     client.on_subscribe = lambda c, u, mid, reasons, p: conn.subscribed.set()
     client.on_message = lambda c, u, msg: conn.messages.put((msg.topic, bytes(msg.payload)))
