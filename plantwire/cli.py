@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "detach": "plantwire.detach_cli",
     "devices": "plantwire.devices_cli",
     "pki": "plantwire.pki_cli",
+    "mqtt-auth": "plantwire.broker_auth_cli",
 }
 
 

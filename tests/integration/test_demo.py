@@ -90,15 +90,19 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
                     if (await resp.json())["points"] > first:
                         break
                 await asyncio.sleep(0.2)
-            while True:  # a reconnect under load leaves an outage marker (None) until the next value
+            while True:  # Spindle/Speed changes every tick: wait for a real value after any reconnect
                 async with http.get(
                     f"http://127.0.0.1:{http_port}/api/latest", params={"device": "cnc-1"}
                 ) as resp:
                     latest = {v["tag"]: v for v in (await resp.json())["values"]}
-                if latest.get("Status/State", {}).get("value") is not None:
+                if latest.get("Spindle/Speed", {}).get("value") is not None:
                     break
                 await asyncio.sleep(0.2)
-            assert latest["Status/State"]["value"] in {"RUNNING", "IDLE", "SETUP", "ALARM"}
+            state = latest["Status/State"]
+            # A state, or the outage marker a device reconnect leaves until the state next changes.
+            assert state["value"] in {"RUNNING", "IDLE", "SETUP", "ALARM"} or (
+                state["value"] is None and state["quality"] == "bad"
+            ), state
             assert latest["Spindle/Speed"]["unit"] == "rpm"
     finally:
         proc.send_signal(signal.SIGINT)
