@@ -135,18 +135,23 @@ def test_mosquitto_requires_tls_passwords_acl_and_bound_client_ids(compose: dict
     for name in ("passwd", "acl", "ca.crt", "server.crt", "server.key"):
         assert name in script, name
     # mqtt-auth writes an identity for each service account, with the password from its variable.
+    values = example_env()
+
+    def fill(text: str) -> str:
+        return _VAR.sub(lambda m: values[m.group(1)], str(text))
+
     auth = compose["services"]["mqtt-auth"]
-    specs = dict(zip(auth["command"][::1], auth["command"][1:], strict=False))
+    command = [fill(part) for part in auth["command"]]
+    specs = dict(zip(command, command[1:], strict=False))
     for client, flag in (("platform", "--platform"), ("gateway", "--gateway")):
-        env = compose["services"][client]["environment"]
+        env = {k: fill(v) for k, v in compose["services"][client]["environment"].items()}
         user, password_var = specs[flag].split(":")[:2]
         assert user == env["PLANTWIRE_MQTT__USERNAME"], client
-        assert auth["environment"][password_var] == env["PLANTWIRE_MQTT__PASSWORD"], client
+        assert fill(auth["environment"][password_var]) == env["PLANTWIRE_MQTT__PASSWORD"], client
         assert env["PLANTWIRE_MQTT__PORT"] == "8883" and env["PLANTWIRE_MQTT__TLS_CA_FILE"] == "/pki/ca.crt"
-    gateway_id = compose["services"]["gateway"]["command"][
-        compose["services"]["gateway"]["command"].index("--id") + 1
-    ]
-    assert specs["--gateway"].split(":", 2)[2] == gateway_id
+        assert f'"{user}-cmd"' in env["PLANTWIRE_MQTT__CLIENT_USERNAMES"], client
+    gateway = [fill(part) for part in compose["services"]["gateway"]["command"]]
+    assert specs["--gateway"].split(":", 2)[2] == gateway[gateway.index("--id") + 1]
 
 
 # --- Grafana ------------------------------------------------------------------------------------------

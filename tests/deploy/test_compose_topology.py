@@ -128,7 +128,9 @@ class Topology:
         data.mkdir()
         text = text.replace("persistence_location /mosquitto/data/", f"persistence_location {data}/")
         text = text.replace("listener 8883\n", f"listener {self.broker_port} 127.0.0.1\n")
-        assert "/mosquitto/" not in text and f"listener {self.broker_port}" in text
+        settings = [line for line in text.splitlines() if not line.startswith("#")]
+        assert not any(" /mosquitto/" in line for line in settings), settings
+        assert f"listener {self.broker_port} 127.0.0.1" in settings
         conf = data / "mosquitto.conf"
         conf.write_text(("user root\n" if os.geteuid() == 0 else "") + text)
         log = (self.tmp / "mosquitto.log").open("wb")
@@ -236,7 +238,7 @@ async def test_compose_services_run_locally_and_data_flows_end_to_end(topology: 
     }
     assert len(expected) == 5
     base = f"http://127.0.0.1:{topology.http_port}"
-    async with asyncio.timeout(60), aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+    async with asyncio.timeout(150), aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         online: set[str] = set()
         while online != expected:
             topology.check_running()
