@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_mosquitto_requires_tls_passwords_acl_and_bound_client_ids(compose: dict
 
     auth = compose["services"]["mqtt-auth"]
     command = [fill(part) for part in auth["command"]]
-    specs = dict(zip(command, command[1:], strict=False))
+    specs = dict(itertools.pairwise(command))
     for client, flag in (("platform", "--platform"), ("gateway", "--gateway")):
         env = {k: fill(v) for k, v in compose["services"][client]["environment"].items()}
         user, password_var = specs[flag].split(":")[:2]
