@@ -111,6 +111,7 @@ def connect(
     """Connect and wait for the CONNACK; returns the connection and the broker's reason code."""
     client = new_client(settings, client_id, clean_session=clean_session)
     conn = Conn(client)
+
     def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         conn.session_present = bool(flags.session_present)
         conn.connack.put(reason)
