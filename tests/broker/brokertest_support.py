@@ -44,16 +44,28 @@ def start_broker(tmp: Path, plant: Plant, tls: BrokerTls | None = None) -> Mosqu
 
 
 def settings_for(
-    broker: MosquittoProcess, identity: Identity | None, password: str | None = None, **tls: Any
+    broker: MosquittoProcess,
+    identity: Identity | None,
+    *,
+    password: str | None = None,
+    ca: Path | None = None,
+    cert: tuple[Path, Path] | None = None,
 ) -> MqttSettings:
-    if identity is None:
-        return MqttSettings(port=broker.port, **tls)
-    return MqttSettings(
+    """An identity's client settings (None: anonymous); `cert` is (certificate, key) for mutual TLS."""
+    tls = MqttSettings(
         port=broker.port,
-        username=identity.username,
-        password=SecretStr(password if password is not None else identity.password),
-        client_usernames=client_usernames(identity),
-        **tls,
+        tls_ca_file=ca,
+        tls_cert_file=cert[0] if cert else None,
+        tls_key_file=cert[1] if cert else None,
+    )
+    if identity is None:
+        return tls
+    return tls.model_copy(
+        update={
+            "username": identity.username,
+            "password": SecretStr(password if password is not None else identity.password),
+            "client_usernames": client_usernames(identity),
+        }
     )
 
 

@@ -122,9 +122,9 @@ def test_files_match_what_mosquitto_passwd_and_the_acl_grammar_expect(tmp_path: 
 def test_tls_works_with_the_ca_and_fails_without_it(tmp_path: Path, plant: Plant, pki: Pki) -> None:
     tls = BrokerTls(pki.ca_file, pki.server_cert, pki.server_key, require_certificate=True)
     broker = start_broker(tmp_path, plant, tls=tls)
-    client_tls = {"tls_cert_file": pki.client_cert("platform"), "tls_key_file": pki.client_key("platform")}
+    client_tls = (pki.client_cert("platform"), pki.client_key("platform"))
     try:
-        ok = settings_for(broker, plant.platform, tls_ca_file=pki.ca_file, **client_tls)
+        ok = settings_for(broker, plant.platform, ca=pki.ca_file, cert=client_tls)
         conn, _ = connect(ok, "plantwire-platform")
         assert isinstance(conn.client.socket(), ssl.SSLSocket)
         conn.close()
@@ -134,11 +134,11 @@ def test_tls_works_with_the_ca_and_fails_without_it(tmp_path: Path, plant: Plant
             connect(plain, "plain")
         # TLS without our CA: the system trust store does not know the broker's certificate.
         other_ca = init_other_ca(tmp_path)
-        bad = settings_for(broker, plant.platform, tls_ca_file=other_ca, **client_tls)
+        bad = settings_for(broker, plant.platform, ca=other_ca, cert=client_tls)
         with pytest.raises(ssl.SSLCertVerificationError):
             connect(bad, "wrong-ca")
         # A client without a certificate is refused when the broker requires one.
-        no_cert = settings_for(broker, plant.platform, tls_ca_file=pki.ca_file)
+        no_cert = settings_for(broker, plant.platform, ca=pki.ca_file)
         with pytest.raises((ssl.SSLError, ConnectionError, queue.Empty)):
             connect(no_cert, "no-cert")
     finally:

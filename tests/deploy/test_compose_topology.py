@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from plantwire.broker import free_port, mosquitto_path, wait_for_port
 from plantwire.config import MqttSettings
@@ -272,10 +273,12 @@ def _first_message(settings: MqttSettings) -> tuple[bool, str | None]:
     """(connected, first topic received on plantwire/#) within a few seconds."""
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     client = new_client(settings, "compose-test", clean_session=True)
-    client.on_connect = lambda c, u, f, reason, p: (
-        events.put(("connack", reason)),
-        c.subscribe("plantwire/#", 1),
-    )
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        events.put(("connack", reason))
+        c.subscribe("plantwire/#", 1)
+
+    client.on_connect = on_connect
     client.on_message = lambda c, u, msg: events.put(("message", msg.topic))
     try:
         client.connect(settings.host, settings.port)
@@ -300,7 +303,10 @@ async def _check_broker_access(topology: Topology) -> None:
     ca = topology.tmp / "pki" / "ca.crt"
     port = topology.broker_port
     viewer = MqttSettings(
-        port=port, username=env["MQTT_VIEWER_USERNAME"], password=env["MQTT_VIEWER_PASSWORD"], tls_ca_file=ca
+        port=port,
+        username=env["MQTT_VIEWER_USERNAME"],
+        password=SecretStr(env["MQTT_VIEWER_PASSWORD"]),
+        tls_ca_file=ca,
     )
     async with asyncio.timeout(60):
         ok, topic = await asyncio.to_thread(_first_message, viewer)

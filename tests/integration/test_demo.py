@@ -11,11 +11,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import psutil
 import pytest
+from pydantic import SecretStr
 
 from plantwire.broker import free_port, mosquitto_path
 from plantwire.config import MqttSettings
@@ -120,7 +122,12 @@ def _subscribe_once(settings: MqttSettings, client_id: str) -> tuple[object, str
     """Connect, subscribe to plantwire/#, wait for one message: (CONNACK reason, topic or None)."""
     got: queue.Queue[object] = queue.Queue()
     client = new_client(settings, client_id, clean_session=True)
-    client.on_connect = lambda c, u, f, reason, p: (got.put(reason), c.subscribe("plantwire/#", qos=1))
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        got.put(reason)
+        c.subscribe("plantwire/#", qos=1)
+
+    client.on_connect = on_connect
     client.on_message = lambda c, u, msg: got.put(msg.topic)
     client.connect(settings.host, settings.port)
     client.loop_start()
@@ -138,12 +145,14 @@ def _subscribe_once(settings: MqttSettings, client_id: str) -> tuple[object, str
 async def _check_mqtt_access(data_dir: Path, mqtt_port: int, banner: str) -> dict[str, str]:
     """mqtt-viewer.json (exactly username and password, 0600) lets a person read; anonymous may not."""
     path = data_dir / "mqtt-viewer.json"
-    viewer = json.loads(path.read_text())
+    viewer: dict[str, str] = json.loads(path.read_text())
     assert set(viewer) == {"username", "password"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert f"mosquitto_sub -p {mqtt_port} -u {viewer['username']} -P " in banner
     assert viewer["password"] not in banner
-    settings = MqttSettings(port=mqtt_port, username=viewer["username"], password=viewer["password"])
+    settings = MqttSettings(
+        port=mqtt_port, username=viewer["username"], password=SecretStr(viewer["password"])
+    )
     async with asyncio.timeout(30):
         reason, topic = await asyncio.to_thread(_subscribe_once, settings, "a-person")
     assert topic is not None and topic.startswith("plantwire/v1/gw1/"), (reason, topic)
