@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from pydantic import SecretStr
