@@ -159,7 +159,7 @@ def main() -> None:
             port += count
             machine_no += count
         for j in range(machine_no):
-            wait_for_port("127.0.0.1", base_port + j, timeout=30)
+            wait_for_port("127.0.0.1", base_port + j, timeout=180)  # slow to start on a loaded machine
         platform = spawn(
             "platform",
             [*CLI, "platform", "--http-port", str(http_port), "--mqtt-port", str(broker.port),

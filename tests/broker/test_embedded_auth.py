@@ -1,0 +1,112 @@
+"""The embedded demo broker (amqtt) with Plantwire's identities: what it enforces, and what it does not."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from brokertest_support import Conn, Plant, connect
+from pydantic import SecretStr
+
+from plantwire import wire
+from plantwire.broker import embedded_broker, free_port
+from plantwire.broker_auth import Identity, amqtt_plugins, client_usernames, gateway_command_client_id
+from plantwire.config import MqttSettings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Embedded:
+    port: int
+
+    def settings(self, identity: Identity | None, password: str | None = None) -> MqttSettings:
+        if identity is None:
+            return MqttSettings(port=self.port)
+        return MqttSettings(
+            port=self.port,
+            username=identity.username,
+            password=SecretStr(password or identity.password),
+            client_usernames=client_usernames(identity),
+        )
+
+
+@pytest.fixture
+async def embedded(tmp_path: Path, plant: Plant) -> AsyncIterator[Embedded]:
+    port = free_port()
+    async with asyncio.timeout(20):
+        async with embedded_broker(port, plugins=amqtt_plugins(plant.all, tmp_path / "passwd")):
+            yield Embedded(port)
+
+
+async def _blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """paho waits block: run them off the loop, where the broker runs."""
+    async with asyncio.timeout(30):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def _refused(settings: MqttSettings) -> bool:
+    try:
+        conn, reason = await _blocking(connect, settings, "intruder", expect_ok=False)
+    except queue.Empty:  # closed without a CONNACK
+        return True
+    await _blocking(conn.close)
+    return bool(reason.is_failure)
+
+
+async def test_passwords_are_required(embedded: Embedded, plant: Plant) -> None:
+    assert await _refused(embedded.settings(None))
+    assert await _refused(embedded.settings(plant.viewer, password="guess"))
+    assert not await _refused(embedded.settings(plant.viewer))
+
+
+async def test_topic_lists_drop_what_a_gateway_or_the_viewer_may_not_publish(
+    embedded: Embedded, plant: Plant
+) -> None:
+    conns: list[Conn] = []
+
+    async def open_(identity: Identity, client_id: str) -> Conn:
+        conn, _ = await _blocking(connect, embedded.settings(identity), client_id)
+        conns.append(conn)
+        return conn
+
+    try:
+        platform = await open_(plant.platform, "plantwire-platform")
+        gw2_cmd = await open_(plant.gw2, gateway_command_client_id("gw2"))
+        gw1 = await open_(plant.gw1, "plantwire-gw-gw1")
+        viewer = await open_(plant.viewer, "a-person")
+        for conn, topic in ((platform, "plantwire/v1/+/+/data"), (gw2_cmd, wire.command_topic("gw2"))):
+            await _blocking(conn.subscribe, topic)
+        for conn, topic in (
+            (gw1, wire.device_topic("gw2", "pump-1", "data")),
+            (gw1, wire.command_topic("gw2")),
+            (viewer, wire.command_topic("gw2")),
+            (viewer, wire.device_topic("gw1", "pump-1", "data")),
+        ):
+            await _blocking(conn.publish, topic, b"forbidden")
+        own = wire.device_topic("gw1", "pump-1", "data")
+        await _blocking(gw1.publish, own, b"mine")
+        await _blocking(platform.publish, wire.command_topic("gw2"), b"command")
+        assert await _blocking(platform.received, until=b"mine") == [(own, b"mine")]
+        assert await _blocking(gw2_cmd.received, until=b"command") == [
+            (wire.command_topic("gw2"), b"command")
+        ]
+    finally:
+        for conn in conns:
+            await _blocking(conn.close)
+
+
+async def test_client_ids_are_not_bound_in_the_embedded_broker(embedded: Embedded, plant: Plant) -> None:
+    """A known limit (docs/deploy.md): with the viewer's password, the platform's client id is taken."""
+    platform, _ = await _blocking(connect, embedded.settings(plant.platform), "plantwire-platform")
+    try:
+        attacker, _ = await _blocking(connect, embedded.settings(plant.viewer), "plantwire-platform")
+        await _blocking(attacker.close)
+        assert await _blocking(platform.disconnected.wait, 10)
+    finally:
+        await _blocking(platform.close)
