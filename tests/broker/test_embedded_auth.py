@@ -102,11 +102,20 @@ async def test_topic_lists_drop_what_a_gateway_or_the_viewer_may_not_publish(
 
 
 async def test_client_ids_are_not_bound_in_the_embedded_broker(embedded: Embedded, plant: Plant) -> None:
-    """A known limit (docs/deploy.md): with the viewer's password, the platform's client id is taken."""
+    """A known limit (docs/deploy.md): with the viewer's password and the platform's client id, a clean
+    session deletes the platform's session (its subscriptions and queue) while its connection stays up."""
+    data = wire.device_topic("gw1", "pump-1", "data")
     platform, _ = await _blocking(connect, embedded.settings(plant.platform), "plantwire-platform")
+    gw1, _ = await _blocking(connect, embedded.settings(plant.gw1), "plantwire-gw-gw1")
     try:
+        await _blocking(platform.subscribe, "plantwire/v1/+/+/data")
+        await _blocking(gw1.publish, data, b"before")
+        assert await _blocking(platform.received, until=b"before") == [(data, b"before")]
         attacker, _ = await _blocking(connect, embedded.settings(plant.viewer), "plantwire-platform")
         await _blocking(attacker.close)
-        assert await _blocking(platform.disconnected.wait, 10)
+        await _blocking(gw1.publish, data, b"after")
+        with pytest.raises(queue.Empty):
+            await _blocking(platform.messages.get, timeout=3)
     finally:
         await _blocking(platform.close)
+        await _blocking(gw1.close)
