@@ -40,7 +40,7 @@ SIMS = ("sim-cnc", "sim-pump", "sim-meter")
 _VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:[:?\-][^}]*)?\}")
 _ENDPOINT = re.compile(r"opc\.tcp://([A-Za-z0-9_.\-]+):(\d+)")
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # slow to start on a loaded machine
 
 
 def _example_env() -> dict[str, str]:

@@ -23,7 +23,7 @@ from plantwire.broker import free_port, mosquitto_path
 from plantwire.config import MqttSettings
 from plantwire.mqtt_control import new_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # slow to start on a loaded machine
 
 
 class Output:
