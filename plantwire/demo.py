@@ -57,7 +57,7 @@ IDENTITIES_FILE = "mqtt-identities.json"
 VIEWER_FILE = "mqtt-viewer.json"
 """A read-only MQTT account for people: exactly {"username": ..., "password": ...}, mode 0600."""
 STOP_TIMEOUT = 10.0
-READY_TIMEOUT = 45.0
+READY_TIMEOUT = 120.0  # a busy 2-core machine needs over a minute to start the plant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -69,7 +69,7 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
     assert proc.stdout is not None and proc.stderr is not None
     out, err = Output(proc.stdout), Output(proc.stderr)
     try:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(150):  # the demo gives the plant 120 s to come up
             banner = await _wait_for(proc, out, err, "Ctrl-C stops everything")
         assert f"Open the dashboard: http://127.0.0.1:{http_port}/" in banner
         children = psutil.Process(proc.pid).children(recursive=True)
