@@ -179,10 +179,12 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 def amqtt_plugins(identities: Sequence[Identity], password_file: Path) -> dict[str, object]:
-    """amqtt's plugin config: passwords (argon2 file) and publish/subscribe topic lists per username.
+    """amqtt's plugin config: anonymous refused, passwords from an argon2 file written here.
 
-    What amqtt enforces (0.12): anonymous refused, passwords, which topics a user may publish and
-    subscribe to. What it does not: client-id binding (any user may take over any client id).
+    Topic lists stay off: amqtt 0.12.1's topic plugin is awaited inside the broker's broadcast loop, and
+    a client that subscribes or leaves meanwhile crashes that broadcast ("dictionary changed size during
+    iteration"; measured with the demo), losing the message for every subscriber. Client ids are not
+    bound either. So the embedded broker checks who connects, not what they publish (docs/deploy.md).
     """
     from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -190,20 +192,9 @@ def amqtt_plugins(identities: Sequence[Identity], password_file: Path) -> dict[s
     hasher = Argon2Hasher()
     lines = [f"{name}:{hasher.hash(i.password)}" for i in identities for name in i.usernames]
     write_private(password_file, "\n".join(lines) + "\n")
-    publish: dict[str, list[str]] = {}
-    subscribe: dict[str, list[str]] = {}
-    for ident in identities:
-        rules = acl_rules(ident)
-        for name in ident.usernames:
-            publish[name] = [r.topic for r in rules if r.access == "write"]
-            subscribe[name] = [r.topic for r in rules if r.access == "read"]
     return {
         "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": False},
         "amqtt.plugins.authentication.FileAuthPlugin": {"password_file": str(password_file)},
-        "amqtt.plugins.topic_checking.TopicAccessControlListPlugin": {
-            "publish_acl": publish,
-            "acl": subscribe,
-        },
     }
 
 
