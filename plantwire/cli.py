@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     "devices": "plantwire.devices_cli",
     "token": "plantwire.token_cli",
     "ids": "plantwire.ids_cli",
+    "pki": "plantwire.pki_cli",
+    "mqtt-auth": "plantwire.broker_auth_cli",
 }
 
 
