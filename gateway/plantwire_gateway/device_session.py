@@ -7,8 +7,15 @@ interval, or sooner when a batch is full. The flusher outlives OPC UA connection
 received just before a connection dropped are still stored, and nothing is ever invented while
 the device is unreachable: its status says so instead.
 
-asyncua's own auto-reconnect is off: this loop owns reconnection so that every reconnect also
-re-browses (the server may have changed) and publishes fresh meta and status.
+Two levels of reconnection. A short loss of the connection (a frozen link, a stalled device, a TCP
+reset) is handled by asyncua's supervisor: it opens a new secure channel, re-activates the *same*
+session and transfers the *same* subscription (republishing what was missed), so the server's
+monitored-item queues survive and nothing is lost. A stall shorter than `stall_timeout_s` is not a
+loss at all: the watchdog and request timeouts fit it. Only when the server lost the session (it
+restarted, or the outage outlived the session timeout) does this loop start over: outage markers
+stamped with the gateway's clock at the time of loss, a fresh connect with re-browse and new meta,
+and every tag's current value re-sent with the receive time so it reads Good after the marker.
+Permanent refusals (security, certificate, identity) retry slowly; the rest fast.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from asyncua import Client, ua
@@ -28,6 +36,9 @@ from plantwire.logs import get_logger
 from .backoff import Backoff
 from .browse import BrowseError, Tag, browse_tags
 from .mqtt_link import MqttLink
+from .opcua_connect import ConnectFailure, classify, make_client
+from .pki import Pki
+from .session_watch import SessionWatch, subscription_parameters
 from .settings import DeviceConfig
 from .stats import GatewayStats
 
@@ -48,7 +59,13 @@ _ONE_US: Final = timedelta(microseconds=1)
 Store = Callable[[str, list[wire.Sample]], Awaitable[None]]
 """Appends one device's samples to the outbox (split into messages there)."""
 
-_RECOVERABLE = (OSError, TimeoutError, ua.UaError, ConnectionError, BrowseError)
+_RECOVERABLE = (OSError, TimeoutError, ua.UaError, ConnectionError, BrowseError, ConnectFailure)
+PERMANENT_MAX_DELAY: Final = 300.0
+"""Cap of the backoff after a permanent refusal (security, certificate, identity)."""
+_PERMANENT_BASE: Final = 5.0
+_TRUST_POLL: Final = 1.0
+RESUME_WINDOW: Final = 60.0
+"""How long asyncua may try to resume the session before this loop starts over."""
 
 
 def to_us(dt: datetime) -> int:
@@ -89,8 +106,10 @@ class DeviceSession:
         store: Store,
         stats: GatewayStats,
         reconnect_max_delay: float = 3.0,
+        pki: Pki | None = None,
     ) -> None:
         self.device = device
+        self.pki = pki or Pki(Path("var/gateway"))
         self.link = link
         self.store = store
         self.stats = stats
@@ -106,6 +125,11 @@ class DeviceSession:
         self._last_ts = 0
         """Newest source timestamp handed to the store, so an outage marker never reuses one."""
         self._marker_ts: int | None = None
+        self._lost_at: int | None = None
+        """Gateway time the connection was lost (the outage marker's timestamp)."""
+        self._resend: set[int] = set()
+        """Client handles whose first value after a re-subscribe is still awaited."""
+        self.failure: ConnectFailure | None = None
         self._log = log.bind(device_id=device.id, endpoint=device.endpoint)
 
     # --- status -----------------------------------------------------------------------------
@@ -137,14 +161,15 @@ class DeviceSession:
     def mark_outage(self) -> None:
         """The session was lost: one null, BadNoCommunication sample per tag, never an invented value.
 
-        Its timestamp is the detection time, but always after every value already received, so it
-        cannot replace one of them in the store (which keeps the first point per series and time).
+        Stamped with the gateway's clock at the time the loss was detected (never a device's clock:
+        one tag running ahead must not push the marker into the future of every other tag). The
+        first value of every tag after the re-subscribe is re-sent with its receive time, so a tag
+        that did not change reads Good again instead of staying behind the marker.
         """
         tags = [t.info.tag for t in self.tags]
         if not tags:
             return
-        newest = max((s.ts for s in self.pending), default=self._last_ts)
-        ts = max(wire.now_us(), self._last_ts + 1, newest + 1)
+        ts = self._lost_at or wire.now_us()
         bad = wire.STATUS_BAD_NO_COMMUNICATION
         self.pending.extend(wire.Sample(tag, ts, None, bad) for tag in tags)
         self._marker_ts = ts
@@ -177,7 +202,8 @@ class DeviceSession:
 
     async def run(self) -> None:
         """Connect, browse, subscribe, consume; on any loss report it and try again, forever."""
-        backoff = Backoff(self.reconnect_max_delay)
+        fast = Backoff(self.reconnect_max_delay)
+        slow = Backoff(PERMANENT_MAX_DELAY, base=_PERMANENT_BASE)
         self._set_status("connecting")
         while True:
             connected = False
@@ -185,37 +211,56 @@ class DeviceSession:
             def online() -> None:
                 nonlocal connected
                 connected = True
-                backoff.reset()
+                fast.reset()
+                slow.reset()
+                self.failure = None
 
             try:
                 await self._session(online)
             except _RECOVERABLE as err:
-                error = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+                failure = classify(err, self.device, self.pki)
             except Exception as err:  # the task's root: a bug must not stop the other devices
                 self._log.exception("device_session_crashed")
-                error = f"internal error: {type(err).__name__}"
+                failure = ConnectFailure("error", f"internal error: {type(err).__name__}")
+            error = str(failure)
+            self.failure = failure
             if connected or error != self._error:  # a repeated failure is not news
                 event = "device_disconnected" if connected else "device_connect_failed"
-                self._log.warning(event, error=error)
+                self._log.warning(event, code=failure.code, error=error)
             if connected:
                 self.stats.device_reconnects += 1
                 self.mark_outage()
+            self._lost_at = None
             self._set_status("offline", error)
-            delay = backoff.next()
-            self._log.info("device_reconnecting", error=error, retry_in=round(delay, 2))
-            await asyncio.sleep(delay)
+            delay = slow.next() if failure.permanent else fast.next()
+            self._log.info("device_reconnecting", code=failure.code, retry_in=round(delay, 2))
+            await self._sleep_or_trust_change(delay)
+
+    async def _sleep_or_trust_change(self, delay: float) -> None:
+        """Wait `delay`, but retry at once when the trust list changes (someone ran `pki trust`)."""
+        before = await asyncio.to_thread(self.pki.trust_changed_at)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(left, _TRUST_POLL))
+            if await asyncio.to_thread(self.pki.trust_changed_at) != before:
+                return
 
     async def _session(self, online: Callable[[], None]) -> None:
-        """One connection: calls `online()` once subscribed, raises when the connection ends."""
-        client = Client(self.device.endpoint, timeout=_REQUEST_TIMEOUT, watchdog_intervall=1.0)
-        client.name = client.description = "Plantwire gateway"
+        """One session: calls `online()` once subscribed, raises when the server lost the session."""
+        client = await make_client(self.device, self.pki, "")
         lost = asyncio.Event()
-
-        async def on_lost(exc: Exception) -> None:
-            lost.set()
-
-        client.connection_lost_callback = on_lost
-        await client.connect(auto_reconnect=False)
+        watch = SessionWatch(self._on_link_down, self._on_link_up, lost, RESUME_WINDOW)
+        client.uaclient.observer = watch
+        try:
+            await client.connect(
+                auto_reconnect=True,
+                reconnect_max_delay=min(self.reconnect_max_delay, 1.0),
+                reconnect_request_timeout=self.device.stall_timeout_s,
+            )
+        except BaseException:
+            client.disconnect_socket()
+            raise
         try:
             root, tags = await browse_tags(client, self.device)
             self.tags = tags
@@ -223,26 +268,41 @@ class DeviceSession:
                 endpoint=self.device.endpoint, root=root.to_string(), tags=[t.info for t in tags]
             )
             self.link.publish_retained(self._meta_topic, wire.encode_meta(meta))
+            params = subscription_parameters(self.device, client.session_timeout)
             sub = await client.create_subscription(
-                self.device.publishing_interval_ms,
-                handler=None,
-                queue_maxsize=EVENT_QUEUE,
-                overflow=OverflowPolicy.DISCONNECT,
+                params, handler=None, queue_maxsize=EVENT_QUEUE, overflow=OverflowPolicy.DISCONNECT
             )
             by_handle = {handle: t.info.tag for handle, t in enumerate(tags, start=1)}
+            if self._marker_ts is not None:
+                self._resend = set(by_handle)
             if tags:
                 results = await sub.create_monitored_items(self._monitor_requests(tags))
                 pairs = zip(tags, results, strict=True)
                 failed = [t.info.tag for t, r in pairs if isinstance(r, ua.StatusCode)]
                 if failed:
                     self._log.warning("tags_not_subscribed", count=len(failed), first=failed[:5])
+            watch.subscribed = True
             self._set_status("online")
-            self._log.info("device_connected", tags=len(tags))
+            self._log.info("device_connected", tags=len(tags), security=self.device.security_policy)
             online()
             reason = await self._consume_until_lost(sub, by_handle, lost)
             raise ConnectionError(reason)
         finally:
+            await watch.close()
             await self._close(client)
+
+    def _on_link_down(self) -> None:
+        """asyncua lost the connection and is resuming the session: offline until it is back."""
+        if self._lost_at is None:
+            self._lost_at = wire.now_us()
+        self._set_status("offline", "unreachable: connection lost; resuming the session")
+        self._log.warning("device_link_down")
+
+    def _on_link_up(self) -> None:
+        self._lost_at = None
+        self.stats.sessions_resumed += 1
+        self._set_status("online")
+        self._log.info("device_session_resumed")
 
     def _monitor_requests(self, tags: list[Tag]) -> list[ua.MonitoredItemCreateRequest]:
         """One monitored item per tag; client handle = position + 1, so a notification maps to its tag."""
@@ -304,15 +364,16 @@ class DeviceSession:
                     continue
                 ts = dv.SourceTimestamp or dv.ServerTimestamp
                 status = dv.StatusCode
-                self.pending.append(
-                    Sample(
-                        tag,
-                        to_us(ts) if ts is not None else wire.now_us(),
-                        to_wire_value(event.value),
-                        status.value if status is not None else wire.STATUS_GOOD,
-                    )
+                sample = Sample(
+                    tag,
+                    to_us(ts) if ts is not None else wire.now_us(),
+                    to_wire_value(event.value),
+                    status.value if status is not None else wire.STATUS_GOOD,
                 )
+                self.pending.append(sample)
                 stats.values_in += 1
+                if self._resend:
+                    self._resend_current(item.ClientHandle, sample)
                 if len(self.pending) >= BATCH_MAX or (queue is not None and queue.empty()):
                     self._flush_now.set()
                     if len(self.pending) >= MAX_PENDING:
@@ -323,6 +384,17 @@ class DeviceSession:
                 if code is not None and not code.is_good():
                     return f"subscription status {code.name}"
         return "subscription closed"
+
+    def _resend_current(self, handle: int, sample: wire.Sample) -> None:
+        """A tag's first value after a re-subscribe, if older than the marker, again at receive time."""
+        if handle not in self._resend:
+            return
+        self._resend.discard(handle)
+        marker = self._marker_ts
+        if marker is not None and sample.ts <= marker:
+            ts = max(wire.now_us(), marker + 1)
+            self.pending.append(wire.Sample(sample.tag, ts, sample.value, sample.status))
+            self.stats.values_resent += 1
 
     async def _close(self, client: Client) -> None:
         """Close the session; on a dead connection just tear the transport down."""
