@@ -189,7 +189,8 @@ def check_server_certificate(der: bytes, device: DeviceConfig, pki: Pki) -> None
     raise ConnectFailure(
         "certificate_untrusted",
         f"the server certificate {path.name} is not trusted; check it, then run "
-        f"`plantwire gateway pki trust {thumbprint(der)[:12]}` (or move it from {pki.folder('rejected')} "
+        f"`plantwire gateway --data-dir {pki.root.parent} pki trust {thumbprint(der)[:12]}` "
+        f"(or move it from {pki.folder('rejected')} "
         f"to {pki.folder('trusted')})",
     )
 
