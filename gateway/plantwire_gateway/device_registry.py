@@ -37,6 +37,8 @@ PROBE_TIMEOUT: Final = 5.0
 ATTACH_KEYS: Final = frozenset(DeviceConfig.model_fields) - {"id"}
 """The attach body's keys: any DeviceConfig field (security, identity, trust and the rest)."""
 DETACHED_ERROR: Final = "detached"
+SESSIONS_DIR: Final = "sessions"
+"""Per-device OPC UA session state kept for a resume after a gateway restart (see session_resume)."""
 """The `error` of the offline status a detached device leaves behind."""
 
 
@@ -158,6 +160,7 @@ class DeviceRegistry:
             self.stats,
             self.settings.mqtt.reconnect_max_delay,
             self.pki,
+            self.settings.data_dir / SESSIONS_DIR,
         )
         self.sessions.append(session)
         self._tasks[device.id] = [
@@ -217,6 +220,8 @@ class DeviceRegistry:
         session = self.session(device.id)
         if session is not None:
             self.sessions.remove(session)
+            if session.resume is not None:  # detached: nothing to resume (the server expires the session)
+                await asyncio.to_thread(session.resume.forget)
             pending = session.take_pending()
             if pending:
                 await self.store(device.id, pending)

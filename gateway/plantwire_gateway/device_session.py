@@ -38,6 +38,7 @@ from .browse import BrowseError, Tag, browse_tags
 from .mqtt_link import MqttLink
 from .opcua_connect import ConnectFailure, classify, make_client
 from .pki import Pki
+from .session_resume import ResumePaths, SavedSubscription, adopt, leave_open, resumed
 from .session_watch import SessionWatch, subscription_parameters
 from .settings import DeviceConfig
 from .stats import GatewayStats
@@ -107,9 +108,12 @@ class DeviceSession:
         stats: GatewayStats,
         reconnect_max_delay: float = 3.0,
         pki: Pki | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.device = device
         self.pki = pki or Pki(Path("var/gateway"))
+        self.resume = ResumePaths.of(state_dir, device.id) if state_dir is not None else None
+        """Where the session and subscription are kept for a resume after a gateway restart."""
         self.link = link
         self.store = store
         self.stats = stats
@@ -248,7 +252,9 @@ class DeviceSession:
 
     async def _session(self, online: Callable[[], None]) -> None:
         """One session: calls `online()` once subscribed, raises when the server lost the session."""
-        client = await make_client(self.device, self.pki, "")
+        paths = self.resume
+        token_before = await asyncio.to_thread(paths.saved_token) if paths is not None else None
+        client = await make_client(self.device, self.pki, "", paths.session if paths is not None else None)
         lost = asyncio.Event()
         watch = SessionWatch(self._on_link_down, self._on_link_up, lost, RESUME_WINDOW)
         client.uaclient.observer = watch
@@ -261,6 +267,7 @@ class DeviceSession:
         except BaseException:
             client.disconnect_socket()
             raise
+        keep_session = False
         try:
             root, tags = await browse_tags(client, self.device)
             self.tags = tags
@@ -268,28 +275,61 @@ class DeviceSession:
                 endpoint=self.device.endpoint, root=root.to_string(), tags=[t.info for t in tags]
             )
             self.link.publish_retained(self._meta_topic, wire.encode_meta(meta))
-            params = subscription_parameters(self.device, client.session_timeout)
-            sub = await client.create_subscription(
-                params, handler=None, queue_maxsize=EVENT_QUEUE, overflow=OverflowPolicy.DISCONNECT
-            )
-            by_handle = {handle: t.info.tag for handle, t in enumerate(tags, start=1)}
-            if self._marker_ts is not None:
-                self._resend = set(by_handle)
-            if tags:
-                results = await sub.create_monitored_items(self._monitor_requests(tags))
-                pairs = zip(tags, results, strict=True)
-                failed = [t.info.tag for t, r in pairs if isinstance(r, ua.StatusCode)]
-                if failed:
-                    self._log.warning("tags_not_subscribed", count=len(failed), first=failed[:5])
+            sub, by_handle = await self._subscribe(client, tags, token_before)
             watch.subscribed = True
             self._set_status("online")
             self._log.info("device_connected", tags=len(tags), security=self.device.security_policy)
             online()
             reason = await self._consume_until_lost(sub, by_handle, lost)
             raise ConnectionError(reason)
+        except asyncio.CancelledError:
+            keep_session = self.resume is not None  # a gateway stop: the restart picks the session up
+            raise
         finally:
             await watch.close()
-            await self._close(client)
+            if keep_session:
+                await leave_open(client)
+            else:
+                await self._close(client)
+                if paths is not None:
+                    await asyncio.to_thread(paths.forget)
+
+    async def _subscribe(
+        self, client: Client, tags: list[Tag], token_before: str | None
+    ) -> tuple[Any, dict[int, str]]:
+        """Adopt the subscription a resumed session still has, or create one (and remember it)."""
+        params = subscription_parameters(self.device, client.session_timeout)
+        paths = self.resume
+        saved = (
+            paths.load(self.device.endpoint) if paths is not None and resumed(client, token_before) else None
+        )
+        if saved is not None:
+            sub = adopt(client, saved, params, EVENT_QUEUE, self.device.queue_size)
+            self._log.info("device_subscription_adopted", subscription_id=saved.subscription_id)
+            self.stats.sessions_resumed += 1
+            return sub, {handle: tag for handle, _, tag, _ in saved.items}
+        sub = await client.create_subscription(
+            params, handler=None, queue_maxsize=EVENT_QUEUE, overflow=OverflowPolicy.DISCONNECT
+        )
+        by_handle = {handle: t.info.tag for handle, t in enumerate(tags, start=1)}
+        if self._marker_ts is not None:
+            self._resend = set(by_handle)
+        items: list[tuple[int, int, str, str]] = []
+        if tags:
+            results = await sub.create_monitored_items(self._monitor_requests(tags))
+            pairs = list(zip(tags, results, strict=True))
+            failed = [t.info.tag for t, r in pairs if isinstance(r, ua.StatusCode)]
+            if failed:
+                self._log.warning("tags_not_subscribed", count=len(failed), first=failed[:5])
+            items = [
+                (handle, int(r), t.info.tag, t.node_id.to_string())
+                for handle, (t, r) in enumerate(pairs, start=1)
+                if not isinstance(r, ua.StatusCode)
+            ]
+        if paths is not None and sub.subscription_id is not None:
+            saved = SavedSubscription(self.device.endpoint, sub.subscription_id, items)
+            await asyncio.to_thread(paths.save, saved)
+        return sub, by_handle
 
     def _on_link_down(self) -> None:
         """asyncua lost the connection and is resuming the session: offline until it is back."""

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .pki import Pki, PkiError, application_uri
+from .pki import Folder, Pki, PkiError, application_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             cert, _ = asyncio.run(pki.ensure_own(application_uri()))
             print(cert)
         else:
-            folder = "trusted" if args.pki_action == "trust" else "rejected"
+            folder: Folder = "trusted" if args.pki_action == "trust" else "rejected"
             given = Path(args.cert)
             path = pki.add(given, folder) if given.is_file() else pki.move(args.cert, folder)
             print(f"{args.pki_action}ed: {path}")
