@@ -175,3 +175,43 @@ def test_security_keys_are_checked_together(tmp_path: Path) -> None:
         DeviceConfig(**base, username="u", password_file=tmp_path / "missing")  # type: ignore[arg-type]
     ok = DeviceConfig(**base, security_policy="Aes256_Sha256_RsaPss")  # type: ignore[arg-type]
     assert ok.mode == "SignAndEncrypt"
+
+
+async def test_x509_user_certificate_logs_in(secure_server: NodeServer, tmp_path: Path) -> None:
+    from asyncua.crypto import cert_gen
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key, cert = tmp_path / "user-key.pem", tmp_path / "user-cert.der"
+    await cert_gen.setup_self_signed_certificate(
+        key, cert, "urn:plantwire:test:user", "localhost", [ExtendedKeyUsageOID.CLIENT_AUTH], {}
+    )
+    pki = Pki(tmp_path / "gw")
+    dev = device(
+        secure_server,
+        security_policy="Basic256Sha256",
+        trust_server_certificate="first-use",
+        user_certificate=cert,
+        user_private_key=key,
+    )
+    async with asyncio.timeout(30):
+        assert await probe(dev, pki) == 2
+
+
+def test_attach_takes_every_security_key() -> None:
+    from plantwire_gateway.device_registry import ATTACH_KEYS
+
+    interface = {"security_policy", "security_mode", "username", "password_file", "user_certificate",
+                 "user_private_key", "trust_server_certificate"}  # fmt: skip
+    assert interface <= ATTACH_KEYS
+
+
+async def test_attach_refuses_credentials_in_the_endpoint(
+    mosquitto: MosquittoProcess, tmp_path: Path, unique_id: str
+) -> None:
+    settings = gateway_settings(unique_id, mosquitto, tmp_path / "gw", [])
+    async with asyncio.timeout(30), gateway_running(settings) as gateway:
+        registry = await wait_for(lambda: gateway.registry, what="device registry")
+        with pytest.raises(RegistryError) as info:
+            await registry.attach({"id": "plc", "endpoint": "opc.tcp://op:Hunter2@127.0.0.1:4840"})
+    assert info.value.code == "invalid" and "Hunter2" not in str(info.value)
+    assert "must not carry credentials" in str(info.value)
