@@ -132,6 +132,13 @@ class DeviceSession:
         self._lost_at: int | None = None
         """Gateway time the connection was lost (the outage marker's timestamp)."""
         self._resend: set[int] = set()
+        self._outage_ts: int | None = None
+        """Timestamp of the markers of the current outage (None: not marked); tags reading older re-sent."""
+        self._newest: dict[int, int] = {}
+        """Newest source timestamp received per client handle (to know which tags to re-send)."""
+        self._mark_timer: asyncio.TimerHandle | None = None
+        self._client: Client | None = None
+        self._background: set[asyncio.Task[None]] = set()
         """Client handles whose first value after a re-subscribe is still awaited."""
         self.failure: ConnectFailure | None = None
         self._log = log.bind(device_id=device.id, endpoint=device.endpoint)
@@ -173,7 +180,10 @@ class DeviceSession:
         tags = [t.info.tag for t in self.tags]
         if not tags:
             return
+        if self._outage_ts is not None:
+            return  # this outage is marked already (the link was down long enough)
         ts = self._lost_at or wire.now_us()
+        self._outage_ts = ts
         bad = wire.STATUS_BAD_NO_COMMUNICATION
         self.pending.extend(wire.Sample(tag, ts, None, bad) for tag in tags)
         self._marker_ts = ts
@@ -233,8 +243,11 @@ class DeviceSession:
                 self._log.warning(event, code=failure.code, error=error)
             if connected:
                 self.stats.device_reconnects += 1
+                if self._lost_at is None:  # a new loss (not one the link watch has seen already)
+                    self._outage_ts = None
                 self.mark_outage()
             self._lost_at = None
+            self._cancel_mark_timer()
             self._set_status("offline", error)
             delay = slow.next() if failure.permanent else fast.next()
             self._log.info("device_reconnecting", code=failure.code, retry_in=round(delay, 2))
@@ -276,6 +289,7 @@ class DeviceSession:
             )
             self.link.publish_retained(self._meta_topic, wire.encode_meta(meta))
             sub, by_handle = await self._subscribe(client, tags, token_before)
+            self._client = client
             watch.subscribed = True
             self._set_status("online")
             self._log.info("device_connected", tags=len(tags), security=self.device.security_policy)
@@ -286,6 +300,8 @@ class DeviceSession:
             keep_session = self.resume is not None  # a gateway stop: the restart picks the session up
             raise
         finally:
+            self._client = None
+            self._cancel_mark_timer()
             await watch.close()
             if keep_session:
                 await leave_open(client)
@@ -312,7 +328,7 @@ class DeviceSession:
             params, handler=None, queue_maxsize=EVENT_QUEUE, overflow=OverflowPolicy.DISCONNECT
         )
         by_handle = {handle: t.info.tag for handle, t in enumerate(tags, start=1)}
-        if self._marker_ts is not None:
+        if self._outage_ts is not None:
             self._resend = set(by_handle)
         items: list[tuple[int, int, str, str]] = []
         if tags:
@@ -332,17 +348,59 @@ class DeviceSession:
         return sub, by_handle
 
     def _on_link_down(self) -> None:
-        """asyncua lost the connection and is resuming the session: offline until it is back."""
+        """asyncua lost the connection and is resuming the session: offline until it is back.
+
+        Still down after `stall_timeout_s`: the outage is marked (at the time of loss), so the
+        platform shows it while asyncua keeps trying; a resume before that marks nothing.
+        """
         if self._lost_at is None:
             self._lost_at = wire.now_us()
+            self._outage_ts = None
         self._set_status("offline", "unreachable: connection lost; resuming the session")
         self._log.warning("device_link_down")
+        self._cancel_mark_timer()
+        self._mark_timer = asyncio.get_running_loop().call_later(
+            self.device.stall_timeout_s, self.mark_outage
+        )
 
     def _on_link_up(self) -> None:
         self._lost_at = None
+        self._cancel_mark_timer()
         self.stats.sessions_resumed += 1
         self._set_status("online")
         self._log.info("device_session_resumed")
+        if self._outage_ts is not None and self._client is not None:
+            task = asyncio.create_task(self._resend_after_resume(self._client, self._outage_ts))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _cancel_mark_timer(self) -> None:
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
+
+    async def _resend_after_resume(self, client: Client, marker: int) -> None:
+        """After a resume that followed markers: tags with nothing newer than the marker read again."""
+        await asyncio.sleep(3 * self.device.publishing_interval_ms / 1000)  # the republished backlog first
+        stale = [(h, t) for h, t in enumerate(self.tags, start=1) if self._newest.get(h, 0) <= marker]
+        if not stale:
+            return
+        try:
+            params = ua.ReadParameters()
+            params.NodesToRead = [
+                ua.ReadValueId(NodeId=t.node_id, AttributeId=ua.AttributeIds.Value) for _, t in stale
+            ]
+            values = await client.uaclient.read(params)
+        except _RECOVERABLE as err:
+            self._log.warning("device_resend_read_failed", error=str(err) or type(err).__name__)
+            return
+        now = max(wire.now_us(), marker + 1)
+        for (_, tag), dv in zip(stale, values, strict=True):
+            value = dv.Value.Value if dv.Value is not None else None
+            status = dv.StatusCode.value if dv.StatusCode is not None else wire.STATUS_GOOD
+            self.pending.append(wire.Sample(tag.info.tag, now, to_wire_value(value), status))
+        self.stats.values_resent += len(stale)
+        self._flush_now.set()
 
     def _monitor_requests(self, tags: list[Tag]) -> list[ua.MonitoredItemCreateRequest]:
         """One monitored item per tag; client handle = position + 1, so a notification maps to its tag."""
@@ -395,6 +453,7 @@ class DeviceSession:
         # response is consumed, so its values go out now instead of waiting for the timer.
         # (`_event_queue` is asyncua 2.1.0's, which is pinned; the timer still flushes without it.)
         queue = getattr(sub, "_event_queue", None)
+        newest = self._newest
         async for event in events:
             if type(event) is DataChangeEvent:
                 item = event.data.monitored_item
@@ -412,6 +471,7 @@ class DeviceSession:
                 )
                 self.pending.append(sample)
                 stats.values_in += 1
+                newest[item.ClientHandle] = sample.ts
                 if self._resend:
                     self._resend_current(item.ClientHandle, sample)
                 if len(self.pending) >= BATCH_MAX or (queue is not None and queue.empty()):
@@ -430,7 +490,7 @@ class DeviceSession:
         if handle not in self._resend:
             return
         self._resend.discard(handle)
-        marker = self._marker_ts
+        marker = self._outage_ts
         if marker is not None and sample.ts <= marker:
             ts = max(wire.now_us(), marker + 1)
             self.pending.append(wire.Sample(sample.tag, ts, sample.value, sample.status))
