@@ -32,8 +32,9 @@ from .stats import GatewayStats
 log = get_logger(__name__)
 
 DEVICES_FILE: Final = "devices.json"
-PROBE_TIMEOUT: Final = 5.0
-"""How long attach waits for the endpoint to connect and browse before giving up."""
+PROBE_TIMEOUT: Final = 10.0
+"""How long attach waits for the endpoint to connect (discovery, secure channel) and browse; the
+platform waits 15 s for the reply."""
 ATTACH_KEYS: Final = frozenset(DeviceConfig.model_fields) - {"id"}
 """The attach body's keys: any DeviceConfig field (security, identity, trust and the rest)."""
 DETACHED_ERROR: Final = "detached"
