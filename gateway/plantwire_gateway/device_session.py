@@ -137,6 +137,8 @@ class DeviceSession:
         self._newest: dict[int, int] = {}
         """Newest source timestamp received per client handle (to know which tags to re-send)."""
         self._mark_timer: asyncio.TimerHandle | None = None
+        self._last_loss_at: int | None = None
+        self._recreated = False
         self._client: Client | None = None
         self._background: set[asyncio.Task[None]] = set()
         """Client handles whose first value after a re-subscribe is still awaited."""
@@ -269,7 +271,9 @@ class DeviceSession:
         token_before = await asyncio.to_thread(paths.saved_token) if paths is not None else None
         client = await make_client(self.device, self.pki, "", paths.session if paths is not None else None)
         lost = asyncio.Event()
-        watch = SessionWatch(self._on_link_down, self._on_link_up, lost, RESUME_WINDOW)
+        watch = SessionWatch(
+            self._on_link_down, self._on_link_up, lambda: self._on_recreated(lost), lost, RESUME_WINDOW
+        )
         client.uaclient.observer = watch
         try:
             await client.connect(
@@ -289,7 +293,7 @@ class DeviceSession:
             )
             self.link.publish_retained(self._meta_topic, wire.encode_meta(meta))
             sub, by_handle = await self._subscribe(client, tags, token_before)
-            self._client = client
+            self._client, self._recreated = client, False
             watch.subscribed = True
             self._set_status("online")
             self._log.info("device_connected", tags=len(tags), security=self.device.security_policy)
@@ -354,7 +358,7 @@ class DeviceSession:
         platform shows it while asyncua keeps trying; a resume before that marks nothing.
         """
         if self._lost_at is None:
-            self._lost_at = wire.now_us()
+            self._lost_at = self._last_loss_at = wire.now_us()
             self._outage_ts = None
         self._set_status("offline", "unreachable: connection lost; resuming the session")
         self._log.warning("device_link_down")
@@ -373,6 +377,24 @@ class DeviceSession:
             task = asyncio.create_task(self._resend_after_resume(self._client, self._outage_ts))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _on_recreated(self, lost: asyncio.Event) -> None:
+        """The server had lost the session (it restarted): what it queued is gone.
+
+        The outage is marked at the time of loss (once), and the session starts over at once
+        (re-browse, new meta, a new subscription whose first values count from then on); the
+        subscription asyncua re-created is not consumed.
+        """
+        self.stats.sessions_resumed -= 1  # counted when the link came back, but this one lost the queue
+        self._recreated = True
+        if self._outage_ts is None:
+            self._lost_at = self._lost_at or self._last_loss_at
+            self.mark_outage()
+        self._lost_at = self._lost_at or self._last_loss_at
+        for task in list(self._background):
+            task.cancel()
+        self._log.warning("device_session_recreated", hint="values queued on the server were lost")
+        lost.set()
 
     def _cancel_mark_timer(self) -> None:
         if self._mark_timer is not None:
@@ -436,7 +458,8 @@ class DeviceSession:
 
             async def watchdog() -> None:
                 await lost.wait()
-                await asyncio.wait([consumer], timeout=_LOSS_GRACE)
+                if not self._recreated:  # a re-created subscription is not consumed at all
+                    await asyncio.wait([consumer], timeout=_LOSS_GRACE)
                 consumer.cancel()
 
             watch = tg.create_task(watchdog())
@@ -494,6 +517,7 @@ class DeviceSession:
         if marker is not None and sample.ts <= marker:
             ts = max(wire.now_us(), marker + 1)
             self.pending.append(wire.Sample(sample.tag, ts, sample.value, sample.status))
+            self._newest[handle] = ts
             self.stats.values_resent += 1
 
     async def _close(self, client: Client) -> None:

@@ -3,9 +3,9 @@
 asyncua reports its state changes and subscription re-creations to an `Observer`. A state that
 leaves CONNECTED means the link is down and the supervisor is trying to re-activate the session;
 CONNECTED again with the subscription transferred means nothing was lost. A re-*created*
-subscription means the server had lost the session: the queued values are gone, so the device
-session must start over (markers, re-browse, re-subscribe). So must a resume that takes longer
-than `resume_window` seconds.
+subscription (same client handles) means the server had lost the session: the queued values are
+gone, so the device session marks the outage and re-browses. A resume that takes longer than
+`resume_window` seconds ends the session (the device session starts over).
 """
 
 from __future__ import annotations
@@ -26,9 +26,14 @@ class SessionWatch(Observer):
     """Calls `down()` / `up()` on link changes after the subscription exists; sets `lost` when done for."""
 
     def __init__(
-        self, down: Callable[[], None], up: Callable[[], None], lost: asyncio.Event, resume_window: float
+        self,
+        down: Callable[[], None],
+        up: Callable[[], None],
+        recreated: Callable[[], None],
+        lost: asyncio.Event,
+        resume_window: float,
     ) -> None:
-        self._down, self._up, self._lost = down, up, lost
+        self._down, self._up, self._recreated, self._lost = down, up, recreated, lost
         self._window = resume_window
         self._timer: asyncio.TimerHandle | None = None
         self._is_down = False
@@ -50,8 +55,8 @@ class SessionWatch(Observer):
             self._down()
 
     def on_subscription_event(self, subscription_id: int | None, event: SubscriptionEvent) -> None:
-        if self.subscribed and event is SubscriptionEvent.RECREATED:
-            self._lost.set()
+        if self.subscribed and event is SubscriptionEvent.RECREATED and not self._lost.is_set():
+            self._recreated()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
