@@ -125,7 +125,11 @@ class SimProcess:
                 "--record", str(self.record)]  # fmt: skip
         log = (self.work / f"{self.name}.log").open("ab")
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
-        wait_for_port("127.0.0.1", self.port, timeout=90)
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout=90)
+        except TimeoutError:
+            self.stop()  # never leave a process behind
+            raise
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
