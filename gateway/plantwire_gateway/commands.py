@@ -165,7 +165,7 @@ class CommandService:
                 task = asyncio.create_task(control.close())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
-            control = self._controls[device_id] = DeviceControl(session.device)
+            control = self._controls[device_id] = DeviceControl(session.device, session.pki)
         return control
 
 
