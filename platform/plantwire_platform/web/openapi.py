@@ -26,8 +26,8 @@ USER_HEADER_PARAM: Final = {
     "name": "X-Plantwire-User",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "maxLength": 128},
-    "description": "Who gives the command, for the audit log (default anonymous).",
+    "schema": {"type": "string"},
+    "description": "Who gives the command, for the audit log (default anonymous; cut to 128 characters).",
 }
 _COMMON_ERRORS: Final = {
     400: "Unknown, repeated, missing or bad parameter, or a bad body (not JSON, not an object, a "

@@ -15,9 +15,9 @@ from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us
 from plantwire_platform.apps.host import AppHost, AppSlot
 from plantwire_platform.store.model import AlarmRecord
-from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.api_models.apps import AckQuery, AlarmPath, AlarmsQuery, AppPath
 from plantwire_platform.web.api_models.common import NoQuery
+from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.query_params import validate_params
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.routes_commands import USER_HEADER

@@ -11,10 +11,10 @@ import plantwire
 from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us, quality
 from plantwire_platform.store.model import DeviceRecord, LatestValue, Store, TagRecord
-from plantwire_platform.web.errors import ApiError
-from plantwire_platform.web.health import ingest_ok
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
 from plantwire_platform.web.api_models.data import LatestQuery
+from plantwire_platform.web.errors import ApiError
+from plantwire_platform.web.health import ingest_ok
 from plantwire_platform.web.query_params import SeriesQuery, parse_series_query, validate_params
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of

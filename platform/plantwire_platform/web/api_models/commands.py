@@ -16,6 +16,7 @@ from plantwire_platform.web.api_models.common import (
     AnyJson,
     Count,
     RowId,
+    ScalarValue,
     Strict,
     Text,
     Time,
@@ -57,7 +58,9 @@ class GatewayDevicePath(Strict):
 
 class BrowseQuery(Strict):
     node: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = Field(
-        None, description="NodeId of the node to browse (default the device's root).", examples=["ns=2;s=cnc-1"]
+        None,
+        description="NodeId of the node to browse (default the device's root).",
+        examples=["ns=2;s=cnc-1"],
     )
     timeout: Timeout | None = None
 
@@ -84,7 +87,7 @@ class WriteBody(Strict):
 
 class CallBody(Strict):
     method: Text = Field(examples=["Start"])
-    args: Annotated[list[AnyJson], Field(max_length=wire.MAX_COMMAND_ARGS)] = Field(
+    args: Annotated[list[ScalarValue], Field(max_length=wire.MAX_COMMAND_ARGS)] = Field(
         default_factory=list, description="Input arguments, in order: numbers, booleans, strings or null."
     )
     id: CommandId | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from plantwire import wire
 
@@ -30,10 +30,20 @@ TimeOrNull = Annotated[
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """A non-empty query or path text."""
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN, examples=["press-1"])]
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("must be a number, boolean, string or null")
+
+
 ScalarValue = Annotated[
-    float | bool | str | None,
-    Field(description="The tag's value: a number, boolean, string, or null when the source had none."),
+    Any,
+    AfterValidator(_scalar),
+    WithJsonSchema(
+        {"type": ["number", "boolean", "string", "null"], "description": "A number, boolean, string or null."}
+    ),
 ]
+"""A scalar as given (an integer stays an integer: a method's Int32 argument must not become 5.0)."""
 AnyJson = Annotated[
     Any,
     Field(

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field
 from plantwire_platform.store.model import Agg
 from plantwire_platform.web.api_models.common import AnyJson, Count, Strict, Text, Time, TimeOrNull
 
+
 class LatestQuery(Strict):
     device: Text = Field(description="Device id (see /api/devices).", examples=["press-1"])
 
