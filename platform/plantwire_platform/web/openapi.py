@@ -10,7 +10,7 @@ the same models, so the document describes what the server checks.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -36,7 +36,11 @@ _COMMON_ERRORS: Final = {
 }
 
 
-def _schemas(operations: tuple[Operation, ...]) -> tuple[dict[tuple[type[BaseModel], str], Any], Any]:
+Refs: TypeAlias = dict[tuple[type[BaseModel], str], Any]
+"""(model, mode) -> its {"$ref": ...} in the document."""
+
+
+def _schemas(operations: tuple[Operation, ...]) -> tuple[Refs, Any]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Error, "serialization")]
     for op in operations:
         wanted += [(m, "serialization") for m in op.ok]
@@ -44,7 +48,11 @@ def _schemas(operations: tuple[Operation, ...]) -> tuple[dict[tuple[type[BaseMod
             wanted.append((op.body, "validation"))
     unique = list(dict.fromkeys(wanted))
     refs, defs = models_json_schema(unique, ref_template=REF_TEMPLATE)
-    return {(m, mode): ref for (m, mode), ref in refs.items()}, defs.get("$defs", {})
+    out: Refs = {}
+    for (model, mode), ref in refs.items():
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        out[(model, mode)] = ref
+    return out, defs.get("$defs", {})
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +84,7 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
     return {JSON: {"schema": schema}}
 
 
-def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], Any]) -> dict[str, Any]:
+def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
     params: list[dict[str, Any]] = []
     if op.path_params is not None:
         params += _parameters(op.path_params, "path")

@@ -1,8 +1,8 @@
 """REST routes of the app layer: /api/apps (lifecycle), /api/alarms, and each app's /apps/{id}/...
 
 Registered by `create_app` with one call, `add_app_routes(app)`; the running `AppHost` is the
-runtime's `apps` (without one, /api/apps answers 503). Their OpenAPI paths are `APP_PATHS` /
-`APP_SCHEMAS` (web.openapi_apps), merged into the document by web.openapi.
+runtime's `apps` (without one, /api/apps answers 503). Their models are in `web.api_models.apps`,
+their rows in `web.api_operations`.
 """
 
 from __future__ import annotations
