@@ -212,11 +212,11 @@ async def test_detaching_an_impossible_id_is_400_at_once(client: Client, device:
     assert_documented("/api/gateways/{gateway}/devices/{device}", code, body, "delete")
 
 
-@pytest.mark.parametrize("timeout", ["1e-300", "0", "61", "x"])
-async def test_query_timeouts_outside_the_range_are_400(client: Client, timeout: str) -> None:
+@pytest.mark.parametrize("seconds", ["1e-300", "0", "61", "x"])
+async def test_query_timeouts_outside_the_range_are_400(client: Client, seconds: str) -> None:
     for url in (
-        f"/api/devices/{DEV}/browse?timeout={timeout}",
-        f"/api/gateways/line-a/devices/{DEV}?timeout={timeout}",
+        f"/api/devices/{DEV}/browse?timeout={seconds}",
+        f"/api/gateways/line-a/devices/{DEV}?timeout={seconds}",
     ):
         method = "GET" if "browse" in url else "DELETE"
         code, body = await send(client, method, url)

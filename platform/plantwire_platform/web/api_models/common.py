@@ -30,6 +30,8 @@ TimeOrNull = Annotated[
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """A non-empty query or path text."""
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN, examples=["press-1"])]
+
+
 def _scalar(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
