@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from cmdtest_plant import running_plant
 from hypothesis import HealthCheck, settings
@@ -164,3 +165,26 @@ def test_stateful_sequences_keep_the_contract(
             suppress_health_check=list(HealthCheck),
         )
     )
+
+
+@pytest.mark.parametrize(
+    "node", ["ns=65536;s=x", "ns=99999;i=1", "i=4294967296", "g=00000000-0000-0000-0000-00000000000g", "b=!"]
+)
+def test_browse_of_a_node_the_device_cannot_read_is_a_documented_4xx(
+    live_url: str, api_headers: dict[str, str], node: str
+) -> None:
+    resp = requests.get(
+        f"{live_url}/api/devices/{DEVICE}/browse", params={"node": node}, headers=api_headers, timeout=30
+    )
+    assert resp.status_code in (400, 404, 422), resp.text
+    error = resp.json()["error"]
+    responses = schema.raw_schema["paths"]["/api/devices/{device}/browse"]["get"]["responses"]
+    assert str(resp.status_code) in responses
+    if resp.status_code == 400:  # not a NodeId's form at all: the schema's pattern says so
+        assert error["code"] == "invalid_parameter"
+        assert error["message"].startswith(f"node={node!r} is not allowed: ")
+    if resp.status_code == 422:
+        assert error["code"] == "invalid_node"
+        assert error["message"] == (
+            f"node {node!r} is not a NodeId the device can read: use a form like ns=2;s=Name or i=85"
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -228,3 +229,21 @@ def test_browse_documents_its_errors() -> None:
     responses = DOC["paths"]["/api/devices/{device}/browse"]["get"]["responses"]
     assert {"400", "404", "422", "502", "503", "504"} <= set(responses)
     assert "invalid_node" in responses["422"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("node", "status", "code"),
+    [
+        ("ns=65536;s=x", 422, "invalid_node"),  # once crashed the gateway's OPC UA request: 502
+        ("i=4294967296", 422, "invalid_node"),
+        ("nonsense", 400, "invalid_parameter"),
+        ("ns=2;x=1", 400, "invalid_parameter"),
+    ],
+)
+async def test_browse_refuses_nodes_no_device_can_read_before_sending(
+    client: Client, node: str, status: int, code: str
+) -> None:
+    code_got, body = await send(client, "GET", f"/api/devices/{DEV}/browse?node={quote(node)}")
+    assert (code_got, body["error"]["code"]) == (status, code), body
+    assert_documented("/api/devices/{device}/browse", code_got, body)
+    assert "struct" not in body["error"]["message"] and "ushort" not in body["error"]["message"]

@@ -27,6 +27,7 @@ from plantwire_platform.web.api_models.commands import (
     GatewayDevicePath,
     GatewayPath,
     WriteBody,
+    node_in_range,
 )
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
 from plantwire_platform.web.errors import ApiError
@@ -105,14 +106,17 @@ async def call_method(request: web.Request) -> web.Response:
 async def browse(request: web.Request) -> web.Response:
     device = validate_params(request.match_info, DevicePath, "path").device
     q = validate_params(request.query, BrowseQuery)
+    unreadable = ApiError(
+        422,
+        "invalid_node",
+        f"node {q.node!r} is not a NodeId the device can read: use a form like ns=2;s=Name or i=85",
+    )
+    if q.node is not None and not node_in_range(q.node):
+        raise unreadable
     try:
         done = await _service(request).browse(user_of(request), device, q.node, q.timeout)
     except InvalidCommand:  # the gateway could not parse the NodeId: its parser's words stay there
-        raise ApiError(
-            422,
-            "invalid_node",
-            f"node {q.node!r} is not a NodeId the device can read: use a form like ns=2;s=Name or i=85",
-        ) from None
+        raise unreadable from None
     return json_response({**_receipt_json(done.receipt), **done.result})
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
@@ -23,9 +24,9 @@ from plantwire_platform.web.api_models.common import (
     TimeOrNull,
 )
 
-MIN_TIMEOUT_S: float = 0.1
+MIN_TIMEOUT_S: Final = 0.1
 """A reply cannot come back sooner; a shorter wait would time out a command that still runs."""
-MAX_ENDPOINT: int = 2048
+MAX_ENDPOINT: Final = 2048
 
 Timeout = Annotated[
     float,
@@ -40,6 +41,22 @@ CommandId = Annotated[
     str,
     Field(pattern=COMMAND_ID_PATTERN, description="Command id: give your own to retry safely (run once)."),
 ]
+NODE_PATTERN: Final = (
+    r"^(?:ns=([0-9]{1,5});|nsu=[^;]+;)?"
+    r"(?:i=([0-9]{1,10})|s=[\s\S]+|g=[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|b=[A-Za-z0-9+/=]*)$"
+)
+"""A NodeId's text form: an optional namespace (index or URI), then a numeric, string, GUID or opaque id."""
+_NODE_RE: Final = re.compile(NODE_PATTERN)
+MAX_NAMESPACE: Final = 2**16 - 1
+MAX_NUMERIC_ID: Final = 2**32 - 1
+
+
+def node_in_range(node: str) -> bool:
+    """The namespace index and numeric id fit OPC UA's UInt16 and UInt32 (the pattern checks the form)."""
+    m = _NODE_RE.match(node)
+    return m is not None and int(m.group(1) or 0) <= MAX_NAMESPACE and int(m.group(2) or 0) <= MAX_NUMERIC_ID
+
+
 PathId = Annotated[str, Field(pattern=ID_PATTERN, examples=["line-1"])]
 """A gateway or device id in a command's path: an id that cannot exist is a 400 at once."""
 
@@ -57,9 +74,10 @@ class GatewayDevicePath(Strict):
 
 
 class BrowseQuery(Strict):
-    node: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = Field(
+    node: Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NODE_PATTERN)] | None = Field(
         None,
-        description="NodeId of the node to browse (default the device's root).",
+        description="NodeId of the node to browse (default the device's root); a namespace index above "
+        "65535 or a numeric id above 4294967295 is a 422 (invalid_node).",
         examples=["ns=2;s=cnc-1"],
     )
     timeout: Timeout | None = None
