@@ -117,28 +117,6 @@ def bucket_count(start: int, end: int, every: int) -> int:
     return (end - 1) // every - start // every + 1
 
 
-def check_keys(query: Mapping[str, str], allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-    """Reject unknown parameters (typos would otherwise be ignored silently) and missing ones.
-
-    A multidict's `keys()` lists a repeated key once, so keys are read from `items()`.
-    """
-    keys = [key for key, _ in query.items()]
-    for key in keys:
-        if key not in allowed:
-            raise ParamError(
-                key,
-                f"unknown query parameter {key!r}: this endpoint accepts {', '.join(allowed)}",
-                "unknown_parameter",
-            )
-        if keys.count(key) > 1:
-            raise ParamError(key, f"query parameter {key!r} is given more than once", "repeated_parameter")
-    for key in required:
-        if not query.get(key):
-            raise ParamError(
-                key, f"query parameter {key!r} is required and must not be empty", "missing_parameter"
-            )
-
-
 @dataclass(frozen=True, slots=True)
 class SeriesQuery:
     device: str
