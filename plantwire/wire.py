@@ -55,7 +55,9 @@ STATUS_GOOD: Final = 0
 STATUS_BAD_NO_COMMUNICATION: Final = 0x80310000
 """OPC UA BadNoCommunication: what a tag reports while its device is unreachable."""
 
-_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+"""Gateway and device ids (topic levels); also the OpenAPI document's pattern for them."""
+_ID_RE: Final = re.compile(ID_PATTERN)
 
 Value = float | int | bool | str | None
 """A scalar on the wire."""
@@ -448,7 +450,8 @@ ControlKind = Literal["cmd", "reply"]
 REPLY_SUBSCRIPTION: Final = f"{ROOT}/+/reply"
 """Topic filter a platform subscribes to for command replies."""
 MAX_COMMAND_ARGS: Final = 32
-_COMMAND_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+COMMAND_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+_COMMAND_ID_RE: Final = re.compile(COMMAND_ID_PATTERN)
 
 REPLY_CODES: Final = (
     "ok",

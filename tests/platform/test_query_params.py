@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from multidict import MultiDict
 
 from plantwire.timeunits import from_iso, to_iso
+from plantwire_platform.web.api_models.apps import AlarmPath
+from plantwire_platform.web.api_models.commands import AuditQuery
 from plantwire_platform.web.query_params import (
     MAX_BUCKETS,
     ParamError,
@@ -18,6 +21,7 @@ from plantwire_platform.web.query_params import (
     parse_limit,
     parse_series_query,
     parse_time,
+    validate_params,
 )
 
 NOW = 1_795_000_000_123_456  # 2026-11-19T..., with microseconds
@@ -171,3 +175,28 @@ def test_bucket_limit_boundary() -> None:
     over = {**ok, "end": to_iso(start + MAX_BUCKETS * 1_000_000 + 1)}
     with pytest.raises(ParamError, match="100001 buckets"):
         parse_series_query({**over, "every": "1s"}, NOW)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "code", "fragment"),
+    [
+        ([("limit", "5"), ("limit", "6")], "repeated_parameter", "more than once"),
+        ([("limt", "5")], "unknown_parameter", "accepts limit, device, before"),
+        ([("limit", "0")], "invalid_parameter", "limit='0' is not allowed"),
+        ([("before", "9" * 30)], "invalid_parameter", "before="),
+        ([("device", "")], "invalid_parameter", "'device' must not be empty"),
+    ],
+)
+def test_validate_params_names_the_parameter(pairs: list[tuple[str, str]], code: str, fragment: str) -> None:
+    with pytest.raises(ParamError) as err:
+        validate_params(MultiDict(pairs), AuditQuery)
+    assert err.value.code == code
+    assert fragment in err.value.message
+
+
+def test_validate_params_parses_and_bounds_what_it_echoes() -> None:
+    q = validate_params(MultiDict([("limit", "5"), ("before", "9223372036854775807")]), AuditQuery)
+    assert (q.limit, q.before, q.device) == (5, 2**63 - 1, None)
+    with pytest.raises(ParamError) as err:
+        validate_params({"alarm_id": "x" * 500}, AlarmPath, "path")
+    assert err.value.param == "alarm_id" and len(err.value.message) < 200

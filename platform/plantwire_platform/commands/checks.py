@@ -82,3 +82,34 @@ def device_id_for(endpoint: str) -> str:
     """A default device id from an endpoint: opc.tcp://127.0.0.1:4850 -> opc-127-0-0-1-4850."""
     rest = endpoint.removeprefix("opc.tcp://")
     return ("opc-" + re.sub(r"[^A-Za-z0-9]+", "-", rest).strip("-"))[:64].rstrip("-")
+
+
+def nesting_depth(value: Any, stop: int = wire.MAX_NESTING + 1) -> int:
+    """How deep arrays and objects nest in `value` (a scalar is 0), counted no further than `stop`."""
+    depth = 0
+    level: list[Any] = [value]
+    while depth < stop:
+        inner = [
+            item
+            for v in level
+            if isinstance(v, list | dict)
+            for item in (v.values() if isinstance(v, dict) else v)
+        ]
+        if not any(isinstance(v, list | dict) for v in level):
+            return depth
+        depth += 1
+        level = inner
+    return depth
+
+
+def check_nesting(value: Any, what: str) -> None:
+    if nesting_depth(value) > wire.MAX_NESTING:
+        raise _invalid(f"{what} nests arrays/objects deeper than {wire.MAX_NESTING} levels")
+
+
+NOT_KEPT: Final = f"<not kept: nests deeper than {wire.MAX_NESTING} levels>"
+
+
+def audit_value(value: Any) -> Any:
+    """`value` as the audit keeps it: as given, or `NOT_KEPT` when it nests too deep to store."""
+    return value if nesting_depth(value) <= wire.MAX_NESTING else NOT_KEPT

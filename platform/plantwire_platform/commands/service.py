@@ -26,7 +26,13 @@ from plantwire_platform.commands.bus import (
     Outcome,
     make_command,
 )
-from plantwire_platform.commands.checks import check_call_args, check_write, device_id_for
+from plantwire_platform.commands.checks import (
+    audit_value,
+    check_call_args,
+    check_nesting,
+    check_write,
+    device_id_for,
+)
 from plantwire_platform.commands.errors import (
     BadCommand,
     CommandConflict,
@@ -273,11 +279,12 @@ class CommandService:
     ) -> WriteDone:
         """Validate, send and audit a write of `value` to `tag`."""
         audit = _Audit(self, user, "write", None, device)
-        audit.entry["request"] = {"tag": tag, "value": value}
+        audit.entry["request"] = {"tag": tag, "value": audit_value(value)}
 
         async def body() -> WriteDone:
             if not isinstance(tag, str) or not tag:
                 raise BadCommand("'tag' must be a tag name, e.g. \"Spindle/SpeedSetpoint\"")
+            check_nesting(value, "the value")
             timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
             record = await self._device(device)
             audit.entry["gateway"] = record.gateway
@@ -309,7 +316,7 @@ class CommandService:
     ) -> CallDone:
         """Validate, send and audit a call of `method` with `args`."""
         audit = _Audit(self, user, "call", None, device)
-        audit.entry["request"] = {"method": method, "args": args}
+        audit.entry["request"] = {"method": method, "args": audit_value(args)}
 
         async def body() -> CallDone:
             if not isinstance(method, str) or not method:

@@ -31,7 +31,10 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def static_file(request: web.Request) -> web.FileResponse:
-    path = (STATIC_DIR / request.match_info["path"]).resolve()
+    name = request.match_info["path"]
+    if "\x00" in name:  # no file name holds a NUL (and the OS would refuse it with a ValueError)
+        raise web.HTTPNotFound(text=f"no file {request.path}; the dashboard is at /")
+    path = (STATIC_DIR / name).resolve()
     if not path.is_relative_to(STATIC_DIR) or not path.is_file():
         raise web.HTTPNotFound(text=f"no file {request.path}; the dashboard is at /")
     return web.FileResponse(path, headers=_HEADERS)

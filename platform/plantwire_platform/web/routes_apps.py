@@ -1,8 +1,8 @@
 """REST routes of the app layer: /api/apps (lifecycle), /api/alarms, and each app's /apps/{id}/...
 
 Registered by `create_app` with one call, `add_app_routes(app)`; the running `AppHost` is the
-runtime's `apps` (without one, /api/apps answers 503). Their OpenAPI paths are `APP_PATHS` /
-`APP_SCHEMAS` (web.openapi_apps), merged into the document by web.openapi.
+runtime's `apps` (without one, /api/apps answers 503). Their models are in `web.api_models.apps`,
+their rows in `web.api_operations`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us
 from plantwire_platform.apps.host import AppHost, AppSlot
 from plantwire_platform.store.model import AlarmRecord
+from plantwire_platform.web.api_models.apps import AckQuery, AlarmPath, AlarmsQuery, AppPath
+from plantwire_platform.web.api_models.common import NoQuery
 from plantwire_platform.web.errors import ApiError
-from plantwire_platform.web.query_params import ParamError, check_keys
+from plantwire_platform.web.query_params import validate_params
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.routes_commands import USER_HEADER
 from plantwire_platform.web.runtime import runtime_of
@@ -62,14 +64,14 @@ def _host(request: web.Request) -> AppHost:
 
 def _slot(request: web.Request) -> tuple[AppHost, str]:
     host = _host(request)
-    app_id = request.match_info["app_id"]
+    app_id = validate_params({"app_id": request.match_info["app_id"]}, AppPath, "path").app_id
     if host.get(app_id) is None:
         raise ApiError(404, "unknown_app", f"app {app_id!r} is not known; GET /api/apps lists the apps")
     return host, app_id
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    check_keys(request.query, ())
+    validate_params(request.query, NoQuery)
     return json_response({"apps": _host(request).apps()})
 
 
@@ -98,30 +100,18 @@ async def _store_call(request: web.Request, method: str, *args: Any) -> Any:
 
 
 async def list_alarms(request: web.Request) -> web.Response:
-    check_keys(request.query, ("state", "device", "app"))
-    state = request.query.get("state", "active")
-    if state not in ("active", "all"):
-        raise ParamError("state", f"state={state!r} is not allowed: use active or all")
-    alarms = await _store_call(
-        request,
-        "list_alarms",
-        state == "active",
-        request.query.get("device"),
-        request.query.get("app"),
-        MAX_ALARMS,
-    )
+    q = validate_params(request.query, AlarmsQuery)
+    alarms = await _store_call(request, "list_alarms", q.state == "active", q.device, q.app, MAX_ALARMS)
     return json_response({"alarms": [alarm_json(a) for a in alarms]})
 
 
 async def ack_alarm(request: web.Request) -> web.Response:
-    text = request.match_info["alarm_id"]
-    if not text.isascii() or not text.isdigit():
-        raise ApiError(404, "unknown_alarm", f"alarm {text!r} is not known")
-    by = request.query.get("by") or request.headers.get(USER_HEADER) or "api"
-    record = await _store_call(request, "ack_alarm", int(text), by[:100], now_us())
+    alarm_id = validate_params(request.match_info, AlarmPath, "path").alarm_id
+    by = validate_params(request.query, AckQuery).by or request.headers.get(USER_HEADER) or "api"
+    record = await _store_call(request, "ack_alarm", alarm_id, by[:100], now_us())
     if record is None:
         raise ApiError(
-            404, "unknown_alarm", f"alarm {text} is not known; GET /api/alarms?state=all lists them"
+            404, "unknown_alarm", f"alarm {alarm_id} is not known; GET /api/alarms?state=all lists them"
         )
     return json_response(alarm_json(record))
 

@@ -12,13 +12,27 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import orjson
 from aiohttp import web
 
 from plantwire.timeunits import to_iso, to_iso_opt
+from plantwire_platform.commands.errors import InvalidCommand
 from plantwire_platform.commands.service import AttachRequest, CommandService, Receipt
 from plantwire_platform.store.model import AuditEntry
+from plantwire_platform.web.api_models.commands import (
+    AttachBody,
+    AuditQuery,
+    BrowseQuery,
+    CallBody,
+    DetachQuery,
+    GatewayDevicePath,
+    GatewayPath,
+    WriteBody,
+    node_in_range,
+)
+from plantwire_platform.web.api_models.common import DevicePath, NoQuery
 from plantwire_platform.web.errors import ApiError
+from plantwire_platform.web.query_params import validate_params
+from plantwire_platform.web.request_body import parse_body
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of
 
@@ -46,32 +60,6 @@ def _service(request: web.Request) -> CommandService:
     return runtime_of(request).command_service
 
 
-async def _body(request: web.Request, allowed: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as err:
-        raise ApiError(400, "bad_request", f"the body is not valid JSON: {err}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ApiError(
-            400, "bad_request", f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-        )
-    return body
-
-
-def _number_text(raw: Any) -> Any:
-    """A timeout sent as text (query string, JSON string) as a number; anything else unchanged (the
-    service checks it)."""
-    if isinstance(raw, str):
-        try:
-            return float(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def _receipt_json(r: Receipt) -> dict[str, Any]:
     return {
         "id": r.id,
@@ -84,15 +72,17 @@ def _receipt_json(r: Receipt) -> dict[str, Any]:
     }
 
 
+def _device_of(request: web.Request) -> str:
+    validate_params(request.query, NoQuery)
+    return validate_params(request.match_info, DevicePath, "path").device
+
+
 async def write_tag(request: web.Request) -> web.Response:
-    data = await _body(request, ("tag", "value", "id", "timeout"))
-    if "value" not in data:
-        raise ApiError(400, "bad_request", "'value' is required")
-    tag: Any = data.get("tag")  # any JSON value: the service checks it
+    device = _device_of(request)
+    data = await parse_body(request, WriteBody)
     done = await _service(request).write(
-        user_of(request), request.match_info["device"], tag, data["value"],
-        _number_text(data.get("timeout")), data.get("id"),
-    )  # fmt: skip
+        user_of(request), device, data.tag, data.value, data.timeout, data.id
+    )
     return json_response(
         {
             **_receipt_json(done.receipt),
@@ -105,34 +95,33 @@ async def write_tag(request: web.Request) -> web.Response:
 
 
 async def call_method(request: web.Request) -> web.Response:
-    data = await _body(request, ("method", "args", "id", "timeout"))
-    method: Any = data.get("method")  # any JSON value: the service checks it
+    device = _device_of(request)
+    data = await parse_body(request, CallBody)
     done = await _service(request).call(
-        user_of(request), request.match_info["device"], method, data.get("args", []),
-        _number_text(data.get("timeout")), data.get("id"),
-    )  # fmt: skip
+        user_of(request), device, data.method, data.args, data.timeout, data.id
+    )
     return json_response({**_receipt_json(done.receipt), "method": done.method, "outputs": done.outputs})
 
 
 async def browse(request: web.Request) -> web.Response:
-    unknown = sorted(set(request.query) - {"node", "timeout"})
-    if unknown:
-        raise ApiError(
-            400, "invalid_parameter", f"unknown parameter(s) {', '.join(unknown)}; allowed: node, timeout"
-        )
-    done = await _service(request).browse(
-        user_of(request),
-        request.match_info["device"],
-        request.query.get("node") or None,
-        _number_text(request.query.get("timeout")),
+    device = validate_params(request.match_info, DevicePath, "path").device
+    q = validate_params(request.query, BrowseQuery)
+    unreadable = ApiError(
+        422,
+        "invalid_node",
+        f"node {q.node!r} is not a NodeId the device can read: use a form like ns=2;s=Name or i=85",
     )
+    if q.node is not None and not node_in_range(q.node):
+        raise unreadable
+    try:
+        done = await _service(request).browse(user_of(request), device, q.node, q.timeout)
+    except InvalidCommand:  # the gateway could not parse the NodeId: its parser's words stay there
+        raise unreadable from None
     return json_response({**_receipt_json(done.receipt), **done.result})
 
 
 async def list_gateways(request: web.Request) -> web.Response:
-    unknown = sorted(set(request.query))
-    if unknown:
-        raise ApiError(400, "invalid_parameter", f"unknown parameter(s) {', '.join(unknown)}")
+    validate_params(request.query, NoQuery)
     views = await _service(request).gateways()
     gateways = [
         {
@@ -158,25 +147,19 @@ async def list_gateways(request: web.Request) -> web.Response:
 
 
 async def attach_device(request: web.Request) -> web.Response:
-    data = await _body(request, ("endpoint", "id", "root", "include", "exclude", "timeout"))
-    endpoint: Any = data.get("endpoint")  # any JSON value: the service checks it
-    attach = AttachRequest(
-        endpoint, data.get("id"), data.get("root"), data.get("include"), data.get("exclude")
-    )
-    done = await _service(request).attach(
-        user_of(request), request.match_info["gateway"], attach, _number_text(data.get("timeout"))
-    )
+    validate_params(request.query, NoQuery)
+    gateway = validate_params(request.match_info, GatewayPath, "path").gateway
+    data = await parse_body(request, AttachBody)
+    attach = AttachRequest(data.endpoint, data.id, data.root, data.include, data.exclude)
+    done = await _service(request).attach(user_of(request), gateway, attach, data.timeout)
     body = {**_receipt_json(done.receipt), "endpoint": done.endpoint, "root": done.root, "tags": done.tags}
     return json_response(body, status=201)
 
 
 async def detach_device(request: web.Request) -> web.Response:
-    receipt = await _service(request).detach(
-        user_of(request),
-        request.match_info["gateway"],
-        request.match_info["device"],
-        _number_text(request.query.get("timeout")),
-    )
+    path = validate_params(request.match_info, GatewayDevicePath, "path")
+    q = validate_params(request.query, DetachQuery)
+    receipt = await _service(request).detach(user_of(request), path.gateway, path.device, q.timeout)
     return json_response({**_receipt_json(receipt), "detached": True})
 
 
@@ -199,18 +182,6 @@ def audit_json(e: AuditEntry) -> dict[str, Any]:
 
 
 async def list_audit(request: web.Request) -> web.Response:
-    q = request.query
-    unknown = sorted(set(q) - {"limit", "device", "before"})
-    if unknown:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"unknown parameter(s) {', '.join(unknown)}; allowed: limit, device, before",
-        )
-    try:
-        limit = int(q.get("limit", "100"))
-        before = int(q["before"]) if "before" in q else None
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", "'limit' and 'before' must be whole numbers") from None
-    entries = await _service(request).audit(limit, q.get("device"), before)
+    q = validate_params(request.query, AuditQuery)
+    entries = await _service(request).audit(q.limit, q.device, q.before)
     return json_response({"entries": [audit_json(e) for e in entries]})

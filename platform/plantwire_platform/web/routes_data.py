@@ -11,9 +11,11 @@ import plantwire
 from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us, quality
 from plantwire_platform.store.model import DeviceRecord, LatestValue, Store, TagRecord
+from plantwire_platform.web.api_models.common import DevicePath, NoQuery
+from plantwire_platform.web.api_models.data import LatestQuery
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.health import ingest_ok
-from plantwire_platform.web.query_params import SeriesQuery, check_keys, parse_series_query
+from plantwire_platform.web.query_params import SeriesQuery, parse_series_query, validate_params
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of
 
@@ -86,6 +88,12 @@ def _require_device(store: Store, device: str) -> DeviceRecord:
     return record
 
 
+def _device_of(request: web.Request) -> str:
+    """The path's device, checked; the query must be empty."""
+    validate_params(request.query, NoQuery)
+    return validate_params(request.match_info, DevicePath, "path").device
+
+
 async def _read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
     """Run `fn(store, *args)` on the API's store threads."""
     runtime = runtime_of(request)
@@ -96,7 +104,7 @@ async def _read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
 
 
 async def health(request: web.Request) -> web.Response:
-    check_keys(request.query, ())
+    validate_params(request.query, NoQuery)
     runtime = runtime_of(request)
     points = await runtime.reads.run(runtime.store.count_points)
     ingest = runtime.status()
@@ -111,15 +119,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    check_keys(request.query, ())
+    validate_params(request.query, NoQuery)
     runtime = runtime_of(request)
     devices = await runtime.reads.run(runtime.store.list_devices)
     return json_response({"devices": [device_json(d) for d in devices]})
 
 
 async def get_device(request: web.Request) -> web.Response:
-    check_keys(request.query, ())
-    record = await _read(request, _require_device, request.match_info["device"])
+    record = await _read(request, _require_device, _device_of(request))
     return json_response(device_json(record))
 
 
@@ -129,8 +136,7 @@ def _tags(store: Store, device: str) -> list[TagRecord]:
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    check_keys(request.query, ())
-    device = request.match_info["device"]
+    device = _device_of(request)
     tags = await _read(request, _tags, device)
     return json_response({"device": device, "tags": [tag_json(t) for t in tags]})
 
@@ -141,8 +147,7 @@ def _latest(store: Store, device: str) -> list[LatestValue]:
 
 
 async def latest(request: web.Request) -> web.Response:
-    check_keys(request.query, ("device",), required=("device",))
-    device = request.query["device"]
+    device = validate_params(request.query, LatestQuery).device
     values = await _read(request, _latest, device)
     return json_response({"device": device, "values": [latest_json(v) for v in values]})
 

@@ -1,0 +1,137 @@
+"""Models of the reading routes: health, devices, tags, latest values and series.
+
+The series query's model is `query_params.SeriesParams`, next to the parsers it calls.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from plantwire_platform.store.model import Agg
+from plantwire_platform.web.api_models.common import AnyJson, Count, Strict, Text, Time, TimeOrNull
+
+
+class LatestQuery(Strict):
+    device: Text = Field(description="Device id (see /api/devices).", examples=["press-1"])
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+class IngestFigures(Strict):
+    """Ingest and runtime figures (connected, counters, whether ingest's threads are alive)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    connected: bool
+    writer_alive: bool
+    reader_alive: bool
+
+
+class Health(Strict):
+    status: Literal["ok", "degraded"] = Field(description="degraded: no MQTT, or ingest stopped.")
+    version: str = Field(examples=["0.1.0"])
+    points: Count = Field(description="Points stored.")
+    ingest: IngestFigures
+
+
+class Device(Strict):
+    id: str = Field(examples=["press-1"])
+    gateway: str = Field(examples=["line-a"])
+    endpoint: str | None = Field(examples=["opc.tcp://10.0.0.5:4840"])
+    state: Literal["online", "connecting", "offline", "unknown"]
+    state_since: TimeOrNull
+    error: str | None = Field(description="Why the gateway cannot reach the device.")
+    gateway_state: Literal["online", "offline", "unknown"]
+    tag_count: Count
+    first_seen: Time
+    last_data: TimeOrNull = Field(description="Source time of the newest stored point.")
+    last_seq: Count = Field(description="Highest data sequence number.")
+
+
+class DeviceList(Strict):
+    devices: list[Device]
+
+
+class Tag(Strict):
+    tag: str = Field(examples=["temperature"])
+    node_id: str | None = Field(examples=["ns=2;s=Press.Temperature"])
+    data_type: str | None = Field(examples=["Double"])
+    unit: str | None = Field(examples=["degC"])
+    description: str | None
+    writable: bool
+    range: Annotated[list[float | None], Field(min_length=2, max_length=2)] | None = Field(
+        description="[low, high] engineering range, or null when unknown.", examples=[[0, 250]]
+    )
+    derived_by: str | None = Field(
+        description="App computing this derived series; null for a device's own tag.", examples=["oee"]
+    )
+
+
+class TagList(Strict):
+    device: str
+    tags: list[Tag]
+
+
+class LatestValue(Strict):
+    tag: str
+    ts: Time
+    value: AnyJson
+    status: Count = Field(description="OPC UA status code (uint32).")
+    quality: Literal["good", "uncertain", "bad"] = Field(
+        description="From the top two bits of the status code: 00 good, 01 uncertain, 1x bad."
+    )
+    unit: str | None
+
+
+class Latest(Strict):
+    device: str
+    values: list[LatestValue]
+
+
+class Point(Strict):
+    ts: Time
+    value: AnyJson
+    status: Count
+
+
+class RawSeries(Strict):
+    """Raw points with start <= ts < end, oldest first."""
+
+    device: str
+    tag: str
+    unit: str | None
+    start: Time
+    end: Time
+    points: list[Point]
+    truncated: bool = Field(description="More points exist in the window than limit.")
+
+
+class Bucket(Strict):
+    start: Time
+    value: AnyJson = Field(description="The aggregate; null when no numeric value fell in.")
+    count: int = Field(ge=1)
+
+
+class BucketSeries(Strict):
+    """One aggregate per bucket of `every`, aligned to multiples of `every` since the epoch, oldest
+    first; empty buckets are left out."""
+
+    device: str
+    tag: str
+    unit: str | None
+    start: Time
+    end: Time
+    every: str = Field(examples=["1m"])
+    agg: Agg
+    buckets: list[Bucket]
+
+
+class OpenApiDocument(Strict):
+    """The OpenAPI 3.1 document (this one)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    openapi: str = Field(pattern=r"^3\.1\.")
+    info: dict[str, Any]
+    paths: dict[str, Any]

@@ -1,0 +1,220 @@
+"""The route table of the REST API: for each operation its method, path, summary, models and statuses.
+
+`web.openapi` turns this table and the models of `web.api_models` into the OpenAPI document;
+the handlers in `routes_*.py` parse their requests with the same models (`web.request_body`,
+`web.query_params.validate_params`), so the document and the server cannot disagree. A test checks
+that every route `create_app` registers has exactly one row here (apart from the page, the probes and
+the WebSocket stream, whose entries `web.health` and `web.stream` write themselves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from pydantic import BaseModel
+
+from plantwire_platform.web.api_models import apps, commands, data
+from plantwire_platform.web.api_models.common import DevicePath, NoQuery
+from plantwire_platform.web.query_params import SeriesParams
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An OpenAPI link: a value of this operation's answer feeds a parameter of another operation."""
+
+    name: str
+    operation_id: str
+    parameters: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    ok: tuple[type[BaseModel], ...]
+    """The success answer's model (several: one of them)."""
+    errors: Mapping[int, str]
+    """The error statuses this operation answers besides the ones every operation may (400, 500)."""
+    ok_status: int = 200
+    path_params: type[BaseModel] | None = None
+    query: type[BaseModel] | None = NoQuery
+    """None: the handler reads no query of its own (an app's route reads its own)."""
+    body: type[BaseModel] | None = None
+    user_header: bool = False
+    """Takes the X-Plantwire-User header (who, for the audit)."""
+    scope: str | None = None
+    """The API token scope the operation needs (None: not declared here)."""
+    links: tuple[Link, ...] = field(default=())
+
+
+_STORE: Final = {503: "The store could not answer (code store_unavailable)."}
+_UNKNOWN_DEVICE: Final = {404: "Unknown device (code unknown_device).", **_STORE}
+_SEND: Final = {
+    404: "Unknown device, tag or method (unknown_device, unknown_tag, unknown_method).",
+    502: "The device refused (bad OPC UA status) or could not be reached.",
+    503: "No broker connection, or gateway offline.",
+    504: "No reply in time (code command_timeout); retry with the same id.",
+}
+_APP_HOST: Final = {503: "The app host is not running (apps_unavailable)."}
+_UNKNOWN_APP: Final = {404: "Unknown app (unknown_app).", **_APP_HOST}
+_DEVICE_LINKS: Final = (
+    Link("device", "getDevice", {"device": "$response.body#/devices/0/id"}),
+    Link("tags", "listTags", {"device": "$response.body#/devices/0/id"}),
+    Link("latest", "getLatest", {"device": "$response.body#/devices/0/id"}),
+)
+
+
+def _lifecycle(action: str, summary: str) -> Operation:
+    return Operation(
+        "POST", f"/api/apps/{{app_id}}/{action}", f"{action}App", summary, "apps", (apps.App,),
+        _UNKNOWN_APP, path_params=apps.AppPath,
+    )  # fmt: skip
+
+
+def _app_route(method: str) -> Operation:
+    return Operation(
+        method,
+        "/apps/{app_id}/{path}",
+        f"appRoute{method.capitalize()}",
+        "A route the app serves (GET metrics is built in: its counters and own metrics).",
+        "apps",
+        (apps.AppAnswer,),
+        {404: "Unknown app or route.", 503: "The app is not running (app_not_running)."},
+        path_params=apps.AppRoutePath,
+        query=None,  # the app reads its own query
+    )
+
+
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    # --- reading ---
+    Operation(
+        "GET", "/api/health", "getHealth", "Service health, stored point count and ingest figures.",
+        "data", (data.Health,), _STORE,
+    ),
+    Operation(
+        "GET", "/api/devices", "listDevices", "Every device any gateway reported.", "data",
+        (data.DeviceList,), _STORE, links=_DEVICE_LINKS,
+    ),
+    Operation(
+        "GET", "/api/devices/{device}", "getDevice", "One device.", "data", (data.Device,),
+        _UNKNOWN_DEVICE, path_params=DevicePath,
+    ),
+    Operation(
+        "GET", "/api/devices/{device}/tags", "listTags", "The tags of a device, from its meta message.",
+        "data", (data.TagList,), _UNKNOWN_DEVICE, path_params=DevicePath,
+    ),
+    Operation(
+        "GET", "/api/latest", "getLatest",
+        "The newest value of every tag of a device (tags without a value are left out).",
+        "data", (data.Latest,), _UNKNOWN_DEVICE, query=data.LatestQuery,
+    ),
+    Operation(
+        "GET", "/api/series", "getSeries",
+        "Raw points of one tag in a time window, or aggregates per bucket when `every` is given "
+        "(RawSeries without every, else BucketSeries). 400 also for a window that is empty, longer "
+        "than 366d or holds too many buckets, and for limit given with every.",
+        "data", (data.RawSeries, data.BucketSeries),
+        {404: "Unknown device, or unknown tag of the device.", **_STORE}, query=SeriesParams,
+    ),
+    Operation(
+        "GET", "/api/openapi.json", "getOpenApi", "This document.", "meta", (data.OpenApiDocument,), {},
+    ),
+    # --- commands ---
+    Operation(
+        "POST", "/api/devices/{device}/write", "writeTag",
+        "Write a writable tag; answers with the OPC UA status and the value read back.", "commands",
+        (commands.WriteResult,),
+        {
+            **_SEND,
+            403: "The tag is read-only (code tag_not_writable).",
+            422: "A field of the wrong type, or a value of the wrong type for the tag (invalid_value) "
+            "or outside its range (out_of_range).",
+        },
+        path_params=DevicePath, body=commands.WriteBody, user_header=True,
+    ),
+    Operation(
+        "POST", "/api/devices/{device}/call", "callMethod",
+        "Call a method found by browse name below the device's root (Start, Stop, Reset, ...).",
+        "commands", (commands.CallResult,),
+        {**_SEND, 422: "A field of the wrong type, or arguments that do not fit the method."},
+        path_params=DevicePath, body=commands.CallBody, user_header=True,
+    ),
+    Operation(
+        "GET", "/api/devices/{device}/browse", "browseDevice",
+        "A node of the device's address space (default its root) and its children.", "commands",
+        (commands.BrowseResult,),
+        {
+            **_SEND,
+            404: "Unknown device, or no such node (unknown_node).",
+            422: "The device cannot read that NodeId (code invalid_node).",
+        },
+        path_params=DevicePath, query=commands.BrowseQuery, user_header=True,
+    ),
+    Operation(
+        "GET", "/api/gateways", "listGateways",
+        "Gateways and their devices with their states (detached devices say so).", "commands",
+        (commands.GatewayList,), _STORE,
+    ),
+    Operation(
+        "POST", "/api/gateways/{gateway}/devices", "attachDevice",
+        "Attach an OPC UA endpoint to a running gateway: probed, stored, streaming within seconds.",
+        "commands", (commands.AttachResult,),
+        {
+            404: "Unknown gateway, or the root node does not exist (unknown_node).",
+            409: "Device id taken (duplicate_device).",
+            422: "A field of the wrong type or out of range.",
+            502: "Endpoint unreachable (device_unreachable).",
+            503: "Gateway offline, or no broker connection.",
+            504: "No reply in time.",
+        },
+        ok_status=201, path_params=commands.GatewayPath, body=commands.AttachBody, user_header=True,
+        links=(
+            Link(
+                "detach", "detachDevice",
+                {"gateway": "$request.path.gateway", "device": "$response.body#/device"},
+            ),
+        ),
+    ),
+    Operation(
+        "DELETE", "/api/gateways/{gateway}/devices/{device}", "detachDevice",
+        "Detach a device attached at runtime: its session stops, its status becomes detached.",
+        "commands", (commands.DetachResult,),
+        {
+            404: "Unknown gateway or device.",
+            409: "The device comes from the gateway's config file (device_configured).",
+            503: "Gateway offline, or no broker connection.",
+            504: "No reply in time.",
+        },
+        path_params=commands.GatewayDevicePath, query=commands.DetachQuery, user_header=True,
+    ),
+    Operation(
+        "GET", "/api/audit", "listAudit",
+        "Every write, call, attach and detach (refused ones too), newest first.", "commands",
+        (commands.AuditList,), _STORE, query=commands.AuditQuery,
+    ),
+    # --- apps ---
+    Operation(
+        "GET", "/api/apps", "listApps", "Every app found, with status, version and counters.", "apps",
+        (apps.AppList,), _APP_HOST,
+    ),
+    _lifecycle("enable", "Start an app (kept until the platform restarts)."),
+    _lifecycle("disable", "Stop an app (kept until the platform restarts)."),
+    _lifecycle("restart", "Stop and start an app; clears its error."),
+    Operation(
+        "GET", "/api/alarms", "listAlarms", "Alarms raised by apps, newest first (at most 1000).",
+        "apps", (apps.AlarmList,), _STORE, query=apps.AlarmsQuery,
+        links=(Link("ack", "ackAlarm", {"alarm_id": "$response.body#/alarms/0/id"}),),
+    ),
+    Operation(
+        "POST", "/api/alarms/{alarm_id}/ack", "ackAlarm",
+        "Acknowledge an alarm (query `by` or header X-Plantwire-User names who).", "apps",
+        (apps.Alarm,), {404: "Unknown alarm (unknown_alarm).", **_STORE},
+        path_params=apps.AlarmPath, query=apps.AckQuery, user_header=True,
+    ),
+    *(_app_route(m) for m in ("GET", "POST", "PUT", "DELETE")),
+)  # fmt: skip
