@@ -263,9 +263,11 @@ FROM points p JOIN series s ON s.series_id = p.series_id JOIN expected e ON e.de
 _DUPLICATES_SQL = "SELECT count(*) FROM (SELECT 1 FROM points GROUP BY series_id, ts HAVING count(*) > 1) d"
 
 
-def count_store(
-    run: Run, sent: list[tuple[str, str, int, int]], t0: int, period: int
-) -> tuple[int, int, int]:
+Sent = list[tuple[str, str, int, int]]
+"""Per device: gateway, device, messages (seq 1..n), samples of every tag (k = 0..n-1)."""
+
+
+def count_store(run: Run, sent: Sent, t0: int, period: int) -> tuple[int, int, int]:
     """(present, total points, points stored twice) of the devices sent to."""
     sql = _COUNT_SQL.format(t0=t0, period=period)
     if run.backend == "sqlite":
