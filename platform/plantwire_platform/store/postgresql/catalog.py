@@ -35,6 +35,10 @@ _ENSURE_DEVICE: Final = (
     "INSERT INTO devices (id, gateway, first_seen) VALUES ($1, $2, $3) "
     "ON CONFLICT (id) DO UPDATE SET gateway = excluded.gateway"
 )
+_RELAXED_COMMIT: Final = "SET LOCAL synchronous_commit = off"
+"""For registry writes only (meta, status): their commit does not wait for the WAL flush, ~10x more
+of them per second. A server crash may lose the last ~0.6 s of them; gateways send meta and status
+again on every (re)connection and both are idempotent upserts. Points always commit synchronously."""
 _ALARM_COLUMNS: Final = (
     "id, app, device, tag, severity, message, state, raised_at, cleared_at, acked_at, acked_by"
 )
@@ -48,29 +52,36 @@ _AUDIT_FIELDS: Final = (
 
 
 async def apply_meta(pool: asyncpg.Pool, gateway: str, device: str, meta: DeviceMeta) -> None:
-    """Register the device and upsert its tags (tags missing from `meta` are kept)."""
+    """Register the device and upsert its tags (tags missing from `meta` are kept), in one statement each."""
+    tags = sorted(meta.tags, key=lambda t: t.tag)
+    columns = (
+        [t.tag for t in tags], [t.node_id for t in tags], [t.data_type for t in tags],
+        [t.unit for t in tags], [t.description for t in tags], [t.writable for t in tags],
+        [t.low for t in tags], [t.high for t in tags],
+    )  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_RELAXED_COMMIT)
         await conn.execute(_ENSURE_DEVICE, device, gateway, now_us())
         await conn.execute(
             "UPDATE devices SET endpoint = $1, root = $2 WHERE id = $3", meta.endpoint, meta.root, device
         )
-        await conn.executemany(
+        await conn.execute(
             """INSERT INTO series
                  (device, tag, node_id, data_type, unit, description, writable, low, high)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                        $7::boolean[], $8::float8[], $9::float8[])
                ON CONFLICT (device, tag) DO UPDATE SET
                  node_id = excluded.node_id, data_type = excluded.data_type, unit = excluded.unit,
                  description = excluded.description, writable = excluded.writable,
                  low = excluded.low, high = excluded.high""",
-            [
-                (device, t.tag, t.node_id, t.data_type, t.unit, t.description, t.writable, t.low, t.high)
-                for t in sorted(meta.tags, key=lambda t: t.tag)
-            ],
+            device,
+            *columns,
         )
 
 
 async def apply_device_status(pool: asyncpg.Pool, gateway: str, device: str, status: DeviceStatus) -> None:
     async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_RELAXED_COMMIT)
         await conn.execute(_ENSURE_DEVICE, device, gateway, now_us())
         await conn.execute(
             "UPDATE devices SET state = $1, state_since = $2, endpoint = $3, error = $4 WHERE id = $5",
