@@ -36,9 +36,10 @@ _ENSURE_DEVICE: Final = (
     "ON CONFLICT (id) DO UPDATE SET gateway = excluded.gateway"
 )
 _RELAXED_COMMIT: Final = "SET LOCAL synchronous_commit = off"
-"""For registry writes only (meta, status): their commit does not wait for the WAL flush, ~10x more
+"""For registry writes only (meta, status): their commit does not wait for the WAL flush: 2-3x more
 of them per second. A server crash may lose the last ~0.6 s of them; gateways send meta and status
-again on every (re)connection and both are idempotent upserts. Points always commit synchronously."""
+again (retained) whenever a device (re)connects, and both are idempotent upserts. Points always
+commit synchronously."""
 _ALARM_COLUMNS: Final = (
     "id, app, device, tag, severity, message, state, raised_at, cleared_at, acked_at, acked_by"
 )
