@@ -66,11 +66,13 @@ def _open_influx(tmp_path: Path) -> Store:
 
 
 def _open_postgresql(request: pytest.FixtureRequest) -> Store:
+    from pydantic import SecretStr
+
     from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
 
     dsn: str = request.getfixturevalue("postgres_dsn")
     schema: str = request.getfixturevalue("postgres_schema")
-    return PostgresStore.open(PostgresSettings(dsn=dsn, schema_name=schema, startup_timeout_s=5))
+    return PostgresStore.open(PostgresSettings(dsn=SecretStr(dsn), schema_name=schema, startup_timeout_s=5))
 
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite, "influxdb": _open_influx}

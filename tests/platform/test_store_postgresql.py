@@ -10,8 +10,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
-from plantwire.wire import DataBatch, Sample
+from plantwire.wire import DataBatch, JsonValue, Sample
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.factory import open_store
 from plantwire_platform.store.model import IncomingBatch, StoreError
@@ -23,7 +24,7 @@ T0 = 1_700_000_000_000_000
 
 @pytest.fixture
 def settings(postgres_dsn: str, postgres_schema: str) -> PostgresSettings:
-    return PostgresSettings(dsn=postgres_dsn, schema_name=postgres_schema, startup_timeout_s=5)
+    return PostgresSettings(dsn=SecretStr(postgres_dsn), schema_name=postgres_schema, startup_timeout_s=5)
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def test_points_of_a_day_without_partition_get_one(store: PostgresStore) -> None
 
 
 def test_values_keep_their_types(store: PostgresStore) -> None:
-    values = [3, 2.5, "text", None, 2**70, "nul\x00byte", [1, 2], {"a": 1}]
+    values: list[JsonValue] = [3, 2.5, "text", None, 2**70, "nul\x00byte", [1, 2], {"a": 1}]
     samples = [Sample("v", T0 + i, v) for i, v in enumerate(values)]
     store.write_batches([IncomingBatch("gw", "p", DataBatch(1, T0, samples))])
     got = [p.value for p in store.series("p", "v", T0, T0 + 100, 100)]
@@ -105,7 +106,9 @@ def test_the_factory_opens_it_from_the_environment(
 
 
 def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
-    settings = PostgresSettings(dsn="postgresql://plantwire:s3cret-pw@127.0.0.1:1/x", startup_timeout_s=0.5)
+    settings = PostgresSettings(
+        dsn=SecretStr("postgresql://plantwire:s3cret-pw@127.0.0.1:1/x"), startup_timeout_s=0.5
+    )
     with pytest.raises(StoreError, match="cannot reach PostgreSQL") as caught:
         PostgresStore.open(settings)
     assert "s3cret-pw" not in str(caught.value)
@@ -114,7 +117,7 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
 def test_a_wrong_password_or_database_is_a_clear_error(postgres_dsn: str) -> None:
     missing = postgres_dsn.rsplit("/", 1)[0] + "/plantwire_no_such_db"
     with pytest.raises(StoreError, match="does not exist"):
-        PostgresStore.open(PostgresSettings(dsn=missing, startup_timeout_s=1))
+        PostgresStore.open(PostgresSettings(dsn=SecretStr(missing), startup_timeout_s=1))
 
 
 async def test_async_callers_use_it_through_threads(store: PostgresStore) -> None:
