@@ -25,8 +25,10 @@ import pytest
 
 from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port
-from plantwire.config import MqttSettings
+from plantwire.config import ConfigError, MqttSettings
 from plantwire.mqtt_control import new_client
+from plantwire_platform.ingest.mqtt_ingest import subscription_filters
+from plantwire_platform.settings import PlatformSettings
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +193,16 @@ def test_two_workers_share_the_data_and_a_killed_one_loses_nothing(
     assert rows == expected
     assert b.health()["points"] == total
     assert a.health()["ingest"]["messages"] > 0  # the restarted worker took its share again
+
+
+def test_shared_group_names_a_group_only() -> None:
+    assert subscription_filters("ingest") == (
+        "plantwire/v1/+/status",
+        "plantwire/v1/+/+/status",
+        "plantwire/v1/+/+/meta",
+        "$share/ingest/plantwire/v1/+/+/data",
+    )
+    assert subscription_filters(None)[-1] == "plantwire/v1/+/+/data"
+    for bad in ("a/b", "a+", "#", ""):
+        with pytest.raises(ConfigError, match="shared_group"):
+            PlatformSettings.load(ingest={"shared_group": bad})
