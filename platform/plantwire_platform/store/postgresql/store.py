@@ -64,6 +64,7 @@ _STAGING_COLUMNS: Final = ("series_id", "ts", *VALUE_COLUMNS, "status")
 _COUNTER_SHARDS: Final = 1024
 _RETRY_S: Final = 0.2
 
+_LOCK_DEVICES: Final = "SELECT id, last_seq FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 _INSERT_STAGED: Final = (
     f"INSERT INTO points SELECT * FROM {schema.STAGING} ON CONFLICT (series_id, ts) DO NOTHING"
 )
@@ -120,6 +121,7 @@ class PostgresStore:
         self.points_kind: schema.PointsKind = "partitioned"
         self._series_ids: dict[tuple[str, str], int] = {}
         self._partitions: set[int] = set()
+        self._known_devices: set[str] = set()
         self._shard = random.randrange(_COUNTER_SHARDS)
         self._closed = False
 
@@ -203,6 +205,7 @@ class PostgresStore:
             # What we believed to exist may be what failed (a partition dropped by an operator).
             self._partitions.clear()
             self._series_ids.clear()
+            self._known_devices.clear()
             raise StoreError(f"store call failed: {_describe(err)}") from err
 
     @property
@@ -242,11 +245,28 @@ class PostgresStore:
                 list(last),
                 list(last.values()),
             )
+        self._known_devices.update(last)
         return WriteResult(stored=stored, duplicates=len(records) - stored, seq_gaps=gaps)
 
     async def _lock_devices(self, conn: asyncpg.Connection, gateways: dict[str, str]) -> dict[str, int]:
-        """Register unknown devices and lock all of them, in id order; their last sequence numbers."""
+        """Lock the devices' rows in id order (registering unknown ones); their last sequence numbers.
+
+        Devices are never deleted, so once one is seen the registering INSERT is skipped; should a
+        row be missing anyway, the INSERT runs and the lock is taken again.
+        """
         devices = sorted(gateways)
+        if not self._known_devices.issuperset(devices):
+            await self._register_devices(conn, devices, gateways)
+        rows = await conn.fetch(_LOCK_DEVICES, devices)
+        if len(rows) < len(devices):
+            await self._register_devices(conn, devices, gateways)
+            rows = await conn.fetch(_LOCK_DEVICES, devices)
+        return {r["id"]: r["last_seq"] for r in rows}
+
+    @staticmethod
+    async def _register_devices(
+        conn: asyncpg.Connection, devices: list[str], gateways: dict[str, str]
+    ) -> None:
         await conn.execute(
             "INSERT INTO devices (id, gateway, first_seen) SELECT id, gw, $3 "
             "FROM unnest($1::text[], $2::text[]) AS v(id, gw) ORDER BY id ON CONFLICT (id) DO NOTHING",
@@ -254,10 +274,6 @@ class PostgresStore:
             [gateways[d] for d in devices],
             now_us(),
         )
-        rows = await conn.fetch(
-            "SELECT id, last_seq FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", devices
-        )
-        return {r["id"]: r["last_seq"] for r in rows}
 
     async def _insert_points(self, conn: asyncpg.Connection, records: list[Record]) -> int:
         """COPY into the staging table (emptied at commit), insert what is new; returns how many were new."""
