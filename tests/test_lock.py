@@ -25,7 +25,7 @@ EXTRAS: dict[str, list[str]] = PROJECT["project"]["optional-dependencies"]
 TARGET = {"python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
           "platform_system": "Linux", "os_name": "posix", "platform_machine": "x86_64",
           "implementation_name": "cpython", "platform_python_implementation": "CPython"}  # fmt: skip
-LOCKS = {"requirements.lock": ["influxdb"], "requirements-dev.lock": sorted(EXTRAS)}
+LOCKS = {"requirements.lock": ["influxdb", "postgresql"], "requirements-dev.lock": sorted(EXTRAS)}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from plantwire.config import ConfigError, MqttSettings, config_error
 from plantwire.settings_env import GATEWAY_SECTIONS, check_env_names
 from plantwire_platform.store.influx.settings import InfluxSettings
+from plantwire_platform.store.postgresql.settings import PostgresSettings
 
 
 class HttpSettings(BaseModel):
@@ -27,8 +28,11 @@ class StoreSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["sqlite", "influxdb"] = Field(default="sqlite", description="Where points are stored")
+    backend: Literal["sqlite", "influxdb", "postgresql"] = Field(
+        default="sqlite", description="Where points are stored"
+    )
     influxdb: InfluxSettings = Field(default_factory=InfluxSettings)
+    postgresql: PostgresSettings = Field(default_factory=PostgresSettings)
     path: Path = Path("var/platform/plantwire.sqlite")
     commit_interval_ms: int = Field(
         default=100, ge=1, le=60_000, description="Longest time a received message waits for its commit"
@@ -38,6 +42,18 @@ class StoreSettings(BaseModel):
     )
     queue_max_messages: int = Field(
         default=5000, ge=1, description="Decoded messages waiting for the writer; a full queue slows MQTT"
+    )
+
+
+class IngestSettings(BaseModel):
+    """How this platform process takes its share of the data (docs/scaling.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="MQTT shared-subscription group: workers of one group split the data messages",
     )
 
 
@@ -73,6 +89,7 @@ class PlatformSettings(BaseSettings):
     )
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
+    ingest: IngestSettings = IngestSettings()
     apps: AppsSettings = AppsSettings()
 
     @classmethod

@@ -34,7 +34,7 @@ SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps")
 DEFERRED_IMPORTS: Final[dict[str, str]] = {
     "cli": "the platform CLI imports the service only when it runs (fast --help)",
     "apps.cli": "the app CLI imports the scaffold only when it runs",
-    "store.factory": "the InfluxDB backend is an optional extra, imported only when configured",
+    "store.factory": "the InfluxDB and PostgreSQL backends are optional extras, imported when configured",
 }
 """Modules allowed an import inside a function, and why; never to dodge a cycle."""
 

@@ -1,6 +1,8 @@
 """The Store contract: every backend gives the same answers to the same writes.
 
-SQLite always runs (a real file in tmp_path). InfluxDB runs against a real InfluxDB 2 when
+SQLite always runs (a real file in tmp_path). PostgreSQL always runs too, against the real server
+on 127.0.0.1:5432 (a database per test run, a schema per test; see conftest.py): CI has it, and a
+missing server fails the run. InfluxDB runs against a real InfluxDB 2 when
 PLANTWIRE_TEST_INFLUXDB_URL, _TOKEN, _ORG and _BUCKET are set, and is skipped with that reason
 otherwise. Device ids are unique per test, so a shared InfluxDB bucket never mixes runs.
 
@@ -63,12 +65,22 @@ def _open_influx(tmp_path: Path) -> Store:
     return InfluxStore.open(settings)
 
 
+def _open_postgresql(request: pytest.FixtureRequest) -> Store:
+    from pydantic import SecretStr
+
+    from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
+
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    schema: str = request.getfixturevalue("postgres_schema")
+    return PostgresStore.open(PostgresSettings(dsn=SecretStr(dsn), schema_name=schema, startup_timeout_s=5))
+
+
 BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite, "influxdb": _open_influx}
 
 
-@pytest.fixture(params=list(BACKENDS))
+@pytest.fixture(params=[*BACKENDS, "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = BACKENDS[request.param](tmp_path)
+    s = _open_postgresql(request) if request.param == "postgresql" else BACKENDS[request.param](tmp_path)
     yield s
     s.close()
 

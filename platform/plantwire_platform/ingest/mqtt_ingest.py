@@ -48,6 +48,17 @@ _RETRY_MAX_S: Final = 5.0
 _SHUTDOWN_TIMEOUT_S: Final = 30.0
 
 
+def subscription_filters(shared_group: str | None) -> tuple[str, ...]:
+    """The platform's topic filters; with a group, data comes through a shared subscription.
+
+    Workers of one group (`$share/<group>/...`) each get a share of the data messages, with the same
+    manual acks; meta and status stay per worker (every worker keeps the registry up to date).
+    """
+    if shared_group is None:
+        return wire.SUBSCRIPTIONS
+    return tuple(f"$share/{shared_group}/{f}" if f.endswith("/data") else f for f in wire.SUBSCRIPTIONS)
+
+
 class MessageRejected(Exception):
     """A message that does not follow the wire contract; `reason` is one of REJECT_REASONS."""
 
@@ -125,6 +136,7 @@ class MqttIngest:
         self._connected = False
         self._generation = 0
         self._subscribe_mid: int | None = None
+        self._filters = subscription_filters(settings.ingest.shared_group)
         self._client = self._make_client()
         self._writer = threading.Thread(target=self._writer_main, name="plantwire-ingest-writer", daemon=True)
         self._latency = LatencyHistogram()
@@ -229,7 +241,7 @@ class MqttIngest:
         self._connected = True
         m = self._settings.mqtt
         log.info("mqtt_connected", host=m.host, port=m.port, session_present=flags.session_present)
-        result, mid = client.subscribe([(topic, 1) for topic in wire.SUBSCRIPTIONS])
+        result, mid = client.subscribe([(topic, 1) for topic in self._filters])
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.warning("mqtt_subscribe_failed", error=mqtt.error_string(result))
         self._subscribe_mid = mid
@@ -248,7 +260,7 @@ class MqttIngest:
         if refused:
             log.error("mqtt_subscription_refused", reasons=refused)
             return
-        log.info("mqtt_subscribed", filters=list(wire.SUBSCRIPTIONS))
+        log.info("mqtt_subscribed", filters=list(self._filters))
         self._subscribed.set()
         self._set_ready(True)
 

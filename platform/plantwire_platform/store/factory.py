@@ -1,4 +1,4 @@
-"""Open the store the settings ask for: the embedded SQLite file or an InfluxDB 2 bucket."""
+"""Open the store the settings ask for: the embedded SQLite file, an InfluxDB 2 bucket or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ def open_store(settings: PlatformSettings) -> Store:
 
     Blocking: call it through `asyncio.to_thread`. Raises `ConfigError` for bad InfluxDB
     credentials or bucket, `StoreError` for I/O problems. Backends are imported only when chosen,
-    so the InfluxDB client is needed only where it is used.
+    so the InfluxDB and PostgreSQL clients are needed only where they are used.
     """
     if settings.store.backend == "influxdb":
         from plantwire_platform.store.influx.store import InfluxStore
 
         return InfluxStore.open(settings.store.influxdb)
+    if settings.store.backend == "postgresql":
+        from plantwire_platform.store.postgresql.store import PostgresStore
+
+        return PostgresStore.open(settings.store.postgresql)
     from plantwire_platform.store.sqlite import SqliteStore
 
     return SqliteStore.open(settings.store.path)

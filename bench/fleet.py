@@ -1,0 +1,436 @@
+"""Fleet load generator: G gateways x D devices x T tags at R Hz, wire v1 straight over MQTT.
+
+No OPC UA and no gateway process: publisher processes speak the wire contract (`plantwire.wire`
+encoders and topics) the way gateways do, QoS 1, one message per device per `--publish-ms` with
+every tag's samples since the last one. Before the data, each device is registered (gateway
+status, device `meta` with its tags, device status online).
+
+What is sent is recorded compactly: every device sends samples k = 0, 1, ... of every tag at
+ts = T0 + k * (1 s / R), numbered seq 1..n. So per device the record is (messages, samples), and
+the store is checked exactly: a point of a tag is expected iff its ts is on the grid below the
+device's count. Lost = expected and absent; extra = stored and not expected; duplicated = stored
+more than once (the store's key forbids it: counted anyway).
+
+The platform runs as real processes (`plantwire platform`), on SQLite or PostgreSQL, one worker or
+N workers sharing the data through an MQTT shared subscription (PostgreSQL only: one store).
+Printed per run: values/s sustained into the store (over the publishing window, and including the
+drain), source-to-commit latency p50/p99 (the platform's ingest histogram: the sample ts is when
+it was due, so a publisher or platform falling behind shows as latency), CPU of each process.
+
+    python bench/fleet.py --gateways 4 --devices 25 --tags 20 --rate 2 --duration 20
+    python bench/fleet.py --backend both --workers 2 --duration 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plantwire import wire
+from plantwire.broker import MosquittoProcess, free_port, wait_for_port
+from plantwire.config import MqttSettings
+from plantwire.extras import missing_extra_message
+from plantwire.mqtt_control import new_client
+
+try:
+    import psutil
+except ModuleNotFoundError:
+    sys.exit(missing_extra_message("psutil", "bench", "bench/fleet.py"))
+
+CLI = [sys.executable, "-m", "plantwire", "--log-format", "json", "--log-level", "warning"]
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+INFLIGHT = 1000
+
+
+# --- the publishers (one process each) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    port: int
+    gateways: list[str]
+    devices: int
+    tags: int
+    rate: float
+    publish_ms: int
+    duration_s: float
+
+
+def _device_ids(gateway: str, count: int) -> list[str]:
+    return [f"{gateway}-d{i:05d}" for i in range(count)]
+
+
+def _tags(count: int) -> list[str]:
+    return [f"t{i:03d}" for i in range(count)]
+
+
+def _register(client: Any, plan: Plan) -> None:
+    now = wire.now_us()
+    infos = []
+    tags = [wire.TagInfo(t, f"ns=2;s={t}", "Double", unit="u") for t in _tags(plan.tags)]
+    for gw in plan.gateways:
+        status = wire.encode_gateway_status(wire.GatewayStatus("online", now, "fleet"))
+        infos.append(client.publish(wire.gateway_status_topic(gw), status, qos=1))
+        for dev in _device_ids(gw, plan.devices):
+            meta = wire.encode_meta(wire.DeviceMeta(f"fleet://{dev}", "fleet", tags))
+            infos.append(client.publish(wire.device_topic(gw, dev, "meta"), meta, qos=1))
+            st = wire.encode_device_status(wire.DeviceStatus("online", now, f"fleet://{dev}"))
+            infos.append(client.publish(wire.device_topic(gw, dev, "status"), st, qos=1))
+    for info in infos:
+        info.wait_for_publish(120)
+
+
+def publisher_main(plan: Plan, start: Any, results: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Register, wait for T0 (`start`, set once the platform lists every device), publish on the grid
+    until the end; report (gateway, device, messages, samples) per device."""
+    client = new_client(MqttSettings(port=plan.port), f"fleet-{uuid.uuid4().hex[:8]}", clean_session=True)
+    acked = [0]
+    client.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
+    client.max_inflight_messages_set(INFLIGHT)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", plan.port)
+    client.loop_start()
+    _register(client, plan)
+    registration_acks = acked[0]  # every registration message was acknowledged before this
+    period_us = int(1_000_000 / plan.rate)
+    tags = _tags(plan.tags)
+    devices = [(gw, dev, wire.device_topic(gw, dev, "data")) for gw in plan.gateways
+               for dev in _device_ids(gw, plan.devices)]  # fmt: skip
+    seq = dict.fromkeys((d for _, d, _ in devices), 0)
+    sent = dict.fromkeys((d for _, d, _ in devices), 0)
+    per_message = max(1, wire.MAX_VALUES_PER_MESSAGE // plan.tags)
+    while start.value == 0:
+        time.sleep(0.01)
+    t0_us = int(start.value)
+    end_us = t0_us + int(plan.duration_s * 1_000_000)
+    while time.time_ns() // 1000 < t0_us:
+        time.sleep(0.01)
+    published = 0
+    next_tick = time.monotonic()
+    while True:
+        now = min(time.time_ns() // 1000, end_us)
+        due = (now - t0_us) // period_us + 1  # samples k < due are due
+        for _, dev, topic in devices:
+            k0 = sent[dev]
+            while k0 < due:
+                k1 = min(due, k0 + per_message)
+                samples = [wire.Sample(t, t0_us + k * period_us, float(k % 1000)) for k in range(k0, k1)
+                           for t in tags]  # fmt: skip
+                seq[dev] += 1
+                body = wire.encode_data(wire.DataBatch(seq[dev], now, samples))
+                client.publish(topic, body, qos=1)
+                published += 1
+                k0 = k1
+            sent[dev] = k0
+        if now >= end_us:
+            break
+        next_tick += plan.publish_ms / 1000
+        time.sleep(max(0.0, next_tick - time.monotonic()))
+    deadline = time.monotonic() + 300
+    while acked[0] - registration_acks < published and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.disconnect()
+    client.loop_stop()
+    results.put([(gw, dev, seq[dev], sent[dev]) for gw, dev, _ in devices])
+
+
+# --- the platform side -----------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    ps: psutil.Process
+    popen: subprocess.Popen[bytes] | None = None
+    cpu0: float = 0.0
+    cpu1: float = 0.0
+
+    def cpu(self) -> float:
+        try:
+            t = self.ps.cpu_times()
+            return float(t.user + t.system)
+        except psutil.NoSuchProcess:
+            return self.cpu1
+
+
+@dataclass
+class Run:
+    backend: str
+    work: Path
+    broker: MosquittoProcess
+    dsn: str | None
+    urls: list[str] = field(default_factory=list)
+    procs: list[Proc] = field(default_factory=list)
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"platform at {url} not ready after {timeout} s")
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def start_platform(args: argparse.Namespace, backend: str) -> Run:
+    work = Path(tempfile.mkdtemp(prefix=f"plantwire-fleet-{backend}-"))
+    broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto")
+    broker.start()
+    dsn = None
+    if backend == "postgresql":
+        name = "plantwire_fleet_" + uuid.uuid4().hex[:8]
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    run = Run(backend, work, broker, dsn)
+    run.procs.append(Proc("mosquitto", psutil.Process(broker.process.pid)))  # type: ignore[union-attr]
+    for i in range(args.workers):
+        port = free_port()
+        env = {
+            **os.environ,
+            "PLANTWIRE_STORE__BACKEND": backend,
+            "PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms),
+            "PLANTWIRE_CLIENT_ID": f"fleet-worker-{i}",
+            "PLANTWIRE_APPS__BUILTIN": "false",
+            "PLANTWIRE_APPS__PATH": str(work / "no-apps"),
+        }
+        if dsn is not None:
+            env["PLANTWIRE_STORE__POSTGRESQL__DSN"] = dsn
+        if args.workers > 1:
+            env["PLANTWIRE_INGEST__SHARED_GROUP"] = "fleet"
+        log = (work / f"worker{i}.log").open("wb")
+        argv = [*CLI, "platform", "--http-port", str(port), "--mqtt-port", str(broker.port),
+                "--store", str(work / "platform.sqlite")]  # fmt: skip
+        popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        run.procs.append(Proc(f"worker{i}", psutil.Process(popen.pid), popen))
+        run.urls.append(f"http://127.0.0.1:{port}")
+    for url in run.urls:
+        wait_for_port("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+        _wait_ready(url)
+    return run
+
+
+def stop_platform(run: Run) -> None:
+    for p in run.procs:
+        if p.popen is not None and p.popen.poll() is None:
+            p.popen.send_signal(signal.SIGTERM)
+            try:
+                p.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+    run.broker.stop()
+
+
+# --- counting against the store ------------------------------------------------------------------
+
+_COUNT_SQL = """
+SELECT count(*),
+       coalesce(sum(CASE WHEN p.ts >= {t0} AND (p.ts - {t0}) % {period} = 0
+                          AND (p.ts - {t0}) / {period} < e.n THEN 1 ELSE 0 END), 0)
+FROM points p JOIN series s ON s.series_id = p.series_id JOIN expected e ON e.device = s.device
+"""
+_DUPLICATES_SQL = "SELECT count(*) FROM (SELECT 1 FROM points GROUP BY series_id, ts HAVING count(*) > 1) d"
+
+
+Sent = list[tuple[str, str, int, int]]
+"""Per device: gateway, device, messages (seq 1..n), samples of every tag (k = 0..n-1)."""
+
+
+def count_store(run: Run, sent: Sent, t0: int, period: int) -> tuple[int, int, int]:
+    """(present, total points, points stored twice) of the devices sent to."""
+    sql = _COUNT_SQL.format(t0=t0, period=period)
+    if run.backend == "sqlite":
+        db = sqlite3.connect(run.work / "platform.sqlite")
+        db.execute("CREATE TEMP TABLE expected (device TEXT PRIMARY KEY, n INTEGER)")
+        db.executemany("INSERT INTO expected VALUES (?, ?)", [(d, n) for _, d, _, n in sent])
+        _, present = db.execute(sql).fetchone()
+        (all_points,) = db.execute("SELECT count(*) FROM points").fetchone()
+        (twice,) = db.execute(_DUPLICATES_SQL).fetchone()
+        db.close()
+        return int(present), int(all_points), int(twice)
+    return asyncio.run(_count_pg(run.dsn or "", sql, sent))
+
+
+async def _pg_pids(dsn: str) -> list[int]:
+    """The PostgreSQL server processes serving the run's database (their CPU is the store's)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [int(r["pid"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def _count_pg(dsn: str, sql: str, sent: Sent) -> tuple[int, int, int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TEMP TABLE expected (device text PRIMARY KEY, n bigint)")
+        await conn.copy_records_to_table("expected", records=[(d, n) for _, d, _, n in sent])
+        _, present = await conn.fetchrow(sql)
+        all_points = await conn.fetchval("SELECT count(*) FROM points")
+        twice = await conn.fetchval(_DUPLICATES_SQL)
+        return int(present), int(all_points), int(twice)
+    finally:
+        await conn.close()
+
+
+# --- one run ---------------------------------------------------------------------------------------
+
+
+def _points(run: Run) -> int:
+    return int(_get(f"{run.urls[0]}/api/health")["points"])
+
+
+def bench(args: argparse.Namespace, backend: str) -> None:
+    run = start_platform(args, backend)
+    try:
+        _bench(args, run)
+    finally:
+        stop_platform(run)
+        if run.dsn is not None and not args.keep:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{run.dsn.rsplit("/", 1)[1]}" WITH (FORCE)'))
+
+
+def _bench(args: argparse.Namespace, run: Run) -> None:
+    gateways = [f"gw{i:03d}" for i in range(args.gateways)]
+    period = int(1_000_000 / args.rate)
+    # Registration takes a while for big fleets: the grid starts once the platform lists every device.
+    t_reg = time.monotonic()
+    ctx = mp.get_context("fork")
+    results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    start = ctx.Value("q", 0)
+    slices = [gateways[i :: args.procs] for i in range(args.procs)]
+    pubs: list[Any] = []
+    for i, part in enumerate(s for s in slices if s):
+        plan = Plan(run.broker.port, part, args.devices, args.tags, args.rate, args.publish_ms, args.duration)
+        pub = ctx.Process(target=publisher_main, args=(plan, start, results), name=f"pub{i}")
+        pub.start()
+        pubs.append(pub)
+        run.procs.append(Proc(f"pub{i}", psutil.Process(pub.pid)))
+    fleet = args.gateways * args.devices
+    deadline = time.monotonic() + args.register_timeout
+    while (registered := len(_get(f"{run.urls[0]}/api/devices")["devices"])) < fleet:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {registered} of {fleet} devices registered in {args.register_timeout} s")
+        time.sleep(0.5)
+    reg_s = time.monotonic() - t_reg
+    start_us = time.time_ns() // 1000 + int(args.start_delay * 1_000_000)
+    t0 = start_us - start_us % period
+    start.value = t0
+    while time.time_ns() // 1000 < t0:
+        time.sleep(0.01)
+    if run.dsn is not None:
+        run.procs += [Proc(f"pg{pid}", psutil.Process(pid)) for pid in asyncio.run(_pg_pids(run.dsn))]
+    for p in run.procs:
+        p.cpu0 = p.cpu()
+    n0, w0 = _points(run), time.monotonic()
+    time.sleep(args.duration)
+    n1, w1 = _points(run), time.monotonic()
+    for p in run.procs:
+        p.cpu1 = p.cpu()
+    sent: Sent = []
+    for _ in pubs:
+        sent += results.get(timeout=600)
+    for pub in pubs:
+        pub.join(60)
+    expected = sum(n for *_, n in sent) * args.tags
+    deadline = time.monotonic() + args.drain_timeout
+    while (done := _points(run)) < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    drained = time.monotonic()
+    health = [_get(f"{u}/api/health") for u in run.urls]
+    present, all_points, twice = count_store(run, sent, t0, period)
+    offered = args.gateways * args.devices * args.tags * args.rate
+    print(f"\n== {run.backend}, {args.workers} worker(s): {args.gateways} gateways x {args.devices} "
+          f"devices x {args.tags} tags at {args.rate} Hz = {offered:,.0f} values/s offered, "
+          f"{args.duration} s")  # fmt: skip
+    print(f"registered     {registered:,} devices (meta + status) in {reg_s:.1f} s, then the data started")
+    print(f"sustained      {(n1 - n0) / (w1 - w0):,.0f} values/s into the store while publishing; "
+          f"{done:,} of {expected:,} after {drained - w0:.1f} s "
+          f"({done / (drained - w0):,.0f} values/s including the drain)")  # fmt: skip
+    for i, h in enumerate(health):
+        lat = h["ingest"].get("latency", {})
+        print(f"latency w{i}    source->commit p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
+              f"({lat.get('count')} values; bucket upper bounds); redelivered (ignored) "
+              f"{h['ingest'].get('duplicates')}")  # fmt: skip
+    print(f"checked        sent {expected:,} values in {sum(m for _, _, m, _ in sent):,} messages; "
+          f"lost {expected - present}; extra {all_points - present}; stored twice {twice}")  # fmt: skip
+    elapsed = w1 - w0
+    for p in run.procs:
+        print(f"  {p.name:<10} CPU {(p.cpu1 - p.cpu0) / elapsed * 100:5.1f}% of a core")
+    server = sum(p.cpu1 - p.cpu0 for p in run.procs if p.name.startswith("pg")) / elapsed * 100
+    if run.dsn is not None:
+        print(f"  PostgreSQL server processes of the run: CPU {server:5.1f}% of a core")
+    print(f"work dir: {run.work}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gateways", type=int, default=4, help="G gateways")
+    ap.add_argument("--devices", type=int, default=25, help="D devices per gateway")
+    ap.add_argument("--tags", type=int, default=10, help="T tags per device")
+    ap.add_argument("--rate", type=float, default=1.0, help="samples per second of every tag (R Hz)")
+    ap.add_argument("--publish-ms", type=int, default=1000, help="one message per device this often")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of publishing (measured)")
+    ap.add_argument("--procs", type=int, default=2, help="publisher processes (gateways spread over them)")
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="platform processes; >1 shares the data (PostgreSQL)"
+    )
+    ap.add_argument("--commit-ms", type=int, default=100, help="platform commit interval")
+    ap.add_argument("--start-delay", type=float, default=0.5, help="seconds from registration to data")
+    ap.add_argument("--register-timeout", type=float, default=600.0, help="longest wait for registration")
+    ap.add_argument(
+        "--drain-timeout", type=float, default=120.0, help="longest wait for the store to catch up"
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database of the run")
+    args = ap.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if args.workers > 1 and "sqlite" in backends:
+        ap.error("several workers share one store: use --backend postgresql")
+    for backend in backends:
+        bench(args, backend)
+
+
+if __name__ == "__main__":
+    main()

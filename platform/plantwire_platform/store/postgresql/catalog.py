@@ -1,0 +1,242 @@
+"""The catalog half of the PostgreSQL backend: devices, tags, statuses, alarms and the audit.
+
+The same statements as the SQLite registry (`store/registry.py`, `app_tables.py`,
+`audit_table.py`) in PostgreSQL's dialect, as coroutines on the store's pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import asyncpg
+import orjson
+
+from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
+from plantwire_platform.store.app_tables import SEVERITIES
+from plantwire_platform.store.audit_table import MAX_LIMIT
+from plantwire_platform.store.model import AlarmRecord, AuditEntry
+
+DEVICE_SELECT: Final = """
+SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
+       coalesce(g.state, 'unknown'),
+       (SELECT count(*) FROM series s WHERE s.device = d.id),
+       d.first_seen,
+       (SELECT max(p.ts) FROM series s CROSS JOIN LATERAL (
+            SELECT ts FROM points WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1) p
+         WHERE s.device = d.id),
+       d.last_seq
+FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
+"""
+TAGS_SELECT: Final = (
+    "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "
+    "FROM series WHERE device = $1 ORDER BY tag"
+)
+_ENSURE_DEVICE: Final = (
+    "INSERT INTO devices (id, gateway, first_seen) VALUES ($1, $2, $3) "
+    "ON CONFLICT (id) DO UPDATE SET gateway = excluded.gateway"
+)
+_RELAXED_COMMIT: Final = "SET LOCAL synchronous_commit = off"
+"""For registry writes only (meta, status): their commit does not wait for the WAL flush: 2-3x more
+of them per second. A server crash may lose the last ~0.6 s of them; gateways send meta and status
+again (retained) whenever a device (re)connects, and both are idempotent upserts. Points always
+commit synchronously."""
+_ALARM_COLUMNS: Final = (
+    "id, app, device, tag, severity, message, state, raised_at, cleared_at, acked_at, acked_by"
+)
+_AUDIT_FIELDS: Final = (
+    "ts", '"user"', "action", "gateway", "device", "command_id", "request", "outcome",
+    "http_status", "status", "message", "rtt_ms",
+)  # fmt: skip
+
+
+# --- devices and tags ------------------------------------------------------------------------------
+
+
+async def apply_meta(pool: asyncpg.Pool, gateway: str, device: str, meta: DeviceMeta) -> None:
+    """Register the device and upsert its tags (tags missing from `meta` are kept), in one statement each."""
+    tags = sorted(meta.tags, key=lambda t: t.tag)
+    columns = (
+        [t.tag for t in tags], [t.node_id for t in tags], [t.data_type for t in tags],
+        [t.unit for t in tags], [t.description for t in tags], [t.writable for t in tags],
+        [t.low for t in tags], [t.high for t in tags],
+    )  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_RELAXED_COMMIT)
+        await conn.execute(_ENSURE_DEVICE, device, gateway, now_us())
+        await conn.execute(
+            "UPDATE devices SET endpoint = $1, root = $2 WHERE id = $3", meta.endpoint, meta.root, device
+        )
+        await conn.execute(
+            """INSERT INTO series
+                 (device, tag, node_id, data_type, unit, description, writable, low, high)
+               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                        $7::boolean[], $8::float8[], $9::float8[])
+               ON CONFLICT (device, tag) DO UPDATE SET
+                 node_id = excluded.node_id, data_type = excluded.data_type, unit = excluded.unit,
+                 description = excluded.description, writable = excluded.writable,
+                 low = excluded.low, high = excluded.high""",
+            device,
+            *columns,
+        )
+
+
+async def apply_device_status(pool: asyncpg.Pool, gateway: str, device: str, status: DeviceStatus) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_RELAXED_COMMIT)
+        await conn.execute(_ENSURE_DEVICE, device, gateway, now_us())
+        await conn.execute(
+            "UPDATE devices SET state = $1, state_since = $2, endpoint = $3, error = $4 WHERE id = $5",
+            status.state,
+            status.since,
+            status.endpoint,
+            status.error,
+            device,
+        )
+
+
+async def apply_gateway_status(pool: asyncpg.Pool, gateway: str, status: GatewayStatus) -> None:
+    await pool.execute(
+        """INSERT INTO gateways (id, state, since, version) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (id) DO UPDATE SET
+             state = excluded.state, since = excluded.since, version = excluded.version""",
+        gateway,
+        status.state,
+        status.since,
+        status.version,
+    )
+
+
+# --- alarms ----------------------------------------------------------------------------------------
+
+
+def check_severity(severity: str) -> None:
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+
+
+def _alarm(row: asyncpg.Record) -> AlarmRecord:
+    i, app, device, tag, severity, message, state, raised, cleared, acked_at, acked_by = row
+    return AlarmRecord(
+        id=i,
+        app=app,
+        device=device,
+        tag=tag,
+        severity=severity,
+        message=message,
+        state=state,
+        raised_at=raised,
+        cleared_at=cleared,
+        acked=acked_at is not None,
+        acked_at=acked_at,
+        acked_by=acked_by,
+    )
+
+
+async def raise_alarm(
+    pool: asyncpg.Pool, app: str, device: str, tag: str, severity: str, message: str, ts: int
+) -> AlarmRecord:
+    """Open an alarm, or update the active one of the key (the partial unique index decides)."""
+    row = await pool.fetchrow(
+        "INSERT INTO alarms (app, device, tag, severity, message, state, raised_at) "
+        "VALUES ($1, $2, $3, $4, $5, 'active', $6) "
+        "ON CONFLICT (app, device, tag) WHERE state = 'active' "
+        "DO UPDATE SET severity = excluded.severity, message = excluded.message "
+        f"RETURNING {_ALARM_COLUMNS}",
+        app,
+        device,
+        tag,
+        severity,
+        message,
+        ts,
+    )
+    assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
+    return _alarm(row)
+
+
+async def clear_alarm(pool: asyncpg.Pool, app: str, device: str, tag: str, ts: int) -> AlarmRecord | None:
+    row = await pool.fetchrow(
+        "UPDATE alarms SET state = 'cleared', cleared_at = $1 "
+        f"WHERE app = $2 AND device = $3 AND tag = $4 AND state = 'active' RETURNING {_ALARM_COLUMNS}",
+        ts,
+        app,
+        device,
+        tag,
+    )
+    return None if row is None else _alarm(row)
+
+
+async def ack_alarm(pool: asyncpg.Pool, alarm_id: int, by: str, ts: int) -> AlarmRecord | None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE alarms SET acked_at = $1, acked_by = $2 WHERE id = $3 AND acked_at IS NULL",
+            ts,
+            by,
+            alarm_id,
+        )
+        row = await conn.fetchrow(f"SELECT {_ALARM_COLUMNS} FROM alarms WHERE id = $1", alarm_id)
+    return None if row is None else _alarm(row)
+
+
+def _where(conditions: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    """' WHERE a = $1 AND ...' for the conditions whose value is given, and their parameters."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for sql, value in conditions:
+        params.append(value)
+        parts.append(sql.format(f"${len(params)}"))
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+async def list_alarms(
+    pool: asyncpg.Pool, active_only: bool, device: str | None, app: str | None, limit: int
+) -> list[AlarmRecord]:
+    conditions: list[tuple[str, Any]] = [("state = {}", "active")] if active_only else []
+    conditions += [(c, v) for c, v in (("device = {}", device), ("app = {}", app)) if v is not None]
+    where, params = _where(conditions)
+    order = f" ORDER BY raised_at DESC, id DESC LIMIT ${len(params) + 1}"
+    rows = await pool.fetch(f"SELECT {_ALARM_COLUMNS} FROM alarms{where}{order}", *params, max(0, limit))
+    return [_alarm(r) for r in rows]
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+
+async def add_audit(pool: asyncpg.Pool, e: AuditEntry) -> AuditEntry:
+    placeholders = ", ".join(f"${i}" for i in range(1, len(_AUDIT_FIELDS) + 1))
+    entry_id = await pool.fetchval(
+        f"INSERT INTO audit ({', '.join(_AUDIT_FIELDS)}) VALUES ({placeholders}) RETURNING id",
+        e.ts,
+        e.user,
+        e.action,
+        e.gateway,
+        e.device,
+        e.command_id,
+        orjson.dumps(e.request).decode(),
+        e.outcome,
+        e.http_status,
+        e.status,
+        e.message,
+        e.rtt_ms,
+    )
+    return AuditEntry(
+        entry_id, e.ts, e.user, e.action, e.gateway, e.device, e.command_id, e.request,
+        e.outcome, e.http_status, e.status, e.message, e.rtt_ms,
+    )  # fmt: skip
+
+
+async def list_audit(
+    pool: asyncpg.Pool, limit: int, device: str | None, before_id: int | None
+) -> list[AuditEntry]:
+    conditions = [(c, v) for c, v in (("device = {}", device), ("id < {}", before_id)) if v is not None]
+    where, params = _where(conditions)
+    rows = await pool.fetch(
+        f"SELECT id, {', '.join(_AUDIT_FIELDS)} FROM audit{where} ORDER BY id DESC LIMIT ${len(params) + 1}",
+        *params,
+        max(0, min(limit, MAX_LIMIT)),
+    )
+    out = []
+    for r in rows:
+        values = list(r)
+        values[7] = orjson.loads(values[7])
+        out.append(AuditEntry(*values))
+    return out

@@ -1,0 +1,127 @@
+"""What the PostgreSQL backend adds to the store contract: many writers, partitions, settings, secrets.
+
+Against the real server (a database per test run, a schema per test: conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from plantwire.wire import DataBatch, JsonValue, Sample
+from plantwire_platform.settings import PlatformSettings
+from plantwire_platform.store.factory import open_store
+from plantwire_platform.store.model import IncomingBatch, StoreError
+from plantwire_platform.store.postgresql.schema import DAY_US
+from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
+
+T0 = 1_700_000_000_000_000
+
+
+@pytest.fixture
+def settings(postgres_dsn: str, postgres_schema: str) -> PostgresSettings:
+    return PostgresSettings(dsn=SecretStr(postgres_dsn), schema_name=postgres_schema, startup_timeout_s=5)
+
+
+@pytest.fixture
+def store(settings: PostgresSettings) -> Iterator[PostgresStore]:
+    s = PostgresStore.open(settings)
+    yield s
+    s.close()
+
+
+def _batch(device: str, seq: int, n: int = 50) -> IncomingBatch:
+    samples = [Sample(f"t{i % 5}", T0 + seq * 1000 + i // 5, float(seq)) for i in range(n)]
+    return IncomingBatch("gw", device, DataBatch(seq, T0, samples))
+
+
+def test_two_stores_writing_the_same_devices_at_once_store_every_point_once(
+    settings: PostgresSettings, store: PostgresStore
+) -> None:
+    """Two workers (two store instances, as two processes would have) get overlapping redeliveries."""
+    other = PostgresStore.open(settings)
+    results = {}
+
+    def write(name: str, s: PostgresStore, seqs: range) -> None:
+        stored = 0
+        for seq in seqs:
+            stored += s.write_batches([_batch(d, seq) for d in ("p1", "p2", "p3")]).stored
+        results[name] = stored
+
+    try:
+        threads = [
+            threading.Thread(target=write, args=("a", store, range(1, 41))),
+            threading.Thread(target=write, args=("b", other, range(21, 61))),  # 21..40 written by both
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert results["a"] + results["b"] == 3 * 60 * 50
+        assert store.count_points() == other.count_points() == 3 * 60 * 50
+        for device in ("p1", "p2", "p3"):
+            record = store.get_device(device)
+            assert record is not None and record.last_seq == 60
+            assert len(store.series(device, "t0", T0, T0 + 10**9, 10_000)) == 60 * 10
+    finally:
+        other.close()
+
+
+def test_points_of_a_day_without_partition_get_one(store: PostgresStore) -> None:
+    far = T0 + 400 * DAY_US
+    batch = IncomingBatch("gw", "p", DataBatch(1, T0, [Sample("a", T0, 1.0), Sample("a", far, 2.0)]))
+    assert store.write_batches([batch]).stored == 2
+    assert [p.value for p in store.series("p", "a", T0, far + 1, 10)] == [1.0, 2.0]
+    # Written again: the partitions are there, the points are not stored twice.
+    assert store.write_batches([batch]).duplicates == 2
+    assert store.points_kind == "partitioned"  # no TimescaleDB on the development machine
+
+
+def test_values_keep_their_types(store: PostgresStore) -> None:
+    values: list[JsonValue] = [3, 2.5, "text", None, 2**70, "nul\x00byte", [1, 2], {"a": 1}]
+    samples = [Sample("v", T0 + i, v) for i, v in enumerate(values)]
+    store.write_batches([IncomingBatch("gw", "p", DataBatch(1, T0, samples))])
+    got = [p.value for p in store.series("p", "v", T0, T0 + 100, 100)]
+    assert got == [3, 2.5, "text", None, float(2**70), "nul\ufffdbyte", "[1,2]", '{"a":1}']
+    assert type(got[0]) is int
+
+
+def test_the_factory_opens_it_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, postgres_dsn: str, postgres_schema: str
+) -> None:
+    monkeypatch.setenv("PLANTWIRE_STORE__BACKEND", "postgresql")
+    monkeypatch.setenv("PLANTWIRE_STORE__POSTGRESQL__DSN", postgres_dsn)
+    monkeypatch.setenv("PLANTWIRE_STORE__POSTGRESQL__SCHEMA_NAME", postgres_schema)
+    settings = PlatformSettings.load()
+    assert postgres_dsn not in repr(settings)
+    store = open_store(settings)
+    try:
+        assert isinstance(store, PostgresStore) and store.count_points() == 0
+    finally:
+        store.close()
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    settings = PostgresSettings(
+        dsn=SecretStr("postgresql://plantwire:s3cret-pw@127.0.0.1:1/x"), startup_timeout_s=0.5
+    )
+    with pytest.raises(StoreError, match="cannot reach PostgreSQL") as caught:
+        PostgresStore.open(settings)
+    assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_wrong_password_or_database_is_a_clear_error(postgres_dsn: str) -> None:
+    missing = postgres_dsn.rsplit("/", 1)[0] + "/plantwire_no_such_db"
+    with pytest.raises(StoreError, match="does not exist"):
+        PostgresStore.open(PostgresSettings(dsn=SecretStr(missing), startup_timeout_s=1))
+
+
+async def test_async_callers_use_it_through_threads(store: PostgresStore) -> None:
+    async with asyncio.timeout(30):
+        result = await asyncio.to_thread(store.write_batches, [_batch("p", 1)])
+        assert result.stored == 50
+        assert await asyncio.to_thread(store.count_points) == 50
