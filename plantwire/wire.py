@@ -131,7 +131,7 @@ def parse_topic(topic: str) -> Topic:
     if len(parts) == 4 and parts[3] == "status":
         return Topic(check_id("gateway", parts[2]), None, "status")
     if len(parts) == 5 and parts[4] in ("data", "meta", "status"):
-        kind: MessageKind = parts[4]  # type: ignore[assignment]
+        kind: MessageKind = parts[4]  # type: ignore[assignment]  # parts[4] was checked to be a MessageKind just above
         return Topic(check_id("gateway", parts[2]), check_id("device", parts[3]), kind)
     raise WireError(f"topic {topic!r} is not a v{VERSION} data, meta or status topic")
 
@@ -486,7 +486,7 @@ def parse_control_topic(topic: str) -> tuple[str, ControlKind]:
     parts = topic.split("/")
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != ROOT or parts[3] not in ("cmd", "reply"):
         raise WireError(f"topic {topic!r} is not a v{VERSION} cmd or reply topic")
-    kind: ControlKind = parts[3]  # type: ignore[assignment]
+    kind: ControlKind = parts[3]  # type: ignore[assignment]  # parts[3] was checked to be a ControlKind just above
     return check_id("gateway", parts[2]), kind
 
 
@@ -556,7 +556,7 @@ def _check_value(value: Any, where: str) -> Value:
             raise WireError(f"{where} is an integer outside the 64-bit range")
     elif not (value is None or isinstance(value, float | bool)):
         raise WireError(f"{where} must be a number, boolean, string or null")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _str_list(args: dict[str, Any], key: str) -> None:
@@ -606,9 +606,9 @@ def decode_command(payload: bytes) -> Command:
     if not isinstance(user, str) or len(user) > 256:
         raise WireError("'user' must be a string of at most 256 characters")
     return Command(
-        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]
+        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]  # check_command_id refuses a missing or non-str id
         op=op,
-        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]
+        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]  # check_id refuses a missing or non-str device
         args=args,
         sent=_int(obj, "sent"),
         expires=_int(obj, "expires"),
@@ -649,9 +649,9 @@ def decode_reply(payload: bytes) -> CommandReply:
     if type(status) is not int or not 0 <= status <= 0xFFFFFFFF:
         raise WireError("'status' must be an OPC UA status code (uint32)")
     return CommandReply(
-        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]
+        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]  # check_command_id refuses a missing or non-str id
         op=op,
-        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]
+        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]  # check_id refuses a missing or non-str device
         ok=ok,
         code=_str(obj, "code"),
         status=status,

@@ -180,7 +180,7 @@ class Replay:
 
     def __init__(
         self,
-        app_class: type[App],  # type: ignore[type-arg]
+        app_class: type[App],
         config: dict[str, Any] | None = None,
         manifest: Manifest | None = None,
         command_result: Any = None,
