@@ -84,7 +84,7 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
-def check_id(kind: str, value: str) -> str:
+def check_id(kind: str, value: object) -> str:
     """Gateway and device ids become topic levels, so they must be short and plain."""
     if not isinstance(value, str) or not _ID_RE.match(value):
         raise WireError(
@@ -490,7 +490,7 @@ def parse_control_topic(topic: str) -> tuple[str, ControlKind]:
     return check_id("gateway", parts[2]), kind
 
 
-def check_command_id(value: str) -> str:
+def check_command_id(value: object) -> str:
     if not isinstance(value, str) or not _COMMAND_ID_RE.match(value):
         raise WireError(
             f"command id {value!r} is not valid: use 1-64 letters, digits, '_', '.', ':' or '-', "
@@ -606,9 +606,9 @@ def decode_command(payload: bytes) -> Command:
     if not isinstance(user, str) or len(user) > 256:
         raise WireError("'user' must be a string of at most 256 characters")
     return Command(
-        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]  # check_command_id refuses a missing or non-str id
+        id=check_command_id(obj.get("id")),
         op=op,
-        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]  # check_id refuses a missing or non-str device
+        device=check_id("device", obj.get("device")),
         args=args,
         sent=_int(obj, "sent"),
         expires=_int(obj, "expires"),
@@ -649,9 +649,9 @@ def decode_reply(payload: bytes) -> CommandReply:
     if type(status) is not int or not 0 <= status <= 0xFFFFFFFF:
         raise WireError("'status' must be an OPC UA status code (uint32)")
     return CommandReply(
-        id=check_command_id(obj.get("id")),  # type: ignore[arg-type]  # check_command_id refuses a missing or non-str id
+        id=check_command_id(obj.get("id")),
         op=op,
-        device=check_id("device", obj.get("device")),  # type: ignore[arg-type]  # check_id refuses a missing or non-str device
+        device=check_id("device", obj.get("device")),
         ok=ok,
         code=_str(obj, "code"),
         status=status,
