@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
-        module: Command = importlib.import_module(module_name)  # type: ignore[assignment]
+        module: Command = importlib.import_module(module_name)
         p = sub.add_parser(
             name,
             help=module.HELP,

@@ -38,7 +38,7 @@ def call(base: str, method: str, path: str, token: str | None, timeout: float = 
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read() or b"{}")  # type: ignore[no-any-return]
+            return json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as err:
         try:
             body = json.loads(err.read())

@@ -57,4 +57,4 @@ def configure_logging(level: str | None = None, fmt: LogFormat | None = None) ->
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.get_logger(name)

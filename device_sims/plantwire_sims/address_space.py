@@ -59,11 +59,11 @@ class MachineNodes:
 
 def _nid(identifier: str | int, ns: int = 0) -> ua.NodeId:
     """A NodeId (asyncua annotates its arguments with its own int/str subclasses)."""
-    return ua.NodeId(identifier, ns)  # type: ignore[arg-type]
+    return ua.NodeId(identifier, ns)  # type: ignore[arg-type]  # asyncua annotates its int/str subclasses
 
 
 def _status(code: int) -> ua.StatusCode:
-    return ua.StatusCode(code)  # type: ignore[arg-type]
+    return ua.StatusCode(code)  # type: ignore[arg-type]  # asyncua annotates its UInt32 subclass
 
 
 def machine_node_id(ns: int, name: str) -> ua.NodeId:
@@ -262,7 +262,7 @@ def _variable_items(
     attrs.DataType = _nid(_DATA_TYPES[spec.vtype])
     attrs.Value = ua.Variant(spec.initial, _VARIANT_TYPES[spec.vtype])
     attrs.ValueRank = ua.ValueRank.Scalar
-    attrs.ArrayDimensions = None  # type: ignore[assignment]
+    attrs.ArrayDimensions = None  # type: ignore[assignment]  # None means no dimensions (a scalar)
     access = ua.AccessLevel.CurrentRead.mask | (ua.AccessLevel.CurrentWrite.mask if spec.writable else 0)
     if history:
         access |= ua.AccessLevel.HistoryRead.mask
@@ -310,7 +310,7 @@ def _property_item(
     attrs.DataType = _nid(data_type)
     attrs.Value = ua.Variant(value, ua.VariantType.ExtensionObject)
     attrs.ValueRank = ua.ValueRank.Scalar
-    attrs.ArrayDimensions = None  # type: ignore[assignment]
+    attrs.ArrayDimensions = None  # type: ignore[assignment]  # None means no dimensions (a scalar)
     attrs.AccessLevel = attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
     attrs.WriteMask = attrs.UserWriteMask = 0
     attrs.Historizing = False

@@ -120,7 +120,7 @@ def wrap_write_service(server: Server, make: Callable[[WriteService], WriteServi
     async def write(params: ua.WriteParameters, user: User = ADMIN) -> list[ua.StatusCode]:
         return await wrapped(params, user)
 
-    service.write = write  # type: ignore[method-assign]
+    service.write = write  # type: ignore[method-assign]  # deliberate patch of asyncua's write service
 
 
 def replace_items(params: ua.WriteParameters, items: list[ua.WriteValue]) -> ua.WriteParameters:

@@ -78,7 +78,7 @@ def quantizer(resolution: float) -> Callable[[float], float]:
     The step count is rounded first, then the product is rounded to the step's decimal places, which
     removes the binary error that multiplying by e.g. 0.001 leaves.
     """
-    decimals = max(0, -Decimal(repr(resolution)).normalize().as_tuple().exponent)  # type: ignore[operator]
+    decimals = max(0, -Decimal(repr(resolution)).normalize().as_tuple().exponent)  # type: ignore[operator]  # a finite float's exponent is an int
 
     def quantize(value: float) -> float:
         return round(round(value / resolution) * resolution, decimals)

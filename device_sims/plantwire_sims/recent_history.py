@@ -126,6 +126,6 @@ def _datavalue(sample: Sample) -> ua.DataValue:
     return ua.DataValue(
         ua.Variant(value, ua.VariantType(vtype)),
         ua.StatusCode(),
-        SourceTimestamp=us_to_datetime(source_us),  # type: ignore[arg-type]
-        ServerTimestamp=us_to_datetime(server_us),  # type: ignore[arg-type]
+        SourceTimestamp=us_to_datetime(source_us),  # type: ignore[arg-type]  # asyncua annotates its datetime subclass
+        ServerTimestamp=us_to_datetime(server_us),  # type: ignore[arg-type]  # asyncua annotates its datetime subclass
     )

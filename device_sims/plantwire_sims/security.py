@@ -144,7 +144,7 @@ async def apply_security(server: Server, security: SimSecurity, machine: str, ho
         )
     if security.users or security.secure_only:
         users = SimUsers(machine, security.users, security.secure_only)
-        server.iserver.set_user_manager(users)  # type: ignore[arg-type]
+        server.iserver.set_user_manager(users)  # type: ignore[arg-type]  # SimUsers has UserManager's method; asyncua has no protocol
     if security.users:
         server.set_identity_tokens([ua.UserNameIdentityToken])
 

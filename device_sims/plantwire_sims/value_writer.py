@@ -82,7 +82,7 @@ class ValueWriter:
                 ua.Variant(value, vtypes[index]),
                 _GOOD,
                 SourceTimestamp=stamp,  # type: ignore[arg-type]  # asyncua annotates its datetime subclass
-                ServerTimestamp=stamp,  # type: ignore[arg-type]
+                ServerTimestamp=stamp,  # type: ignore[arg-type]  # asyncua annotates its datetime subclass
             )
             if history is not None:
                 history.append(kept[index], ts_us, ts_us, value, vtypes[index], oldest)

@@ -194,7 +194,7 @@ class DeviceSession:
         real = [s for s in batch if s.status != wire.STATUS_BAD_NO_COMMUNICATION or s.value is not None]
         if any(s.ts == marker for s in real):
             self._log.warning("outage_marker_collision", ts=marker)
-        if any(s.ts > marker for s in real):  # type: ignore[operator]
+        if any(s.ts > marker for s in real):  # type: ignore[operator]  # only called while a marker is set
             self._marker_ts = None
 
     async def flush_loop(self) -> None:

@@ -102,11 +102,11 @@ class Outbox:
         """Store each batch as one message with the device's next seq; returns the seqs used."""
         if not batches:
             return []
-        return await self._call(self._append_sync, device, batches)  # type: ignore[no-any-return]
+        return await self._call(self._append_sync, device, batches)
 
     async def read_after(self, after_id: int, limit: int) -> list[OutboxRow]:
         """The next `limit` rows with id > `after_id`, oldest first."""
-        return await self._call(self._read_sync, after_id, limit)  # type: ignore[no-any-return]
+        return await self._call(self._read_sync, after_id, limit)
 
     async def delete(self, ids: list[int]) -> None:
         """Forget acknowledged rows (ids that are already gone, e.g. dropped, are ignored)."""

@@ -125,13 +125,13 @@ class Pki:
     def entries(self) -> list[CertEntry]:
         out = []
         for folder in ("trusted", "rejected"):
-            for path in sorted(self.folder(folder).glob("*.der")):  # type: ignore[arg-type]
+            for path in sorted(self.folder(folder).glob("*.der")):
                 try:
                     cert = x509.load_der_x509_certificate(path.read_bytes())
                     subject, until = cert.subject.rfc4514_string(), cert.not_valid_after_utc.isoformat()
                 except (OSError, ValueError):
                     subject, until = "(unreadable)", ""
-                out.append(CertEntry(folder, path.name, subject, until))  # type: ignore[arg-type]
+                out.append(CertEntry(folder, path.name, subject, until))
         return out
 
     def find(self, key: str, folder: Folder) -> Path:

@@ -58,7 +58,7 @@ class ResumePaths:
             saved = SavedSubscription(
                 raw["endpoint"],
                 int(raw["subscription_id"]),
-                [tuple(i) for i in raw["items"]],  # type: ignore[misc]
+                [tuple(i) for i in raw["items"]],
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None

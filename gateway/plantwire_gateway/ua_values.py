@@ -34,13 +34,13 @@ def to_wire_value(value: Any) -> wire.JsonValue:
     """A JSON-able value: the hot scalars first, everything else by `_convert_other`."""
     kind = type(value)
     if kind is float or kind is bool or value is None:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is int:
         if -wire.MAX_INT - 1 <= value <= wire.MAX_INT:
-            return value  # type: ignore[no-any-return]
+            return value
         return str(value)  # UInt64 above 2^63-1: its exact decimal string
     if kind is str:
-        return value[: wire.MAX_STRING_VALUE]  # type: ignore[no-any-return]
+        return value[: wire.MAX_STRING_VALUE]
     return _convert_other(value, 1)
 
 
@@ -90,9 +90,9 @@ def _nested(value: Any, depth: int) -> wire.JsonValue:
     """An element of an array or a field of a structure (UInt64 the same way, as a decimal string)."""
     kind = type(value)
     if kind is float or kind is bool or value is None:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is int:
-        return value if -wire.MAX_INT - 1 <= value <= wire.MAX_INT else str(value)  # type: ignore[no-any-return]
+        return value if -wire.MAX_INT - 1 <= value <= wire.MAX_INT else str(value)
     if kind is str:
-        return value[: wire.MAX_STRING_VALUE]  # type: ignore[no-any-return]
+        return value[: wire.MAX_STRING_VALUE]
     return _convert_other(value, depth)

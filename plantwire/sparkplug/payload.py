@@ -359,7 +359,7 @@ def _convert(datatype: DataType, which: str, raw: Any) -> MetricValue:
         return _unpack_array(datatype, raw)
     if datatype is DataType.DateTime and raw > _MAX_MS:
         raise PayloadError(f"DateTime {raw} ms is beyond the signed 64-bit range")
-    return raw  # type: ignore[no-any-return]
+    return raw
 
 
 def _datatype(number: int, where: str) -> DataType:
@@ -405,7 +405,7 @@ def _decode_properties(source: Any) -> dict[str, Property]:
         elif datatype is DataType.PropertySet:
             value = _decode_properties(pv.propertyset_value)
         elif datatype in _PROPERTY_SCALARS:
-            value = _get_value(pv, datatype)  # type: ignore[assignment]
+            value = _get_value(pv, datatype)  # type: ignore[assignment]  # the scalar datatypes here never decode to a tuple
         else:
             continue  # PropertySetList and extensions: not used by Plantwire, skipped
         props[key] = Property(datatype, value)
@@ -502,7 +502,7 @@ def encode_data(timestamp: int, seq: int, values: Sequence[DataValue]) -> bytes:
             m.is_historical = True
         if v.properties:
             _encode_properties(m.properties, v.properties)
-    return msg.SerializeToString()  # type: ignore[no-any-return]
+    return msg.SerializeToString()
 
 
 TypeLookup = Callable[[int | None, str | None], DataType | None]

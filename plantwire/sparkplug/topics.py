@@ -89,7 +89,7 @@ def parse_topic(topic: str) -> SparkplugTopic | StateTopic:
         return StateTopic(check_sparkplug_id("host id", parts[2]))
     if len(parts) not in (4, 5) or parts[2] not in MESSAGE_TYPES:
         raise TopicError(f"topic {topic!r} is not a Sparkplug B message topic")
-    kind: MessageType = parts[2]  # type: ignore[assignment]
+    kind: MessageType = parts[2]
     if (len(parts) == 5) != (kind in DEVICE_TYPES):
         raise TopicError(
             f"topic {topic!r}: {kind} {'needs' if kind in DEVICE_TYPES else 'takes no'} device id"

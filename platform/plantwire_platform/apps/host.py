@@ -335,7 +335,7 @@ class AppHost:
                     strikes=slot.strikes,
                 )
 
-        return _Timed(coro, on_slice)  # type: ignore[return-value]
+        return _Timed(coro, on_slice)
 
     async def _hook(
         self, slot: AppSlot, ctx: AppContext[Any], coro: Coroutine[Any, Any, None], hook: str

@@ -39,7 +39,7 @@ BUILTIN_FOLDER: Final = Path(__file__).resolve().parent.parent / "builtin_apps"
 @dataclass(frozen=True)
 class AppSpec:
     manifest: Manifest
-    app_class: type[App]  # type: ignore[type-arg]
+    app_class: type[App]
     source: str
     """Where it came from: a folder path or 'entry point NAME'."""
 
@@ -51,7 +51,7 @@ class LoadProblem:
     error: str
 
 
-def _import_entry(manifest: Manifest, folder: Path, package: str | None, source: str) -> type[App]:  # type: ignore[type-arg]
+def _import_entry(manifest: Manifest, folder: Path, package: str | None, source: str) -> type[App]:
     module_name, _, attr = manifest.entry.partition(":")
     try:
         if package is not None:
@@ -90,7 +90,7 @@ def load_folder(folder: Path, package: str | None = None) -> AppSpec:
     return AppSpec(manifest, cls, source)
 
 
-def validate_config(manifest: Manifest, cls: type[App], overrides: dict[str, object]) -> BaseModel:  # type: ignore[type-arg]
+def validate_config(manifest: Manifest, cls: type[App], overrides: dict[str, object]) -> BaseModel:
     """The manifest's [config] defaults with `overrides` on top, validated by the app's Config."""
     try:
         return cls.Config.model_validate({**manifest.config, **overrides})
@@ -100,7 +100,7 @@ def validate_config(manifest: Manifest, cls: type[App], overrides: dict[str, obj
         raise ManifestError(manifest.id, field, first["msg"].removeprefix("Value error, ")) from None
 
 
-def subscription_patterns(manifest: Manifest, cls: type[App], config: BaseModel) -> tuple[str, ...]:  # type: ignore[type-arg]
+def subscription_patterns(manifest: Manifest, cls: type[App], config: BaseModel) -> tuple[str, ...]:
     """What the app subscribes to: its own narrower patterns, each checked against `reads`."""
     patterns = cls.subscriptions(config)
     if patterns is None:

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from plantwire.logs import get_logger
-from plantwire.wire import Value
+from plantwire.wire import JsonValue, Value
 from plantwire_platform.apps.api import App, AppContext, AuditEntry
 from plantwire_platform.apps.loader import subscription_patterns, validate_config
 from plantwire_platform.apps.manifest import Manifest, read_manifest, split_pattern
@@ -151,7 +151,7 @@ class MemoryBackend:
         out = []
         for b, pts in sorted(groups.items()):
             nums = [float(p.value) for p in pts if isinstance(p.value, int | float)]
-            value: Value
+            value: JsonValue
             if agg == "count":
                 value = len(pts)
             elif agg == "last":
@@ -180,7 +180,7 @@ class Replay:
 
     def __init__(
         self,
-        app_class: type[App],  # type: ignore[type-arg]
+        app_class: type[App],
         config: dict[str, Any] | None = None,
         manifest: Manifest | None = None,
         command_result: Any = None,

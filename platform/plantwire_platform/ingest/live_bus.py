@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from plantwire.wire import Value
+from plantwire.wire import JsonValue
 from plantwire_platform.store.model import IncomingBatch
 
 
@@ -24,7 +24,7 @@ class LivePoint:
     device: str
     tag: str
     ts: int
-    value: Value
+    value: JsonValue
     status: int
     derived_by: str | None = None
     """The app that computed this point, or None for a value from a device."""

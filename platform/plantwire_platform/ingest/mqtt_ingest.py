@@ -162,7 +162,7 @@ class MqttIngest:
     def _make_client(self) -> mqtt.Client:
         s = self._settings
         client = new_client(s.mqtt, s.client_id, clean_session=False, manual_ack=True)
-        client.reconnect_delay_set(min_delay=0.2, max_delay=s.mqtt.reconnect_max_delay)  # type: ignore[arg-type]
+        client.reconnect_delay_set(min_delay=0.2, max_delay=s.mqtt.reconnect_max_delay)  # type: ignore[arg-type]  # paho says int; it sleeps floats
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

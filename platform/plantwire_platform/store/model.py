@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, Value
+from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value
 
 Agg = Literal["avg", "min", "max", "last", "count"]
 AGGREGATES: tuple[Agg, ...] = ("avg", "min", "max", "last", "count")
@@ -115,7 +115,7 @@ class AlarmRecord:
 @dataclass(frozen=True, slots=True)
 class Point:
     ts: int
-    value: Value
+    value: JsonValue
     status: int
 
 
@@ -132,7 +132,7 @@ class LatestValue:
 class Bucket:
     start: int
     """Start of the bucket (µs); buckets are aligned to multiples of `every` since the epoch."""
-    value: Value
+    value: JsonValue
     """The aggregate; None when the bucket holds no numeric value (avg/min/max of strings)."""
     count: int
     """How many points fell into the bucket."""

@@ -66,6 +66,6 @@ def apply_gateway_status(conn: sqlite3.Connection, gateway: str, status: Gateway
 def tag_records(rows: list[tuple[object, ...]]) -> list[TagRecord]:
     """Rows of TAGS_SELECT as records."""
     return [
-        TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by)  # type: ignore[arg-type]
+        TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by)  # type: ignore[arg-type]  # TAGS_SELECT's columns are these types
         for d, t, n, dt, u, desc, w, lo, hi, by in rows
     ]

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value, now_us
+from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value, now_us
 from plantwire_platform.store import registry
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
@@ -152,7 +152,7 @@ def _bool_value(value: Value) -> Value:
     return bool(value) if isinstance(value, int | float) else value
 
 
-def _clamp_ints(rows: Iterable[tuple[int, int, Value, int]]) -> list[tuple[int, int, Value, int]]:
+def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[int, int, JsonValue, int]]:
     """SQLite integers are 64-bit; a larger integer is kept as a float rather than refused."""
     return [
         (sid, ts, float(v) if type(v) is int and not -_INT64_MAX - 1 <= v <= _INT64_MAX else v, q)
@@ -256,7 +256,7 @@ class SqliteStore:
             self._last_seq[device] = last
         return last
 
-    def _series_id(self, conn: sqlite3.Connection, device: str, tag: str, value: Value) -> int:
+    def _series_id(self, conn: sqlite3.Connection, device: str, tag: str, value: JsonValue) -> int:
         """The id of a series, created on the fly for a tag that `meta` has not described yet."""
         key = (device, tag)
         sid = self._series_ids.get(key)
@@ -276,7 +276,7 @@ class SqliteStore:
         total = 0
         gaps = 0
         with self._transaction() as conn:
-            rows: list[tuple[int, int, Value, int]] = []
+            rows: list[tuple[int, int, JsonValue, int]] = []
             seq_updates: dict[str, int] = {}
             series_ids = self._series_ids
             for item in batches:
@@ -423,7 +423,7 @@ class SqliteStore:
         if not points:
             return 0
         with self._transaction() as conn:
-            rows: list[tuple[int, int, Value, int]] = []
+            rows: list[tuple[int, int, JsonValue, int]] = []
             marked: set[int] = set()
             for p in points:
                 sid = self._series_ids.get((p.device, p.tag))

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantwire.wire import Value
+from plantwire.wire import JsonValue
 from plantwire_platform.apps import App, LivePoint
 from plantwire_platform.identifiers.catalog import HandleExists
 from plantwire_platform.identifiers.registry import IdentifierRegistry
@@ -76,7 +76,7 @@ class _Machine:
     rejects: int | None = None
 
 
-def _number(v: Value) -> float | None:
+def _number(v: JsonValue) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from plantwire.wire import Value
+from plantwire.wire import JsonValue
 
 MEASUREMENT: Final = "plantwire"
 TAG_DEVICE: Final = "device"
@@ -51,7 +51,7 @@ def escape_tag(text: str) -> str:
     return escaped + " " if escaped.endswith("\\") else escaped
 
 
-def fields(value: Value, status: int) -> str:
+def fields(value: JsonValue, status: int) -> str:
     if isinstance(value, bool):
         return f"status={status}i,value={int(value)},value_bool={'true' if value else 'false'}"
     if isinstance(value, int | float):
@@ -69,7 +69,7 @@ def series_key(device: str, gateway: str, tag: str) -> str:
     return f"{MEASUREMENT},device={escape_tag(device)},gateway={escape_tag(gateway)},tag={escape_tag(tag)}"
 
 
-def line(key: str, ts: int, value: Value, status: int) -> str:
+def line(key: str, ts: int, value: JsonValue, status: int) -> str:
     return f"{key} {fields(value, status)} {ts}"
 
 

@@ -180,17 +180,17 @@ class InfluxRegistry:
     # --- read side -------------------------------------------------------------------------------
 
     def list_devices(self) -> list[DeviceRecord]:
-        return [DeviceRecord(*row) for row in self._query(_DEVICE_SELECT + " ORDER BY d.id")]  # type: ignore[arg-type]
+        return [DeviceRecord(*row) for row in self._query(_DEVICE_SELECT + " ORDER BY d.id")]
 
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._query(_DEVICE_SELECT + " WHERE d.id = ?", (device,))
-        return DeviceRecord(*rows[0]) if rows else None  # type: ignore[arg-type]
+        return DeviceRecord(*rows[0]) if rows else None
 
     def list_tags(self, device: str) -> list[TagRecord]:
         return registry.tag_records(self._query(registry.TAGS_SELECT, (device,)))
 
     def units(self, device: str) -> dict[str, str | None]:
-        return {str(t): u for t, u in self._query("SELECT tag, unit FROM series WHERE device = ?", (device,))}  # type: ignore[misc]
+        return {str(t): u for t, u in self._query("SELECT tag, unit FROM series WHERE device = ?", (device,))}
 
     def count_points(self) -> int:
-        return int(self._query("SELECT value FROM counters WHERE name = 'points'")[0][0])  # type: ignore[call-overload]
+        return int(self._query("SELECT value FROM counters WHERE name = 'points'")[0][0])

@@ -327,7 +327,7 @@ class InfluxStore:
                     bucket=s.bucket,
                     org=s.org,
                     record=body,
-                    write_precision=WritePrecision.US,  # type: ignore[arg-type]
+                    write_precision=WritePrecision.US,  # type: ignore[arg-type]  # WritePrecision.US is a plain str constant
                 )
                 return
             except ApiException as err:
