@@ -8,7 +8,7 @@ from pathlib import Path
 from plantwire.wire import DeviceMeta
 from plantwire_platform.identifiers.device_naming import DeviceNamer
 from plantwire_platform.identifiers.service import IdentifierService
-from plantwire_platform.store import DeviceRecord
+from plantwire_platform.store.model import DeviceRecord
 from plantwire_platform.store_sqlite import SqliteStore
 
 

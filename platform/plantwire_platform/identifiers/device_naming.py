@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from plantwire.logs import get_logger
 from plantwire_platform.identifiers.registry import LocalRegistry
-from plantwire_platform.store import DeviceRecord, StoreError
+from plantwire_platform.store.model import DeviceRecord, StoreError
 
 log = get_logger("plantwire.identifiers")
 DeviceLister = Callable[[], Awaitable[Sequence[DeviceRecord]]]

@@ -11,6 +11,7 @@ from typing import Any, Final
 from plantwire_platform.store.model import AGGREGATES
 from plantwire_platform.web.health import openapi_paths as health_openapi_paths
 from plantwire_platform.web.openapi_apps import APP_PATHS, APP_SCHEMAS
+from plantwire_platform.web.openapi_handles import HANDLE_PATHS
 from plantwire_platform.web.openapi_commands import openapi_paths as command_openapi_paths
 from plantwire_platform.web.query_params import DEFAULT_LIMIT, MAX_BUCKETS, MAX_LIMIT
 from plantwire_platform.web.stream import openapi_paths as stream_openapi_paths
@@ -94,6 +95,7 @@ SCHEMAS: Final[dict[str, Any]] = {
             "first_seen": _TIME,
             "last_data": {**_TIME_OR_NULL, "description": "Source time of the newest stored point."},
             "last_seq": {"type": "integer", "minimum": 0, "description": "Highest data sequence number."},
+            "identifier": {**_STR_OR_NULL, "description": "Its Handle identifier (docs/identifiers.md)."},
         }
     ),
     "DeviceList": _obj({"devices": {"type": "array", "items": _ref("Device")}}),
@@ -331,6 +333,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **stream_openapi_paths(),
             **command_openapi_paths(),
             **APP_PATHS,
+            **HANDLE_PATHS,
         },
         "components": {"schemas": {**SCHEMAS, **APP_SCHEMAS}},
     }

@@ -32,7 +32,7 @@ def add_data_routes(app: web.Application) -> None:
 # --- JSON shapes ---------------------------------------------------------------------------------
 
 
-def device_json(d: DeviceRecord) -> dict[str, Any]:
+def device_json(d: DeviceRecord, identifier: str | None = None) -> dict[str, Any]:
     return {
         "id": d.id,
         "gateway": d.gateway,
@@ -45,6 +45,7 @@ def device_json(d: DeviceRecord) -> dict[str, Any]:
         "first_seen": to_iso(d.first_seen),
         "last_data": to_iso_opt(d.last_data),
         "last_seq": d.last_seq,
+        "identifier": identifier,
     }
 
 
@@ -86,6 +87,11 @@ def _require_device(store: Store, device: str) -> DeviceRecord:
     return record
 
 
+def _identifier(request: web.Request, device: str) -> str | None:
+    ids = runtime_of(request).identifiers
+    return None if ids is None else ids.identifier_of(device)
+
+
 async def _read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
     """Run `fn(store, *args)` on the API's store threads."""
     runtime = runtime_of(request)
@@ -114,13 +120,13 @@ async def list_devices(request: web.Request) -> web.Response:
     check_keys(request.query, ())
     runtime = runtime_of(request)
     devices = await runtime.reads.run(runtime.store.list_devices)
-    return json_response({"devices": [device_json(d) for d in devices]})
+    return json_response({"devices": [device_json(d, _identifier(request, d.id)) for d in devices]})
 
 
 async def get_device(request: web.Request) -> web.Response:
     check_keys(request.query, ())
     record = await _read(request, _require_device, request.match_info["device"])
-    return json_response(device_json(record))
+    return json_response(device_json(record, _identifier(request, record.id)))
 
 
 def _tags(store: Store, device: str) -> list[TagRecord]:
