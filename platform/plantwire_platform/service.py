@@ -56,7 +56,7 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         # Apps start after ingest and before HTTP, and stop before ingest does.
         # Identifiers: their own file in the store's folder; devices named as their meta arrives.
         ids = await stack.enter_async_context(
-            identifiers_running(settings.identifiers, settings.store.path.parent, store)
+            identifiers_running(settings.identifiers, settings.store.path.parent, store, http_url(settings))
         )
         apps = await stack.enter_async_context(
             AppHost(store, bus, settings.apps, app_command_sender(commands), identifiers=ids.service.registry)
@@ -67,10 +67,14 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.http.host, settings.http.port)
         await site.start()
-        url = f"http://{settings.http.host}:{settings.http.port}"
+        url = http_url(settings)
         log.info("platform_started", url=url, store=settings.store.backend, mqtt_port=settings.mqtt.port)
         yield RunningPlatform(settings, store, ingest, bus, url, apps)
         log.info("platform_stopping")
+
+
+def http_url(settings: PlatformSettings) -> str:
+    return f"http://{settings.http.host}:{settings.http.port}"
 
 
 def app_command_sender(commands: CommandService) -> CommandSender:

@@ -19,7 +19,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from plantwire.broker import free_port
 from plantwire_platform.auth.api_auth import ApiAuth, api_auth_running
 from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.scopes import Scope
@@ -56,13 +55,12 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
-    port = free_port()
     store = SqliteStore.open(tmp_path / "platform.sqlite")
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(asyncio.timeout(30))
         stack.callback(store.close)
         ids = await stack.enter_async_context(identifiers_running(IdentifierSettings(), tmp_path, store))
-        auth = await stack.enter_async_context(api_auth_running(AuthSettings(), tmp_path, "127.0.0.1", port))
+        auth = await stack.enter_async_context(api_auth_running(AuthSettings(), tmp_path, "127.0.0.1", 8080))
         admin = await auth.tokens.create("ids-admin", Scope.ADMIN)
         reader = await auth.tokens.create("ids-reader", Scope.READ)
         app = create_app(PlatformRuntime(store, IngestStats, identifiers=ids))
@@ -70,7 +68,8 @@ async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
         runner = web.AppRunner(app)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()  # origins are not tested here: no Origin sent
+        port = runner.addresses[0][1]
         http = await stack.enter_async_context(aiohttp.ClientSession(f"http://127.0.0.1:{port}"))
         await ids.service.registry.ensure_device("line-a", "press-1", {"endpoint": "opc.tcp://10.0.0.5:4840"})
         yield Secured(http, auth, ids, admin, reader, app)

@@ -20,7 +20,6 @@ from plant_harness import gateway_for, gateway_running, platform_settings_for, u
 
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_platform.identifiers.running import identifiers_path
-from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.service import platform_running
 from plantwire_sims import cnc
 from plantwire_sims.machine import SimMachine
@@ -47,8 +46,7 @@ async def test_devices_gateways_and_parts_get_identifiers_that_resolve(
     monkeypatch.setattr(cnc, "PROGRAMS", fast)
     name, gw_id = f"cnc-{unique_id}", f"gw-{unique_id}"
     settings = platform_settings_for(mosquitto, tmp_path, f"p-{unique_id}", {"enabled": ["parts"]})
-    public = f"http://127.0.0.1:{settings.http.port}"
-    settings = settings.model_copy(update={"identifiers": IdentifierSettings(public_url=public)})
+    public = f"http://127.0.0.1:{settings.http.port}"  # the default: the platform's own address
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(asyncio.timeout(120))
         machine = await stack.enter_async_context(SimMachine("cnc", name, free_port(), rate_hz=10, seed=4))

@@ -46,9 +46,18 @@ def identifiers_path(data_dir: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def identifiers_running(
-    settings: IdentifierSettings, data_dir: Path, catalog: Catalog, naming_every_s: float = NAMING_EVERY_S
+    settings: IdentifierSettings,
+    data_dir: Path,
+    catalog: Catalog,
+    http_url: str | None = None,
+    naming_every_s: float = NAMING_EVERY_S,
 ) -> AsyncIterator[PlatformIdentifiers]:
-    """The identifier room on `<data_dir>/identifiers.sqlite`, devices named from `catalog`."""
+    """The identifier room on `<data_dir>/identifiers.sqlite`, devices named from `catalog`.
+
+    `http_url` (the platform's own address) is the base of URL values unless `public_url` is set.
+    """
+    if http_url is not None and "public_url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"public_url": http_url})
     data_dir.mkdir(parents=True, exist_ok=True)
     async with open_identifiers(settings, identifiers_path(data_dir)) as service:
         threads = StoreThreads("pw-ids-naming", 1)
