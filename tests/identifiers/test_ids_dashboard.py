@@ -37,7 +37,9 @@ async def test_device_page_shows_identifier_and_qr_and_overview_resolves_it(
         machine = await stack.enter_async_context(SimMachine("cnc", name, free_port(), rate_hz=5, seed=2))
         platform = await stack.enter_async_context(platform_running(settings))
         await platform.ingest.wait_subscribed()
-        await stack.enter_async_context(gateway_running(gateway_for(gw_id, mosquitto, tmp_path / "gw", [machine])))
+        await stack.enter_async_context(
+            gateway_running(gateway_for(gw_id, mosquitto, tmp_path / "gw", [machine]))
+        )
         http = await stack.enter_async_context(aiohttp.ClientSession(platform.url))
 
         async def named() -> bool:

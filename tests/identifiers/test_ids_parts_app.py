@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from plantwire.timeunits import to_iso
 from plantwire_platform.apps.replay import Replay, S, point
 from plantwire_platform.builtin_apps.parts.app import Parts
 from plantwire_platform.identifiers.catalog import IdentifierCatalog
 from plantwire_platform.identifiers.registry import LocalRegistry
 from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.ingest.live_bus import LivePoint
-from plantwire.timeunits import to_iso
 from plantwire_sims.cnc import CncModel
 
 T0 = 1_764_000_000 * S

@@ -52,7 +52,9 @@ async def test_devices_gateways_and_parts_get_identifiers_that_resolve(
         machine = await stack.enter_async_context(SimMachine("cnc", name, free_port(), rate_hz=10, seed=4))
         platform = await stack.enter_async_context(platform_running(settings))
         await platform.ingest.wait_subscribed()
-        await stack.enter_async_context(gateway_running(gateway_for(gw_id, mosquitto, tmp_path / "gw", [machine])))
+        await stack.enter_async_context(
+            gateway_running(gateway_for(gw_id, mosquitto, tmp_path / "gw", [machine]))
+        )
         http = await stack.enter_async_context(aiohttp.ClientSession(platform.url))
 
         async def named() -> bool:

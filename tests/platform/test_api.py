@@ -447,7 +447,10 @@ async def test_every_route_is_documented_and_every_documented_path_routed(store:
             for status, response in op["responses"].items():
                 content = response["content"]
                 # JSON everywhere, except Prometheus text on /metrics and an identifier's QR code.
-                other = {"/metrics": {"text/plain"}, "/api/handles/{prefix}/{suffix}/qr.svg": {"image/svg+xml"}}
+                other = {
+                    "/metrics": {"text/plain"},
+                    "/api/handles/{prefix}/{suffix}/qr.svg": {"image/svg+xml"},
+                }
                 assert set(content) <= other.get(path, {"application/json"}) | {"application/json"}
                 schema = next(iter(content.values()))["schema"]
                 assert _resolve(schema), (path, status)

@@ -58,7 +58,7 @@ async def identifiers_running(
     """
     if http_url is not None and "public_url" not in settings.model_fields_set:
         settings = settings.model_copy(update={"public_url": http_url})
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     async with open_identifiers(settings, identifiers_path(data_dir)) as service:
         threads = StoreThreads("pw-ids-naming", 1)
         namer = DeviceNamer(service.registry, lambda: threads.run(catalog.list_devices), naming_every_s)
@@ -77,6 +77,6 @@ async def _name_devices(namer: DeviceNamer, every_s: float) -> None:
     while True:
         try:
             await namer.run()
-        except Exception as err:  # noqa: BLE001 - a bug in naming must not take the platform down
+        except Exception as err:  # a bug in naming must not take the platform down
             log.error("device_naming_failed", error=repr(err))
             await asyncio.sleep(every_s)

@@ -11,8 +11,8 @@ from typing import Any, Final
 from plantwire_platform.store.model import AGGREGATES
 from plantwire_platform.web.health import openapi_paths as health_openapi_paths
 from plantwire_platform.web.openapi_apps import APP_PATHS, APP_SCHEMAS
-from plantwire_platform.web.openapi_handles import HANDLE_PATHS
 from plantwire_platform.web.openapi_commands import openapi_paths as command_openapi_paths
+from plantwire_platform.web.openapi_handles import HANDLE_PATHS
 from plantwire_platform.web.query_params import DEFAULT_LIMIT, MAX_BUCKETS, MAX_LIMIT
 from plantwire_platform.web.stream import openapi_paths as stream_openapi_paths
 

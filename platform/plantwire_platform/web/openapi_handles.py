@@ -37,9 +37,7 @@ _PATH: Final = [
 
 
 def _op(op_id: str, summary: str, params: list[dict[str, Any]], statuses: tuple[str, ...]) -> dict[str, Any]:
-    responses = {
-        s: {"description": _ANSWERS[s], "content": {JSON: {"schema": _HS_BODY}}} for s in statuses
-    }
+    responses = {s: {"description": _ANSWERS[s], "content": {JSON: {"schema": _HS_BODY}}} for s in statuses}
     return {"operationId": op_id, "summary": summary, "parameters": params, "responses": responses}
 
 
@@ -60,13 +58,21 @@ HANDLE_PATHS: Final[dict[str, Any]] = {
         "get": _op(
             "resolveHandle",
             "Resolve a handle; values with a scope only with a token; other prefixes are relayed",
-            [*_PATH, _param("type", "query", "URL", type="string"), _param("index", "query", 1, type="integer")],
+            [
+                *_PATH,
+                _param("type", "query", "URL", type="string"),
+                _param("index", "query", 1, type="integer"),
+            ],
             ("200", "400", "404", "502"),
         ),
         "put": _op(
             "putHandle",
             "Create or replace a handle; with ?index=... only the values sent (token: admin)",
-            [*_PATH, _param("overwrite", "query", "true", type="string"), _param("index", "query", 2, type="integer")],
+            [
+                *_PATH,
+                _param("overwrite", "query", "true", type="string"),
+                _param("index", "query", 2, type="integer"),
+            ],
             ("200", "400", "401", "403", "404", "409"),
         ),
         "delete": _op("deleteHandle", "Delete a handle (token: admin)", _PATH, ("200", "401", "403", "404")),
@@ -77,7 +83,10 @@ HANDLE_PATHS: Final[dict[str, Any]] = {
             "summary": "An SVG QR code of the handle's resolution URL",
             "parameters": _PATH,
             "responses": {
-                "200": {"description": "The QR code", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+                "200": {
+                    "description": "The QR code",
+                    "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                },
                 "400": {"description": _ANSWERS["400"], "content": {JSON: {"schema": _HS_BODY}}},
             },
         }

@@ -24,9 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plantwire.timeunits import to_iso
 from plantwire.wire import Value
 from plantwire_platform.apps import App, HandleExists, IdentifierRegistry, LivePoint
-from plantwire.timeunits import to_iso
 
 US = 1_000_000
 PARTS = "Production/PartCount"
