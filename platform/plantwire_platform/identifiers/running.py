@@ -57,7 +57,7 @@ async def identifiers_running(
     `http_url` (the platform's own address) is the base of URL values unless `public_url` is set.
     """
     if http_url is not None and "public_url" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"public_url": http_url})
+        settings = settings.model_copy(update={"public_url": _reachable(http_url)})
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     async with open_identifiers(settings, identifiers_path(data_dir)) as service:
         threads = StoreThreads("pw-ids-naming", 1)
@@ -70,6 +70,13 @@ async def identifiers_running(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await asyncio.to_thread(threads.close)
+
+
+def _reachable(url: str) -> str:
+    """A listening address is not one to give out: 0.0.0.0 / [::] become loopback."""
+    for wildcard in ("//0.0.0.0:", "//[::]:", "//:::"):
+        url = url.replace(wildcard, "//127.0.0.1:")
+    return url
 
 
 async def _name_devices(namer: DeviceNamer, every_s: float) -> None:
