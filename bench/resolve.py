@@ -1,7 +1,8 @@
 """Local identifier resolution: lookups/s and latency of GET /api/handles/{prefix}/{suffix}.
 
-Fills a SQLite catalog with N device/part identifiers, serves the Handle routes from a real aiohttp
-server in a child process pinned to one core, and resolves random identifiers from this process
+Fills a SQLite catalog with N device/part identifiers, serves the platform's own app (`create_app`
+with the identifier room running as the platform runs it: `identifiers_running`, device naming
+included; no MQTT) from a child process pinned to one core, and resolves random identifiers from this process
 with C concurrent keep-alive connections for D seconds. Prints lookups/s, median and p99 as the
 client saw them, and lookups per CPU-second of the server process (its own cost, whatever else
 runs on the machine).
@@ -28,9 +29,12 @@ from aiohttp import web
 from plantwire.broker import free_port
 from plantwire_platform.identifiers.catalog import CatalogDb
 from plantwire_platform.identifiers.registry import LocalRegistry
-from plantwire_platform.identifiers.service import open_identifiers
+from plantwire_platform.identifiers.running import identifiers_path, identifiers_running
 from plantwire_platform.identifiers.settings import IdentifierSettings
-from plantwire_platform.web.handle_routes import add_handle_routes
+from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.store.sqlite import SqliteStore
+from plantwire_platform.web.app import create_app
+from plantwire_platform.web.runtime import PlatformRuntime
 
 PREFIX = "0.TEST"
 
@@ -50,10 +54,6 @@ def fill(db_path: Path, count: int, settings: IdentifierSettings) -> list[str]:
     return [h.name for h in handles]
 
 
-async def verify_any(token: str) -> str | None:
-    return None
-
-
 async def baseline(request: web.Request) -> web.Response:
     """The same server with no work at all: what aiohttp alone costs per request on this machine."""
     return web.Response(body=b'{"responseCode":1}', content_type="application/json")
@@ -63,9 +63,9 @@ async def serve(port: int, db_path: Path, hot: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     settings = IdentifierSettings(prefix=PREFIX, hot_cache_size=hot)
-    async with open_identifiers(settings, db_path) as service:
-        app = web.Application()
-        add_handle_routes(app, service, verify_any)
+    store = SqliteStore.open(db_path.parent / "store.sqlite")
+    async with identifiers_running(settings, db_path.parent, store) as ids:
+        app = create_app(PlatformRuntime(store, IngestStats, identifiers=ids))
         app.router.add_get("/bench/baseline", baseline)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -109,7 +109,7 @@ async def load(port: int, names: list[str], seconds: float, concurrency: int, se
 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        db_path = Path(tmp) / "platform.sqlite"
+        db_path = identifiers_path(Path(tmp))
         t0 = time.perf_counter()
         names = fill(db_path, args.count, IdentifierSettings(prefix=PREFIX))
         print(f"filled {len(names):,} identifiers in {time.perf_counter() - t0:.1f} s")

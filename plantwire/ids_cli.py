@@ -19,7 +19,16 @@ import urllib.request
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
-from plantwire.platform_client import DEFAULT_PLATFORM
+from pydantic import SecretStr
+
+from plantwire.platform_client import (
+    DEFAULT_PLATFORM,
+    PLATFORM_URL_ENV,
+    TOKEN_ENV,
+    PlatformSetupError,
+    bearer_token,
+    platform_url,
+)
 
 HELP = "resolve, list and sync identifiers (Handle System)"
 DESCRIPTION = __doc__ or ""
@@ -30,12 +39,17 @@ class IdsCallError(Exception):
     """The platform answered with an error, or could not be reached."""
 
 
-def call(base: str, method: str, path: str, token: str | None, timeout: float = 60.0) -> dict[str, Any]:
-    """One request; Handle-shaped errors become IdsCallError with the response code."""
+def call(base: str, method: str, path: str, token: SecretStr | None, timeout: float = 60.0) -> dict[str, Any]:
+    """One request; Handle-shaped errors become IdsCallError with the response code.
+
+    Its own urllib call rather than `PlatformClient.call`: Handle answers carry `responseCode`, not
+    the platform's error shape. URL and token follow the same rules (`platform_url`, `bearer_token`).
+    """
     req = urllib.request.Request(base.rstrip("/") + path, method=method)
     req.add_header("Accept", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
+    if token is not None:
+        # Unredirected: urllib copies ordinary headers to wherever a redirect points.
+        req.add_unredirected_header("Authorization", f"Bearer {token.get_secret_value()}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read() or b"{}")
@@ -57,11 +71,11 @@ def _connection_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--platform",
-        default=os.environ.get("PLANTWIRE_PLATFORM_URL", DEFAULT_PLATFORM),
+        default=None,
         metavar="URL",
-        help=f"platform API (default PLANTWIRE_PLATFORM_URL or {DEFAULT_PLATFORM})",
+        help=f"platform API (default ${PLATFORM_URL_ENV}, else {DEFAULT_PLATFORM})",
     )
-    common.add_argument("--token", default=None, help="API token (default PLANTWIRE_TOKEN)")
+    common.add_argument("--token", default=None, help=f"API token (default ${TOKEN_ENV})")
     return common
 
 
@@ -87,7 +101,7 @@ def _value_text(value: dict[str, Any]) -> str:
     return inner if isinstance(inner, str) else json.dumps(inner, sort_keys=True)
 
 
-def resolve(base: str, token: str | None, identifier: str, as_json: bool) -> list[str]:
+def resolve(base: str, token: SecretStr | None, identifier: str, as_json: bool) -> list[str]:
     body = call(base, "GET", "/api/handles/" + quote(identifier.removeprefix("hdl:"), safe="/"), token)
     if as_json:
         return [json.dumps(body, indent=2)]
@@ -97,7 +111,7 @@ def resolve(base: str, token: str | None, identifier: str, as_json: bool) -> lis
     return lines
 
 
-def list_all(base: str, token: str | None, prefix: str | None, page_size: int = PAGE_SIZE) -> list[str]:
+def list_all(base: str, token: SecretStr | None, prefix: str | None, page_size: int = PAGE_SIZE) -> list[str]:
     names: list[str] = []
     page = 0
     while True:
@@ -110,14 +124,18 @@ def list_all(base: str, token: str | None, prefix: str | None, page_size: int = 
 
 
 def run(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("PLANTWIRE_TOKEN") or None
+    try:
+        base, token = platform_url(args.platform, os.environ), bearer_token(args.token, os.environ)
+    except PlatformSetupError as err:
+        print(f"plantwire ids {args.ids_command}: {err}", file=sys.stderr)
+        return err.exit_code
     try:
         if args.ids_command == "resolve":
-            lines = resolve(args.platform, token, args.identifier, args.json)
+            lines = resolve(base, token, args.identifier, args.json)
         elif args.ids_command == "list":
-            lines = list_all(args.platform, token, args.prefix, args.page_size)
+            lines = list_all(base, token, args.prefix, args.page_size)
         else:
-            body = call(args.platform, "POST", "/api/identifiers/sync", token, timeout=600.0)
+            body = call(base, "POST", "/api/identifiers/sync", token, timeout=600.0)
             lines = [
                 f"registered {body['registered']}, already there {body['already']}, failed {body['failed']}"
             ]

@@ -20,6 +20,7 @@ from plantwire_platform.apps.api import CommandSender
 from plantwire_platform.apps.host import AppHost
 from plantwire_platform.commands.bus import CommandBus
 from plantwire_platform.commands.service import CommandService
+from plantwire_platform.identifiers.running import identifiers_running
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.settings import PlatformSettings
@@ -53,19 +54,27 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         commands = CommandService(store, bus_to_gateways)
         stack.push_async_callback(asyncio.to_thread, commands.close)  # after HTTP and apps (below)
         # Apps start after ingest and before HTTP, and stop before ingest does.
-        apps = await stack.enter_async_context(
-            AppHost(store, bus, settings.apps, app_command_sender(commands))
+        # Identifiers: their own file in the store's folder; devices named as their meta arrives.
+        ids = await stack.enter_async_context(
+            identifiers_running(settings.identifiers, settings.store.path.parent, store, http_url(settings))
         )
-        app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps))
+        apps = await stack.enter_async_context(
+            AppHost(store, bus, settings.apps, app_command_sender(commands), identifiers=ids.service.registry)
+        )
+        app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps, identifiers=ids))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.http.host, settings.http.port)
         await site.start()
-        url = f"http://{settings.http.host}:{settings.http.port}"
+        url = http_url(settings)
         log.info("platform_started", url=url, store=settings.store.backend, mqtt_port=settings.mqtt.port)
         yield RunningPlatform(settings, store, ingest, bus, url, apps)
         log.info("platform_stopping")
+
+
+def http_url(settings: PlatformSettings) -> str:
+    return f"http://{settings.http.host}:{settings.http.port}"
 
 
 def app_command_sender(commands: CommandService) -> CommandSender:

@@ -8,8 +8,8 @@ from pathlib import Path
 from plantwire.wire import DeviceMeta
 from plantwire_platform.identifiers.device_naming import DeviceNamer
 from plantwire_platform.identifiers.service import IdentifierService
-from plantwire_platform.store import DeviceRecord
-from plantwire_platform.store_sqlite import SqliteStore
+from plantwire_platform.store.model import DeviceRecord
+from plantwire_platform.store.sqlite import SqliteStore
 
 
 async def test_devices_are_named_when_they_appear_and_renamed_when_they_move(

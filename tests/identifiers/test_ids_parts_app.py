@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from plantwire.timeunits import to_iso
 from plantwire_platform.apps.replay import Replay, S, point
 from plantwire_platform.builtin_apps.parts.app import Parts
 from plantwire_platform.identifiers.catalog import IdentifierCatalog
 from plantwire_platform.identifiers.registry import LocalRegistry
 from plantwire_platform.identifiers.settings import IdentifierSettings
-from plantwire_platform.live_bus import LivePoint
-from plantwire_platform.timefmt import to_iso
+from plantwire_platform.ingest.live_bus import LivePoint
 from plantwire_sims.cnc import CncModel
 
 T0 = 1_764_000_000 * S
@@ -63,10 +63,7 @@ async def registry(tmp_path: Path) -> AsyncIterator[LocalRegistry]:
 
 
 def _replay(registry: LocalRegistry | None) -> Replay:
-    replay = Replay(Parts)
-    if registry is not None:
-        replay.ctx.identifiers = registry  # type: ignore[attr-defined]  # AppContext.identifiers: wiring
-    return replay
+    return Replay(Parts, identifiers=registry)
 
 
 async def test_one_identifier_per_part_made_with_its_cycle_and_process_values(

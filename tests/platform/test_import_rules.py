@@ -24,13 +24,14 @@ ALLOWED: Final[dict[str, set[str]]] = {
     "store": {"store", "settings"},
     "ingest": {"ingest", "store", "settings"},
     "commands": {"commands", "store"},
-    "apps": {"apps", "commands", "ingest", "store", "settings"},
+    "apps": {"apps", "commands", "ingest", "store", "settings", "identifiers"},
     "builtin_apps": {"apps"},
-    "web": {"web", "apps", "commands", "ingest", "store", "settings"},
-    "settings": {"settings", "store"},
+    "identifiers": {"identifiers", "store"},
+    "web": {"web", "apps", "commands", "ingest", "store", "settings", "identifiers"},
+    "settings": {"settings", "store", "identifiers"},
 }
 """Only `service` (the composition root) and `cli` import freely; nothing imports them but `cli`."""
-SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps")
+SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps", "identifiers")
 DEFERRED_IMPORTS: Final[dict[str, str]] = {
     "cli": "the platform CLI imports the service only when it runs (fast --help)",
     "apps.cli": "the app CLI imports the scaffold only when it runs",

@@ -19,6 +19,8 @@ from plantwire_platform.commands.errors import (
     UnknownTarget,
 )
 from plantwire_platform.commands.service import CallDone, Receipt, WriteDone
+from plantwire_platform.identifiers.catalog import HandleExists
+from plantwire_platform.identifiers.registry import IdentifierRegistry
 from plantwire_platform.ingest.live_bus import LivePoint
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "CommandTimedOut",
     "CommandsUnavailable",
     "DeviceFailed",
+    "HandleExists",
+    "IdentifierRegistry",
     "InvalidCommand",
     "LivePoint",
     "Manifest",

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from plantwire.wire import Value, now_us
 from plantwire_platform.apps.manifest import Manifest
 from plantwire_platform.commands.service import CallDone, WriteDone
+from plantwire_platform.identifiers.registry import IdentifierRegistry
 from plantwire_platform.ingest.live_bus import LivePoint, Subscription
 from plantwire_platform.store.model import Agg, AlarmRecord, Bucket, DerivedPoint, Point
 
@@ -118,6 +119,9 @@ class AppContext(Generic[ConfigT]):
     metrics: dict[str, float] = field(default_factory=dict)
     """The app's own figures (`ctx.metrics["windows"] = 3`); shown by GET /apps/{id}/metrics."""
     routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    identifiers: IdentifierRegistry | None = None
+    """Mints identifiers for what the plant makes (`await ctx.identifiers.mint(kind, suffix, values)`);
+    None where the platform runs without the identifier room."""
     _pending: list[DerivedPoint] = field(default_factory=list)
     _active: set[tuple[str, str]] = field(default_factory=set)
 

@@ -34,6 +34,7 @@ from plantwire_platform.apps.loader import (
     validate_config,
 )
 from plantwire_platform.apps.manifest import ManifestError, split_pattern
+from plantwire_platform.identifiers.registry import IdentifierRegistry
 from plantwire_platform.ingest.live_bus import LiveBus, LivePoint, Subscription
 from plantwire_platform.settings import AppsSettings
 from plantwire_platform.store.model import Agg, AlarmRecord, Bucket, DerivedPoint, Point, Store
@@ -199,8 +200,10 @@ class AppHost:
         settings: AppsSettings,
         command_sender: CommandSender | None = None,
         specs: tuple[list[AppSpec], list[LoadProblem]] | None = None,
+        identifiers: IdentifierRegistry | None = None,
     ) -> None:
         self.settings = settings
+        self.identifiers = identifiers
         self.backend = PlatformBackend(store, bus)
         self.command_sender = command_sender
         self._specs = specs
@@ -355,6 +358,7 @@ class AppHost:
         ctx: AppContext[Any] = AppContext(
             manifest, config, self.backend, log.bind(app_id=manifest.id), self.command_sender, slot.counters
         )
+        ctx.identifiers = self.identifiers
         slot.ctx = ctx
         app = spec.app_class(ctx)
         patterns = subscription_patterns(manifest, spec.app_class, config)

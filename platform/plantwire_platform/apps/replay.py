@@ -28,6 +28,7 @@ from plantwire.wire import JsonValue, Value
 from plantwire_platform.apps.api import App, AppContext, AuditEntry
 from plantwire_platform.apps.loader import subscription_patterns, validate_config
 from plantwire_platform.apps.manifest import Manifest, read_manifest, split_pattern
+from plantwire_platform.identifiers.registry import IdentifierRegistry
 from plantwire_platform.ingest.live_bus import LivePoint, Subscription
 from plantwire_platform.store.model import AGGREGATES, Agg, AlarmRecord, Bucket, DerivedPoint, Point
 
@@ -184,6 +185,7 @@ class Replay:
         config: dict[str, Any] | None = None,
         manifest: Manifest | None = None,
         command_result: Any = None,
+        identifiers: IdentifierRegistry | None = None,
     ) -> None:
         if manifest is None:
             manifest = read_manifest(Path(inspect.getfile(app_class)).resolve().parent)
@@ -196,6 +198,7 @@ class Replay:
             self.backend,
             get_logger("plantwire.app").bind(app_id=manifest.id),
             self.backend.send,
+            identifiers=identifiers,
         )
         self.app = app_class(self.ctx)
         self.patterns = [split_pattern(p) for p in subscription_patterns(manifest, app_class, cfg)]

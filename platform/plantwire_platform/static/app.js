@@ -231,7 +231,9 @@ async function overview() {
     return list.length / 5;
   };
 
-  const root = h("div", { "data-view": "overview" });
+  const root = h("div", {});
+  const view = h("div", { "data-view": "overview" }, root, h("section", { class: "card identifier-card" },
+    h("div", { class: "card-head" }, h("h2", {}, "Resolve an identifier")), PlantwireIdentifiers.resolveBox()));
   const draw = async () => {
     const [devs, health, alarms] = await Promise.all([api("/api/devices"), api("/api/health"), activeAlarms()]);
     if (!devs.ok) {
@@ -267,7 +269,7 @@ async function overview() {
   };
   await draw();
   every(POLL_MS, draw);
-  return root;
+  return view;
 }
 
 function stat(label, value, unit, alert) {
@@ -401,7 +403,8 @@ async function devicePage(id) {
       h("div", { class: "meta" },
         h("span", {}, "Gateway ", h("b", {}, d.gateway)),
         h("span", {}, "Endpoint ", h("b", { class: "mono" }, d.endpoint || "—")),
-        h("span", {}, h("b", {}, tags.length), " tags"))),
+        h("span", {}, h("b", {}, tags.length), " tags")),
+      PlantwireIdentifiers.panel(d)),
     d.error ? h("div", { class: "note error-note" }, d.error) : null,
     h("section", { class: "card" },
       h("div", { class: "card-head" }, h("h2", {}, "Live chart"),

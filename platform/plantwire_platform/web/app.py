@@ -14,6 +14,7 @@ from aiohttp import web
 import plantwire
 from plantwire_platform.web.errors import error_middleware
 from plantwire_platform.web.health import add_health_routes
+from plantwire_platform.web.identifier_wiring import add_identifier_routes
 from plantwire_platform.web.openapi import openapi_document
 from plantwire_platform.web.page import add_page_routes
 from plantwire_platform.web.routes_apps import add_app_routes
@@ -34,6 +35,7 @@ def create_app(runtime: PlatformRuntime) -> web.Application:
     add_stream_routes(app)
     add_page_routes(app)
     add_app_routes(app)
+    add_identifier_routes(app, runtime.identifiers)
     return app
 
 

@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from plantwire_platform.web.api_models.common import Error
 from plantwire_platform.web.api_operations import OPERATIONS, Operation
 from plantwire_platform.web.health import openapi_paths as health_openapi_paths
+from plantwire_platform.web.openapi_handles import HANDLE_PATHS
 from plantwire_platform.web.stream import openapi_paths as stream_openapi_paths
 
 JSON: Final = "application/json"
@@ -138,6 +139,6 @@ def openapi_document(version: str) -> dict[str, Any]:
             "microseconds and a Z. Every error has the Error shape. Unknown query parameters are "
             "rejected with 400 so that typos do not pass unnoticed.",
         },
-        "paths": {**paths, **health_openapi_paths(), **stream_openapi_paths()},
+        "paths": {**paths, **health_openapi_paths(), **stream_openapi_paths(), **HANDLE_PATHS},
         "components": {"schemas": schemas},
     }

@@ -51,4 +51,12 @@ PLATFORM_ROUTE_ACCESS: Final[RouteTable] = {
     ("POST", "/api/apps/{app_id}/enable"): ADMIN,
     ("POST", "/api/apps/{app_id}/disable"): ADMIN,
     ("POST", "/api/apps/{app_id}/restart"): ADMIN,
+    # identifiers: the handle routes check their scope themselves, so that Handle clients may use
+    # Basic auth (web/handle_routes.py ROUTE_SCOPES: listing needs read, changes admin)
+    ("GET", "/api/handles"): PUBLIC,
+    ("GET", "/api/handles/{prefix}/{suffix}"): PUBLIC,
+    ("GET", "/api/handles/{prefix}/{suffix}/qr.svg"): PUBLIC,
+    ("PUT", "/api/handles/{prefix}/{suffix}"): PUBLIC,
+    ("DELETE", "/api/handles/{prefix}/{suffix}"): PUBLIC,
+    ("POST", "/api/identifiers/sync"): PUBLIC,
 }

@@ -34,7 +34,7 @@ def add_data_routes(app: web.Application) -> None:
 # --- JSON shapes ---------------------------------------------------------------------------------
 
 
-def device_json(d: DeviceRecord) -> dict[str, Any]:
+def device_json(d: DeviceRecord, identifier: str | None = None) -> dict[str, Any]:
     return {
         "id": d.id,
         "gateway": d.gateway,
@@ -47,6 +47,7 @@ def device_json(d: DeviceRecord) -> dict[str, Any]:
         "first_seen": to_iso(d.first_seen),
         "last_data": to_iso_opt(d.last_data),
         "last_seq": d.last_seq,
+        "identifier": identifier,
     }
 
 
@@ -94,6 +95,11 @@ def _device_of(request: web.Request) -> str:
     return validate_params(request.match_info, DevicePath, "path").device
 
 
+def _identifier(request: web.Request, device: str) -> str | None:
+    ids = runtime_of(request).identifiers
+    return None if ids is None else ids.identifier_of(device)
+
+
 async def _read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
     """Run `fn(store, *args)` on the API's store threads."""
     runtime = runtime_of(request)
@@ -122,12 +128,12 @@ async def list_devices(request: web.Request) -> web.Response:
     validate_params(request.query, NoQuery)
     runtime = runtime_of(request)
     devices = await runtime.reads.run(runtime.store.list_devices)
-    return json_response({"devices": [device_json(d) for d in devices]})
+    return json_response({"devices": [device_json(d, _identifier(request, d.id)) for d in devices]})
 
 
 async def get_device(request: web.Request) -> web.Response:
     record = await _read(request, _require_device, _device_of(request))
-    return json_response(device_json(record))
+    return json_response(device_json(record, _identifier(request, record.id)))
 
 
 def _tags(store: Store, device: str) -> list[TagRecord]:

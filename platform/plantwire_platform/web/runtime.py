@@ -17,6 +17,7 @@ from aiohttp import web
 
 from plantwire_platform.apps.host import AppHost
 from plantwire_platform.commands.service import CommandService
+from plantwire_platform.identifiers.running import PlatformIdentifiers
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.ingest.stats import IngestStats
@@ -40,6 +41,8 @@ class PlatformRuntime:
     live_bus: LiveBus | None = None
     ingest: MqttIngest | None = None
     apps: AppHost | None = None
+    identifiers: PlatformIdentifiers | None = None
+    """The identifier room (handle routes, device identifiers); None: no /api/handles routes."""
     reads: StoreThreads = field(default_factory=lambda: StoreThreads("pw-api-read", READ_THREADS))
     """The API's store threads, closed (waiting) by the app's cleanup."""
     _owns_commands: bool = field(default=False, init=False, repr=False)

@@ -24,11 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plantwire.timeunits import to_iso
 from plantwire.wire import JsonValue
-from plantwire_platform.apps import App, LivePoint
-from plantwire_platform.identifiers.catalog import HandleExists
-from plantwire_platform.identifiers.registry import IdentifierRegistry
-from plantwire_platform.timefmt import to_iso
+from plantwire_platform.apps import App, HandleExists, IdentifierRegistry, LivePoint
 
 US = 1_000_000
 PARTS = "Production/PartCount"
@@ -85,7 +83,7 @@ class Parts(App[Config]):
 
     async def start(self) -> None:
         self._machines: dict[str, _Machine] = {}
-        self.registry: IdentifierRegistry | None = getattr(self.ctx, "identifiers", None)
+        self.registry: IdentifierRegistry | None = self.ctx.identifiers
         if self.registry is None:
             self.log.warning("parts_no_identifier_registry")
         for key in ("parts_minted", "parts_partial", "parts_unobserved", "mint_errors"):

@@ -48,6 +48,10 @@ class Device(Strict):
     first_seen: Time
     last_data: TimeOrNull = Field(description="Source time of the newest stored point.")
     last_seq: Count = Field(description="Highest data sequence number.")
+    identifier: str | None = Field(
+        examples=["0.TEST/device.press-1"],
+        description="The device's resolvable identifier (see /api/handles); null until it is named.",
+    )
 
 
 class DeviceList(Strict):
