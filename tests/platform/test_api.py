@@ -435,7 +435,7 @@ def test_every_operation_documents_the_error_shape() -> None:
         for method, op in ops.items():
             assert op["operationId"] and op["summary"], (path, method)
             for status, response in op["responses"].items():
-                # Identifier routes answer in the Handle.Net REST shape (responseCode), as Handle clients expect.
+                # Identifier routes answer in the Handle.Net REST shape (responseCode) Handle clients expect.
                 handle_shaped = path.startswith(("/api/handles", "/api/identifiers"))
                 if int(status) >= 400 and path != "/readyz" and not handle_shaped:
                     schema = response["content"]["application/json"]["schema"]
