@@ -24,6 +24,7 @@ from typing import IO
 import aiohttp
 
 from plantwire.broker import MosquittoProcess, embedded_broker, free_port, mosquitto_path
+from plantwire.demo_auth import LoginLinkError, auth_banner, bearer, demo_admin_token, login_link
 from plantwire.logs import get_logger
 from plantwire.runner import run_until_signalled
 
@@ -38,7 +39,7 @@ gateway, each in its own process. Prints what runs where; Ctrl-C stops everythin
 examples:
   plantwire demo
   plantwire demo --http-port 8081 --duration 60
-  curl localhost:8080/api/devices
+  curl -H "Authorization: Bearer $(cat var/demo/admin.token)" localhost:8080/api/devices
 """
 
 PLANT: tuple[tuple[str, int], ...] = (("cnc", 2), ("pump", 2), ("meter", 1))
@@ -135,6 +136,8 @@ class Demo:
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.children: list[Child] = []
+        self.token = ""
+        self.login_link = ""
 
     async def run(self) -> int:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -144,11 +147,12 @@ class Demo:
             broker_name = await stack.enter_async_context(self._broker(mqtt_port))
             stack.push_async_callback(self._stop_children)
             self._start_plan(mqtt_port, sim_port)
+            self.token = await asyncio.to_thread(demo_admin_token, self.data_dir)
             try:
                 for child in self.children:
                     await self._spawn(child)
                 devices = await self._wait_ready()
-            except DemoError as err:
+            except (DemoError, LoginLinkError) as err:
                 print(f"plantwire demo: {err}", file=sys.stderr, flush=True)
                 return 1
             self._print_summary(broker_name, mqtt_port, devices)
@@ -249,18 +253,20 @@ class Demo:
         """Wait until the platform lists every device of the plant as online."""
         timeout = READY_TIMEOUT
         expected = sum(n for _, n in PLANT)
-        url = f"http://127.0.0.1:{self.args.http_port}/api/devices"
+        base = f"http://127.0.0.1:{self.args.http_port}"
+        url = f"{base}/api/devices"
         deadline = time.monotonic() + timeout
         devices: list[dict[str, object]] = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
             while time.monotonic() < deadline:
                 self._check_children()
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with http.get(url) as resp:
+                    async with http.get(url, headers=bearer(self.token)) as resp:
                         if resp.status == 200:
                             devices = (await resp.json())["devices"]
                             online = [d for d in devices if d.get("state") == "online" and d.get("last_data")]
                             if len(online) >= expected:
+                                self.login_link = await login_link(http, base, self.token)
                                 return devices
                 await asyncio.sleep(0.25)
         raise DemoError(
@@ -290,12 +296,7 @@ class Demo:
             lines.append(f"  device     {d['id']:<8} {d.get('endpoint')}   {d.get('tag_count')} tags")
         lines += [
             "",
-            f"Open the dashboard: {http}/",
-            "",
-            "Look at live data:",
-            f"  curl {http}/api/devices",
-            f"  curl '{http}/api/latest?device=cnc-1'",
-            f"  curl '{http}/api/series?device=pump-1&tag=Hydraulics/Flow&start=-5m&every=10s&agg=avg'",
+            *auth_banner(http, self.data_dir, self.token, self.login_link),
             f"  mosquitto_sub{port_flag} -t 'plantwire/#' -v",
             f"  API description: {http}/api/openapi.json",
             "",

@@ -18,6 +18,7 @@ from plantwire.logs import get_logger
 from plantwire.wire import Value
 from plantwire_platform.apps.api import CommandSender
 from plantwire_platform.apps.host import AppHost
+from plantwire_platform.auth.api_auth import api_auth_running
 from plantwire_platform.commands.bus import CommandBus
 from plantwire_platform.commands.service import CommandService
 from plantwire_platform.ingest.live_bus import LiveBus
@@ -26,7 +27,11 @@ from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.factory import open_store
 from plantwire_platform.store.model import Store
 from plantwire_platform.web.app import create_app
+from plantwire_platform.web.auth_middleware import install
+from plantwire_platform.web.login_routes import add_login_routes
+from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
 from plantwire_platform.web.runtime import PlatformRuntime
+from plantwire_platform.web.token_routes import add_token_routes
 
 log = get_logger(__name__)
 
@@ -56,7 +61,14 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         apps = await stack.enter_async_context(
             AppHost(store, bus, settings.apps, app_command_sender(commands))
         )
+        # Identity at the edge: tokens in the store's folder, checked before any handler runs.
+        auth = await stack.enter_async_context(
+            api_auth_running(settings.auth, settings.store.path.parent, settings.http.host, settings.http.port)
+        )
         app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps))
+        add_login_routes(app)
+        add_token_routes(app)
+        install(app, auth, [PLATFORM_ROUTE_ACCESS])
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from plantwire.config import ConfigError, MqttSettings, config_error
 from plantwire.settings_env import GATEWAY_SECTIONS, check_env_names
+from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.store.influx.settings import InfluxSettings
 
 
@@ -74,6 +75,7 @@ class PlatformSettings(BaseSettings):
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
     apps: AppsSettings = AppsSettings()
+    auth: AuthSettings = AuthSettings()
 
     @classmethod
     def load(cls, **overrides: Any) -> PlatformSettings:

@@ -26,11 +26,12 @@ ALLOWED: Final[dict[str, set[str]]] = {
     "commands": {"commands", "store"},
     "apps": {"apps", "commands", "ingest", "store", "settings"},
     "builtin_apps": {"apps"},
-    "web": {"web", "apps", "commands", "ingest", "store", "settings"},
-    "settings": {"settings", "store"},
+    "auth": {"auth"},
+    "web": {"web", "apps", "auth", "commands", "ingest", "store", "settings"},
+    "settings": {"settings", "store", "auth"},
 }
 """Only `service` (the composition root) and `cli` import freely; nothing imports them but `cli`."""
-SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps")
+SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps", "auth")
 DEFERRED_IMPORTS: Final[dict[str, str]] = {
     "cli": "the platform CLI imports the service only when it runs (fast --help)",
     "apps.cli": "the app CLI imports the scaffold only when it runs",

@@ -7,14 +7,17 @@ closes them after the app (the app's own cleanup only waits for its store thread
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 import plantwire
+from plantwire_platform.web.auth_middleware import AUTH_KEY, route_scopes
 from plantwire_platform.web.errors import error_middleware
 from plantwire_platform.web.health import add_health_routes
 from plantwire_platform.web.openapi import openapi_document
+from plantwire_platform.web.openapi_security import add_security
 from plantwire_platform.web.page import add_page_routes
 from plantwire_platform.web.routes_apps import add_app_routes
 from plantwire_platform.web.routes_commands import add_command_routes
@@ -28,7 +31,7 @@ def create_app(runtime: PlatformRuntime) -> web.Application:
     app[RUNTIME_KEY] = runtime
     app.cleanup_ctx.append(_read_pool)
     add_data_routes(app)
-    add_openapi_route(app, orjson.dumps(openapi_document(plantwire.__version__)))
+    add_openapi_route(app, openapi_document(plantwire.__version__))
     add_health_routes(app)
     add_command_routes(app)
     add_stream_routes(app)
@@ -42,8 +45,17 @@ async def _read_pool(app: web.Application) -> AsyncIterator[None]:
     app[RUNTIME_KEY].close_own()
 
 
-def add_openapi_route(app: web.Application, body: bytes) -> None:
+def add_openapi_route(app: web.Application, doc: dict[str, Any]) -> None:
+    """Serve `doc`; on an app with auth installed, with each operation's scope (rendered once, at
+    the first request, when every route's access is declared)."""
+    rendered: list[bytes] = []
+
     async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
+        if not rendered:
+            auth_installed = AUTH_KEY in request.app
+            rendered.append(
+                orjson.dumps(add_security(doc, route_scopes(request.app)) if auth_installed else doc)
+            )
+        return web.Response(body=rendered[0], content_type="application/json")
 
     app.router.add_get("/api/openapi.json", openapi_json)

@@ -136,11 +136,10 @@ APP_PATHS: Final[dict[str, Any]] = {
     "/api/alarms/{alarm_id}/ack": {
         "post": _op(
             "ackAlarm",
-            "Acknowledge an alarm (optional query `by` or header X-Plantwire-User names who).",
+            "Acknowledge an alarm; recorded under the name of the caller's token.",
             _ref("Alarm"),
             [
                 {"name": "alarm_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                {"name": "by", "in": "query", "required": False, "schema": {"type": "string"}},
             ],
             {"404": "Unknown alarm."},
         )

@@ -35,13 +35,6 @@ _RESULT: Final = {
 }
 _DEVICE: Final = {"name": "device", "in": "path", "required": True, "schema": _STR, "example": "cnc-1"}
 _GATEWAY: Final = {"name": "gateway", "in": "path", "required": True, "schema": _STR, "example": "line-1"}
-_USER: Final = {
-    "name": "X-Plantwire-User",
-    "in": "header",
-    "required": False,
-    "schema": _STR,
-    "description": "Who gives the command, for the audit log (default anonymous).",
-}
 _TIMEOUT: Final = {
     "type": "number",
     "exclusiveMinimum": 0,
@@ -129,7 +122,7 @@ def openapi_paths() -> dict[str, Any]:
                     "403": "The tag is read-only (code tag_not_writable).",
                     "422": "Wrong type for the tag (invalid_value) or outside its range (out_of_range).",
                 },
-                [_DEVICE, _USER],
+                [_DEVICE],
                 _obj(
                     {"tag": _STR, "value": _VALUE, "id": _STR, "timeout": _TIMEOUT},
                     required=["tag", "value"],
@@ -143,7 +136,7 @@ def openapi_paths() -> dict[str, Any]:
                 "200",
                 _obj({**_RESULT, "method": _STR, "outputs": {"type": "array", "items": _VALUE}}),
                 {**_SEND_ERRORS, "422": "Arguments do not fit the method."},
-                [_DEVICE, _USER],
+                [_DEVICE],
                 _obj(
                     {
                         "method": _STR,
@@ -206,7 +199,7 @@ def openapi_paths() -> dict[str, Any]:
                     "503": "Gateway offline.",
                     "504": "No reply in time.",
                 },
-                [_GATEWAY, _USER],
+                [_GATEWAY],
                 _obj(
                     {
                         "endpoint": {**_STR, "examples": ["opc.tcp://127.0.0.1:4850"]},
@@ -232,7 +225,7 @@ def openapi_paths() -> dict[str, Any]:
                     "503": "Gateway offline.",
                     "504": "No reply in time.",
                 },
-                [_GATEWAY, _DEVICE, _USER],
+                [_GATEWAY, _DEVICE],
             )
         },
         "/api/audit": {

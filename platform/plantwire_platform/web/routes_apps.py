@@ -18,7 +18,7 @@ from plantwire_platform.store.model import AlarmRecord
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.query_params import ParamError, check_keys
 from plantwire_platform.web.responses import json_response
-from plantwire_platform.web.routes_commands import USER_HEADER
+from plantwire_platform.web.routes_commands import user_of
 from plantwire_platform.web.runtime import runtime_of
 
 APP_ROUTE_METHODS: Final = ("GET", "POST", "PUT", "DELETE")
@@ -117,8 +117,7 @@ async def ack_alarm(request: web.Request) -> web.Response:
     text = request.match_info["alarm_id"]
     if not text.isascii() or not text.isdigit():
         raise ApiError(404, "unknown_alarm", f"alarm {text!r} is not known")
-    by = request.query.get("by") or request.headers.get(USER_HEADER) or "api"
-    record = await _store_call(request, "ack_alarm", int(text), by[:100], now_us())
+    record = await _store_call(request, "ack_alarm", int(text), user_of(request), now_us())
     if record is None:
         raise ApiError(
             404, "unknown_alarm", f"alarm {text} is not known; GET /api/alarms?state=all lists them"

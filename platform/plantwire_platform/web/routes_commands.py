@@ -1,7 +1,7 @@
 """REST routes that act: write a tag, call a method, browse, attach and detach devices, the audit log.
 
-A thin skin over `CommandService`: each handler parses the request (body, query, the user
-header), calls the service and shapes its typed result as JSON. The service's `CommandError`s
+A thin skin over `CommandService`: each handler parses the request (body, query; the
+caller's identity from the auth middleware), calls the service and shapes its typed result as JSON. The service's `CommandError`s
 become error answers in the middleware (`web.errors`), with the status and code they carry:
 404 unknown device/tag/gateway/method, 403 tag not writable, 422 value of the wrong type or out
 of range, 409 duplicate device id, 502 the device refused or could not be reached, 503 gateway
@@ -10,7 +10,7 @@ offline or no broker connection, 504 no reply in time.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -18,12 +18,11 @@ from aiohttp import web
 from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire_platform.commands.service import AttachRequest, CommandService, Receipt
 from plantwire_platform.store.model import AuditEntry
+from plantwire_platform.web.auth_middleware import IDENTITY_KEY
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of
 
-USER_HEADER: Final = "X-Plantwire-User"
-MAX_USER: Final = 128
 
 
 def add_command_routes(app: web.Application) -> None:
@@ -37,9 +36,12 @@ def add_command_routes(app: web.Application) -> None:
 
 
 def user_of(request: web.Request) -> str:
-    """Who asked: the X-Plantwire-User header (set by a trusted proxy or client), else 'anonymous'."""
-    user = request.headers.get(USER_HEADER, "").strip()
-    return user[:MAX_USER] if user else "anonymous"
+    """Who asked, for the audit: the name of the token the auth middleware checked.
+
+    An app built without the middleware (some tests) has no identity: 'anonymous'.
+    """
+    identity = request.get(IDENTITY_KEY)
+    return "anonymous" if identity is None else identity.name
 
 
 def _service(request: web.Request) -> CommandService:
