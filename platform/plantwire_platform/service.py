@@ -61,9 +61,10 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         apps = await stack.enter_async_context(
             AppHost(store, bus, settings.apps, app_command_sender(commands))
         )
+        http_port = settings.http.port
         # Identity at the edge: tokens in the store's folder, checked before any handler runs.
         auth = await stack.enter_async_context(
-            api_auth_running(settings.auth, settings.store.path.parent, settings.http.host, settings.http.port)
+            api_auth_running(settings.auth, settings.store.path.parent, settings.http.host, http_port)
         )
         app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps))
         add_login_routes(app)

@@ -16,10 +16,10 @@ from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_service import AsyncTokenCatalog
 from plantwire_platform.web.auth_middleware import identity_of, install, public, requires
-from plantwire_platform.web.login_routes import add_login_routes
-from plantwire_platform.web.token_routes import add_token_routes
 from plantwire_platform.web.errors import error_middleware
+from plantwire_platform.web.login_routes import add_login_routes
 from plantwire_platform.web.responses import json_response
+from plantwire_platform.web.token_routes import add_token_routes
 
 DONE_KEY: Final = web.AppKey("done", list)
 """What the stand-in state-changing routes did: a refused request must leave it untouched."""

@@ -67,7 +67,9 @@ async def test_an_app_writes_a_setpoint_that_reaches_the_machine(
         await stack.enter_async_context(
             gateway_running(gateway_for(unique_id, mosquitto, tmp_path / "gw", [machine]))
         )
-        http = await stack.enter_async_context(aiohttp.ClientSession(base_url=platform.url, headers=bearer(admin)))
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(base_url=platform.url, headers=bearer(admin))
+        )
 
         async def latest_setpoint_is_written() -> bool:
             async with http.get("/api/latest", params={"device": cnc}) as resp:

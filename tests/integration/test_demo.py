@@ -70,7 +70,8 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
         assert token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()
         assert f"admin token (also in {token_file}, mode 0600): {token}" in banner
-        assert f'curl -H "Authorization: Bearer $(cat {token_file})" http://127.0.0.1:{http_port}/api/devices' in banner
+        curl = f'curl -H "Authorization: Bearer $(cat {token_file})" http://127.0.0.1:{http_port}/api/devices'
+        assert curl in banner
         link = re.search(rf"one-time login link: (http://127\.0\.0\.1:{http_port}/login\?once=\S+)", banner)
         assert link is not None, banner
         children = psutil.Process(proc.pid).children(recursive=True)

@@ -185,7 +185,11 @@ def check_audit(result: subprocess.CompletedProcess[str], shell: Shell) -> None:
     entries = [e for e in _json(result)["entries"] if e["device"] == DEVICE]
     done = {(e["action"], e["user"], e["outcome"]) for e in entries}
     # The audit names the token (the demo's admin token), whatever a client claims.
-    assert {("attach", "demo-admin", "ok"), ("write", "demo-admin", "ok"), ("call", "demo-admin", "ok")} <= done
+    assert {
+        ("attach", "demo-admin", "ok"),
+        ("write", "demo-admin", "ok"),
+        ("call", "demo-admin", "ok"),
+    } <= done
     assert all(e["ts"] and e["http_status"] for e in entries)
 
 

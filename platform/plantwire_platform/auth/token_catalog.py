@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.logs import get_logger
+from plantwire.timeunits import US_PER_S, to_iso
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.tokens import (
     Identity,
@@ -27,7 +28,6 @@ from plantwire_platform.auth.tokens import (
     same_digest,
     token_digest,
 )
-from plantwire.timeunits import US_PER_S, to_iso
 
 log = get_logger(__name__)
 

@@ -29,10 +29,10 @@ from plantwire_platform.web.auth_middleware import (
     requires,
     unauthenticated,
 )
-from plantwire_platform.web.request_body import json_object
 from plantwire_platform.web.errors import ApiError
-from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.page import PAGE_CSP
+from plantwire_platform.web.request_body import json_object
+from plantwire_platform.web.responses import json_response
 
 log = get_logger(__name__)
 

@@ -1,11 +1,11 @@
 """REST routes that act: write a tag, call a method, browse, attach and detach devices, the audit log.
 
-A thin skin over `CommandService`: each handler parses the request (body, query; the
-caller's identity from the auth middleware), calls the service and shapes its typed result as JSON. The service's `CommandError`s
-become error answers in the middleware (`web.errors`), with the status and code they carry:
-404 unknown device/tag/gateway/method, 403 tag not writable, 422 value of the wrong type or out
-of range, 409 duplicate device id, 502 the device refused or could not be reached, 503 gateway
-offline or no broker connection, 504 no reply in time.
+A thin skin over `CommandService`: each handler parses the request (body, query; who asks is
+the name of the token the auth middleware checked), calls the service and shapes its typed result
+as JSON. The service's `CommandError`s become error answers in the middleware (`web.errors`), with
+the status and code they carry: 404 unknown device/tag/gateway/method, 403 tag not writable, 422
+value of the wrong type or out of range, 409 duplicate device id, 502 the device refused or could
+not be reached, 503 gateway offline or no broker connection, 504 no reply in time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from plantwire_platform.web.auth_middleware import IDENTITY_KEY
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of
-
 
 
 def add_command_routes(app: web.Application) -> None:

@@ -16,9 +16,9 @@ from plantwire_platform.auth.scopes import Scope, UnknownScope, parse_scope
 from plantwire_platform.auth.token_catalog import DuplicateToken, UnknownToken
 from plantwire_platform.auth.tokens import InvalidTokenName
 from plantwire_platform.web.auth_middleware import AUTH_KEY, identity_of, requires
+from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.login_routes import NO_STORE
 from plantwire_platform.web.request_body import json_object
-from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.responses import json_response
 
 log = get_logger(__name__)
