@@ -26,12 +26,8 @@ from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.factory import open_store
 from plantwire_platform.store.model import Store
-from plantwire_platform.web.app import create_app
-from plantwire_platform.web.auth_middleware import install
-from plantwire_platform.web.login_routes import add_login_routes
-from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
+from plantwire_platform.web.app import create_app, secure_app
 from plantwire_platform.web.runtime import PlatformRuntime
-from plantwire_platform.web.token_routes import add_token_routes
 
 log = get_logger(__name__)
 
@@ -67,9 +63,7 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
             api_auth_running(settings.auth, settings.store.path.parent, settings.http.host, http_port)
         )
         app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps))
-        add_login_routes(app)
-        add_token_routes(app)
-        install(app, auth, [PLATFORM_ROUTE_ACCESS])
+        secure_app(app, auth)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

@@ -17,11 +17,13 @@ from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_catalog import tokens_path
 from plantwire_platform.auth.token_service import AsyncTokenCatalog, token_service
 from plantwire_platform.store.sqlite import SqliteStore
-from plantwire_platform.web.auth_middleware import declare_routes, install
+from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.web.app import create_app, secure_app
+from plantwire_platform.web.auth_middleware import declare_routes
 from plantwire_platform.web.login_routes import add_login_routes
 from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
+from plantwire_platform.web.runtime import PlatformRuntime
 from plantwire_platform.web.token_routes import add_token_routes
-from plantwire_platform.web_api import create_app
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ async def tokens(tmp_path: Path) -> AsyncIterator[AsyncTokenCatalog]:
 
 
 async def test_every_platform_route_is_declared(store: SqliteStore, tokens: AsyncTokenCatalog) -> None:
-    app = create_app(store, lambda: {})
+    app = create_app(PlatformRuntime(store, IngestStats))
     add_login_routes(app)
     add_token_routes(app)
     assert declare_routes(app, PLATFORM_ROUTE_ACCESS) == []
@@ -53,8 +55,8 @@ async def test_the_reported_attack_on_the_real_app(store: SqliteStore, tmp_path:
 
 async def attack(store: SqliteStore, auth: ApiAuth, port: int) -> None:
     tokens = auth.tokens
-    app = create_app(store, lambda: {"connected": True})
-    install(app, auth, [PLATFORM_ROUTE_ACCESS])
+    app = create_app(PlatformRuntime(store, lambda: IngestStats(connected=True)))
+    secure_app(app, auth)
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     base = f"http://127.0.0.1:{port}"

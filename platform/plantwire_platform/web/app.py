@@ -1,6 +1,7 @@
 """The platform's HTTP application: every route of the API, the stream and the page on one runtime.
 
-`create_app(runtime)` is all the web layer needs; the caller owns the runtime's services and
+`create_app(runtime)` is all the web layer needs (`secure_app(app, auth)` then puts the auth
+middleware at its edge); the caller owns the runtime's services and
 closes them after the app (the app's own cleanup only waits for its store threads).
 """
 
@@ -13,17 +14,21 @@ import orjson
 from aiohttp import web
 
 import plantwire
-from plantwire_platform.web.auth_middleware import AUTH_KEY, route_scopes
+from plantwire_platform.auth.api_auth import ApiAuth
+from plantwire_platform.web.auth_middleware import AUTH_KEY, install, route_scopes
 from plantwire_platform.web.errors import error_middleware
 from plantwire_platform.web.health import add_health_routes
+from plantwire_platform.web.login_routes import add_login_routes
 from plantwire_platform.web.openapi import openapi_document
 from plantwire_platform.web.openapi_security import add_security
 from plantwire_platform.web.page import add_page_routes
+from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
 from plantwire_platform.web.routes_apps import add_app_routes
 from plantwire_platform.web.routes_commands import add_command_routes
 from plantwire_platform.web.routes_data import add_data_routes
 from plantwire_platform.web.runtime import RUNTIME_KEY, PlatformRuntime
 from plantwire_platform.web.stream import add_stream_routes
+from plantwire_platform.web.token_routes import add_token_routes
 
 
 def create_app(runtime: PlatformRuntime) -> web.Application:
@@ -38,6 +43,14 @@ def create_app(runtime: PlatformRuntime) -> web.Application:
     add_page_routes(app)
     add_app_routes(app)
     return app
+
+
+def secure_app(app: web.Application, auth: ApiAuth) -> None:
+    """Put identity at the app's edge: the login and token routes, then the auth middleware with
+    every route's scope declared (the decorators, else `PLATFORM_ROUTE_ACCESS`; else admin)."""
+    add_login_routes(app)
+    add_token_routes(app)
+    install(app, auth, [PLATFORM_ROUTE_ACCESS])
 
 
 async def _read_pool(app: web.Application) -> AsyncIterator[None]:
