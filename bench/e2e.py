@@ -5,6 +5,7 @@ percentiles (from the platform's ingest histogram), lost and duplicated values (
 own records against the store), and CPU and RSS of each process.
 
     python bench/e2e.py --machines 4 --tags 50 --rate 5 --duration 20
+    python bench/e2e.py --machines 4 --tags 50 --rate 50 --auth --tls    # passwords, ACL, TLS on
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plantwire.broker import MosquittoProcess, free_port, wait_for_port
+from plantwire.broker import BrokerTls, MosquittoProcess, free_port, wait_for_port
+from plantwire.broker_auth import Identity, Role, client_environment, new_password, write_mosquitto_auth
 from plantwire.demo_auth import bearer, demo_admin_token
 from plantwire.extras import missing_extra_message
+from plantwire.pki import init_pki
 from plantwire.wire import STATUS_BAD_NO_COMMUNICATION
 
 try:
@@ -75,6 +78,28 @@ def _stop(proc: Proc, timeout: float = 20) -> None:
             proc.popen.wait()
 
 
+def _secured_broker(
+    work: Path, auth: bool, tls: bool
+) -> tuple[dict[str, str], dict[str, str], MosquittoProcess]:
+    """The broker and the platform's and gateway's MQTT environment, with passwords/ACL and/or TLS."""
+    platform_env: dict[str, str] = {}
+    gateway_env: dict[str, str] = {}
+    files = None
+    if auth:
+        platform = Identity("platform", new_password(), Role.PLATFORM)
+        gateway = Identity("bench", new_password(), Role.GATEWAY, "bench")
+        files = write_mosquitto_auth(work / "auth", [platform, gateway])
+        platform_env, gateway_env = client_environment(platform), client_environment(gateway)
+    broker_tls = None
+    if tls:
+        pki = init_pki(work / "pki", ["localhost"])
+        broker_tls = BrokerTls(pki.ca_file, pki.server_cert, pki.server_key)
+        for env in (platform_env, gateway_env):
+            env["PLANTWIRE_MQTT__TLS_CA_FILE"] = str(pki.ca_file)
+    broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto", auth=files, tls=broker_tls)
+    return platform_env, gateway_env, broker
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--machines", type=int, default=4, help="K machines (meters with extra tags)")
@@ -85,10 +110,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     ap.add_argument("--publishing-ms", type=int, default=100, help="gateway publishing interval")
     ap.add_argument("--commit-ms", type=int, default=100, help="platform commit interval")
+    ap.add_argument("--auth", action="store_true", help="broker with passwords, ACL and bound client ids")
+    ap.add_argument("--tls", action="store_true", help="MQTT over TLS (a CA made by plantwire.pki)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="plantwire-e2e-"))
-    broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto")
+    platform_env, gateway_env, broker = _secured_broker(work, args.auth, args.tls)
     broker.start()
     http_port = free_port()
     url = f"http://127.0.0.1:{http_port}"
@@ -138,13 +165,13 @@ def main() -> None:
             port += count
             machine_no += count
         for j in range(machine_no):
-            wait_for_port("127.0.0.1", base_port + j, timeout=30)
+            wait_for_port("127.0.0.1", base_port + j, timeout=180)  # slow to start on a loaded machine
         token = demo_admin_token(work)  # by the store: the platform's token catalog
         platform = spawn(
             "platform",
             [*CLI, "platform", "--http-port", str(http_port), "--mqtt-port", str(broker.port),
              "--store", str(work / "platform.sqlite")],
-            env={"PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms)},
+            env={"PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms), **platform_env},
         )  # fmt: skip
         wait_for_port("127.0.0.1", http_port, timeout=30)
         config = work / "gateway.toml"
@@ -153,6 +180,7 @@ def main() -> None:
             "gateway",
             [*CLI, "gateway", "--config", str(config), "--mqtt-port", str(broker.port),
              "--data-dir", str(work / "gateway")],
+            env=gateway_env,
         )  # fmt: skip
         mosq = Proc("mosquitto", broker.process)  # type: ignore[arg-type]
         measured = [*procs, mosq]
@@ -213,7 +241,7 @@ def main() -> None:
 
         rate = (n1 - n0) / elapsed
         print(f"machines={args.machines} tags/machine={args.tags}+built-in rate={args.rate}Hz "
-              f"duration={elapsed:.1f}s")  # fmt: skip
+              f"duration={elapsed:.1f}s auth={args.auth} tls={args.tls}")  # fmt: skip
         print(f"delivered      {rate:,.0f} values/s into the store")
         lat = ingest.get("latency", {})
         print(f"latency        device->store p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "

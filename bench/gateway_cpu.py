@@ -5,6 +5,7 @@ The server and the gateway run as separate processes, so the gateway's CPU is me
 subscriber, and the gateway's CPU in % of one core.
 
     /tmp/pwvenv/bin/python bench/gateway_cpu.py --rate 10000 --tags 100 --seconds 20
+    /tmp/pwvenv/bin/python bench/gateway_cpu.py --rate 10000 --security Basic256Sha256   # SignAndEncrypt
 """
 
 from __future__ import annotations
@@ -34,13 +35,26 @@ except ModuleNotFoundError:
     sys.exit(missing_extra_message("psutil", "bench", "bench/gateway_cpu.py"))
 
 
-async def serve(port: int, rate: int, tags: int, seconds: float) -> None:
+async def serve(port: int, rate: int, tags: int, seconds: float, security: str, pki: Path) -> None:
     """The value source: `tags` Double variables under ns=2;s=bench, `rate` writes a second in all."""
     from asyncua import Server, ua
 
     server = Server()
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
+    if security != "None":
+        from asyncua.crypto import cert_gen
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
+        uri = "urn:plantwire:bench:server"
+        await server.set_application_uri(uri)
+        key, cert = pki / "server-key.pem", pki / "server-cert.der"
+        await cert_gen.setup_self_signed_certificate(
+            key, cert, uri, "127.0.0.1", [ExtendedKeyUsageOID.SERVER_AUTH], {}
+        )
+        await server.load_certificate(str(cert))
+        await server.load_private_key(str(key))
+        server.set_security_policy([getattr(ua.SecurityPolicyType, f"{security}_SignAndEncrypt")])
     idx = await server.register_namespace("urn:plantwire:bench")
     root = await server.nodes.objects.add_object(ua.NodeId("bench", idx), ua.QualifiedName("bench", idx))
     nodes = [await root.add_variable(ua.NodeId(f"bench.v{i}", idx), f"v{i}", 0.0) for i in range(tags)]
@@ -72,10 +86,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="values written per second in all")
     parser.add_argument("--tags", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--security", default="None", help="None or a policy (Basic256Sha256, ...) with SignAndEncrypt"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pki", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, args.rate, args.tags, args.seconds))
+        asyncio.run(serve(args.serve, args.rate, args.tags, args.seconds, args.security, args.pki))
         return
 
     work = Path(tempfile.mkdtemp(prefix="gwbench-"))
@@ -94,6 +112,10 @@ def main() -> None:
             str(args.tags),
             "--seconds",
             str(args.seconds),
+            "--security",
+            args.security,
+            "--pki",
+            str(work),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -117,6 +139,16 @@ def main() -> None:
     sub.subscribe(wire.device_topic("bench", "m1", "data"), qos=1)
     sub.loop_start()
 
+    config = work / "gateway.toml"
+    security = (
+        ""
+        if args.security == "None"
+        else (f'security_policy = "{args.security}"\ntrust_server_certificate = "first-use"\n')
+    )
+    config.write_text(
+        f'[[devices]]\nid = "m1"\nendpoint = "opc.tcp://127.0.0.1:{opc_port}"\n'
+        f'root = "ns=2;s=bench"\n{security}'
+    )
     code = (
         "from plantwire.logs import configure_logging; configure_logging('warning', 'console');"
         "from plantwire_gateway import cli; import argparse, sys;"
@@ -133,8 +165,8 @@ def main() -> None:
             str(broker.port),
             "--data-dir",
             str(work / "gw"),
-            "--device",
-            f"m1=opc.tcp://127.0.0.1:{opc_port}#ns=2;s=bench",
+            "--config",
+            str(config),
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -162,6 +194,7 @@ def main() -> None:
         while received - start_count < written and time.monotonic() < deadline:
             time.sleep(0.1)
         cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0) * 100
+        print(f"security           {args.security}{'' if args.security == 'None' else ' SignAndEncrypt'}")
         print(f"target rate        {args.rate} values/s over {args.tags} tags")
         print(f"delivered rate     {(r1 - r0) / (t1 - t0):.0f} values/s (steady window)")
         print(f"gateway CPU        {cpu:.1f} % of one core")

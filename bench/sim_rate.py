@@ -1,12 +1,14 @@
 """How many values/s the simulated machines write, with no subscriber and with one (in another process).
 
-    /tmp/pwvenv/bin/python bench/sim_rate.py [--configs 1x2000,4x500] [--rate 20] [--seconds 5] [--stock-copy]
+    .venv/bin/python bench/sim_rate.py [--configs 1x2000,4x500] [--rate 20] [--seconds 5] [--stock-copy]
+                                       [--history SECONDS]
 
 For each configuration (machines x extra tags) it runs the machines in this process at the given tick
 rate, then prints the values written per second and this process's CPU use; with a subscriber it also
 prints how many notifications the subscriber received against how many values were written while it
 was subscribed (equal means nothing was dropped). A rate the machines cannot keep up with shows as
-written/s below requested/s. `--stock-copy` puts back asyncua's per-subscriber deep copy for comparison.
+written/s below requested/s. `--stock-copy` puts back asyncua's per-subscriber deep copy for comparison;
+`--history S` keeps S seconds of every variable for HistoryRead, as `plantwire sim --history S` does.
 
 Asking for far more than a path sustains with a subscriber makes asyncua's queues and heap grow until
 full garbage collections stall the process: `--stock-copy --configs 1x2000` (40k values/s) does that
@@ -68,12 +70,20 @@ async def subscriber(endpoints: list[str], roots: list[str]) -> None:
 
 
 async def measure(
-    machines: int, tags: int, rate: float, seconds: float, subscribed: bool, freeze: bool
+    machines: int, tags: int, rate: float, seconds: float, subscribed: bool, freeze: bool, history_s: float
 ) -> str:
     async with AsyncExitStack() as stack:
         sims = [
             await stack.enter_async_context(
-                SimMachine("meter", f"bench-{i}", free_port(), rate_hz=rate, seed=i, extra_tags=tags)
+                SimMachine(
+                    "meter",
+                    f"bench-{i}",
+                    free_port(),
+                    rate_hz=rate,
+                    seed=i,
+                    extra_tags=tags,
+                    history_s=history_s,
+                )
             )
             for i in range(1, machines + 1)
         ]
@@ -144,6 +154,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per run")
     parser.add_argument("--stock-copy", action="store_true", help="use asyncua's deep-copied DataValue")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the machines are built")
+    parser.add_argument("--history", type=float, default=0.0, help="seconds of history kept (default 0, off)")
     parser.add_argument("--subscriber", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_logging("error", "console")
@@ -155,12 +166,15 @@ def main() -> None:
         value_writer.FrozenDataValue = ua.DataValue  # type: ignore[misc, assignment]
     path = "stock deep-copy" if args.stock_copy else "no-copy"
     freeze = ", gc.freeze()" if args.gc_freeze else ""
-    print(f"tick rate {args.rate} Hz, {args.seconds} s per run, {path} write path{freeze}")
+    history = f", {args.history:g} s history" if args.history else ""
+    print(f"tick rate {args.rate} Hz, {args.seconds} s per run, {path} write path{freeze}{history}")
     for config in args.configs.split(","):
         machines, tags = (int(part) for part in config.split("x"))
         for subscribed in (False, True):
             print(
-                asyncio.run(measure(machines, tags, args.rate, args.seconds, subscribed, args.gc_freeze)),
+                asyncio.run(
+                    measure(machines, tags, args.rate, args.seconds, subscribed, args.gc_freeze, args.history)
+                ),
                 flush=True,
             )
 

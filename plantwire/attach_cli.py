@@ -9,6 +9,14 @@ from plantwire.cli_text import plural
 from plantwire.device_root import guess_root
 from plantwire.platform_client import PlatformClient, add_platform_arguments, run_with_platform
 
+SECURITY_KEYS = (
+    "security_policy",
+    "security_mode",
+    "username",
+    "password_file",
+    "user_certificate",
+    "user_private_key",
+)
 HELP = "attach an OPC UA machine to a running gateway (no restart)"
 DESCRIPTION = """\
 Attach an OPC UA endpoint to a running gateway. The gateway connects and browses it first (a few
@@ -36,17 +44,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     device.add_argument("--include", action="append", metavar="GLOB", help="tags to include (repeatable)")
     device.add_argument("--exclude", action="append", metavar="GLOB", help="tags to exclude (repeatable)")
-    # OPC UA session options (security policy, user) belong in a group of their own here, sent in
-    # the request body like --root; the default-root look (device_root.guess_root) must use them too.
+    security = parser.add_argument_group("OPC UA security (files are paths on the gateway's host)")
+    security.add_argument(
+        "--security-policy", metavar="P", help="None, Basic256Sha256, Aes128_Sha256_RsaOaep, ..."
+    )
+    security.add_argument(
+        "--security-mode", metavar="M", help="Sign or SignAndEncrypt (default SignAndEncrypt)"
+    )
+    security.add_argument("--username", metavar="NAME", help="user name for the session")
+    security.add_argument("--password-file", metavar="FILE", help="file holding the password")
+    security.add_argument("--user-certificate", metavar="FILE", help="X.509 user certificate")
+    security.add_argument("--user-private-key", metavar="FILE", help="its private key")
+    security.add_argument(
+        "--trust-first-use",
+        action="store_true",
+        help="trust the server's first certificate (default: explicit)",
+    )
     add_platform_arguments(parser)
 
 
 def request_body(args: argparse.Namespace) -> dict[str, object]:
     """The attach request: what was given, with the default root found when none was."""
     body: dict[str, object] = {"endpoint": args.endpoint}
-    for key in ("id", "root", "include", "exclude"):
+    for key in ("id", "root", "include", "exclude", *SECURITY_KEYS):
         if getattr(args, key):
             body[key] = getattr(args, key)
+    if args.trust_first_use:
+        body["trust_server_certificate"] = "first-use"
     if args.root is None and args.endpoint.startswith("opc.tcp://"):
         guess = guess_root(args.endpoint)
         if guess.root is not None:

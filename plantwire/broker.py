@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from plantwire.broker_auth import BrokerAuthFiles
 from plantwire.extras import import_extra
 from plantwire.logs import get_logger
 
@@ -26,7 +27,44 @@ log = get_logger(__name__)
 MOSQUITTO_INFLIGHT = 1000
 
 
-def mosquitto_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """The broker's TLS files (PEM); `require_certificate`: clients must present one the CA signed."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = False
+
+
+def mosquitto_security(auth: BrokerAuthFiles | None, tls: BrokerTls | None) -> list[str]:
+    """Listener and security lines: anonymous without `auth`; with it, passwords, the ACL, and client
+    ids bound to usernames (no connection can take over another's id and session)."""
+    lines = ["allow_anonymous true"]
+    if auth is not None:
+        lines = [
+            "allow_anonymous false",
+            f"password_file {auth.password_file}",
+            f"acl_file {auth.acl_file}",
+            "use_username_as_clientid true",
+        ]
+    if tls is not None:
+        lines += [
+            f"cafile {tls.ca_file}",
+            f"certfile {tls.cert_file}",
+            f"keyfile {tls.key_file}",
+            f"require_certificate {'true' if tls.require_certificate else 'false'}",
+        ]
+    return lines
+
+
+def mosquitto_config(
+    port: int,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    auth: BrokerAuthFiles | None = None,
+    tls: BrokerTls | None = None,
+) -> str:
     # Started as root, Mosquitto switches to the `mosquitto` user, which cannot write a data
     # directory of ours (pytest's are 0700): keep our own user so persistence works.
     user = ["user root"] if os.geteuid() == 0 else []
@@ -34,7 +72,7 @@ def mosquitto_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
         [
             *user,
             f"listener {port} {host}",
-            "allow_anonymous true",
+            *mosquitto_security(auth, tls),
             "persistence true",
             f"persistence_location {data_dir}/",
             "autosave_interval 5",
@@ -48,6 +86,7 @@ def mosquitto_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            "log_type notice",
             "",
         ]
     )
@@ -87,6 +126,8 @@ class MosquittoProcess:
     port: int
     data_dir: Path
     host: str = "127.0.0.1"
+    auth: BrokerAuthFiles | None = None
+    tls: BrokerTls | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -95,7 +136,7 @@ class MosquittoProcess:
             raise FileNotFoundError("mosquitto is not installed")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(self.port, self.data_dir, self.host))
+        conf.write_text(mosquitto_config(self.port, self.data_dir, self.host, self.auth, self.tls))
         self.process = subprocess.Popen(
             [binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -128,16 +169,20 @@ class MosquittoProcess:
 
 
 @contextlib.asynccontextmanager
-async def embedded_broker(port: int, host: str = "127.0.0.1") -> AsyncIterator[None]:
+async def embedded_broker(
+    port: int, host: str = "127.0.0.1", plugins: dict[str, object] | None = None
+) -> AsyncIterator[None]:
     """An in-process MQTT 3.1.1 broker (amqtt), so the demo needs nothing beyond pip.
 
     It is fine for the demo's few hundred messages a second; anything measured uses Mosquitto.
+    `plugins` (plantwire.broker_auth.amqtt_plugins) turns on passwords and topic lists; without, anonymous.
     """
     Broker = import_extra("amqtt.broker", "demo", "the demo's embedded MQTT broker").Broker
 
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 200}},
-        "plugins": {
+        "plugins": plugins
+        or {
             "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
         },
     }

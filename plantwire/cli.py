@@ -33,6 +33,9 @@ COMMANDS: dict[str, str] = {
     "detach": "plantwire.detach_cli",
     "devices": "plantwire.devices_cli",
     "token": "plantwire.token_cli",
+    "ids": "plantwire.ids_cli",
+    "pki": "plantwire.pki_cli",
+    "mqtt-auth": "plantwire.broker_auth_cli",
 }
 
 

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,15 @@ from typing import IO
 import aiohttp
 
 from plantwire.broker import MosquittoProcess, embedded_broker, free_port, mosquitto_path
+from plantwire.broker_auth import (
+    Identity,
+    Role,
+    amqtt_plugins,
+    client_environment,
+    load_or_create_identities,
+    write_mosquitto_auth,
+    write_private,
+)
 from plantwire.demo_auth import LoginLinkError, auth_banner, bearer, demo_admin_token, login_link
 from plantwire.logs import get_logger
 from plantwire.runner import run_until_signalled
@@ -43,8 +53,12 @@ examples:
 """
 
 PLANT: tuple[tuple[str, int], ...] = (("cnc", 2), ("pump", 2), ("meter", 1))
+GATEWAY_ID = "gw1"
+IDENTITIES_FILE = "mqtt-identities.json"
+VIEWER_FILE = "mqtt-viewer.json"
+"""A read-only MQTT account for people: exactly {"username": ..., "password": ...}, mode 0600."""
 STOP_TIMEOUT = 10.0
-READY_TIMEOUT = 45.0
+READY_TIMEOUT = 120.0  # a busy 2-core machine needs over a minute to start the plant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +141,8 @@ class Child:
     name: str
     argv: list[str]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    """Extra environment (credentials travel here, never in argv where `ps` shows them)."""
     process: asyncio.subprocess.Process | None = None
     log_file: IO[bytes] | None = field(default=None, repr=False)
 
@@ -136,11 +152,13 @@ class Demo:
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.children: list[Child] = []
+        self.identities: dict[Role, Identity] = {}
         self.token = ""
         self.login_link = ""
 
     async def run(self) -> int:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._load_identities()
         mqtt_port = self.args.mqtt_port or (1883 if _port_free(1883) else free_port())
         sim_port = _free_port_range(self.args.sim_port, sum(n for _, n in PLANT))
         async with contextlib.AsyncExitStack() as stack:
@@ -159,20 +177,33 @@ class Demo:
             return await self._supervise()
         return 0  # pragma: no cover - the stack does not swallow exceptions
 
+    def _load_identities(self) -> None:
+        """The broker accounts: made with new passwords on the first start, kept in the data dir."""
+        identities = load_or_create_identities(self.data_dir / IDENTITIES_FILE, GATEWAY_ID)
+        self.identities = {i.role: i for i in identities}
+        viewer = self.identities[Role.VIEWER]
+        text = json.dumps({"username": viewer.username, "password": viewer.password}, indent=2) + "\n"
+        write_private(self.data_dir / VIEWER_FILE, text)
+
     @contextlib.asynccontextmanager
     async def _broker(self, port: int) -> AsyncIterator[str]:
         kind = self.args.broker
         if kind == "auto":
             kind = "mosquitto" if mosquitto_path() else "embedded"
+        identities = list(self.identities.values())
+        broker_dir = self.data_dir / "mosquitto"
         if kind == "mosquitto":
-            broker = MosquittoProcess(port=port, data_dir=self.data_dir / "mosquitto")
+            auth = write_mosquitto_auth(broker_dir / "auth", identities)
+            broker = MosquittoProcess(port=port, data_dir=broker_dir, auth=auth)
             await asyncio.to_thread(broker.start)
             try:
                 yield "Mosquitto"
             finally:
                 await asyncio.to_thread(broker.stop)
         else:
-            async with embedded_broker(port):
+            broker_dir.mkdir(parents=True, exist_ok=True)
+            plugins = amqtt_plugins(identities, broker_dir / "amqtt-passwd")
+            async with embedded_broker(port, plugins=plugins):
                 yield "embedded broker (amqtt)"
 
     def _start_plan(self, mqtt_port: int, sim_port: int) -> None:
@@ -217,6 +248,7 @@ class Demo:
                     str(self.data_dir / "platform.sqlite"),
                 ],
                 logs / "platform.log",
+                client_environment(self.identities[Role.PLATFORM]),
             )
         )
         self.children.append(
@@ -226,7 +258,7 @@ class Demo:
                     *cli,
                     "gateway",
                     "--id",
-                    "gw1",
+                    GATEWAY_ID,
                     "--mqtt-port",
                     str(mqtt_port),
                     "--data-dir",
@@ -234,13 +266,16 @@ class Demo:
                     *device_flags,
                 ],
                 logs / "gateway.log",
+                client_environment(self.identities[Role.GATEWAY]),
             )
         )
 
     async def _spawn(self, child: Child) -> None:
         child.log_file = child.log_path.open("ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLANTWIRE_MQTT__")}
         child.process = await asyncio.create_subprocess_exec(
             *child.argv,
+            env={**env, **child.env},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=child.log_file,
             stderr=child.log_file,
@@ -290,16 +325,16 @@ class Demo:
             "",
             f"  broker     {broker} on 127.0.0.1:{mqtt_port}",
             f"  platform   {http}   (store: {self.data_dir / 'platform.sqlite'})",
-            "  gateway    gw1",
+            f"  gateway    {GATEWAY_ID}",
         ]
         for d in devices:
             lines.append(f"  device     {d['id']:<8} {d.get('endpoint')}   {d.get('tag_count')} tags")
         lines += [
             "",
             *auth_banner(http, self.data_dir, self.token, self.login_link),
-            f"  mosquitto_sub{port_flag} -t 'plantwire/#' -v",
             f"  API description: {http}/api/openapi.json",
             "",
+            *self._access_lines(port_flag),
             f"Logs: {self.data_dir / 'logs'}.  "
             + (
                 f"Stopping in {self.args.duration:.0f}s."
@@ -309,6 +344,17 @@ class Demo:
             "",
         ]
         print("\n".join(lines), flush=True)
+
+    def _access_lines(self, port_flag: str) -> list[str]:
+        """How people get in. Every broker connection needs a password; the read-only one is theirs."""
+        viewer = self.identities[Role.VIEWER]
+        viewer_file = self.data_dir / VIEWER_FILE
+        return [
+            f"Watch MQTT (read-only account, password in {viewer_file}):",
+            f'  mosquitto_sub{port_flag} -u {viewer.username} -P "$(jq -r .password {viewer_file})" '
+            "-t 'plantwire/#' -v",
+            "",
+        ]
 
     async def _supervise(self) -> int:
         """Run until the duration ends or a signal cancels us; a child that dies stops the demo."""

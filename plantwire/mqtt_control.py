@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final
@@ -32,7 +33,8 @@ _STOP_TIMEOUT: Final = 5.0
 
 def new_client(settings: MqttSettings, client_id: str, *, clean_session: bool, **options: Any) -> mqtt.Client:
     """A paho client as every Plantwire part uses it: callback API 2, MQTT 3.1.1 (the embedded demo
-    broker speaks only that), and the broker credentials from the settings."""
+    broker speaks only that), the broker credentials (the username of this client id's connection,
+    see plantwire.broker_auth) and TLS with the settings' CA when one is set."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -40,9 +42,15 @@ def new_client(settings: MqttSettings, client_id: str, *, clean_session: bool, *
         protocol=MQTTProtocolVersion.MQTTv311,
         **options,
     )
-    if settings.username is not None:
+    username = settings.username_for(client_id)
+    if username is not None:
         password = settings.password.get_secret_value() if settings.password else None
-        client.username_pw_set(settings.username, password)
+        client.username_pw_set(username, password)
+    if settings.tls_ca_file is not None:
+        context = ssl.create_default_context(cafile=settings.tls_ca_file)
+        if settings.tls_cert_file is not None:
+            context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+        client.tls_set_context(context)
     return client
 
 

@@ -462,6 +462,9 @@ REPLY_CODES: Final = (
     "duplicate",  # attach: the device id is taken
     "unreachable",  # the device's endpoint did not answer
     "too_many_operations",  # the device refused a request as too large (BadTooManyOperations)
+    "security_rejected",  # the device offers no endpoint with the configured security policy and mode
+    "certificate_untrusted",  # the device's certificate is not trusted yet (or it does not trust ours)
+    "identity_rejected",  # the device refused the user identity (name, password or certificate)
     "not_connected",  # the device is attached but its session is not up
     "configured",  # detach: the device comes from the gateway's config file
     "expired",

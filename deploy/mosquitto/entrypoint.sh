@@ -1,16 +1,16 @@
 #!/bin/sh
-# Write Mosquitto's password file from the environment, then start the broker.
-# Passwords never land in an image or in the repository, only in the broker's data volume.
+# Copy the generated password file and ACL (mqtt-auth service, `plantwire mqtt-auth`) and the TLS files
+# (`plantwire pki init deploy/pki --hostname mosquitto`) where only the broker's user can read them,
+# then start the broker. No password is in an image or in the repository.
 set -eu
-: "${MQTT_PLATFORM_USERNAME:?set MQTT_PLATFORM_USERNAME}"
-: "${MQTT_PLATFORM_PASSWORD:?set MQTT_PLATFORM_PASSWORD}"
-: "${MQTT_GATEWAY_USERNAME:?set MQTT_GATEWAY_USERNAME}"
-: "${MQTT_GATEWAY_PASSWORD:?set MQTT_GATEWAY_PASSWORD}"
-passwd=/mosquitto/data/passwd
-rm -f "$passwd"
-touch "$passwd"
-chmod 0700 "$passwd"
-mosquitto_passwd -b "$passwd" "$MQTT_PLATFORM_USERNAME" "$MQTT_PLATFORM_PASSWORD"
-mosquitto_passwd -b "$passwd" "$MQTT_GATEWAY_USERNAME" "$MQTT_GATEWAY_PASSWORD"
-chown mosquitto:mosquitto "$passwd" /mosquitto/data
+secrets=/mosquitto/data/secrets
+for f in /plantwire/auth/passwd /plantwire/auth/acl /plantwire/pki/ca.crt /plantwire/pki/server.crt /plantwire/pki/server.key; do
+    [ -s "$f" ] || { echo "entrypoint: $f is missing; see docs/deploy.md (MQTT security)" >&2; exit 1; }
+done
+rm -rf "$secrets"
+mkdir -p "$secrets"
+cp /plantwire/auth/passwd /plantwire/auth/acl /plantwire/pki/ca.crt /plantwire/pki/server.crt /plantwire/pki/server.key "$secrets/"
+chmod 0700 "$secrets"
+chmod 0600 "$secrets"/*
+chown -R mosquitto:mosquitto "$secrets" /mosquitto/data
 exec mosquitto -c /mosquitto/config/mosquitto.conf

@@ -9,27 +9,40 @@ machine by Organizes and variables off folders by HasComponent.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 
 from plantwire.logs import get_logger
-from plantwire_sims.model import MethodResult, TagSpec
+from plantwire_sims.asyncua_internals import (
+    ADMIN,
+    WriteService,
+    add_nodes,
+    add_references_in_batches,
+    replace_items,
+    wrap_write_service,
+)
+from plantwire_sims.model import ArgumentSpec, MethodRefusal, MethodSpec, TagSpec
 
 log = get_logger(__name__)
 
 NAMESPACE_URI = "urn:plantwire:sim"
 UNITS_NAMESPACE = "http://www.opcfoundation.org/UA/units/un/cefact"
-_DATA_TYPES = {"Double": ua.ObjectIds.Double, "UInt32": ua.ObjectIds.UInt32, "String": ua.ObjectIds.String}
+_DATA_TYPES = {
+    "Double": ua.ObjectIds.Double,
+    "UInt32": ua.ObjectIds.UInt32,
+    "Int32": ua.ObjectIds.Int32,
+    "String": ua.ObjectIds.String,
+}
 _VARIANT_TYPES = {
     "Double": ua.VariantType.Double,
     "UInt32": ua.VariantType.UInt32,
+    "Int32": ua.VariantType.Int32,
     "String": ua.VariantType.String,
 }
-_ADMIN = User(role=UserRole.Admin)
 _CHUNK = 200  # children added per batch below one folder (see _add_children)
 
 
@@ -67,8 +80,9 @@ async def build_machine(
     name: str,
     description: str,
     specs: Sequence[TagSpec],
-    methods: dict[str, Callable[[], MethodResult]],
-    method_descriptions: dict[str, str],
+    methods: Sequence[MethodSpec],
+    *,
+    history: bool = False,
 ) -> MachineNodes:
     root = machine_node_id(ns, name)
     await _add_nodes(server, [_object_item(root, ua.QualifiedName(name, ns), description)])
@@ -79,21 +93,22 @@ async def build_machine(
     for folder, folder_specs in by_folder.items():
         folder_id = _nid(f"{name}/{folder}", ns)
         await _add_nodes(server, [_folder_item(folder_id, root, ua.QualifiedName(folder, ns))])
-        items = [item for spec in folder_specs for item in _variable_items(ns, name, folder_id, spec)]
+        items = [
+            item for spec in folder_specs for item in _variable_items(ns, name, folder_id, spec, history)
+        ]
         await _add_children(server, folder_id, items)
 
     root_node = server.get_node(root)
-    for method, call in methods.items():
+    for method in methods:
         node = await root_node.add_method(
-            _nid(f"{name}/{method}", ns),
-            ua.QualifiedName(method, ns),
-            _method_callback(name, method, call),
-            [],
-            [],
+            _nid(f"{name}/{method.name}", ns),
+            ua.QualifiedName(method.name, ns),
+            _method_callback(name, method),
+            [_argument(arg) for arg in method.inputs],
+            [_argument(arg) for arg in method.outputs],
         )
         await node.write_attribute(
-            ua.AttributeIds.Description,
-            ua.DataValue(ua.Variant(ua.LocalizedText(method_descriptions.get(method, method)))),
+            ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(method.description)))
         )
     return MachineNodes(root, [variable_node_id(ns, name, spec.path) for spec in specs])
 
@@ -104,10 +119,13 @@ def guard_setpoint_ranges(server: Server, ranges: dict[ua.NodeId, tuple[float, f
     asyncua has no per-node write validation, so this wraps this server's attribute service; writes by
     the server itself (the Admin role) are not checked.
     """
-    service = server.iserver.attribute_service
-    stock_write = service.write
+    wrap_write_service(server, partial(_range_checked_write, ranges))
 
-    async def write(params: ua.WriteParameters, user: User = _ADMIN) -> list[ua.StatusCode]:
+
+def _range_checked_write(
+    ranges: dict[ua.NodeId, tuple[float, float]], stock_write: WriteService
+) -> WriteService:
+    async def write(params: ua.WriteParameters, user: User = ADMIN) -> list[ua.StatusCode]:
         verdicts: list[ua.StatusCode | None] = []
         allowed: list[ua.WriteValue] = []
         for item in params.NodesToWrite:
@@ -123,26 +141,72 @@ def guard_setpoint_ranges(server: Server, ranges: dict[ua.NodeId, tuple[float, f
             else:
                 verdicts.append(None)
                 allowed.append(item)
-        results = iter(await stock_write(dataclasses.replace(params, NodesToWrite=allowed), user=user))
+        results = iter(await stock_write(replace_items(params, allowed), user))
         return [verdict if verdict is not None else next(results) for verdict in verdicts]
 
-    service.write = write  # type: ignore[method-assign]
+    return write
 
 
-def _method_callback(machine: str, method: str, call: Callable[[], MethodResult]) -> Callable:
-    async def callback(parent: ua.NodeId) -> list[ua.Variant] | ua.StatusCode:
-        refusal = call()
+def _argument(arg: ArgumentSpec) -> ua.Argument:
+    argument = ua.Argument()
+    argument.Name = arg.name
+    argument.DataType = _nid(_DATA_TYPES[arg.vtype])
+    argument.ValueRank = ua.ValueRank.Scalar
+    argument.ArrayDimensions = []
+    argument.Description = ua.LocalizedText(arg.description)
+    return argument
+
+
+def check_arguments(method: MethodSpec, args: Sequence[ua.Variant]) -> ua.CallMethodResult | None:
+    """A refusal as OPC UA defines it (Part 4, Call), or None when the arguments fit the declaration."""
+    result = ua.CallMethodResult()
+    if len(args) < len(method.inputs):
+        result.StatusCode = _status(ua.StatusCodes.BadArgumentsMissing)
+        return result
+    if len(args) > len(method.inputs):
+        result.StatusCode = _status(ua.StatusCodes.BadTooManyArguments)
+        return result
+    verdicts = [
+        _status(
+            ua.StatusCodes.Good
+            if arg.VariantType == _VARIANT_TYPES[spec.vtype]
+            else ua.StatusCodes.BadTypeMismatch
+        )
+        for arg, spec in zip(args, method.inputs, strict=True)
+    ]
+    if all(verdict.is_good() for verdict in verdicts):
+        return None
+    result.StatusCode = _status(ua.StatusCodes.BadInvalidArgument)
+    result.InputArgumentResults = verdicts
+    return result
+
+
+def _method_callback(machine: str, method: MethodSpec) -> Callable[..., Awaitable[object]]:
+    async def callback(parent: ua.NodeId, *args: ua.Variant) -> list[ua.Variant] | ua.CallMethodResult:
+        refusal = check_arguments(method, args)
         if refusal is not None:
-            log.info("sim_method_refused", machine=machine, method=method, reason=refusal)
-            return _status(ua.StatusCodes.BadInvalidState)
-        log.info("sim_method_called", machine=machine, method=method)
-        return []
+            log.info(
+                "sim_method_refused", machine=machine, method=method.name, status=refusal.StatusCode.name
+            )
+            return refusal
+        outcome = method.call(*(arg.Value for arg in args))
+        if isinstance(outcome, MethodRefusal):
+            log.info("sim_method_refused", machine=machine, method=method.name, reason=outcome.reason)
+            result = ua.CallMethodResult()
+            result.StatusCode = _status(getattr(ua.StatusCodes, outcome.status))
+            result.InputArgumentResults = [_status(ua.StatusCodes.Good) for _ in args]
+            return result
+        log.info("sim_method_called", machine=machine, method=method.name)
+        return [
+            ua.Variant(value, _VARIANT_TYPES[spec.vtype])
+            for value, spec in zip(outcome, method.outputs, strict=True)
+        ]
 
     return callback
 
 
 async def _add_nodes(server: Server, items: list[ua.AddNodesItem]) -> None:
-    results = await server.iserver.isession.add_nodes(items)
+    results = await add_nodes(server, items)
     for item, result in zip(items, results, strict=True):
         if not result.StatusCode.is_good():
             raise SimError(
@@ -157,14 +221,11 @@ async def _add_children(server: Server, parent_id: ua.NodeId, items: list[ua.Add
     10,000 tags in one folder take minutes. Our node ids are unique by construction, so each batch is
     added against an empty reference list and the lists are joined afterwards.
     """
-    parent = server.iserver.aspace[parent_id]
-    for start in range(0, len(items), _CHUNK * 3):
-        kept = parent.references
-        parent.references = []
-        try:
-            await _add_nodes(server, items[start : start + _CHUNK * 3])
-        finally:
-            parent.references = kept + parent.references
+    batches = [
+        partial(_add_nodes, server, items[start : start + _CHUNK * 3])
+        for start in range(0, len(items), _CHUNK * 3)
+    ]
+    await add_references_in_batches(server, parent_id, batches)
 
 
 def _object_item(node_id: ua.NodeId, browse_name: ua.QualifiedName, description: str) -> ua.AddNodesItem:
@@ -191,7 +252,9 @@ def _folder_item(node_id: ua.NodeId, parent: ua.NodeId, browse_name: ua.Qualifie
     return item
 
 
-def _variable_items(ns: int, machine: str, folder_id: ua.NodeId, spec: TagSpec) -> list[ua.AddNodesItem]:
+def _variable_items(
+    ns: int, machine: str, folder_id: ua.NodeId, spec: TagSpec, history: bool
+) -> list[ua.AddNodesItem]:
     node_id = variable_node_id(ns, machine, spec.path)
     attrs = ua.VariableAttributes()
     attrs.DisplayName = ua.LocalizedText(spec.name)
@@ -201,9 +264,11 @@ def _variable_items(ns: int, machine: str, folder_id: ua.NodeId, spec: TagSpec) 
     attrs.ValueRank = ua.ValueRank.Scalar
     attrs.ArrayDimensions = None  # type: ignore[assignment]
     access = ua.AccessLevel.CurrentRead.mask | (ua.AccessLevel.CurrentWrite.mask if spec.writable else 0)
+    if history:
+        access |= ua.AccessLevel.HistoryRead.mask
     attrs.AccessLevel = attrs.UserAccessLevel = access
     attrs.WriteMask = attrs.UserWriteMask = 0
-    attrs.Historizing = False
+    attrs.Historizing = history
     analog = spec.unit is not None
     items = [
         ua.AddNodesItem(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -13,7 +14,10 @@ from plantwire_sims.model import (
     MM,
     PERCENT,
     RPM,
-    MethodResult,
+    ArgumentSpec,
+    MethodOutcome,
+    MethodRefusal,
+    MethodSpec,
     TagSpec,
     Value,
     approach,
@@ -34,6 +38,7 @@ LOAD_UNLOAD_S = 5.0  # end of each cycle: spindle off, part swapped
 AMBIENT = 24.0
 THERMAL_TAU = 180.0  # s
 MEAN_S_BETWEEN_ALARMS = 900.0
+FEED_RANGE = (10.0, 150.0)  # % feed override LoadProgram accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +59,15 @@ PROGRAMS = (
 )
 
 SPECS = (
-    TagSpec("Spindle/Speed", "Double", "Measured spindle speed", 0.0, RPM, (0.0, MAX_RPM)),
+    TagSpec("Spindle/Speed", "Double", "Measured spindle speed", 0.0, RPM, (0.0, MAX_RPM), resolution=0.1),
     TagSpec(
-        "Spindle/Load", "Double", "Spindle motor load, percent of rated torque", 0.0, PERCENT, (0.0, 100.0)
+        "Spindle/Load",
+        "Double",
+        "Spindle motor load, percent of rated torque",
+        0.0,
+        PERCENT,
+        (0.0, 100.0),
+        resolution=0.1,
     ),
     TagSpec(
         "Spindle/SpeedSetpoint",
@@ -67,13 +78,25 @@ SPECS = (
         (0.0, MAX_RPM),
         writable=True,
     ),
-    TagSpec("Axes/X", "Double", "X axis machine position", HOME[0], MM, (0.0, 500.0)),
-    TagSpec("Axes/Y", "Double", "Y axis machine position", HOME[1], MM, (0.0, 300.0)),
+    TagSpec("Axes/X", "Double", "X axis machine position", HOME[0], MM, (0.0, 500.0), resolution=0.001),
+    TagSpec("Axes/Y", "Double", "Y axis machine position", HOME[1], MM, (0.0, 300.0), resolution=0.001),
     TagSpec(
-        "Axes/Z", "Double", "Z axis machine position (negative is into the part)", HOME[2], MM, (-60.0, 150.0)
+        "Axes/Z",
+        "Double",
+        "Z axis machine position (negative is into the part)",
+        HOME[2],
+        MM,
+        (-60.0, 150.0),
+        resolution=0.001,
     ),
     TagSpec(
-        "Thermal/SpindleTemperature", "Double", "Spindle bearing temperature", AMBIENT, DEGC, (0.0, 120.0)
+        "Thermal/SpindleTemperature",
+        "Double",
+        "Spindle bearing temperature",
+        AMBIENT,
+        DEGC,
+        (0.0, 120.0),
+        resolution=0.01,
     ),
     TagSpec("Production/PartCount", "UInt32", "Parts finished since the counter was installed", 0),
     TagSpec("Production/RejectCount", "UInt32", "Finished parts that failed in-process gauging", 0),
@@ -103,26 +126,57 @@ class CncModel:
         self._temperature = AMBIENT + rng.uniform(0.0, 4.0)
         self._axes = list(HOME)
 
-    def methods(self) -> dict[str, Callable[[], MethodResult]]:
-        return {"Start": self.start, "Stop": self.stop, "Reset": self.reset}
+    def methods(self) -> tuple[MethodSpec, ...]:
+        return (
+            MethodSpec("Start", "Start production (refused while in ALARM)", self.start),
+            MethodSpec("Stop", "Stop: the machine goes idle and its drive ramps down", self.stop),
+            MethodSpec("Reset", "Reset: clears an alarm", self.reset),
+            MethodSpec(
+                "LoadProgram",
+                "Load a part program with a feed override and start a new batch with it",
+                self.load_program,
+                (
+                    ArgumentSpec("ProgramName", "String", f"One of {', '.join(p.name for p in PROGRAMS)}"),
+                    ArgumentSpec("Feed", "Double", "Feed override in percent, 10 to 150"),
+                ),
+                (ArgumentSpec("CycleTime", "Double", "Expected seconds per part at that feed"),),
+            ),
+        )
 
-    def start(self) -> MethodResult:
+    def start(self) -> MethodOutcome:
         if self.state == ALARM:
-            return "the machine is in ALARM: call Reset first"
+            return MethodRefusal("the machine is in ALARM: call Reset first")
         if self.state == IDLE:
             self.state = RUNNING if self._parts_left > 0 else SETUP
-        return None
+        return ()
 
-    def stop(self) -> MethodResult:
+    def stop(self) -> MethodOutcome:
         if self.state in (RUNNING, SETUP):
             self.state = IDLE
-        return None
+        return ()
 
-    def reset(self) -> MethodResult:
+    def reset(self) -> MethodOutcome:
         if self.state == ALARM:
             self.state = IDLE
             self._timer = 0.0
-        return None
+        return ()
+
+    def load_program(self, name: str, feed: float) -> MethodOutcome:
+        program = next((p for p in PROGRAMS if p.name == name), None)
+        if program is None:
+            return MethodRefusal(f"unknown program {name[:40]!r}", "BadInvalidArgument")
+        if not FEED_RANGE[0] <= feed <= FEED_RANGE[1]:
+            return MethodRefusal(f"feed {feed} is outside {FEED_RANGE}", "BadOutOfRange")
+        if self.state == ALARM:
+            return MethodRefusal("the machine is in ALARM: call Reset first")
+        cycle_s = LOAD_UNLOAD_S + (program.cycle_s - LOAD_UNLOAD_S) * 100.0 / feed
+        self._program_index = PROGRAMS.index(program)
+        self._program = dataclasses.replace(program, cycle_s=cycle_s)
+        self._parts_left = self._rng.randint(4, 12)
+        self._cycle_elapsed = 0.0
+        if self.state == SETUP:
+            self.state = RUNNING
+        return (cycle_s,)
 
     def step(self, dt: float, inputs: Mapping[str, Value]) -> dict[str, Value]:
         setpoint = clamp(float(inputs["Spindle/SpeedSetpoint"]), 0.0, MAX_RPM)
@@ -160,12 +214,12 @@ class CncModel:
         heat_target = AMBIENT + 0.35 * load + 0.0012 * self.speed
         self._temperature = lag(self._temperature, heat_target, dt, THERMAL_TAU)
         return {
-            "Spindle/Speed": round(speed_out, 1),
-            "Spindle/Load": round(load, 1),
-            "Axes/X": round(self._axes[0], 3),
-            "Axes/Y": round(self._axes[1], 3),
-            "Axes/Z": round(self._axes[2], 3),
-            "Thermal/SpindleTemperature": round(self._temperature + rng.gauss(0.0, 0.03), 2),
+            "Spindle/Speed": speed_out,
+            "Spindle/Load": load,
+            "Axes/X": self._axes[0],
+            "Axes/Y": self._axes[1],
+            "Axes/Z": self._axes[2],
+            "Thermal/SpindleTemperature": self._temperature + rng.gauss(0.0, 0.03),
             "Production/PartCount": self.parts,
             "Production/RejectCount": self.rejects,
             "Status/State": self.state,

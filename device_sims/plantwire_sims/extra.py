@@ -11,7 +11,13 @@ from plantwire_sims.model import PERCENT, TagSpec, Value
 def extra_specs(count: int) -> tuple[TagSpec, ...]:
     return tuple(
         TagSpec(
-            f"Extra/T{i:04d}", "Double", "Synthetic analog signal for load tests", 50.0, PERCENT, (0.0, 100.0)
+            f"Extra/T{i:04d}",
+            "Double",
+            "Synthetic analog signal for load tests",
+            50.0,
+            PERCENT,
+            (0.0, 100.0),
+            resolution=0.0001,
         )
         for i in range(1, count + 1)
     )
@@ -39,4 +45,4 @@ class ExtraSignals:
         t = self._t
         sin = math.sin
         for name, (mid, amp, omega, phase) in zip(self._names, self._params, strict=True):
-            out[name] = round(mid + amp * sin(omega * t + phase), 4)
+            out[name] = mid + amp * sin(omega * t + phase)

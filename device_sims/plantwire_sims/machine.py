@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
@@ -24,12 +25,15 @@ from asyncua import Server, ua
 from plantwire.logs import get_logger
 from plantwire.wire import WireError, check_id
 from plantwire_sims.address_space import NAMESPACE_URI, SimError, build_machine, guard_setpoint_ranges
+from plantwire_sims.asyncua_internals import stop_server_now, use_history_storage
 from plantwire_sims.cnc import CncModel
 from plantwire_sims.extra import ExtraSignals, extra_specs
 from plantwire_sims.meter import MeterModel
-from plantwire_sims.model import Model, TagSpec, Value
+from plantwire_sims.model import Model, TagSpec, Value, quantizer
 from plantwire_sims.pump import PumpModel
+from plantwire_sims.recent_history import RecentHistory
 from plantwire_sims.recording import JsonlRecorder
+from plantwire_sims.security import SimSecurity, apply_security
 from plantwire_sims.value_writer import ValueWriter, datetime_to_us
 
 __all__ = ["PROFILES", "SimError", "SimMachine", "run_machines"]
@@ -45,11 +49,6 @@ DESCRIPTIONS = {
     "cnc": "Simulated CNC machining centre",
     "pump": "Simulated centrifugal pump",
     "meter": "Simulated three-phase energy meter",
-}
-METHOD_DESCRIPTIONS = {
-    "Start": "Start production (refused while in ALARM)",
-    "Stop": "Stop: the machine goes idle and its drive ramps down",
-    "Reset": "Reset: clears an alarm (CNC) or records bearing maintenance (pump)",
 }
 OVERRUN_LOG_INTERVAL_S = 10.0
 
@@ -70,6 +69,8 @@ class SimMachine:
         record_file: Path | None = None,
         *,
         recorder: JsonlRecorder | None = None,
+        security: SimSecurity | None = None,
+        history_s: float = 0.0,
     ):
         if profile not in PROFILES:
             raise SimError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
@@ -83,6 +84,8 @@ class SimMachine:
             raise SimError(f"rate {rate_hz} Hz must be above 0")
         if extra_tags < 0:
             raise SimError(f"extra tags {extra_tags} must be 0 or more")
+        if history_s < 0:
+            raise SimError(f"history {history_s} s must be 0 (off) or more")
         self.profile = profile
         self.name = name
         self.host = host
@@ -93,6 +96,9 @@ class SimMachine:
         self._extra_specs = extra_specs(extra_tags)
         self._extra = ExtraSignals(self._extra_specs, seed) if extra_tags else None
         self.specs: tuple[TagSpec, ...] = self.model.specs + self._extra_specs
+        self._quantizers = [quantizer(s.resolution) if s.resolution is not None else None for s in self.specs]
+        self.security = security or SimSecurity()
+        self.history_s = history_s
         self.tags: list[str] = [spec.path for spec in self.specs]
         self._index = {path: i for i, path in enumerate(self.tags)}
         self._setpoints = [i for i, spec in enumerate(self.specs) if spec.writable]
@@ -111,6 +117,17 @@ class SimMachine:
         self._stack: AsyncExitStack | None = None
         self._task: asyncio.Task[None] | None = None
         self._writer: ValueWriter | None = None
+        self._server: Server | None = None
+
+    @property
+    def server(self) -> Server | None:
+        """The asyncua server while the machine runs (for tests and benchmarks that inspect it)."""
+        return self._server
+
+    @property
+    def callback_errors(self) -> int:
+        """Subscriber callbacks that failed on a written value (each skipped, the rest served)."""
+        return self._writer.callback_errors if self._writer is not None else 0
 
     @property
     def endpoint(self) -> str:
@@ -140,7 +157,10 @@ class SimMachine:
             await server.init()
             server.set_endpoint(self.endpoint)
             server.set_server_name(f"Plantwire {DESCRIPTIONS[self.profile]} {self.name}")
-            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            await apply_security(server, self.security, self.name, self.host)
+            history = RecentHistory(timedelta(seconds=self.history_s)) if self.history_s > 0 else None
+            if history is not None:
+                use_history_storage(server, history)
             ns = await server.register_namespace(NAMESPACE_URI)
             if ns != 2:
                 raise SimError(f"namespace {NAMESPACE_URI} got index {ns}, expected 2")
@@ -151,7 +171,7 @@ class SimMachine:
                 f"{DESCRIPTIONS[self.profile]} {self.name}",
                 self.specs,
                 self.model.methods(),
-                METHOD_DESCRIPTIONS,
+                history=history is not None,
             )
             guard_setpoint_ranges(
                 server,
@@ -161,7 +181,9 @@ class SimMachine:
                     if (eu_range := self.specs[i].eu_range) is not None
                 },
             )
-            self._writer = ValueWriter(server, nodes.variables, self.specs)
+            self._writer = ValueWriter(
+                server, nodes.variables, self.specs, machine=self.name, history=history
+            )
             if self._recorder is None and self._record_file is not None:
                 self._recorder = await stack.enter_async_context(JsonlRecorder(self._record_file))
             await self._tick()  # real values, recorded, before any client can connect
@@ -171,7 +193,8 @@ class SimMachine:
                 raise SimError(
                     f"{self.name}: cannot listen on {self.host}:{self.port}: {err.strerror}"
                 ) from err
-            stack.push_async_callback(_stop_server, server)
+            stack.push_async_callback(stop_server_now, server)
+            self._server = server
             self._task = asyncio.create_task(self._run(), name=f"sim-{self.name}")
             self._stack = stack.pop_all()
         log.info(
@@ -198,6 +221,7 @@ class SimMachine:
         if task is not None:
             task.cancel()
             await asyncio.wait([task])
+        self._server = None
         if stack is not None:
             await stack.aclose()
             log.info("sim_stopped", machine=self.name, ticks=self._ticks)
@@ -253,8 +277,12 @@ class SimMachine:
         changes: list[tuple[int, Value]] = []
         last = self._last_values
         index = self._index
+        quantizers = self._quantizers
         for path, value in values.items():
             i = index[path]
+            quantize = quantizers[i]
+            if quantize is not None:
+                value = quantize(value)  # type: ignore[arg-type]  # a resolution means a float
             if last[i] != value:
                 last[i] = value
                 changes.append((i, value))
@@ -274,6 +302,7 @@ class SimMachine:
             if dv is None or dv is self._last_setpoint_dv.get(i, dv) or dv.Value is None:
                 continue
             self._last_setpoint_dv[i] = dv
+            self._writer.keep(i, dv)
             value = dv.Value.Value
             self._inputs[self.tags[i]] = value
             stamp = dv.SourceTimestamp or dv.ServerTimestamp
@@ -291,20 +320,6 @@ class SimMachine:
                 self._recorder.add(self.name, tag, ts_us, value)
 
 
-async def _stop_server(server: Server) -> None:
-    """Stop an asyncua server without its up-to-one-second wait.
-
-    `Server.stop()` sets a flag and waits for the once-a-second clock task to notice it; cancelling that
-    task first makes stopping immediate (tests and Ctrl-C start and stop many machines).
-    """
-    clock = server.iserver.time_task
-    if clock is not None and not clock.done():
-        clock.cancel()
-        await asyncio.wait([clock])
-        server.iserver.time_task = None
-    await server.stop()
-
-
 async def run_machines(
     profile: str,
     count: int,
@@ -318,6 +333,8 @@ async def run_machines(
     duration: float | None = None,
     *,
     on_ready: Callable[[list[SimMachine]], None] | None = None,
+    security: SimSecurity | None = None,
+    history_s: float = 0.0,
 ) -> None:
     """Run `count` machines on ports port..port+count-1, named `{profile}-{i}` with seed `seed+i`.
 
@@ -337,7 +354,18 @@ async def run_machines(
         if record_file is not None:
             recorder = await stack.enter_async_context(JsonlRecorder(record_file))
         machines = [
-            SimMachine(profile, name, port + i - 1, host, rate_hz, seed + i, extra_tags, recorder=recorder)
+            SimMachine(
+                profile,
+                name,
+                port + i - 1,
+                host,
+                rate_hz,
+                seed + i,
+                extra_tags,
+                recorder=recorder,
+                security=security,
+                history_s=history_s,
+            )
             for i, name in enumerate(machine_names, start=1)
         ]
         for machine in machines:

@@ -6,10 +6,12 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import ClassVar, Literal, Protocol
 
 Value = float | int | str
 ValueType = Literal["Double", "UInt32", "String"]
+ArgumentType = Literal["Double", "UInt32", "Int32", "String"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,13 @@ class TagSpec:
     unit: Unit | None = None
     eu_range: tuple[float, float] | None = None
     writable: bool = False
+    resolution: float | None = None
+    """Smallest step of a Double the sensor reports (0.01 for m3/h to two decimals); the simulator
+    rounds every value it writes to it, so a reader never sees 93.90299999999999."""
+
+    def __post_init__(self) -> None:
+        if self.resolution is not None and not (self.vtype == "Double" and self.resolution > 0):
+            raise ValueError(f"{self.path}: a resolution needs a Double tag and a step above 0")
 
     @property
     def folder(self) -> str:
@@ -63,8 +72,50 @@ class TagSpec:
         return self.path.rsplit("/", 1)[1]
 
 
-MethodResult = str | None
-"""None when a method call succeeded, otherwise why the machine refused it."""
+def quantizer(resolution: float) -> Callable[[float], float]:
+    """Round to a multiple of `resolution`, giving the shortest float for it (93.903, not 93.90299999999999).
+
+    The step count is rounded first, then the product is rounded to the step's decimal places, which
+    removes the binary error that multiplying by e.g. 0.001 leaves.
+    """
+    decimals = max(0, -Decimal(repr(resolution)).normalize().as_tuple().exponent)  # type: ignore[operator]
+
+    def quantize(value: float) -> float:
+        return round(round(value / resolution) * resolution, decimals)
+
+    return quantize
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentSpec:
+    """One input or output argument of a method, declared in its InputArguments/OutputArguments."""
+
+    name: str
+    vtype: ArgumentType
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodRefusal:
+    """Why the machine refused a call, and the OPC UA status the caller gets (a `ua.StatusCodes` name)."""
+
+    reason: str
+    status: str = "BadInvalidState"
+
+
+MethodOutcome = tuple[Value, ...] | MethodRefusal
+"""The output arguments' values, in declaration order, or a refusal."""
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """A method on the machine object. `call` gets the input values (types already checked)."""
+
+    name: str
+    description: str
+    call: Callable[..., MethodOutcome]
+    inputs: tuple[ArgumentSpec, ...] = ()
+    outputs: tuple[ArgumentSpec, ...] = ()
 
 
 class Model(Protocol):
@@ -77,7 +128,7 @@ class Model(Protocol):
 
     def step(self, dt: float, inputs: Mapping[str, Value]) -> dict[str, Value]: ...
 
-    def methods(self) -> dict[str, Callable[[], MethodResult]]: ...
+    def methods(self) -> tuple[MethodSpec, ...]: ...
 
 
 def approach(current: float, target: float, max_delta: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import ClassVar
 
 from plantwire_sims.model import (
@@ -13,7 +13,10 @@ from plantwire_sims.model import (
     M3H,
     MM_S,
     PERCENT,
-    MethodResult,
+    ArgumentSpec,
+    MethodOutcome,
+    MethodRefusal,
+    MethodSpec,
     RandomWalk,
     TagSpec,
     Value,
@@ -23,6 +26,7 @@ from plantwire_sims.model import (
 
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
+MODES = {0: STOPPED, 1: RUNNING}  # SetMode's Mode argument
 
 SHUTOFF_HEAD = 62.0  # m at full speed and zero flow
 STATIC_HEAD = 12.0  # m the system needs before any flow starts
@@ -36,7 +40,15 @@ MAGNETISING_A = 6.5
 WEAR_RATE = 0.004  # % per second at full speed, speeding up as the bearing degrades
 
 SPECS = (
-    TagSpec("Hydraulics/Flow", "Double", "Volumetric flow at the discharge", 0.0, M3H, (0.0, 200.0)),
+    TagSpec(
+        "Hydraulics/Flow",
+        "Double",
+        "Volumetric flow at the discharge",
+        0.0,
+        M3H,
+        (0.0, 200.0),
+        resolution=0.01,
+    ),
     TagSpec(
         "Hydraulics/DischargePressure",
         "Double",
@@ -44,8 +56,9 @@ SPECS = (
         SUCTION_BAR,
         BAR,
         (0.0, 10.0),
+        resolution=0.001,
     ),
-    TagSpec("Motor/Current", "Double", "Motor phase current", 0.0, AMPERE, (0.0, 80.0)),
+    TagSpec("Motor/Current", "Double", "Motor phase current", 0.0, AMPERE, (0.0, 80.0), resolution=0.01),
     TagSpec(
         "Motor/SpeedSetpoint",
         "Double",
@@ -56,7 +69,13 @@ SPECS = (
         writable=True,
     ),
     TagSpec(
-        "Condition/VibrationRMS", "Double", "Bearing housing vibration velocity, RMS", 0.0, MM_S, (0.0, 25.0)
+        "Condition/VibrationRMS",
+        "Double",
+        "Bearing housing vibration velocity, RMS",
+        0.0,
+        MM_S,
+        (0.0, 25.0),
+        resolution=0.001,
     ),
     TagSpec(
         "Condition/BearingWear",
@@ -65,6 +84,7 @@ SPECS = (
         0.0,
         PERCENT,
         (0.0, 100.0),
+        resolution=0.0001,
     ),
     TagSpec("Status/State", "String", "Pump state: RUNNING or STOPPED", RUNNING),
 )
@@ -83,21 +103,39 @@ class PumpModel:
         self.wear = rng.uniform(0.0, 30.0)
         self._valve = RandomWalk(rng, sigma=0.01, low=-0.15, high=0.25)
 
-    def methods(self) -> dict[str, Callable[[], MethodResult]]:
-        return {"Start": self.start, "Stop": self.stop, "Reset": self.reset}
+    def methods(self) -> tuple[MethodSpec, ...]:
+        return (
+            MethodSpec("Start", "Start the pump", self.start),
+            MethodSpec("Stop", "Stop: the drive ramps down", self.stop),
+            MethodSpec("Reset", "Reset: records bearing maintenance", self.reset),
+            MethodSpec(
+                "SetMode",
+                "Run (1) or stop (0) the pump; answers the mode it was in",
+                self.set_mode,
+                (ArgumentSpec("Mode", "Int32", "1 = RUNNING, 0 = STOPPED"),),
+                (ArgumentSpec("PreviousMode", "Int32", "The mode before the call"),),
+            ),
+        )
 
-    def start(self) -> MethodResult:
+    def start(self) -> MethodOutcome:
         self.state = RUNNING
-        return None
+        return ()
 
-    def stop(self) -> MethodResult:
+    def stop(self) -> MethodOutcome:
         self.state = STOPPED
-        return None
+        return ()
 
-    def reset(self) -> MethodResult:
+    def reset(self) -> MethodOutcome:
         """Maintenance: the bearing is replaced."""
         self.wear = 0.0
-        return None
+        return ()
+
+    def set_mode(self, mode: int) -> MethodOutcome:
+        if mode not in MODES:
+            return MethodRefusal(f"mode {mode} is not 0 (STOPPED) or 1 (RUNNING)", "BadOutOfRange")
+        previous = next(number for number, state in MODES.items() if state == self.state)
+        self.state = MODES[mode]
+        return (previous,)
 
     def step(self, dt: float, inputs: Mapping[str, Value]) -> dict[str, Value]:
         rng = self._rng
@@ -120,10 +158,10 @@ class PumpModel:
         self.wear = min(100.0, self.wear + dt * WEAR_RATE * n * n * (1.0 + self.wear / 50.0))
         vibration = 0.03 + 1.1 * n * n + 9.0 * (self.wear / 100.0) ** 1.6 * n
         return {
-            "Hydraulics/Flow": round(flow * (1.0 + rng.gauss(0.0, 0.005)), 2),
-            "Hydraulics/DischargePressure": round(SUCTION_BAR + head / 10.2 + rng.gauss(0.0, 0.005), 3),
-            "Motor/Current": round(current, 2),
-            "Condition/VibrationRMS": round(max(0.0, vibration * (1.0 + rng.gauss(0.0, 0.04))), 3),
-            "Condition/BearingWear": round(self.wear, 4),
+            "Hydraulics/Flow": flow * (1.0 + rng.gauss(0.0, 0.005)),
+            "Hydraulics/DischargePressure": SUCTION_BAR + head / 10.2 + rng.gauss(0.0, 0.005),
+            "Motor/Current": current,
+            "Condition/VibrationRMS": max(0.0, vibration * (1.0 + rng.gauss(0.0, 0.04))),
+            "Condition/BearingWear": self.wear,
             "Status/State": self.state,
         }

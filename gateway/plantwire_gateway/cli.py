@@ -8,6 +8,7 @@ from typing import Any
 
 from plantwire.runner import run_until_signalled
 
+from . import pki_cli
 from .service import run_gateway
 from .settings import load_settings, parse_device_flag
 
@@ -27,10 +28,15 @@ the flags below. Without a file, --id and --device are enough:
   plantwire gateway --id line-1 --device 'cnc-1=opc.tcp://127.0.0.1:4840#ns=2;s=cnc-1'
 
 Stop with Ctrl-C or SIGTERM: pending values go to the outbox, the gateway status becomes offline.
+
+Server certificates (devices with a security_policy) are trusted with
+`plantwire gateway pki list|trust|reject|show-own --data-dir DIR` (see docs/opcua.md).
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    tools = parser.add_subparsers(dest="gateway_tool", metavar="{pki}")
+    pki_cli.add_arguments(tools.add_parser("pki", help="manage the trust list of server certificates"))
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--id", metavar="ID", help="gateway id (a topic level; default gw-<hostname>)")
     parser.add_argument("--mqtt-host", metavar="HOST", help="MQTT broker host (default 127.0.0.1)")
@@ -53,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "gateway_tool", None) == "pki":
+        return pki_cli.run(args)
     overrides: dict[str, Any] = {}
     if args.id:
         overrides["id"] = args.id

@@ -19,7 +19,7 @@ from plantwire.mqtt_control import ControlClient
 
 from .command_log import CommandLog
 from .device_control import ControlError, DeviceControl
-from .device_registry import DeviceRegistry, RegistryError
+from .device_registry import ATTACH_KEYS, DeviceRegistry, RegistryError
 from .settings import GatewaySettings
 
 log = get_logger(__name__)
@@ -130,8 +130,7 @@ class CommandService:
     async def _dispatch(self, cmd: wire.Command) -> dict[str, Any]:
         args = cmd.args
         if cmd.op == "attach":
-            keys = ("endpoint", "root", "include", "exclude")
-            raw = {k: v for k, v in args.items() if k in keys and v is not None}
+            raw = {k: v for k, v in args.items() if k in ATTACH_KEYS and v is not None}
             device, tags = await self.registry.attach({"id": cmd.device, **raw})
             return {"endpoint": device.endpoint, "root": device.root, "tags": tags}
         if cmd.op == "detach":
@@ -166,7 +165,7 @@ class CommandService:
                 task = asyncio.create_task(control.close())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
-            control = self._controls[device_id] = DeviceControl(session.device)
+            control = self._controls[device_id] = DeviceControl(session.device, session.pki)
         return control
 
 

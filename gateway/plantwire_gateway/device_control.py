@@ -24,6 +24,8 @@ from plantwire.logs import get_logger
 
 from .browse import BrowseError, Tag, _type_names, read_many, resolve_root
 from .browse import _browse_many as browse_many
+from .opcua_connect import ConnectFailure, classify, make_client
+from .pki import Pki
 from .server_profile import (
     ServerProfile,
     TooManyOperations,
@@ -63,8 +65,9 @@ def _status(code: ua.StatusCode | None) -> ua.StatusCode:
 class DeviceControl:
     """Write, call and browse on one device over an on-demand OPC UA session."""
 
-    def __init__(self, device: DeviceConfig) -> None:
+    def __init__(self, device: DeviceConfig, pki: Pki) -> None:
         self.device = device
+        self.pki = pki
         self._client: Client | None = None
         self._root: ua.NodeId | None = None
         self._profile = ServerProfile()
@@ -83,8 +86,10 @@ class DeviceControl:
     async def _connected(self) -> tuple[Client, ua.NodeId]:
         if self._client is not None and self._root is not None:
             return self._client, self._root
-        client = Client(self.device.endpoint, timeout=TIMEOUT, watchdog_intervall=5.0)
-        client.name = client.description = "Plantwire gateway (commands)"
+        try:
+            client = await make_client(self.device, self.pki, " (commands)")
+        except ConnectFailure as err:
+            raise ControlError(err.code, str(err.args[0])) from err
 
         async def on_lost(exc: Exception) -> None:
             if self._client is client:
@@ -99,10 +104,11 @@ class DeviceControl:
         except BrowseError as err:
             client.disconnect_socket()
             raise ControlError("unknown_node", str(err)) from err
-        except _CONNECTION_ERRORS as err:
+        except (*_CONNECTION_ERRORS, ConnectFailure) as err:
             client.disconnect_socket()
-            reason = str(err) or type(err).__name__
-            raise ControlError("not_connected", f"cannot reach {self.device.endpoint}: {reason}") from err
+            failure = classify(err, self.device, self.pki)
+            code = "not_connected" if failure.code == "unreachable" else failure.code
+            raise ControlError(code, f"cannot reach {self.device.endpoint}: {failure.args[0]}") from err
         except Exception:
             client.disconnect_socket()
             raise

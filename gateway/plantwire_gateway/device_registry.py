@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-from asyncua import Client, ua
+from asyncua import ua
 from pydantic import ValidationError
 
 from plantwire import wire
@@ -24,6 +24,8 @@ from plantwire.logs import get_logger
 from .browse import BrowseError, browse_tags
 from .device_session import DeviceSession, Store
 from .mqtt_link import MqttLink
+from .opcua_connect import ConnectFailure, classify, make_client
+from .pki import Pki
 from .server_profile import TooManyOperations
 from .settings import DeviceConfig, GatewaySettings
 from .stats import GatewayStats
@@ -31,9 +33,14 @@ from .stats import GatewayStats
 log = get_logger(__name__)
 
 DEVICES_FILE: Final = "devices.json"
-PROBE_TIMEOUT: Final = 5.0
-"""How long attach waits for the endpoint to connect and browse before giving up."""
+PROBE_TIMEOUT: Final = 10.0
+"""How long attach waits for the endpoint to connect (discovery, secure channel) and browse; the
+platform waits 15 s for the reply."""
+ATTACH_KEYS: Final = frozenset(DeviceConfig.model_fields) - {"id"}
+"""The attach body's keys: any DeviceConfig field (security, identity, trust and the rest)."""
 DETACHED_ERROR: Final = "detached"
+SESSIONS_DIR: Final = "sessions"
+"""Per-device OPC UA session state kept for a resume after a gateway restart (see session_resume)."""
 """The `error` of the offline status a detached device leaves behind."""
 
 
@@ -68,18 +75,20 @@ def write_attached(path: Path, devices: list[DeviceConfig]) -> None:
     os.replace(tmp, path)
 
 
-async def probe(device: DeviceConfig) -> int:
-    """Connect, resolve the root and browse; the number of tags found. Raises RegistryError."""
+async def probe(device: DeviceConfig, pki: Pki) -> int:
+    """Connect, resolve the root and browse; the number of tags found. Raises RegistryError.
+
+    The code says what happened (`security_rejected`, `certificate_untrusted`, `identity_rejected`,
+    `too_many_operations`, `unreachable`, `unknown_node`), the message what to do about it.
+    """
     timeout = PROBE_TIMEOUT
-    client = Client(device.endpoint, timeout=timeout)
-    client.name = client.description = "Plantwire gateway (attach check)"
     try:
         async with asyncio.timeout(timeout):
+            client = await make_client(device, pki, " (attach check)")
             await client.connect(auto_reconnect=False)
-    except (OSError, TimeoutError, ua.UaError, ConnectionError) as err:
-        client.disconnect_socket()
-        reason = str(err) or type(err).__name__
-        raise RegistryError("unreachable", f"cannot connect to {device.endpoint}: {reason}") from err
+    except (OSError, TimeoutError, ua.UaError, ConnectionError, ConnectFailure) as err:
+        failure = classify(err, device, pki)
+        raise RegistryError(failure.code, str(failure.args[0])) from err
     try:
         async with asyncio.timeout(timeout):
             _, tags = await browse_tags(client, device)
@@ -89,8 +98,10 @@ async def probe(device: DeviceConfig) -> int:
     except TooManyOperations as err:
         raise RegistryError("too_many_operations", f"{device.endpoint}: {err}") from err
     except (OSError, TimeoutError, ua.UaError, ConnectionError) as err:
-        reason = str(err) or type(err).__name__
-        raise RegistryError("unreachable", f"{device.endpoint} failed while browsing: {reason}") from err
+        failure = classify(err, device, pki)
+        raise RegistryError(
+            failure.code, f"{device.endpoint} failed while browsing: {failure.args[0]}"
+        ) from err
     finally:
         try:
             async with asyncio.timeout(2.0):
@@ -108,6 +119,7 @@ class DeviceRegistry:
         self.store = store
         self.stats = stats
         self.path = settings.data_dir / DEVICES_FILE
+        self.pki = Pki(settings.data_dir)
         self.configured: dict[str, DeviceConfig] = {d.id: d for d in settings.devices}
         self.attached: dict[str, DeviceConfig] = {}
         self.sessions: list[DeviceSession] = []
@@ -151,6 +163,8 @@ class DeviceRegistry:
             self.store,
             self.stats,
             self.settings.mqtt.reconnect_max_delay,
+            self.pki,
+            self.settings.data_dir / SESSIONS_DIR,
         )
         self.sessions.append(session)
         self._tasks[device.id] = [
@@ -171,7 +185,7 @@ class DeviceRegistry:
             raise RegistryError("duplicate", f"device {device.id!r} is already attached to this gateway")
         self._probing.add(device.id)
         try:
-            tags = await probe(device)
+            tags = await probe(device, self.pki)
             async with self._lock:
                 attached = {**self.attached, device.id: device}
                 await asyncio.to_thread(write_attached, self.path, list(attached.values()))
@@ -210,6 +224,8 @@ class DeviceRegistry:
         session = self.session(device.id)
         if session is not None:
             self.sessions.remove(session)
+            if session.resume is not None:  # detached: nothing to resume (the server expires the session)
+                await asyncio.to_thread(session.resume.forget)
             pending = session.take_pending()
             if pending:
                 await self.store(device.id, pending)

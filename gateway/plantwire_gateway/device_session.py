@@ -7,8 +7,15 @@ interval, or sooner when a batch is full. The flusher outlives OPC UA connection
 received just before a connection dropped are still stored, and nothing is ever invented while
 the device is unreachable: its status says so instead.
 
-asyncua's own auto-reconnect is off: this loop owns reconnection so that every reconnect also
-re-browses (the server may have changed) and publishes fresh meta and status.
+Two levels of reconnection. A short loss of the connection (a frozen link, a stalled device, a TCP
+reset) is handled by asyncua's supervisor: it opens a new secure channel, re-activates the *same*
+session and transfers the *same* subscription (republishing what was missed), so the server's
+monitored-item queues survive and nothing is lost. A stall shorter than `stall_timeout_s` is not a
+loss at all: the watchdog and request timeouts fit it. Only when the server lost the session (it
+restarted, or the outage outlived the session timeout) does this loop start over: outage markers
+stamped with the gateway's clock at the time of loss, a fresh connect with re-browse and new meta,
+and every tag's current value re-sent with the receive time so it reads Good after the marker.
+Permanent refusals (security, certificate, identity) retry slowly; the rest fast.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Final
 
 from asyncua import Client, ua
@@ -27,7 +35,11 @@ from plantwire.logs import get_logger
 from .backoff import Backoff
 from .browse import BrowseError, Tag, browse_tags
 from .mqtt_link import MqttLink
-from .server_profile import batched, clock_watch, read_profile
+from .opcua_connect import ConnectFailure, classify, make_client
+from .pki import Pki
+from .server_profile import ServerProfile, batched, clock_watch, read_profile
+from .session_resume import ResumePaths, SavedSubscription, adopt, leave_open, resumed
+from .session_watch import SessionWatch, subscription_parameters
 from .settings import DeviceConfig
 from .stats import GatewayStats
 from .structures import load_structures
@@ -51,7 +63,13 @@ _CLOCK_REPORT_MS: Final = 100.0
 Store = Callable[[str, list[wire.Sample]], Awaitable[None]]
 """Appends one device's samples to the outbox (split into messages there)."""
 
-_RECOVERABLE = (OSError, TimeoutError, ua.UaError, ConnectionError, BrowseError)
+_RECOVERABLE = (OSError, TimeoutError, ua.UaError, ConnectionError, BrowseError, ConnectFailure)
+PERMANENT_MAX_DELAY: Final = 300.0
+"""Cap of the backoff after a permanent refusal (security, certificate, identity)."""
+_PERMANENT_BASE: Final = 5.0
+_TRUST_POLL: Final = 1.0
+RESUME_WINDOW: Final = 60.0
+"""How long asyncua may try to resume the session before this loop starts over."""
 
 
 class DeviceSession:
@@ -65,8 +83,13 @@ class DeviceSession:
         store: Store,
         stats: GatewayStats,
         reconnect_max_delay: float = 3.0,
+        pki: Pki | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.device = device
+        self.pki = pki or Pki(Path("var/gateway"))
+        self.resume = ResumePaths.of(state_dir, device.id) if state_dir is not None else None
+        """Where the session and subscription are kept for a resume after a gateway restart."""
         self.link = link
         self.store = store
         self.stats = stats
@@ -84,6 +107,20 @@ class DeviceSession:
         self._marker_ts: int | None = None
         self.clock_offset_ms: float | None = None
         """The device's clock minus the gateway's (server CurrentTime), shown in its status."""
+        self._lost_at: int | None = None
+        """Gateway time the connection was lost (the outage marker's timestamp)."""
+        self._resend: set[int] = set()
+        self._outage_ts: int | None = None
+        """Timestamp of the markers of the current outage (None: not marked); tags reading older re-sent."""
+        self._newest: dict[int, int] = {}
+        """Newest source timestamp received per client handle (to know which tags to re-send)."""
+        self._mark_timer: asyncio.TimerHandle | None = None
+        self._last_loss_at: int | None = None
+        self._recreated = False
+        self._client: Client | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        """Client handles whose first value after a re-subscribe is still awaited."""
+        self.failure: ConnectFailure | None = None
         self._log = log.bind(device_id=device.id, endpoint=device.endpoint)
 
     # --- status -----------------------------------------------------------------------------
@@ -132,14 +169,18 @@ class DeviceSession:
     def mark_outage(self) -> None:
         """The session was lost: one null, BadNoCommunication sample per tag, never an invented value.
 
-        Its timestamp is the detection time, but always after every value already received, so it
-        cannot replace one of them in the store (which keeps the first point per series and time).
+        Stamped with the gateway's clock at the time the loss was detected (never a device's clock:
+        one tag running ahead must not push the marker into the future of every other tag). The
+        first value of every tag after the re-subscribe is re-sent with its receive time, so a tag
+        that did not change reads Good again instead of staying behind the marker.
         """
         tags = [t.info.tag for t in self.tags]
         if not tags:
             return
-        newest = max((s.ts for s in self.pending), default=self._last_ts)
-        ts = max(wire.now_us(), self._last_ts + 1, newest + 1)
+        if self._outage_ts is not None:
+            return  # this outage is marked already (the link was down long enough)
+        ts = self._lost_at or wire.now_us()
+        self._outage_ts = ts
         bad = wire.STATUS_BAD_NO_COMMUNICATION
         self.pending.extend(wire.Sample(tag, ts, None, bad) for tag in tags)
         self._marker_ts = ts
@@ -172,7 +213,8 @@ class DeviceSession:
 
     async def run(self) -> None:
         """Connect, browse, subscribe, consume; on any loss report it and try again, forever."""
-        backoff = Backoff(self.reconnect_max_delay)
+        fast = Backoff(self.reconnect_max_delay)
+        slow = Backoff(PERMANENT_MAX_DELAY, base=_PERMANENT_BASE)
         self._set_status("connecting")
         while True:
             connected = False
@@ -180,37 +222,64 @@ class DeviceSession:
             def online() -> None:
                 nonlocal connected
                 connected = True
-                backoff.reset()
+                fast.reset()
+                slow.reset()
+                self.failure = None
 
             try:
                 await self._session(online)
             except _RECOVERABLE as err:
-                error = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+                failure = classify(err, self.device, self.pki)
             except Exception as err:  # the task's root: a bug must not stop the other devices
                 self._log.exception("device_session_crashed")
-                error = f"internal error: {type(err).__name__}"
+                failure = ConnectFailure("error", f"internal error: {type(err).__name__}")
+            error = str(failure)
+            self.failure = failure
             if connected or error != self._error:  # a repeated failure is not news
                 event = "device_disconnected" if connected else "device_connect_failed"
-                self._log.warning(event, error=error)
+                self._log.warning(event, code=failure.code, error=error)
             if connected:
                 self.stats.device_reconnects += 1
+                if self._lost_at is None:  # a new loss (not one the link watch has seen already)
+                    self._outage_ts = None
                 self.mark_outage()
+            self._lost_at = None
+            self._cancel_mark_timer()
             self._set_status("offline", error)
-            delay = backoff.next()
-            self._log.info("device_reconnecting", error=error, retry_in=round(delay, 2))
-            await asyncio.sleep(delay)
+            delay = slow.next() if failure.permanent else fast.next()
+            self._log.info("device_reconnecting", code=failure.code, retry_in=round(delay, 2))
+            await self._sleep_or_trust_change(delay)
+
+    async def _sleep_or_trust_change(self, delay: float) -> None:
+        """Wait `delay`, but retry at once when the trust list changes (someone ran `pki trust`)."""
+        before = await asyncio.to_thread(self.pki.trust_changed_at)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(left, _TRUST_POLL))
+            if await asyncio.to_thread(self.pki.trust_changed_at) != before:
+                return
 
     async def _session(self, online: Callable[[], None]) -> None:
-        """One connection: calls `online()` once subscribed, raises when the connection ends."""
-        client = Client(self.device.endpoint, timeout=_REQUEST_TIMEOUT, watchdog_intervall=1.0)
-        client.name = client.description = "Plantwire gateway"
+        """One session: calls `online()` once subscribed, raises when the server lost the session."""
+        paths = self.resume
+        token_before = await asyncio.to_thread(paths.saved_token) if paths is not None else None
+        client = await make_client(self.device, self.pki, "", paths.session if paths is not None else None)
         lost = asyncio.Event()
-
-        async def on_lost(exc: Exception) -> None:
-            lost.set()
-
-        client.connection_lost_callback = on_lost
-        await client.connect(auto_reconnect=False)
+        watch = SessionWatch(
+            self._on_link_down, self._on_link_up, lambda: self._on_recreated(lost), lost, RESUME_WINDOW
+        )
+        client.uaclient.observer = watch
+        try:
+            await client.connect(
+                auto_reconnect=True,
+                reconnect_max_delay=min(self.reconnect_max_delay, 1.0),
+                reconnect_request_timeout=self.device.stall_timeout_s,
+            )
+        except BaseException:
+            client.disconnect_socket()
+            raise
+        keep_session = False
         try:
             profile = await read_profile(client)
             self._clock_measured(profile.clock_offset_us)
@@ -221,29 +290,140 @@ class DeviceSession:
                 endpoint=self.device.endpoint, root=root.to_string(), tags=[t.info for t in tags]
             )
             self.link.publish_retained(self._meta_topic, wire.encode_meta(meta))
-            sub = await client.create_subscription(
-                self.device.publishing_interval_ms,
-                handler=None,
-                queue_maxsize=EVENT_QUEUE,
-                overflow=OverflowPolicy.DISCONNECT,
-            )
-            by_handle = {handle: t.info.tag for handle, t in enumerate(tags, start=1)}
-            if tags:
-                results = await batched(
-                    self._monitor_requests(tags), profile.limits.monitored_items, sub.create_monitored_items
-                )
-                pairs = zip(tags, results, strict=True)
-                failed = [t.info.tag for t, r in pairs if isinstance(r, ua.StatusCode)]
-                if failed:
-                    self._log.warning("tags_not_subscribed", count=len(failed), first=failed[:5])
+            sub, by_handle = await self._subscribe(client, tags, token_before, profile)
+            self._client, self._recreated = client, False
+            watch.subscribed = True
             self._set_status("online")
-            self._log.info("device_connected", tags=len(tags))
+            self._log.info("device_connected", tags=len(tags), security=self.device.security_policy)
             online()
             async with clock_watch(client, profile, self._clock_measured):
                 reason = await self._consume_until_lost(sub, by_handle, lost)
             raise ConnectionError(reason)
+        except asyncio.CancelledError:
+            keep_session = self.resume is not None  # a gateway stop: the restart picks the session up
+            raise
         finally:
-            await self._close(client)
+            self._client = None
+            self._cancel_mark_timer()
+            await watch.close()
+            if keep_session:
+                await leave_open(client)
+            else:
+                await self._close(client)
+                if paths is not None:
+                    await asyncio.to_thread(paths.forget)
+
+    async def _subscribe(
+        self, client: Client, tags: list[Tag], token_before: str | None, profile: ServerProfile
+    ) -> tuple[Any, dict[int, str]]:
+        """Adopt the subscription a resumed session still has, or create one (and remember it)."""
+        params = subscription_parameters(self.device, client.session_timeout)
+        paths = self.resume
+        saved = (
+            paths.load(self.device.endpoint) if paths is not None and resumed(client, token_before) else None
+        )
+        if saved is not None:
+            sub = adopt(client, saved, params, EVENT_QUEUE, self.device.queue_size)
+            self._log.info("device_subscription_adopted", subscription_id=saved.subscription_id)
+            self.stats.sessions_resumed += 1
+            return sub, {handle: tag for handle, _, tag, _ in saved.items}
+        sub = await client.create_subscription(
+            params, handler=None, queue_maxsize=EVENT_QUEUE, overflow=OverflowPolicy.DISCONNECT
+        )
+        by_handle = {handle: t.info.tag for handle, t in enumerate(tags, start=1)}
+        if self._outage_ts is not None:
+            self._resend = set(by_handle)
+        items: list[tuple[int, int, str, str]] = []
+        if tags:
+            results = await batched(
+                self._monitor_requests(tags), profile.limits.monitored_items, sub.create_monitored_items
+            )
+            pairs = list(zip(tags, results, strict=True))
+            failed = [t.info.tag for t, r in pairs if isinstance(r, ua.StatusCode)]
+            if failed:
+                self._log.warning("tags_not_subscribed", count=len(failed), first=failed[:5])
+            items = [
+                (handle, int(r), t.info.tag, t.node_id.to_string())
+                for handle, (t, r) in enumerate(pairs, start=1)
+                if not isinstance(r, ua.StatusCode)
+            ]
+        if paths is not None and sub.subscription_id is not None:
+            saved = SavedSubscription(self.device.endpoint, sub.subscription_id, items)
+            await asyncio.to_thread(paths.save, saved)
+        return sub, by_handle
+
+    def _on_link_down(self) -> None:
+        """asyncua lost the connection and is resuming the session: offline until it is back.
+
+        Still down after `stall_timeout_s`: the outage is marked (at the time of loss), so the
+        platform shows it while asyncua keeps trying; a resume before that marks nothing.
+        """
+        if self._lost_at is None:
+            self._lost_at = self._last_loss_at = wire.now_us()
+            self._outage_ts = None
+        self._set_status("offline", "unreachable: connection lost; resuming the session")
+        self._log.warning("device_link_down")
+        self._cancel_mark_timer()
+        self._mark_timer = asyncio.get_running_loop().call_later(
+            self.device.stall_timeout_s, self.mark_outage
+        )
+
+    def _on_link_up(self) -> None:
+        self._lost_at = None
+        self._cancel_mark_timer()
+        self.stats.sessions_resumed += 1
+        self._set_status("online")
+        self._log.info("device_session_resumed")
+        if self._outage_ts is not None and self._client is not None:
+            task = asyncio.create_task(self._resend_after_resume(self._client, self._outage_ts))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _on_recreated(self, lost: asyncio.Event) -> None:
+        """The server had lost the session (it restarted): what it queued is gone.
+
+        The outage is marked at the time of loss (once), and the session starts over at once
+        (re-browse, new meta, a new subscription whose first values count from then on); the
+        subscription asyncua re-created is not consumed.
+        """
+        self.stats.sessions_resumed -= 1  # counted when the link came back, but this one lost the queue
+        self._recreated = True
+        if self._outage_ts is None:
+            self._lost_at = self._lost_at or self._last_loss_at
+            self.mark_outage()
+        self._lost_at = self._lost_at or self._last_loss_at
+        for task in list(self._background):
+            task.cancel()
+        self._log.warning("device_session_recreated", hint="values queued on the server were lost")
+        lost.set()
+
+    def _cancel_mark_timer(self) -> None:
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
+
+    async def _resend_after_resume(self, client: Client, marker: int) -> None:
+        """After a resume that followed markers: tags with nothing newer than the marker read again."""
+        await asyncio.sleep(3 * self.device.publishing_interval_ms / 1000)  # the republished backlog first
+        stale = [(h, t) for h, t in enumerate(self.tags, start=1) if self._newest.get(h, 0) <= marker]
+        if not stale:
+            return
+        try:
+            params = ua.ReadParameters()
+            params.NodesToRead = [
+                ua.ReadValueId(NodeId=t.node_id, AttributeId=ua.AttributeIds.Value) for _, t in stale
+            ]
+            values = await client.uaclient.read(params)
+        except _RECOVERABLE as err:
+            self._log.warning("device_resend_read_failed", error=str(err) or type(err).__name__)
+            return
+        now = max(wire.now_us(), marker + 1)
+        for (_, tag), dv in zip(stale, values, strict=True):
+            value = dv.Value.Value if dv.Value is not None else None
+            status = dv.StatusCode.value if dv.StatusCode is not None else wire.STATUS_GOOD
+            self.pending.append(wire.Sample(tag.info.tag, now, to_wire_value(value), status))
+        self.stats.values_resent += len(stale)
+        self._flush_now.set()
 
     def _monitor_requests(self, tags: list[Tag]) -> list[ua.MonitoredItemCreateRequest]:
         """One monitored item per tag; client handle = position + 1, so a notification maps to its tag."""
@@ -279,7 +459,8 @@ class DeviceSession:
 
             async def watchdog() -> None:
                 await lost.wait()
-                await asyncio.wait([consumer], timeout=_LOSS_GRACE)
+                if not self._recreated:  # a re-created subscription is not consumed at all
+                    await asyncio.wait([consumer], timeout=_LOSS_GRACE)
                 consumer.cancel()
 
             watch = tg.create_task(watchdog())
@@ -298,6 +479,7 @@ class DeviceSession:
         queue = getattr(sub, "_event_queue", None)
         mode = self.device.timestamp
         source, gateway = mode == "source", mode == "gateway"
+        newest = self._newest
         async for event in events:
             if type(event) is DataChangeEvent:
                 item = event.data.monitored_item
@@ -313,15 +495,17 @@ class DeviceSession:
                     ts = dv.ServerTimestamp or dv.SourceTimestamp
                 status = dv.StatusCode
                 us = to_us(ts) if ts is not None else -1
-                self.pending.append(
-                    Sample(
-                        tag,
-                        us if us >= 0 else wire.now_us(),  # an unset clock (before 1970): arrival time
-                        to_wire_value(event.value),
-                        status.value if status is not None else wire.STATUS_GOOD,
-                    )
+                sample = Sample(
+                    tag,
+                    us if us >= 0 else wire.now_us(),  # an unset clock (before 1970): arrival time
+                    to_wire_value(event.value),
+                    status.value if status is not None else wire.STATUS_GOOD,
                 )
+                self.pending.append(sample)
                 stats.values_in += 1
+                newest[item.ClientHandle] = sample.ts
+                if self._resend:
+                    self._resend_current(item.ClientHandle, sample)
                 if len(self.pending) >= BATCH_MAX or (queue is not None and queue.empty()):
                     self._flush_now.set()
                     if len(self.pending) >= MAX_PENDING:
@@ -332,6 +516,18 @@ class DeviceSession:
                 if code is not None and not code.is_good():
                     return f"subscription status {code.name}"
         return "subscription closed"
+
+    def _resend_current(self, handle: int, sample: wire.Sample) -> None:
+        """A tag's first value after a re-subscribe, if older than the marker, again at receive time."""
+        if handle not in self._resend:
+            return
+        self._resend.discard(handle)
+        marker = self._outage_ts
+        if marker is not None and sample.ts <= marker:
+            ts = max(wire.now_us(), marker + 1)
+            self.pending.append(wire.Sample(sample.tag, ts, sample.value, sample.status))
+            self._newest[handle] = ts
+            self.stats.values_resent += 1
 
     async def _close(self, client: Client) -> None:
         """Close the session; on a dead connection just tear the transport down."""

@@ -106,6 +106,16 @@ def render_metrics(stats: dict[str, Any], trend: OutboxTrend | None = None) -> s
         "Null, bad-quality samples written when a device session was lost.",
         stats.get("outage_markers", 0),
     )
+    out.counter(
+        "device_sessions_resumed_total",
+        "OPC UA sessions re-activated with their subscription after a lost link or a restart (nothing lost).",
+        stats.get("sessions_resumed", 0),
+    )
+    out.counter(
+        "device_values_resent_total",
+        "Current values re-sent at receive time after a re-subscribe (older than the outage marker).",
+        stats.get("values_resent", 0),
+    )
     states = stats.get("devices", {})
     for device, state in states.items():
         for candidate in ("online", "connecting", "offline"):

@@ -336,7 +336,7 @@ class MqttLink:
             log.info("mqtt_drain_incomplete", outbox_rows=self.outbox.rows, hint="sent after the next start")
         offline = wire.GatewayStatus(state="offline", since=wire.now_us(), version=__version__)
         acked = asyncio.get_running_loop().create_future()
-        previous = conn.client.on_publish
+        previous = self._on_publish  # what every connection's client starts with
 
         def on_publish(client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
             previous(client, userdata, mid, reason, props)

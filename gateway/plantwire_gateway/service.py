@@ -74,6 +74,8 @@ class Gateway:
             "outbox_max_bytes": self.settings.outbox.max_bytes,
             "device_reconnects": s.device_reconnects,
             "outage_markers": s.outage_markers,
+            "sessions_resumed": s.sessions_resumed,
+            "values_resent": s.values_resent,
             "mqtt_connected": s.mqtt_connected,
             "mqtt_reconnects": s.mqtt_reconnects,
             "devices": dict(s.device_states),

@@ -35,6 +35,23 @@ def _check_id(kind: str, value: str) -> str:
         raise ValueError(str(err)) from None
 
 
+SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+SecurityMode = Literal["Sign", "SignAndEncrypt"]
+TrustMode = Literal["explicit", "first-use"]
+PASSWORD_ENV_PREFIX = "PLANTWIRE_DEVICE_PASSWORD__"
+"""Without `password_file`, a device's password comes from `PLANTWIRE_DEVICE_PASSWORD__<ID>`."""
+
+
+def password_env_name(device_id: str) -> str:
+    """The environment variable holding a device's password: its id upper-cased, other than A-Z0-9 as '_'."""
+    return PASSWORD_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", device_id.upper())
+
+
+def _has_credentials(endpoint: str) -> bool:
+    authority = endpoint.partition("://")[2].split("/", 1)[0]
+    return "@" in authority
+
+
 class DeviceConfig(BaseModel):
     """One OPC UA server (a machine) and which of its variables become tags."""
 
@@ -69,6 +86,30 @@ class DeviceConfig(BaseModel):
         "(the OPC UA server's timestamp) or 'gateway' (when the gateway received it; for a PLC whose clock "
         "is wrong or unset). The measured clock offset is in the device's status",
     )
+    # --- security and identity (see docs/opcua.md) ---
+    security_policy: SecurityPolicy = Field(default="None", description="OPC UA security policy")
+    security_mode: SecurityMode | None = Field(
+        default=None, description="Sign or SignAndEncrypt (default SignAndEncrypt when a policy is set)"
+    )
+    trust_server_certificate: TrustMode = Field(
+        default="explicit",
+        description="explicit: an unknown server certificate lands in pki/rejected until trusted; "
+        "first-use: the first certificate seen is trusted (and any other one refused)",
+    )
+    username: str | None = Field(default=None, min_length=1, description="User name for the session")
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the password (first line); without it the password comes from "
+        "PLANTWIRE_DEVICE_PASSWORD__<DEVICE_ID>",
+    )
+    user_certificate: Path | None = Field(default=None, description="X.509 user certificate (DER or PEM)")
+    user_private_key: Path | None = Field(default=None, description="Private key of user_certificate (PEM)")
+    stall_timeout_s: float = Field(
+        default=10.0,
+        ge=2,
+        le=600,
+        description="A connection silent this long counts as lost; shorter stalls lose nothing",
+    )
 
     @field_validator("id")
     @classmethod
@@ -78,6 +119,11 @@ class DeviceConfig(BaseModel):
     @field_validator("endpoint")
     @classmethod
     def _valid_endpoint(cls, value: str) -> str:
+        if _has_credentials(value):
+            # Never echo the value: it holds a password.
+            raise ValueError(
+                "endpoint must not carry credentials (user:pass@); set username and password_file instead"
+            )
         if not value.startswith("opc.tcp://") or len(value) <= len("opc.tcp://"):
             raise ValueError(f"endpoint {value!r} must start with opc.tcp://host:port")
         return value
@@ -89,6 +135,28 @@ class DeviceConfig(BaseModel):
         if value and not is_node_id(value) and any(not part for part in value.strip("/").split("/")):
             raise ValueError(f"root {value!r} is neither a NodeId nor a path of browse names")
         return value
+
+    @model_validator(mode="after")
+    def _valid_security(self) -> DeviceConfig:
+        if self.security_policy == "None" and self.security_mode is not None:
+            raise ValueError("security_mode needs a security_policy other than None")
+        if (self.user_certificate is None) != (self.user_private_key is None):
+            raise ValueError("user_certificate and user_private_key go together")
+        if self.user_certificate is not None and self.username is not None:
+            raise ValueError("give either username or user_certificate, not both")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file needs a username")
+        for path in (self.password_file, self.user_certificate, self.user_private_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path}: file not found")
+        return self
+
+    @property
+    def mode(self) -> str:
+        """The effective message security mode: None, Sign or SignAndEncrypt."""
+        if self.security_policy == "None":
+            return "None"
+        return self.security_mode or "SignAndEncrypt"
 
 
 class OutboxSettings(BaseModel):

@@ -27,4 +27,8 @@ class GatewayStats:
     """OPC UA sessions lost after being online (each one re-browses and re-subscribes)."""
     outage_markers: int = 0
     """Bad-quality null samples written when a device's session was lost (one per tag per outage)."""
+    sessions_resumed: int = 0
+    """Connections lost and resumed with the same session and subscription (nothing lost)."""
+    values_resent: int = 0
+    """Current values re-sent at receive time after a re-subscribe (they were older than the marker)."""
     device_states: dict[str, DeviceState] = field(default_factory=dict)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -49,7 +50,15 @@ def example_env() -> dict[str, str]:
 def test_services_have_health_checks_restart_policies_and_named_volumes(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) >= {"mosquitto", "influxdb", "grafana", *OURS}
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
+    assert one_shot == {"mqtt-auth"}
     for name, service in services.items():
+        if name in one_shot:  # runs to completion; what needs it waits for that
+            needed = [s for s in services.values() if s.get("depends_on", {}).get(name)]
+            assert needed and all(
+                s["depends_on"][name] == {"condition": "service_completed_successfully"} for s in needed
+            ), name
+            continue
         assert service.get("restart") == "unless-stopped", name
         assert "test" in service.get("healthcheck", {}), name
         for volume in service.get("volumes", []):
@@ -71,9 +80,14 @@ def test_services_wait_for_what_they_need(compose: dict[str, Any]) -> None:
 
 
 def test_mounted_config_files_exist(compose: dict[str, Any]) -> None:
+    """Every mounted file is in the repository, except ./pki, which `plantwire pki init` makes."""
+    docs = (DEPLOY.parent / "docs" / "deploy.md").read_text()
+    assert "plantwire pki init deploy/pki --hostname mosquitto" in docs
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
+            if source == "./pki" or source.startswith("./pki/"):
+                continue
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), (name, source)
 
@@ -106,19 +120,39 @@ def test_platform_environment_matches_the_influx_settings(compose: dict[str, Any
     assert env[prefix + "TOKEN"] == influx["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
 
 
-def test_mosquitto_requires_passwords_and_keeps_zero_loss_queues(compose: dict[str, Any]) -> None:
+def test_mosquitto_requires_tls_passwords_acl_and_bound_client_ids(compose: dict[str, Any]) -> None:
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines()
-    assert "allow_anonymous false" in conf
-    assert any(line.startswith("password_file ") for line in conf)
-    assert "max_queued_messages 0" in conf
+    for line in (
+        "listener 8883",
+        "allow_anonymous false",
+        "use_username_as_clientid true",
+        "max_queued_messages 0",
+    ):
+        assert line in conf, line
+    for key in ("cafile", "certfile", "keyfile", "password_file", "acl_file"):
+        assert any(line.startswith(f"{key} /mosquitto/data/secrets/") for line in conf), key
+    assert not any(line.startswith("listener 1883") for line in conf)  # no plain-text listener
     script = (DEPLOY / "mosquitto" / "entrypoint.sh").read_text()
-    broker_env = compose["services"]["mosquitto"]["environment"]
-    for name in broker_env:
-        assert f'"${name}"' in script, name
-    for client in ("platform", "gateway"):
-        env = compose["services"][client]["environment"]
-        user = env["PLANTWIRE_MQTT__USERNAME"]
-        assert user in broker_env.values(), client
+    for name in ("passwd", "acl", "ca.crt", "server.crt", "server.key"):
+        assert name in script, name
+    # mqtt-auth writes an identity for each service account, with the password from its variable.
+    values = example_env()
+
+    def fill(text: str) -> str:
+        return _VAR.sub(lambda m: values[m.group(1)], str(text))
+
+    auth = compose["services"]["mqtt-auth"]
+    command = [fill(part) for part in auth["command"]]
+    specs = dict(itertools.pairwise(command))
+    for client, flag in (("platform", "--platform"), ("gateway", "--gateway")):
+        env = {k: fill(v) for k, v in compose["services"][client]["environment"].items()}
+        user, password_var = specs[flag].split(":")[:2]
+        assert user == env["PLANTWIRE_MQTT__USERNAME"], client
+        assert fill(auth["environment"][password_var]) == env["PLANTWIRE_MQTT__PASSWORD"], client
+        assert env["PLANTWIRE_MQTT__PORT"] == "8883" and env["PLANTWIRE_MQTT__TLS_CA_FILE"] == "/pki/ca.crt"
+        assert f'"{user}-cmd"' in env["PLANTWIRE_MQTT__CLIENT_USERNAMES"], client
+    gateway = [fill(part) for part in compose["services"]["gateway"]["command"]]
+    assert specs["--gateway"].split(":", 2)[2] == gateway[gateway.index("--id") + 1]
 
 
 # --- Grafana ------------------------------------------------------------------------------------------

@@ -3,17 +3,22 @@
 The test reads deploy/docker-compose.yml and starts every Plantwire service (simulators, gateway,
 platform) with exactly its `command` (as `python -m plantwire ...`) and its `environment`, with the
 variables filled from example.env. Only what Docker would provide is mapped: service host names
-become 127.0.0.1, container ports become free local ports, /data becomes a temporary folder,
-Mosquitto is a local one without passwords, and the store is switched to SQLite by environment.
-If a command, flag, variable or port in the compose file drifts from the code, this test fails.
+become 127.0.0.1, container ports become free local ports, /data, /auth and /pki become temporary
+folders, and the store is switched to SQLite by environment. The broker is a real Mosquitto run with
+deploy/mosquitto/mosquitto.conf (TLS, passwords, ACL, bound client ids), its password file and ACL
+written by the compose file's `mqtt-auth` service and its certificates by `plantwire pki init`, as
+docs/deploy.md says. If a command, flag, variable or port in the compose file drifts from the code,
+this test fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import re
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,17 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from pydantic import SecretStr
 
-from plantwire.broker import MosquittoProcess, free_port
+from plantwire.broker import free_port, mosquitto_path, wait_for_port
+from plantwire.config import MqttSettings
+from plantwire.mqtt_control import new_client
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SIMS = ("sim-cnc", "sim-pump", "sim-meter")
 _VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:[:?\-][^}]*)?\}")
 _ENDPOINT = re.compile(r"opc\.tcp://([A-Za-z0-9_.\-]+):(\d+)")
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # slow to start on a loaded machine
 
 
 def _example_env() -> dict[str, str]:
@@ -70,7 +79,8 @@ class Topology:
         self.compose = compose
         self.tmp = tmp
         self.env_values = _example_env()
-        self.ports: dict[tuple[str, int], int] = {("mosquitto", 1883): broker_port}
+        self.broker_port = broker_port
+        self.ports: dict[tuple[str, int], int] = {("mosquitto", 8883): broker_port}
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.http_port = 0
         self.gateway_health_port = 0
@@ -85,8 +95,6 @@ class Topology:
             host, port = env["PLANTWIRE_MQTT__HOST"], int(env["PLANTWIRE_MQTT__PORT"])
             env["PLANTWIRE_MQTT__HOST"] = "127.0.0.1"
             env["PLANTWIRE_MQTT__PORT"] = str(self.ports[(host, port)])
-        env.pop("PLANTWIRE_MQTT__USERNAME", None)  # the test broker runs without passwords
-        env.pop("PLANTWIRE_MQTT__PASSWORD", None)
         if "PLANTWIRE_STORE__BACKEND" in env:
             env["PLANTWIRE_STORE__BACKEND"] = "sqlite"
         return {k: self._local_path(name, v) for k, v in env.items()}
@@ -94,7 +102,43 @@ class Topology:
     def _local_path(self, service: str, value: str) -> str:
         if value == "/data" or value.startswith("/data/"):
             return str(self.tmp / service / value.removeprefix("/data").lstrip("/"))
+        for shared in ("/pki", "/auth"):  # ./pki (made by `plantwire pki init`), the mosquitto-auth volume
+            if value == shared or value.startswith(f"{shared}/"):
+                return str(self.tmp / shared.lstrip("/") / value.removeprefix(shared).lstrip("/"))
         return value
+
+    def run_once(self, name: str) -> None:
+        """A one-shot service (mqtt-auth): run its command with its environment to completion."""
+        argv = [self._local_path(name, part) for part in self.command(name)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PLANTWIRE_", "MQTT_"))}
+        env.update(self.environment(name))
+        done = subprocess.run(
+            [sys.executable, "-m", "plantwire", *argv], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+    def start_mosquitto(self) -> None:
+        """deploy/mosquitto/mosquitto.conf with the container's paths mapped to this test's folders."""
+        binary = mosquitto_path()
+        if binary is None:
+            pytest.fail("mosquitto is not installed")
+        files = {"passwd": "auth", "acl": "auth", "ca.crt": "pki", "server.crt": "pki", "server.key": "pki"}
+        text = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+        for name, folder in files.items():
+            text = text.replace(f"/mosquitto/data/secrets/{name}", str(self.tmp / folder / name))
+        data = self.tmp / "mosquitto"
+        data.mkdir()
+        text = text.replace("persistence_location /mosquitto/data/", f"persistence_location {data}/")
+        text = text.replace("listener 8883\n", f"listener {self.broker_port} 127.0.0.1\n")
+        settings = [line for line in text.splitlines() if not line.startswith("#")]
+        assert not any(" /mosquitto/" in line for line in settings), settings
+        assert f"listener {self.broker_port} 127.0.0.1" in settings
+        conf = data / "mosquitto.conf"
+        conf.write_text(("user root\n" if os.geteuid() == 0 else "") + text)
+        log = (self.tmp / "mosquitto.log").open("wb")
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(("mosquitto", proc))
+        wait_for_port("127.0.0.1", self.broker_port)
 
     def map_sim(self, name: str, argv: list[str]) -> list[str]:
         count = int(argv[argv.index("--count") + 1])
@@ -126,7 +170,7 @@ class Topology:
         return out
 
     def start(self, name: str, argv: list[str]) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLANTWIRE_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PLANTWIRE_", "MQTT_"))}
         env.update(self.environment(name))
         (self.tmp / name).mkdir(parents=True, exist_ok=True)
         log = (self.tmp / f"{name}.log").open("wb")
@@ -161,14 +205,19 @@ class Topology:
 @pytest.fixture
 def topology(tmp_path: Path) -> Iterator[Topology]:
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    broker = MosquittoProcess(port=free_port(), data_dir=tmp_path / "mosquitto")
-    broker.start()
-    topo = Topology(compose, tmp_path, broker.port)
+    # docs/deploy.md: `plantwire pki init deploy/pki --hostname mosquitto` before the first start.
+    subprocess.run(
+        [sys.executable, "-m", "plantwire", "pki", "init", str(tmp_path / "pki"), "--hostname", "mosquitto"],
+        check=True,
+        capture_output=True,
+    )
+    topo = Topology(compose, tmp_path, free_port())
     try:
+        topo.run_once("mqtt-auth")
+        topo.start_mosquitto()
         yield topo
     finally:
         topo.stop()
-        broker.stop()
 
 
 async def _get(session: aiohttp.ClientSession, url: str) -> Any:
@@ -191,7 +240,7 @@ async def test_compose_services_run_locally_and_data_flows_end_to_end(topology: 
     }
     assert len(expected) == 5
     base = f"http://127.0.0.1:{topology.http_port}"
-    async with asyncio.timeout(60), aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+    async with asyncio.timeout(150), aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         online: set[str] = set()
         while online != expected:
             topology.check_running()
@@ -218,3 +267,53 @@ async def test_compose_services_run_locally_and_data_flows_end_to_end(topology: 
                 await asyncio.sleep(0.2)
     assert points > first > 0
     topology.check_running()
+    await _check_broker_access(topology)
+
+
+def _first_message(settings: MqttSettings) -> tuple[bool, str | None]:
+    """(connected, first topic received on plantwire/#) within a few seconds."""
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    client = new_client(settings, "compose-test", clean_session=True)
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        events.put(("connack", reason))
+        c.subscribe("plantwire/#", 1)
+
+    client.on_connect = on_connect
+    client.on_message = lambda c, u, msg: events.put(("message", msg.topic))
+    try:
+        client.connect(settings.host, settings.port)
+    except (OSError, ssl.SSLError):
+        return False, None
+    client.loop_start()
+    try:
+        kind, value = events.get(timeout=10)
+        if kind != "connack" or value.is_failure:
+            return False, None
+        return True, events.get(timeout=10)[1]
+    except queue.Empty:
+        return False, None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def _check_broker_access(topology: Topology) -> None:
+    """The viewer account from example.env reads over TLS; without TLS or a password nothing connects."""
+    env = topology.env_values
+    ca = topology.tmp / "pki" / "ca.crt"
+    port = topology.broker_port
+    viewer = MqttSettings(
+        port=port,
+        username=env["MQTT_VIEWER_USERNAME"],
+        password=SecretStr(env["MQTT_VIEWER_PASSWORD"]),
+        tls_ca_file=ca,
+    )
+    async with asyncio.timeout(60):
+        ok, topic = await asyncio.to_thread(_first_message, viewer)
+        assert ok and topic is not None and topic.startswith(f"plantwire/v1/{env['GATEWAY_ID']}/"), topic
+        for refused in (
+            MqttSettings(port=port, tls_ca_file=ca),
+            viewer.model_copy(update={"tls_ca_file": None}),
+        ):
+            assert await asyncio.to_thread(_first_message, refused) == (False, None)

@@ -16,7 +16,7 @@ from plantwire.broker import MosquittoProcess, free_port
 @pytest.fixture
 async def machine() -> AsyncIterator[MachineServer]:
     server = MachineServer(port=free_port())
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(60):  # a loaded 2-core machine takes long to build an address space
         await server.start()
     yield server
     async with asyncio.timeout(20):

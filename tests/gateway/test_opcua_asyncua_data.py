@@ -22,6 +22,7 @@ from gwtest_support import Collector, gateway_running, gateway_settings, wait_fo
 from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_gateway.device_control import ControlError, DeviceControl
+from plantwire_gateway.pki import Pki
 from plantwire_gateway.server_profile import standard_node
 from plantwire_gateway.settings import DeviceConfig
 
@@ -120,8 +121,8 @@ async def test_structures_decode_to_objects_and_server_time_fixes_a_clock_ahead(
             assert now - 30_000_000 < s.ts <= now  # the server's clock, not the source's hour ahead
 
 
-async def test_method_arguments_are_typed_and_checked_before_sending(cell: str) -> None:
-    control = DeviceControl(DeviceConfig(id="cell", endpoint=cell, root=ROOT))
+async def test_method_arguments_are_typed_and_checked_before_sending(cell: str, tmp_path: Path) -> None:
+    control = DeviceControl(DeviceConfig(id="cell", endpoint=cell, root=ROOT), Pki(tmp_path))
     try:
         async with asyncio.timeout(30):
             assert await control.call("LoadProgram", ["P-100", 250]) == {"outputs": [True, "P-100:250.0"]}

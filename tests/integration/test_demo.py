@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import queue
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import psutil
 import pytest
+from pydantic import SecretStr
 
 from plantwire.broker import free_port, mosquitto_path
+from plantwire.config import MqttSettings
+from plantwire.mqtt_control import new_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # slow to start on a loaded machine
 
 
 class Output:
@@ -52,18 +59,18 @@ async def _wait_for(proc: subprocess.Popen[str], out: Output, err: Output, marke
 async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, broker: str) -> None:
     if broker == "mosquitto" and mosquitto_path() is None:
         pytest.fail("mosquitto is not installed")
-    http_port = free_port()
+    http_port, mqtt_port = free_port(), free_port()
     data_dir = tmp_path / "demo"
     proc = subprocess.Popen(  # noqa: ASYNC220 - its pipes are read by threads, see Output
         [sys.executable, "-m", "plantwire", "demo", "--http-port", str(http_port),
-         "--mqtt-port", str(free_port()), "--sim-port", str(free_port()), "--broker", broker,
+         "--mqtt-port", str(mqtt_port), "--sim-port", str(free_port()), "--broker", broker,
          "--rate", "5", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
     out, err = Output(proc.stdout), Output(proc.stderr)
     try:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(150):  # the demo gives the plant 120 s to come up
             banner = await _wait_for(proc, out, err, "Ctrl-C stops everything")
         assert f"Open the dashboard: http://127.0.0.1:{http_port}/" in banner
         token_file = data_dir / "admin.token"
@@ -76,6 +83,9 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
         assert link is not None, banner
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # three simulator processes, platform, gateway (+ mosquitto)
+        viewer = await _check_mqtt_access(data_dir, mqtt_port, banner)
+        for child in children:  # credentials never on a command line that `ps` shows
+            assert not any(viewer["password"] in part for part in child.cmdline()), child
 
         async with asyncio.timeout(30), aiohttp.ClientSession() as anonymous:
             async with anonymous.get(f"http://127.0.0.1:{http_port}/api/devices") as resp:
@@ -100,11 +110,19 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
                     if (await resp.json())["points"] > first:
                         break
                 await asyncio.sleep(0.2)
-            async with http.get(
-                f"http://127.0.0.1:{http_port}/api/latest", params={"device": "cnc-1"}
-            ) as resp:
-                latest = {v["tag"]: v for v in (await resp.json())["values"]}
-            assert latest["Status/State"]["value"] in {"RUNNING", "IDLE", "SETUP", "ALARM"}
+            while True:  # Spindle/Speed changes every tick: wait for a real value after any reconnect
+                async with http.get(
+                    f"http://127.0.0.1:{http_port}/api/latest", params={"device": "cnc-1"}
+                ) as resp:
+                    latest = {v["tag"]: v for v in (await resp.json())["values"]}
+                if latest.get("Spindle/Speed", {}).get("value") is not None:
+                    break
+                await asyncio.sleep(0.2)
+            state = latest["Status/State"]
+            # A state, or the outage marker a device reconnect leaves until the state next changes.
+            assert state["value"] in {"RUNNING", "IDLE", "SETUP", "ALARM"} or (
+                state["value"] is None and state["quality"] == "bad"
+            ), state
             assert latest["Spindle/Speed"]["unit"] == "rpm"
     finally:
         proc.send_signal(signal.SIGINT)
@@ -116,3 +134,47 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, f"orphan {child}"
     logs = "".join(p.read_text() for p in (data_dir / "logs").glob("*.log"))
     assert "Traceback" not in logs
+
+
+def _subscribe_once(settings: MqttSettings, client_id: str) -> tuple[object, str | None]:
+    """Connect, subscribe to plantwire/#, wait for one message: (CONNACK reason, topic or None)."""
+    got: queue.Queue[object] = queue.Queue()
+    client = new_client(settings, client_id, clean_session=True)
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        got.put(reason)
+        c.subscribe("plantwire/#", qos=1)
+
+    client.on_connect = on_connect
+    client.on_message = lambda c, u, msg: got.put(msg.topic)
+    client.connect(settings.host, settings.port)
+    client.loop_start()
+    try:
+        reason = got.get(timeout=10)
+        if getattr(reason, "is_failure", True):
+            return reason, None
+        topic = got.get(timeout=10)
+        return reason, str(topic)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def _check_mqtt_access(data_dir: Path, mqtt_port: int, banner: str) -> dict[str, str]:
+    """mqtt-viewer.json (exactly username and password, 0600) lets a person read; anonymous may not."""
+    path = data_dir / "mqtt-viewer.json"
+    viewer: dict[str, str] = json.loads(path.read_text())
+    assert set(viewer) == {"username", "password"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"mosquitto_sub -p {mqtt_port} -u {viewer['username']} -P " in banner
+    assert viewer["password"] not in banner
+    settings = MqttSettings(
+        port=mqtt_port, username=viewer["username"], password=SecretStr(viewer["password"])
+    )
+    async with asyncio.timeout(30):
+        reason, topic = await asyncio.to_thread(_subscribe_once, settings, "a-person")
+    assert topic is not None and topic.startswith("plantwire/v1/gw1/"), (reason, topic)
+    async with asyncio.timeout(30):
+        reason, topic = await asyncio.to_thread(_subscribe_once, MqttSettings(port=mqtt_port), "anonymous")
+    assert topic is None and getattr(reason, "is_failure", False), (reason, topic)
+    return viewer

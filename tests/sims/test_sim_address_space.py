@@ -49,7 +49,11 @@ DISCRETE = {
     "meter": {},
 }
 WRITABLE = {"cnc": {"Spindle/SpeedSetpoint"}, "pump": {"Motor/SpeedSetpoint"}, "meter": set()}
-METHODS = {"cnc": {"Start", "Stop", "Reset"}, "pump": {"Start", "Stop", "Reset"}, "meter": set()}
+METHODS = {
+    "cnc": {"Start", "Stop", "Reset", "LoadProgram"},
+    "pump": {"Start", "Stop", "Reset", "SetMode"},
+    "meter": set(),
+}
 
 
 async def browse_tags(client: Client, root_id: str) -> dict[str, ua.NodeId]:

@@ -224,7 +224,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 async def _close_streams(app: web.Application) -> None:
     """On shutdown, tell browsers the platform is going away (1001) instead of making the server wait."""
-    for ws in list(app[OPEN_STREAMS_KEY]):
+    streams: weakref.WeakSet[web.WebSocketResponse] = app[OPEN_STREAMS_KEY]
+    for ws in list(streams):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"platform shutting down")
 
 

@@ -50,11 +50,14 @@ class _State:
     active: bool = False
 
 
+LimitAlarmsConfig = Config
+
+
 class LimitAlarms(App[Config]):
     Config = Config
 
     @classmethod
-    def subscriptions(cls, config: Config) -> tuple[str, ...]:
+    def subscriptions(cls, config: LimitAlarmsConfig) -> tuple[str, ...]:
         return tuple(f"{limit.device}:{limit.tag}" for limit in config.limits)
 
     async def start(self) -> None:

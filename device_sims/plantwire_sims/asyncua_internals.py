@@ -1,0 +1,142 @@
+"""Every place the simulator reaches past asyncua's public API, in one module (asyncua 2.1.0, pinned).
+
+The simulator must write tens of thousands of values/s with subscribers attached; asyncua's stock write
+path cannot (it deep-copies every DataValue once per subscribed monitored item and looks up and
+type-checks the node on every write). The internals used, all of asyncua 2.1.0:
+
+1. `asyncua.server.monitored_item_service.MonitoredItemValues.set_current_datavalue` calls
+   `copy.deepcopy` on the written DataValue for every monitored item. `FrozenDataValue.__deepcopy__`
+   returns the value itself: the simulator builds a fresh DataValue per write and never mutates it.
+2. `server.iserver.aspace[node_id]` is a `NodeData` whose `attributes[AttributeIds.Value]` is an
+   `asyncua.server.address_space.AttributeValue` with `.value` (the current DataValue) and
+   `.datachange_callbacks` (handle -> `async callback(handle, DataValue)`, one per monitored item).
+   `write_and_notify` sets `.value` and awaits those callbacks itself, as `write_attribute_value` does.
+3. `NodeData.references` is a plain list; `add_references_in_batches` swaps it out while adding nodes
+   (asyncua checks each new reference against all existing ones: quadratic for big folders).
+4. `server.iserver.isession.add_nodes` (the internal admin session) adds prepared `AddNodesItem`s.
+5. `server.iserver.attribute_service.write(params, user=...)` is the Write service; `wrap_write_service`
+   replaces it to validate client writes (asyncua has no per-node write validation).
+6. `server.iserver.time_task` is the once-a-second clock task; `stop_server_now` cancels it so that
+   `Server.stop()` does not wait up to a second for it.
+7. `server.iserver.history_manager.set_storage(storage)` installs a `HistoryStorageInterface` that the
+   HistoryRead service reads (`use_history_storage`); the simulator fills it from its own write path
+   instead of asyncua's per-node internal subscription (`enable_history_data_change`), which costs
+   as much as a second subscriber.
+
+`tests/sims/test_asyncua_internals.py` checks each of these against the installed asyncua and fails
+with the item's number if one changed: re-check this module before moving the pin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.address_space import AttributeValue
+from asyncua.server.history import HistoryStorageInterface
+
+ASYNCUA_VERSION = "2.1.0"
+ADMIN = User(role=UserRole.Admin)
+
+CallbackErrorHandler = Callable[[int, Exception], None]
+WriteService = Callable[[ua.WriteParameters, User], Awaitable[list[ua.StatusCode]]]
+
+
+class FrozenDataValue(ua.DataValue):
+    """A DataValue its writer never mutates after writing, so copying it is pointless (item 1)."""
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDataValue:
+        return self
+
+
+def value_attributes(server: Server, node_ids: Sequence[ua.NodeId]) -> list[AttributeValue]:
+    """The Value attribute holder of each node (item 2), looked up once instead of on every write."""
+    aspace = server.iserver.aspace
+    return [aspace[node_id].attributes[ua.AttributeIds.Value] for node_id in node_ids]
+
+
+async def write_and_notify(
+    attributes: Sequence[AttributeValue],
+    items: Iterable[tuple[int, ua.DataValue]],
+    on_callback_error: CallbackErrorHandler,
+) -> None:
+    """Store each `(attribute index, DataValue)` and hand it to every monitored item of it (item 2).
+
+    `items` is best a generator: a list of thousands of live DataValues makes the garbage collector
+    run over the whole address space again and again (2.5 times the cost per value, measured).
+
+    A callback that fails (a monitored item whose filter cannot handle the value, say) is reported to
+    `on_callback_error` and skipped: the other subscribers and the remaining values still get it.
+    """
+    for index, dv in items:
+        attribute = attributes[index]
+        attribute.value = dv
+        if attribute.datachange_callbacks:
+            # A copy: a client may delete its monitored item while a callback awaits.
+            for handle, callback in list(attribute.datachange_callbacks.items()):
+                try:
+                    await callback(handle, dv)
+                except KeyError:  # the monitored item went away between the copy and the call
+                    continue
+                except Exception as err:
+                    on_callback_error(handle, err)
+
+
+async def add_references_in_batches(
+    server: Server, parent_id: ua.NodeId, batches: Sequence[Callable[[], Awaitable[None]]]
+) -> None:
+    """Run each `batch` (which adds children below `parent_id`) against an empty reference list (item 3).
+
+    Sound only when the children's node ids are unique by construction, as the simulator's are.
+    """
+    parent = server.iserver.aspace[parent_id]
+    for batch in batches:
+        kept = parent.references
+        parent.references = []
+        try:
+            await batch()
+        finally:
+            parent.references = kept + parent.references
+
+
+async def add_nodes(server: Server, items: list[ua.AddNodesItem]) -> list[ua.AddNodesResult]:
+    """Add prepared nodes through the server's internal admin session (item 4)."""
+    results: list[ua.AddNodesResult] = await server.iserver.isession.add_nodes(items)
+    return results
+
+
+def wrap_write_service(server: Server, make: Callable[[WriteService], WriteService]) -> None:
+    """Replace the server's Write service by `make(stock_write)` (item 5)."""
+    service = server.iserver.attribute_service
+    stock: WriteService = service.write
+    wrapped = make(stock)
+
+    async def write(params: ua.WriteParameters, user: User = ADMIN) -> list[ua.StatusCode]:
+        return await wrapped(params, user)
+
+    service.write = write  # type: ignore[method-assign]
+
+
+def replace_items(params: ua.WriteParameters, items: list[ua.WriteValue]) -> ua.WriteParameters:
+    return dataclasses.replace(params, NodesToWrite=items)
+
+
+def use_history_storage(server: Server, storage: HistoryStorageInterface) -> None:
+    """Make HistoryRead answer from `storage` (item 7)."""
+    server.iserver.history_manager.set_storage(storage)
+
+
+async def stop_server_now(server: Server) -> None:
+    """Stop an asyncua server without its up-to-one-second wait for the clock task (item 6)."""
+    clock = server.iserver.time_task
+    if clock is not None and not clock.done():
+        clock.cancel()
+        await asyncio.wait([clock])
+        server.iserver.time_task = None
+    await server.stop()

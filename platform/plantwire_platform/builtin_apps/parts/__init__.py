@@ -1,0 +1,1 @@
+"""The parts app (see manifest.toml and app.py)."""
