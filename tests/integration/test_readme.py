@@ -201,7 +201,7 @@ Check = Callable[[subprocess.CompletedProcess[str], Shell], None]
 CHECKS: list[tuple[str, Check]] = [
     (r"plantwire attach opc\.tcp://127\.0\.0\.1:4850 --id pump-9\b", check_attach),
     (r"plantwire devices\b", check_devices),
-    (re.escape(TOKEN_CURL) + r"localhost:8080/api/devices/pump-9\b", check_device),
+    (re.escape(TOKEN_CURL) + r"localhost:8080/api/devices/pump-9\s", check_device),
     (re.escape(TOKEN_CURL) + r"'localhost:8080/api/series\?device=pump-9&tag=Hydraulics/Flow&", check_series),
     (re.escape(TOKEN_CURL) + r"localhost:8080/api/devices/pump-9/write \\\n\s+--json ", check_write),
     (re.escape(TOKEN_CURL) + r"localhost:8080/api/devices/pump-9/call \\\n\s+--json ", check_call),
