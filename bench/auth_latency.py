@@ -3,7 +3,7 @@
     .venv/bin/python bench/auth_latency.py [--requests 2000] [--rounds 6]
 
 Two copies of the real platform app (`create_app`) on one SQLite store holding a device of 50
-tags, each on its own loopback port; one has the auth middleware installed and is called with a
+tags, each on its own loopback port; one is wired as the platform wires it (`secure_app`) and called with a
 Bearer token. Requests go one at a time over a kept-alive connection, alternating between the two
 apps in rounds (A B, B A, ...) so that machine load falls on both alike. Prints the median and p90
 latency of each and the middleware's share; target: under 5 %. Also times the middleware on its own,
@@ -30,10 +30,12 @@ from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_catalog import tokens_path
 from plantwire_platform.auth.token_service import token_service
-from plantwire_platform.store import IncomingBatch
+from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.store.model import IncomingBatch
 from plantwire_platform.store.sqlite import SqliteStore
-from plantwire_platform.web.auth_middleware import auth_middleware, install
-from plantwire_platform.web_api import create_app
+from plantwire_platform.web.app import create_app, secure_app
+from plantwire_platform.web.auth_middleware import auth_middleware
+from plantwire_platform.web.runtime import PlatformRuntime
 
 T0 = 1_700_000_000_000_000
 
@@ -89,10 +91,9 @@ async def main(requests: int, rounds: int) -> None:
         fill(store)
         async with token_service(tokens_path(Path(tmp))) as tokens:
             secret = await tokens.create("bench", Scope.READ)
-            plain = create_app(store, lambda: {"connected": True})
-            guarded = create_app(store, lambda: {"connected": True})
-            auth = ApiAuth(tokens, AuthSettings(), frozenset())
-            install(guarded, auth, [{("GET", "/api/latest"): Scope.READ}])
+            plain = create_app(PlatformRuntime(store, lambda: IngestStats(connected=True)))
+            guarded = create_app(PlatformRuntime(store, lambda: IngestStats(connected=True)))
+            secure_app(guarded, ApiAuth(tokens, AuthSettings(), frozenset()))  # as the platform wires it
             runners = []
             try:
                 plain_runner, plain_url = await serve(plain)

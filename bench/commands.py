@@ -19,6 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from plantwire.broker import MosquittoProcess, free_port
+from plantwire.demo_auth import bearer, demo_admin_token
 from plantwire_gateway.service import Gateway
 from plantwire_gateway.settings import load_settings
 from plantwire_platform.service import platform_running
@@ -48,6 +49,7 @@ async def main(count: int) -> None:
                     store={"path": Path(tmp) / "p.sqlite"},
                     client_id="bench-cmd",
                 )
+                admin = demo_admin_token(Path(tmp))  # the platform's token catalog sits by its store
                 platform = await stack.enter_async_context(platform_running(settings))
                 gw = Gateway(
                     load_settings(
@@ -60,7 +62,9 @@ async def main(count: int) -> None:
                     )
                 )
                 task = asyncio.create_task(gw.run())
-                http = await stack.enter_async_context(aiohttp.ClientSession(base_url=platform.url))
+                http = await stack.enter_async_context(
+                    aiohttp.ClientSession(base_url=platform.url, headers=bearer(admin))
+                )
                 while True:
                     async with http.get("/api/devices/cnc-b") as r:
                         if r.status == 200 and (await r.json())["state"] == "online":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from plantwire.broker import BrokerTls, MosquittoProcess, free_port, wait_for_port
 from plantwire.broker_auth import Identity, Role, client_environment, new_password, write_mosquitto_auth
+from plantwire.demo_auth import bearer, demo_admin_token
 from plantwire.extras import missing_extra_message
 from plantwire.pki import init_pki
 from plantwire.wire import STATUS_BAD_NO_COMMUNICATION
@@ -61,8 +62,9 @@ class Proc:
             pass
 
 
-def _health(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/api/health", timeout=5) as resp:
+def _health(url: str, token: str) -> dict:
+    request = urllib.request.Request(f"{url}/api/health", headers=bearer(token))
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
 
 
@@ -164,6 +166,7 @@ def main() -> None:
             machine_no += count
         for j in range(machine_no):
             wait_for_port("127.0.0.1", base_port + j, timeout=180)  # slow to start on a loaded machine
+        token = demo_admin_token(work)  # by the store: the platform's token catalog
         platform = spawn(
             "platform",
             [*CLI, "platform", "--http-port", str(http_port), "--mqtt-port", str(broker.port),
@@ -185,17 +188,17 @@ def main() -> None:
         time.sleep(args.warmup)
         for p in measured:
             p.cpu0 = p.cpu()
-        n0 = _health(url)["points"]
+        n0 = _health(url, token)["points"]
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.duration:
             time.sleep(0.5)
             for p in measured:
                 p.sample()
         elapsed = time.monotonic() - t0
-        n1 = _health(url)["points"]
+        n1 = _health(url, token)["points"]
         for p in measured:
             p.cpu1 = p.cpu()
-        ingest = _health(url)["ingest"]
+        ingest = _health(url, token)["ingest"]
 
         # Stop the machines (they flush their records), then let the pipeline drain.
         stopping_us = time.time_ns() // 1000
@@ -208,7 +211,7 @@ def main() -> None:
                 produced[(r["device"], r["tag"], r["ts"])] += 1
         total = sum(produced.values())
         deadline = time.monotonic() + 60
-        while _health(url)["points"] < total and time.monotonic() < deadline:
+        while _health(url, token)["points"] < total and time.monotonic() < deadline:
             time.sleep(0.5)
         _stop(gateway)
         _stop(platform)

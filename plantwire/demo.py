@@ -34,6 +34,7 @@ from plantwire.broker_auth import (
     write_mosquitto_auth,
     write_private,
 )
+from plantwire.demo_auth import LoginLinkError, auth_banner, bearer, demo_admin_token, login_link
 from plantwire.logs import get_logger
 from plantwire.runner import run_until_signalled
 
@@ -48,7 +49,7 @@ gateway, each in its own process. Prints what runs where; Ctrl-C stops everythin
 examples:
   plantwire demo
   plantwire demo --http-port 8081 --duration 60
-  curl localhost:8080/api/devices
+  curl -H "Authorization: Bearer $(cat var/demo/admin.token)" localhost:8080/api/devices
 """
 
 PLANT: tuple[tuple[str, int], ...] = (("cnc", 2), ("pump", 2), ("meter", 1))
@@ -152,6 +153,8 @@ class Demo:
         self.data_dir: Path = args.data_dir.resolve()
         self.children: list[Child] = []
         self.identities: dict[Role, Identity] = {}
+        self.token = ""
+        self.login_link = ""
 
     async def run(self) -> int:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -162,11 +165,12 @@ class Demo:
             broker_name = await stack.enter_async_context(self._broker(mqtt_port))
             stack.push_async_callback(self._stop_children)
             self._start_plan(mqtt_port, sim_port)
+            self.token = await asyncio.to_thread(demo_admin_token, self.data_dir)
             try:
                 for child in self.children:
                     await self._spawn(child)
                 devices = await self._wait_ready()
-            except DemoError as err:
+            except (DemoError, LoginLinkError) as err:
                 print(f"plantwire demo: {err}", file=sys.stderr, flush=True)
                 return 1
             self._print_summary(broker_name, mqtt_port, devices)
@@ -284,18 +288,20 @@ class Demo:
         """Wait until the platform lists every device of the plant as online."""
         timeout = READY_TIMEOUT
         expected = sum(n for _, n in PLANT)
-        url = f"http://127.0.0.1:{self.args.http_port}/api/devices"
+        base = f"http://127.0.0.1:{self.args.http_port}"
+        url = f"{base}/api/devices"
         deadline = time.monotonic() + timeout
         devices: list[dict[str, object]] = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
             while time.monotonic() < deadline:
                 self._check_children()
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with http.get(url) as resp:
+                    async with http.get(url, headers=bearer(self.token)) as resp:
                         if resp.status == 200:
                             devices = (await resp.json())["devices"]
                             online = [d for d in devices if d.get("state") == "online" and d.get("last_data")]
                             if len(online) >= expected:
+                                self.login_link = await login_link(http, base, self.token)
                                 return devices
                 await asyncio.sleep(0.25)
         raise DemoError(
@@ -325,12 +331,7 @@ class Demo:
             lines.append(f"  device     {d['id']:<8} {d.get('endpoint')}   {d.get('tag_count')} tags")
         lines += [
             "",
-            f"Open the dashboard: {http}/",
-            "",
-            "Look at live data:",
-            f"  curl {http}/api/devices",
-            f"  curl '{http}/api/latest?device=cnc-1'",
-            f"  curl '{http}/api/series?device=pump-1&tag=Hydraulics/Flow&start=-5m&every=10s&agg=avg'",
+            *auth_banner(http, self.data_dir, self.token, self.login_link),
             f"  API description: {http}/api/openapi.json",
             "",
             *self._access_lines(port_flag),
@@ -353,7 +354,6 @@ class Demo:
             f'  mosquitto_sub{port_flag} -u {viewer.username} -P "$(jq -r .password {viewer_file})" '
             "-t 'plantwire/#' -v",
             "",
-            # The admin API token (REST side of issue 11) is printed here, next to the MQTT account.
         ]
 
     async def _supervise(self) -> int:

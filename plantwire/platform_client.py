@@ -28,7 +28,6 @@ from plantwire import __version__
 DEFAULT_PLATFORM: Final = "http://127.0.0.1:8080"
 PLATFORM_URL_ENV: Final = "PLANTWIRE_PLATFORM_URL"
 TOKEN_ENV: Final = "PLANTWIRE_TOKEN"
-USER_HEADER: Final = "X-Plantwire-User"
 
 
 class PlatformCallError(Exception):
@@ -44,7 +43,7 @@ class PlatformSetupError(PlatformCallError):
 
 
 def add_platform_arguments(parser: argparse.ArgumentParser) -> None:
-    """--platform, --token and --user, the same for every command that talks to the platform."""
+    """--platform and --token, the same for every command that talks to the platform."""
     group = parser.add_argument_group("platform")
     group.add_argument(
         "--platform",
@@ -57,7 +56,6 @@ def add_platform_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"sent as 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV}; prefer the variable, "
         "a command line is visible to other users)",
     )
-    group.add_argument("--user", metavar="NAME", help="who you are, for the audit log")
 
 
 def platform_url(given: str | None, env: Mapping[str, str]) -> str:
@@ -94,11 +92,10 @@ def bearer_token(given: str | None, env: Mapping[str, str]) -> SecretStr | None:
 
 @dataclass(frozen=True)
 class PlatformClient:
-    """Calls to one platform, as one user with an optional token."""
+    """Calls to one platform with an optional token (the audit records the token's name)."""
 
     base: str
     token: SecretStr | None = None
-    user: str | None = None
     timeout: float = 30.0
 
     @classmethod
@@ -106,7 +103,6 @@ class PlatformClient:
         return cls(
             base=platform_url(args.platform, env),
             token=bearer_token(args.token, env),
-            user=getattr(args, "user", None),
         )
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -117,8 +113,6 @@ class PlatformClient:
         req.add_header("User-Agent", f"plantwire/{__version__}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        if self.user:
-            req.add_header(USER_HEADER, self.user)
         if self.token is not None:
             # Unredirected: urllib copies ordinary headers to wherever a redirect points.
             req.add_unredirected_header("Authorization", f"Bearer {self.token.get_secret_value()}")

@@ -15,14 +15,21 @@ The token is shown this once: only its SHA-256 digest is stored.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
+
+from plantwire.platform_client import (
+    PLATFORM_URL_ENV,
+    TOKEN_ENV,
+    PlatformCallError,
+    PlatformClient,
+    platform_url,
+)
 
 HELP = "create, list and revoke API tokens (read, operate, admin)"
 DESCRIPTION = """\
@@ -73,34 +80,20 @@ def _admin_token(args: argparse.Namespace) -> str:
             return args.token_file.read_text(encoding="ascii").strip()
         except OSError as err:
             raise TokenCommandError(f"cannot read {args.token_file}: {err.strerror}") from None
-    env = os.environ.get("PLANTWIRE_TOKEN")
+    env = os.environ.get(TOKEN_ENV)
     if env:
         return env
     raise TokenCommandError("the API needs an admin token: set PLANTWIRE_TOKEN or give --token-file")
 
 
 def api_call(base: str, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
-    """One authenticated JSON call; a failure becomes TokenCommandError with the API's message."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {token}")
-    req.add_header("Accept", "application/json")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
+    """One authenticated JSON call through the CLI's platform client; a failure becomes
+    TokenCommandError with the API's message."""
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        try:
-            problem = json.loads(err.read())["error"]
-            message = f"{problem['message']} (HTTP {err.code} {problem['code']})"
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {err.code} {err.reason}"
-        raise TokenCommandError(message) from None
-    except (urllib.error.URLError, OSError) as err:
-        raise TokenCommandError(
-            f"cannot reach the platform at {base}: {getattr(err, 'reason', err)}"
-        ) from None
+        client = PlatformClient(platform_url(base, {}), SecretStr(token))
+        return client.call(method, path, body)
+    except PlatformCallError as err:
+        raise TokenCommandError(str(err)) from None
 
 
 def _rows(tokens: list[dict[str, Any]]) -> list[str]:
@@ -151,7 +144,7 @@ def _created(name: str, scope: str, secret: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    base = args.platform or os.environ.get("PLANTWIRE_PLATFORM_URL")
+    base = args.platform or os.environ.get(PLATFORM_URL_ENV)
     try:
         if base and args.data_dir:
             raise TokenCommandError("give either --platform (over the API) or --data-dir (directly)")

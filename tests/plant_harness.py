@@ -11,6 +11,8 @@ from typing import Any
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_gateway.service import Gateway
 from plantwire_gateway.settings import load_settings
+from plantwire_platform.auth.scopes import Scope
+from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
 from plantwire_platform.settings import PlatformSettings
 from plantwire_sims.machine import SimMachine
 
@@ -63,6 +65,20 @@ def platform_settings_for(
         client_id=client_id,
         apps={"path": None, **(apps or {})},
     )
+
+
+def token_for(settings: PlatformSettings, name: str = "test-admin", scope: Scope = Scope.ADMIN) -> str:
+    """A new token in the platform's own catalog (the store's folder), as `plantwire token create`
+    makes one; the running platform sees it within its catalog refresh."""
+    catalog = TokenCatalog(tokens_path(settings.store.path.parent))
+    try:
+        return catalog.create(name, scope)
+    finally:
+        catalog.close()
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
 
 
 async def until(condition: Callable[[], Awaitable[bool]], interval: float = 0.05) -> None:

@@ -18,6 +18,7 @@ from plantwire.logs import get_logger
 from plantwire.wire import Value
 from plantwire_platform.apps.api import CommandSender
 from plantwire_platform.apps.host import AppHost
+from plantwire_platform.auth.api_auth import api_auth_running
 from plantwire_platform.commands.bus import CommandBus
 from plantwire_platform.commands.service import CommandService
 from plantwire_platform.identifiers.running import identifiers_running
@@ -26,7 +27,7 @@ from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.factory import open_store
 from plantwire_platform.store.model import Store
-from plantwire_platform.web.app import create_app
+from plantwire_platform.web.app import create_app, secure_app
 from plantwire_platform.web.runtime import PlatformRuntime
 
 log = get_logger(__name__)
@@ -61,7 +62,13 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         apps = await stack.enter_async_context(
             AppHost(store, bus, settings.apps, app_command_sender(commands), identifiers=ids.service.registry)
         )
+        http_port = settings.http.port
+        # Identity at the edge: tokens in the store's folder, checked before any handler runs.
+        auth = await stack.enter_async_context(
+            api_auth_running(settings.auth, settings.store.path.parent, settings.http.host, http_port)
+        )
         app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps, identifiers=ids))
+        secure_app(app, auth)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

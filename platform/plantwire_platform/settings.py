@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from plantwire.config import ConfigError, MqttSettings, config_error
 from plantwire.settings_env import GATEWAY_SECTIONS, check_env_names
+from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.store.influx.settings import InfluxSettings
 from plantwire_platform.store.postgresql.settings import PostgresSettings
@@ -92,6 +93,7 @@ class PlatformSettings(BaseSettings):
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
     apps: AppsSettings = AppsSettings()
+    auth: AuthSettings = AuthSettings()
 
     identifiers: IdentifierSettings = Field(default_factory=IdentifierSettings)
 

@@ -16,12 +16,14 @@ from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_catalog import tokens_path
 from plantwire_platform.auth.token_service import AsyncTokenCatalog, token_service
+from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.store.sqlite import SqliteStore
-from plantwire_platform.web.auth_middleware import declare_routes, install
+from plantwire_platform.web.app import create_app, secure_app
+from plantwire_platform.web.auth_middleware import declare_routes
 from plantwire_platform.web.login_routes import add_login_routes
 from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
+from plantwire_platform.web.runtime import PlatformRuntime
 from plantwire_platform.web.token_routes import add_token_routes
-from plantwire_platform.web_api import create_app
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ async def tokens(tmp_path: Path) -> AsyncIterator[AsyncTokenCatalog]:
 
 
 async def test_every_platform_route_is_declared(store: SqliteStore, tokens: AsyncTokenCatalog) -> None:
-    app = create_app(store, lambda: {})
+    app = create_app(PlatformRuntime(store, IngestStats))
     add_login_routes(app)
     add_token_routes(app)
     assert declare_routes(app, PLATFORM_ROUTE_ACCESS) == []
@@ -53,8 +55,8 @@ async def test_the_reported_attack_on_the_real_app(store: SqliteStore, tmp_path:
 
 async def attack(store: SqliteStore, auth: ApiAuth, port: int) -> None:
     tokens = auth.tokens
-    app = create_app(store, lambda: {"connected": True})
-    install(app, auth, [PLATFORM_ROUTE_ACCESS])
+    app = create_app(PlatformRuntime(store, lambda: IngestStats(connected=True)))
+    secure_app(app, auth)
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     base = f"http://127.0.0.1:{port}"
@@ -89,3 +91,44 @@ async def attack(store: SqliteStore, auth: ApiAuth, port: int) -> None:
             assert ws.value.status == 403
     finally:
         await server.close()
+
+
+async def test_the_served_openapi_document_names_each_operations_scope(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """The bearer scheme and every operation's scope, as the middleware enforces them."""
+    port = free_port()
+    async with api_auth_running(AuthSettings(), tmp_path / "data", "127.0.0.1", port) as auth:
+        app = create_app(PlatformRuntime(store, IngestStats))
+        secure_app(app, auth)
+        reader = await auth.tokens.create("viewer", Scope.READ)
+        server = TestServer(app, host="127.0.0.1", port=port)
+        await server.start_server()
+        try:
+            async with asyncio.timeout(20), aiohttp.ClientSession() as http:
+                headers = {"Authorization": f"Bearer {reader}"}
+                async with http.get(f"http://127.0.0.1:{port}/api/openapi.json", headers=headers) as resp:
+                    assert resp.status == 200
+                    doc = await resp.json()
+        finally:
+            await server.close()
+    scheme = doc["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    ops = {(m.upper(), p): op for p, item in doc["paths"].items() for m, op in item.items()}
+    for probe in (("GET", "/healthz"), ("GET", "/readyz")):
+        assert ops[probe]["security"] == [] and "x-required-scope" not in ops[probe]
+    expected = {
+        ("GET", "/api/latest"): "read",
+        ("GET", "/metrics"): "read",
+        ("POST", "/api/devices/{device}/write"): "operate",
+        ("POST", "/api/alarms/{alarm_id}/ack"): "operate",
+        ("DELETE", "/api/gateways/{gateway}/devices/{device}"): "admin",
+        ("POST", "/api/apps/{app_id}/enable"): "admin",
+    }
+    for key, scope in expected.items():
+        assert ops[key]["security"] == [{"bearer": []}], key
+        assert ops[key]["x-required-scope"] == scope, key
+        assert f"`{scope}` scope" in ops[key]["description"]
+        assert {"401", "403"} <= set(ops[key]["responses"])
+    guarded = [k for k in ops if k not in (("GET", "/healthz"), ("GET", "/readyz"))]
+    assert all(ops[k]["security"] == [{"bearer": []}] for k in guarded)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from plant_harness import gateway_for, platform_settings_for
+from plant_harness import bearer, gateway_for, platform_settings_for, token_for
 
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_gateway.service import Gateway
@@ -28,6 +28,8 @@ class Plant:
     machines: dict[str, SimMachine] = field(default_factory=dict)
     gateway: Gateway | None = None
     task: asyncio.Task[None] | None = None
+    token: str = ""
+    """The admin token `http` sends (for the CLI: --token or PLANTWIRE_TOKEN)."""
 
     async def start_gateway(self, devices: list[SimMachine]) -> Gateway:
         gateway = gateway_for(self.gateway_id, self.broker, self.gw_dir, devices)
@@ -45,6 +47,12 @@ class Plant:
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         async with self.http.request(method, path, **kwargs) as resp:
             return resp.status, await resp.json()
+
+    async def new_token(self, name: str, scope: str) -> dict[str, str]:
+        """Headers with a new token named `name` (made through the API: valid at once)."""
+        code, body = await self.request("POST", "/api/tokens", json={"name": name, "scope": scope})
+        assert code == 201, body
+        return bearer(body["token"])
 
     async def latest(self, device: str) -> dict[str, Any]:
         code, body = await self.request("GET", "/api/latest", params={"device": device})
@@ -66,9 +74,12 @@ async def running_plant(
             for i, (name, profile) in enumerate(profiles.items(), start=1)
         }
         settings = platform_settings_for(broker, tmp_path, f"p-{gw_id}")
+        admin = token_for(settings)
         platform = await stack.enter_async_context(platform_running(settings))
         await platform.ingest.wait_subscribed()
-        http = await stack.enter_async_context(aiohttp.ClientSession(base_url=platform.url))
-        plant = Plant(gw_id, platform, http, tmp_path / "gw", broker, machines)
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(base_url=platform.url, headers=bearer(admin))
+        )
+        plant = Plant(gw_id, platform, http, tmp_path / "gw", broker, machines, token=admin)
         stack.push_async_callback(plant.stop_gateway)
         yield plant

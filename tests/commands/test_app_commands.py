@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from plant_harness import gateway_for, gateway_running, platform_settings_for, until
+from plant_harness import bearer, gateway_for, gateway_running, platform_settings_for, token_for, until
 
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_platform.service import platform_running
@@ -61,12 +61,15 @@ async def test_an_app_writes_a_setpoint_that_reaches_the_machine(
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(asyncio.timeout(60))
         machine = await stack.enter_async_context(SimMachine("cnc", cnc, free_port(), rate_hz=10))
+        admin = token_for(settings)
         platform = await stack.enter_async_context(platform_running(settings))
         await platform.ingest.wait_subscribed()
         await stack.enter_async_context(
             gateway_running(gateway_for(unique_id, mosquitto, tmp_path / "gw", [machine]))
         )
-        http = await stack.enter_async_context(aiohttp.ClientSession(base_url=platform.url))
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(base_url=platform.url, headers=bearer(admin))
+        )
 
         async def latest_setpoint_is_written() -> bool:
             async with http.get("/api/latest", params={"device": cnc}) as resp:

@@ -36,7 +36,7 @@ async def test_attach_list_detach_from_the_command_line(
             return int(args._module.run(args))
 
         async def cli(*argv: str) -> int:
-            return await asyncio.to_thread(run_cli, [*argv, "--platform", url])
+            return await asyncio.to_thread(run_cli, [*argv, "--platform", url, "--token", plant.token])
 
         assert await cli("attach", "http://127.0.0.1:4850", "--gateway", unique_id) == 1
         assert "opc.tcp" in capsys.readouterr().err

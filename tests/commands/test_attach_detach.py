@@ -116,7 +116,8 @@ async def test_attach_stream_reset_restart_detach_and_bad_attaches(
         # Detach: the session stops, the platform shows it detached, a configured device cannot be.
         code, body = await plant.request("DELETE", f"{attach}/{cnc}")
         assert (code, body["error"]["code"]) == (409, "device_configured")
-        code, body = await plant.request("DELETE", f"{attach}/{pump}", headers={"X-Plantwire-User": "bob"})
+        bob = {**await plant.new_token("bob", "admin"), "X-Plantwire-User": "mallory"}
+        code, body = await plant.request("DELETE", f"{attach}/{pump}", headers=bob)
         assert code == 200 and body["detached"] is True, body
 
         async def shown_detached() -> bool:
@@ -134,11 +135,11 @@ async def test_attach_stream_reset_restart_detach_and_bad_attaches(
         code, body = await plant.request("GET", "/api/audit", params={"device": pump})
         actions = [(e["action"], e["outcome"], e["user"]) for e in body["entries"]]
         assert actions[:3] == [
-            ("detach", "failed", "anonymous"),
-            ("call", "rejected", "anonymous"),
+            ("detach", "failed", "test-admin"),
+            ("call", "rejected", "test-admin"),
             ("detach", "ok", "bob"),
         ]
-        assert ("attach", "ok", "anonymous") in actions and ("attach", "rejected", "anonymous") in actions
+        assert ("attach", "ok", "test-admin") in actions and ("attach", "rejected", "test-admin") in actions
         code, body = await plant.request("GET", "/api/audit", params={"device": f"{unique_id}-gone"})
         (entry,) = body["entries"]
         assert (entry["outcome"], entry["http_status"]) == ("failed", 502)

@@ -31,7 +31,8 @@ async def test_writes_calls_browse_validation_audit_and_timeout(
             return state == "online" and "Spindle/SpeedSetpoint" in await plant.latest(cnc)
 
         await until(online_with_data)
-        headers = {"X-Plantwire-User": "alice"}
+        # The audit names the token; a forged X-Plantwire-User changes nothing.
+        headers = {**await plant.new_token("alice", "operate"), "X-Plantwire-User": "mallory"}
 
         # A setpoint write: Good, read back, and the machine's own data shows it.
         code, body = await plant.request(

@@ -184,6 +184,16 @@ class Topology:
         )
         self.processes.append((name, proc))
 
+    def create_token(self, name: str, scope: str) -> str:
+        """`plantwire token create` in the platform's environment, as `docker compose exec platform`
+        runs it; the token is the last line of its output."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PLANTWIRE_", "MQTT_"))}
+        env.update(self.environment("platform"))
+        argv = [sys.executable, "-m", "plantwire", "token", "create", "--name", name, "--scope", scope]
+        done = subprocess.run(argv, env=env, cwd=self.tmp, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
     def check_running(self) -> None:
         for name, proc in self.processes:
             if proc.poll() is not None:
@@ -231,6 +241,7 @@ async def test_compose_services_run_locally_and_data_flows_end_to_end(topology: 
     assert set(SIMS) <= set(services)
     for name in SIMS:
         topology.start(name, topology.map_sim(name, topology.command(name)))
+    headers = {"Authorization": f"Bearer {topology.create_token('topology', 'read')}"}  # made before start
     topology.start("platform", topology.map_platform(topology.command("platform")))
     topology.start("gateway", topology.map_gateway(topology.command("gateway")))
     expected = {
@@ -240,7 +251,8 @@ async def test_compose_services_run_locally_and_data_flows_end_to_end(topology: 
     }
     assert len(expected) == 5
     base = f"http://127.0.0.1:{topology.http_port}"
-    async with asyncio.timeout(150), aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with asyncio.timeout(150), aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
         online: set[str] = set()
         while online != expected:
             topology.check_running()

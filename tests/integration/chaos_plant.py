@@ -24,6 +24,8 @@ from typing import Any
 
 from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port, wait_for_port
+from plantwire_platform.auth.scopes import Scope
+from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
 
 CLI = [sys.executable, "-m", "plantwire", "--log-format", "json", "--log-level", "info"]
 BAD = wire.STATUS_BAD_NO_COMMUNICATION
@@ -111,6 +113,8 @@ class Plant:
     gateway_health_port: int = field(default_factory=free_port)
     gateway: subprocess.Popen[bytes] | None = None
     platform: subprocess.Popen[bytes] | None = None
+    token: str = ""
+    """An admin token in the platform's catalog, sent on every request to the platform (not the gateway)."""
 
     @property
     def store_path(self) -> Path:
@@ -133,6 +137,12 @@ class Plant:
         }
         argv = [*CLI, "platform", "--http-port", str(self.http_port), "--mqtt-port", str(self.broker.port),
                 "--store", str(self.store_path)]  # fmt: skip
+        if not self.token:
+            catalog = TokenCatalog(tokens_path(self.store_path.parent))
+            try:
+                self.token = catalog.create("chaos-admin", Scope.ADMIN)
+            finally:
+                catalog.close()
         self.platform = _spawn(argv, self.work / "platform.log", env)
         wait_for_port("127.0.0.1", self.http_port, timeout=30)
 
@@ -211,16 +221,21 @@ class Plant:
         with closing(self._db()) as db:
             return dict(db.execute("SELECT id, last_seq FROM devices").fetchall())
 
+    def _request(self, url: str) -> urllib.request.Request:
+        """A GET of `url`, with the platform's token when it goes to the platform."""
+        headers = {"Authorization": f"Bearer {self.token}"} if url.startswith(self.url + "/") else {}
+        return urllib.request.Request(url, headers=headers)
+
     def http_json(self, url: str) -> tuple[int, Any]:
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
+            with urllib.request.urlopen(self._request(url), timeout=5) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
     def metrics(self, url: str) -> dict[str, float]:
         """A Prometheus text page as {'name{labels}': value}."""
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(self._request(url), timeout=5) as resp:
             text = resp.read().decode()
         out = {}
         for line in text.splitlines():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import re
 import signal
 import stat
 import subprocess
@@ -72,13 +73,30 @@ async def test_demo_streams_five_machines_and_stops_cleanly(tmp_path: Path, brok
         async with asyncio.timeout(150):  # the demo gives the plant 120 s to come up
             banner = await _wait_for(proc, out, err, "Ctrl-C stops everything")
         assert f"Open the dashboard: http://127.0.0.1:{http_port}/" in banner
+        token_file = data_dir / "admin.token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        assert f"admin token (also in {token_file}, mode 0600): {token}" in banner
+        curl = f'curl -H "Authorization: Bearer $(cat {token_file})" http://127.0.0.1:{http_port}/api/devices'
+        assert curl in banner
+        link = re.search(rf"one-time login link: (http://127\.0\.0\.1:{http_port}/login\?once=\S+)", banner)
+        assert link is not None, banner
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # three simulator processes, platform, gateway (+ mosquitto)
         viewer = await _check_mqtt_access(data_dir, mqtt_port, banner)
         for child in children:  # credentials never on a command line that `ps` shows
             assert not any(viewer["password"] in part for part in child.cmdline()), child
 
-        async with asyncio.timeout(30), aiohttp.ClientSession() as http:
+        async with asyncio.timeout(30), aiohttp.ClientSession() as anonymous:
+            async with anonymous.get(f"http://127.0.0.1:{http_port}/api/devices") as resp:
+                assert resp.status == 401  # nobody uses the API without a token
+            async with anonymous.get(link[1], allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/"
+                assert "plantwire_session" in resp.cookies  # the link logs the browser in, once
+            async with anonymous.get(link[1], allow_redirects=False) as resp:
+                assert resp.headers["Location"] == "/login?link=invalid"
+        headers = {"Authorization": f"Bearer {token}"}
+        async with asyncio.timeout(30), aiohttp.ClientSession(headers=headers) as http:
             async with http.get(f"http://127.0.0.1:{http_port}/api/devices") as resp:
                 devices = (await resp.json())["devices"]
             ids = sorted(d["id"] for d in devices)

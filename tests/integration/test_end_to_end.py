@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from plant_harness import gateway_for, gateway_running, platform_settings_for, until
+from plant_harness import bearer, gateway_for, gateway_running, platform_settings_for, token_for, until
 
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire.timeunits import to_iso
@@ -31,6 +31,7 @@ class Plant:
     gateway: Gateway
     platform: RunningPlatform
     gateway_id: str
+    token: str
 
 
 @contextlib.asynccontextmanager
@@ -43,14 +44,14 @@ async def running_plant(broker: MosquittoProcess, tmp_path: Path, gw_id: str) ->
             )
             for i, (profile, name) in enumerate(profiles, start=1)
         ]
-        platform = await stack.enter_async_context(
-            platform_running(platform_settings_for(broker, tmp_path, f"p-{gw_id}"))
-        )
+        settings = platform_settings_for(broker, tmp_path, f"p-{gw_id}")
+        admin = token_for(settings)
+        platform = await stack.enter_async_context(platform_running(settings))
         await platform.ingest.wait_subscribed()
         gateway = await stack.enter_async_context(
             gateway_running(gateway_for(gw_id, broker, tmp_path / "gw", machines))
         )
-        yield Plant(machines, gateway, platform, gw_id)
+        yield Plant(machines, gateway, platform, gw_id, admin)
 
 
 async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
@@ -116,7 +117,7 @@ async def test_every_value_reaches_the_store_once_with_its_source_timestamp(
         assert sum(devices[n].last_seq for n in names) == gw_stats["batches_appended"]
 
         # REST answers match the store.
-        async with aiohttp.ClientSession(base_url=plant.platform.url) as http:
+        async with aiohttp.ClientSession(base_url=plant.platform.url, headers=bearer(plant.token)) as http:
             cnc = plant.machines[0].name
             async with http.get("/api/latest", params={"device": cnc}) as resp:
                 assert resp.status == 200

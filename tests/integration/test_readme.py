@@ -33,17 +33,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 README_API = "localhost:8080"
 README_SIM_PORT = "4850"
+README_DATA_DIR = "var/demo/"
+TOKEN_CURL = 'curl -H "Authorization: Bearer $PLANTWIRE_TOKEN" '
 DEVICE, GATEWAY, SIM_ROOT = "pump-9", "gw1", "ns=2;s=pump-1"
+
+
+def attach_blocks() -> list[str]:
+    section = README.split("## Attach a simulated machine", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, "README: 'Attach a simulated machine' needs the token block, then the commands"
+    return blocks
+
+
+def token_line() -> str:
+    """The README's way to take the demo's token, before the attach block."""
+    (line,) = attach_blocks()[0].strip().splitlines()
+    return line
 
 
 def attach_block() -> list[str]:
     """The shell commands of the README's attach section, continuation lines joined."""
-    section = README.split("## Attach a simulated machine", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert match, "README: no ```sh block under 'Attach a simulated machine'"
     commands: list[str] = []
     pending = ""
-    for line in match.group(1).splitlines():
+    for line in attach_blocks()[1].splitlines():
         pending += line + "\n"
         if not line.rstrip().endswith("\\"):
             commands.append(pending.strip())
@@ -58,10 +70,13 @@ class Shell:
     api_port: int
     sim_port: int
     env: dict[str, str]
+    data_dir: Path
 
     def text(self, command: str) -> str:
-        return command.replace(README_API, f"127.0.0.1:{self.api_port}").replace(
-            README_SIM_PORT, str(self.sim_port)
+        return (
+            command.replace(README_API, f"127.0.0.1:{self.api_port}")
+            .replace(README_SIM_PORT, str(self.sim_port))
+            .replace(README_DATA_DIR, f"{self.data_dir}/")
         )
 
     async def run(self, command: str) -> subprocess.CompletedProcess[str]:
@@ -169,7 +184,12 @@ def check_call(result: subprocess.CompletedProcess[str], shell: Shell) -> None:
 def check_audit(result: subprocess.CompletedProcess[str], shell: Shell) -> None:
     entries = [e for e in _json(result)["entries"] if e["device"] == DEVICE]
     done = {(e["action"], e["user"], e["outcome"]) for e in entries}
-    assert {("attach", "anonymous", "ok"), ("write", "me", "ok"), ("call", "anonymous", "ok")} <= done
+    # The audit names the token (the demo's admin token), whatever a client claims.
+    assert {
+        ("attach", "demo-admin", "ok"),
+        ("write", "demo-admin", "ok"),
+        ("call", "demo-admin", "ok"),
+    } <= done
     assert all(e["ts"] and e["http_status"] for e in entries)
 
 
@@ -181,11 +201,11 @@ Check = Callable[[subprocess.CompletedProcess[str], Shell], None]
 CHECKS: list[tuple[str, Check]] = [
     (r"plantwire attach opc\.tcp://127\.0\.0\.1:4850 --id pump-9\b", check_attach),
     (r"plantwire devices\b", check_devices),
-    (r"curl localhost:8080/api/devices/pump-9\b", check_device),
-    (r"curl 'localhost:8080/api/series\?device=pump-9&tag=Hydraulics/Flow&", check_series),
-    (r"curl -X POST localhost:8080/api/devices/pump-9/write ", check_write),
-    (r"curl -X POST localhost:8080/api/devices/pump-9/call ", check_call),
-    (r"curl localhost:8080/api/audit\b", check_audit),
+    (re.escape(TOKEN_CURL) + r"localhost:8080/api/devices/pump-9\s", check_device),
+    (re.escape(TOKEN_CURL) + r"'localhost:8080/api/series\?device=pump-9&tag=Hydraulics/Flow&", check_series),
+    (re.escape(TOKEN_CURL) + r"localhost:8080/api/devices/pump-9/write \\\n\s+--json ", check_write),
+    (re.escape(TOKEN_CURL) + r"localhost:8080/api/devices/pump-9/call \\\n\s+--json ", check_call),
+    (re.escape(TOKEN_CURL) + r"localhost:8080/api/audit\b", check_audit),
     (r"plantwire detach pump-9\b", check_detach),
 ]
 # What the platform knows arrives over MQTT after the attach answered: a device's state, then its data.
@@ -216,7 +236,12 @@ async def test_attach_a_simulated_machine_as_the_readme_says(demo: int, tmp_path
         "no_proxy": "127.0.0.1,localhost",
     }
     env.pop("PLANTWIRE_TOKEN", None)
-    shell = Shell(api_port=demo, sim_port=free_port(), env=env)
+    shell = Shell(api_port=demo, sim_port=free_port(), env=env, data_dir=tmp_path / "demo")
+    # The README's token line, run as written; what it exports is the terminal's from then on.
+    assert token_line() == f"export PLANTWIRE_TOKEN=$(cat {README_DATA_DIR}admin.token)"
+    taken = await shell.run(token_line() + ' && printf %s "$PLANTWIRE_TOKEN"')
+    assert taken.returncode == 0 and taken.stdout, taken.stderr
+    env["PLANTWIRE_TOKEN"] = taken.stdout
     sim_command, *commands = attach_block()
     assert all(README_API not in shell.text(c) for c in commands)
 

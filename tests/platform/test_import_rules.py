@@ -27,11 +27,12 @@ ALLOWED: Final[dict[str, set[str]]] = {
     "apps": {"apps", "commands", "ingest", "store", "settings", "identifiers"},
     "builtin_apps": {"apps"},
     "identifiers": {"identifiers", "store"},
-    "web": {"web", "apps", "commands", "ingest", "store", "settings", "identifiers"},
-    "settings": {"settings", "store", "identifiers"},
+    "auth": {"auth"},
+    "web": {"web", "apps", "auth", "commands", "ingest", "store", "settings", "identifiers"},
+    "settings": {"settings", "store", "auth", "identifiers"},
 }
 """Only `service` (the composition root) and `cli` import freely; nothing imports them but `cli`."""
-SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps", "identifiers")
+SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps", "identifiers", "auth")
 DEFERRED_IMPORTS: Final[dict[str, str]] = {
     "cli": "the platform CLI imports the service only when it runs (fast --help)",
     "apps.cli": "the app CLI imports the scaffold only when it runs",

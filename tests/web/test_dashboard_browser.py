@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from plant_harness import gateway_for, gateway_running, platform_settings_for
+from plant_harness import bearer, gateway_for, gateway_running, platform_settings_for, token_for
 
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire.wire import now_us
@@ -58,12 +58,25 @@ class Plant:
     settings: PlatformSettings
     machines: list[SimMachine]
     gateway_id: str
+    token: str = ""
+    """An admin token: the tests' own API calls send it, and the browser logs in with a link for it."""
     platform: RunningPlatform | None = None
     _platform_stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @property
     def url(self) -> str:
         return f"http://{self.settings.http.host}:{self.settings.http.port}"
+
+    def http(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(base_url=self.url, headers=bearer(self.token))
+
+    async def log_in(self, page: Any) -> None:
+        """Log the browser in as the demo does: a one-time login link made with the admin token."""
+        async with self.http() as http, http.post("/api/login-links", json={}) as resp:
+            assert resp.status == 201, await resp.text()
+            link = (await resp.json())["path"]
+        await page.goto(self.url + link)
+        assert page.url == self.url + "/", page.url
 
     async def start_platform(self) -> None:
         self._platform_stack = contextlib.AsyncExitStack()
@@ -89,11 +102,11 @@ async def plant(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Plant
             for i, (profile, name) in enumerate([("cnc", "cnc-1"), ("pump", "pump-1"), ("meter", "meter-1")])
         ]
         settings = platform_settings_for(mosquitto, tmp, "p-dashboard")
-        plant = Plant(mosquitto, settings, machines, gw_id)
+        plant = Plant(mosquitto, settings, machines, gw_id, token_for(settings))
         await plant.start_platform()
         stack.push_async_callback(lambda: plant.stop_platform() if plant.platform else asyncio.sleep(0))
         await stack.enter_async_context(gateway_running(gateway_for(gw_id, mosquitto, tmp / "gw", machines)))
-        async with asyncio.timeout(60), aiohttp.ClientSession(base_url=plant.url) as http:
+        async with asyncio.timeout(60), plant.http() as http:
             while True:  # every device online with data before any page is opened
                 async with http.get("/api/devices") as resp:
                     devices = (await resp.json())["devices"]
@@ -124,8 +137,9 @@ class Page:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Any) -> AsyncIterator[Page]:
+async def page(browser: Any, plant: Plant) -> AsyncIterator[Page]:
     p = await browser.new_page()
+    await plant.log_in(p)
     p.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     p.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -144,7 +158,7 @@ async def received(page: Any) -> int:
 
 
 async def api_missing(plant: Plant, path: str) -> bool:
-    async with aiohttp.ClientSession(base_url=plant.url) as http, http.get(path) as resp:
+    async with plant.http() as http, http.get(path) as resp:
         return resp.status == 404
 
 
@@ -220,7 +234,7 @@ async def test_an_active_alarm_is_listed_and_acknowledged_from_the_page(plant: P
         store.raise_alarm, "limit_alarms", "cnc-1", "Thermal/SpindleTemperature", "critical",
         "spindle at 71.5 degC, above 70", now_us(),
     )  # fmt: skip
-    async with asyncio.timeout(60), aiohttp.ClientSession(base_url=plant.url) as http:
+    async with asyncio.timeout(60), plant.http() as http:
         await page.page.goto(plant.url + "/#/alarms")
         active = page.page.locator('[data-alarms="active"]')
         await active.get_by_text("spindle at 71.5 degC, above 70").wait_for()
@@ -238,7 +252,7 @@ async def test_an_active_alarm_is_listed_and_acknowledged_from_the_page(plant: P
 
 
 async def test_enabling_and_disabling_an_app_from_the_page_changes_the_api(plant: Plant, page: Page) -> None:
-    async with asyncio.timeout(90), aiohttp.ClientSession(base_url=plant.url) as http:
+    async with asyncio.timeout(90), plant.http() as http:
 
         async def app_state(app_id: str) -> dict[str, Any]:
             async with http.get("/api/apps") as resp:
@@ -295,6 +309,10 @@ async def test_a_lost_stream_shows_stale_and_recovers_after_a_platform_restart(
         await shot(page.page, "stale")
 
         await plant.start_platform()
+        # Sessions live in the platform's memory: a restart ends them, and the page asks for a login.
+        await page.page.wait_for_url(plant.url + "/login")
+        await plant.log_in(page.page)
+        await page.page.goto(plant.url + "/#/devices/pump-1")
         await page.page.locator('#conn[data-state="live"]').wait_for()
         assert not await page.page.locator("#stale-banner").is_visible()
         # The view reloaded itself and streams again.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from plantwire.logs import get_logger
+from plantwire_platform.auth.admin_token import ensure_admin_token
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.auth.token_catalog import TokenCatalog, TokenInfo
 from plantwire_platform.auth.tokens import Identity, looks_like_token, same_digest, token_digest
@@ -76,8 +77,6 @@ class AsyncTokenCatalog:
         return await asyncio.to_thread(self.catalog.list)
 
     async def ensure_admin_token(self, path: Path) -> str:
-        from plantwire_platform.auth.admin_token import ensure_admin_token
-
         async with self._write_lock:
             secret = await asyncio.to_thread(ensure_admin_token, self.catalog, path)
             await self.reload()

@@ -62,12 +62,23 @@ function toast(text) {
 
 // ---- REST -------------------------------------------------------------------------------------
 
+// Same-origin requests carry the session cookie; a changing one is JSON (the platform refuses other
+// bodies, so a foreign page cannot forge one). A 401 means the session ended: log in again.
 async function api(path, method = "GET") {
   let resp;
+  const init = { method, headers: { Accept: "application/json" } };
+  if (method !== "GET") {
+    init.headers["Content-Type"] = "application/json";
+    init.body = "{}";
+  }
   try {
-    resp = await fetch(path, { method, headers: { Accept: "application/json" } });
+    resp = await fetch(path, init);
   } catch (err) {
     return { ok: false, status: 0, body: null, message: "the platform does not answer" };
+  }
+  if (resp.status === 401) {
+    location.assign("/login");
+    return { ok: false, status: 401, body: null, message: "not logged in" };
   }
   let body = null;
   try {
@@ -78,6 +89,13 @@ async function api(path, method = "GET") {
   const message = body && body.error ? body.error.message : `HTTP ${resp.status}`;
   return { ok: resp.ok, status: resp.status, body, message };
 }
+
+async function logOut() {
+  await api("/api/logout", "POST");
+  location.assign("/login");
+}
+
+const plural = (n, w) => `${n} ${w}${n === 1 ? "" : "s"}`;
 
 // ---- live stream with reconnection --------------------------------------------------------------
 
@@ -109,6 +127,7 @@ const stream = {
     ws.onclose = () => {
       if (this.ws !== ws) return;
       this.ws = null;
+      api("/api/whoami"); // a refused upgrade looks like any close: a 401 here sends us to /login
       const wait = this.delay * (0.8 + Math.random() * 0.4);
       this.delay = Math.min(this.delay * 2, 15000);
       setConnState("stale", wait);
@@ -254,7 +273,7 @@ async function overview() {
     fill(root, 
       h("div", { class: "page-head" },
         h("div", {}, h("h1", {}, "Plant overview"),
-          h("div", { class: "sub" }, `${devices.length} devices on ${gateways.size} gateways`))),
+          h("div", { class: "sub" }, `${plural(devices.length, "device")} on ${plural(gateways.size, "gateway")}`))),
       h("div", { class: "stats" },
         stat("Devices online", online, `/ ${devices.length}`),
         stat("Gateways online", gwOnline, `/ ${gateways.size}`),
@@ -589,6 +608,7 @@ function appCard(a, redraw) {
     await redraw();
   };
   const c = a.counters || {};
+  const broken = a.status === "failed" && !a.enabled; // it never loaded (bad manifest or code)
   const counter = (k, label) => h("div", { class: "counter" }, h("div", { class: "n" }, numberFormat.format(c[k] ?? 0)),
     h("div", { class: "k" }, label));
   return h("section", { class: "card app", "data-app": a.id, "data-status": a.status },
@@ -600,11 +620,13 @@ function appCard(a, redraw) {
         counter("points_in", "in"), counter("emitted", "emitted"), counter("alarms", "alarms"),
         counter("errors", "errors"), counter("drops", "drops")),
       a.error ? h("div", { class: "error" }, a.error) : null,
-      h("div", { class: "actions" },
-        a.enabled
-          ? h("button", { class: "danger", "data-action": "disable", onclick: act("disable") }, "Disable")
-          : h("button", { class: "primary", "data-action": "enable", onclick: act("enable") }, "Enable"),
-        h("button", { "data-action": "restart", onclick: act("restart"), disabled: !a.enabled }, "Restart"))));
+      broken
+        ? h("div", { class: "note" }, "This app cannot be loaded: fix it, then restart the platform.")
+        : h("div", { class: "actions" },
+          a.enabled
+            ? h("button", { class: "danger", "data-action": "disable", onclick: act("disable") }, "Disable")
+            : h("button", { class: "primary", "data-action": "enable", onclick: act("enable") }, "Enable"),
+          h("button", { "data-action": "restart", onclick: act("restart"), disabled: !a.enabled }, "Restart"))));
 }
 
 // ---- alarms -------------------------------------------------------------------------------------
@@ -663,5 +685,6 @@ function alarmTable(title, alarms, redraw, empty) {
 // ---- start --------------------------------------------------------------------------------------
 
 window.addEventListener("hashchange", route);
+document.getElementById("logout").addEventListener("click", logOut);
 stream.connect();
 route();

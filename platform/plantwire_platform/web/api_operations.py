@@ -45,8 +45,6 @@ class Operation:
     query: type[BaseModel] | None = NoQuery
     """None: the handler reads no query of its own (an app's route reads its own)."""
     body: type[BaseModel] | None = None
-    user_header: bool = False
-    """Takes the X-Plantwire-User header (who, for the audit)."""
     scope: str | None = None
     """The API token scope the operation needs (None: not declared here)."""
     links: tuple[Link, ...] = field(default=())
@@ -135,14 +133,14 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             422: "A field of the wrong type, or a value of the wrong type for the tag (invalid_value) "
             "or outside its range (out_of_range).",
         },
-        path_params=DevicePath, body=commands.WriteBody, user_header=True,
+        path_params=DevicePath, body=commands.WriteBody,
     ),
     Operation(
         "POST", "/api/devices/{device}/call", "callMethod",
         "Call a method found by browse name below the device's root (Start, Stop, Reset, ...).",
         "commands", (commands.CallResult,),
         {**_SEND, 422: "A field of the wrong type, or arguments that do not fit the method."},
-        path_params=DevicePath, body=commands.CallBody, user_header=True,
+        path_params=DevicePath, body=commands.CallBody,
     ),
     Operation(
         "GET", "/api/devices/{device}/browse", "browseDevice",
@@ -153,7 +151,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             404: "Unknown device, or no such node (unknown_node).",
             422: "The device cannot read that NodeId (code invalid_node).",
         },
-        path_params=DevicePath, query=commands.BrowseQuery, user_header=True,
+        path_params=DevicePath, query=commands.BrowseQuery,
     ),
     Operation(
         "GET", "/api/gateways", "listGateways",
@@ -172,7 +170,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             503: "Gateway offline, or no broker connection.",
             504: "No reply in time.",
         },
-        ok_status=201, path_params=commands.GatewayPath, body=commands.AttachBody, user_header=True,
+        ok_status=201, path_params=commands.GatewayPath, body=commands.AttachBody,
         links=(
             Link(
                 "detach", "detachDevice",
@@ -190,7 +188,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             503: "Gateway offline, or no broker connection.",
             504: "No reply in time.",
         },
-        path_params=commands.GatewayDevicePath, query=commands.DetachQuery, user_header=True,
+        path_params=commands.GatewayDevicePath, query=commands.DetachQuery,
     ),
     Operation(
         "GET", "/api/audit", "listAudit",
@@ -212,9 +210,9 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     Operation(
         "POST", "/api/alarms/{alarm_id}/ack", "ackAlarm",
-        "Acknowledge an alarm (query `by` or header X-Plantwire-User names who).", "apps",
+        "Acknowledge an alarm (the audit names the token that did).", "apps",
         (apps.Alarm,), {404: "Unknown alarm (unknown_alarm).", **_STORE},
-        path_params=apps.AlarmPath, query=apps.AckQuery, user_header=True,
+        path_params=apps.AlarmPath,
     ),
     *(_app_route(m) for m in ("GET", "POST", "PUT", "DELETE")),
 )  # fmt: skip

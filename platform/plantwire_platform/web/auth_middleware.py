@@ -121,6 +121,20 @@ def declare_routes(app: web.Application, table: RouteTable) -> list[tuple[str, s
     return undeclared
 
 
+def route_scopes(app: web.Application) -> dict[tuple[str, str], Scope | None]:
+    """What each (method, canonical path) of `app` needs, as the middleware will decide it
+    (undeclared: admin). For the OpenAPI document; call it once the routes are declared."""
+    scopes: dict[tuple[str, str], Scope | None] = {}
+    for route in app.router.routes():
+        if route.resource is None or route.method == "HEAD":
+            continue
+        access = _access(route.handler)
+        scopes[(route.method, route.resource.canonical)] = (
+            Scope.ADMIN if access is None else access.needed(route.method)
+        )
+    return scopes
+
+
 def _access(handler: object) -> Access | None:
     return getattr(getattr(handler, "__func__", handler), ACCESS_ATTR, None)
 

@@ -16,8 +16,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from plantwire.metrics_text import CONTENT_TYPE, MetricsText
+from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.stats import IngestStats
+from plantwire_platform.web.auth_middleware import AUTH_KEY, public, requires
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of
 
@@ -31,6 +33,7 @@ def add_health_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
 
+@public  # probes: an orchestrator has no token
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "alive"})
 
@@ -54,6 +57,7 @@ def ingest_ok(stats: IngestStats) -> bool:
     return stats.connected and stats.writer_alive and stats.reader_alive
 
 
+@public
 async def readyz(request: web.Request) -> web.Response:
     checks = readiness(runtime_of(request).status())
     ready = all(checks.values())
@@ -111,6 +115,7 @@ def _live_metrics(out: MetricsText, bus: LiveBus) -> None:
     )
 
 
+@requires(Scope.READ)  # public only with auth.metrics_public
 async def metrics(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     out = MetricsText("plantwire_platform_")
@@ -120,6 +125,9 @@ async def metrics(request: web.Request) -> web.Response:
         runtime.ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
     if runtime.live_bus is not None:
         _live_metrics(out, runtime.live_bus)
+    auth = request.app.get(AUTH_KEY)
+    if auth is not None:
+        auth.stats.render(out)
     return web.Response(text=out.render(), headers={"Content-Type": CONTENT_TYPE})
 
 

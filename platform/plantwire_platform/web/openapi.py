@@ -23,13 +23,6 @@ from plantwire_platform.web.stream import openapi_paths as stream_openapi_paths
 
 JSON: Final = "application/json"
 REF_TEMPLATE: Final = "#/components/schemas/{model}"
-USER_HEADER_PARAM: Final = {
-    "name": "X-Plantwire-User",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Who gives the command, for the audit log (default anonymous; cut to 128 characters).",
-}
 _COMMON_ERRORS: Final = {
     400: "Unknown, repeated, missing or bad parameter, or a bad body (not JSON, not an object, a "
     "missing or unknown field).",
@@ -91,8 +84,6 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
         params += _parameters(op.path_params, "path")
     if op.query is not None:
         params += _parameters(op.query, "query")
-    if op.user_header:
-        params.append(USER_HEADER_PARAM)
     ok_refs = [refs[(m, "serialization")] for m in op.ok]
     ok: dict[str, Any] = {
         "description": "OK",

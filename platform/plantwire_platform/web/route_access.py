@@ -17,10 +17,6 @@ READ, OPERATE, ADMIN = Scope.READ, Scope.OPERATE, Scope.ADMIN
 PUBLIC: Final = None
 
 PLATFORM_ROUTE_ACCESS: Final[RouteTable] = {
-    # probes: an orchestrator has no token
-    ("GET", "/healthz"): PUBLIC,
-    ("GET", "/readyz"): PUBLIC,
-    ("GET", "/metrics"): READ,  # public only with auth.metrics_public
     # reading
     ("GET", "/"): READ,
     ("GET", "/static/{path}"): READ,

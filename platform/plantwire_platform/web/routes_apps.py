@@ -15,12 +15,12 @@ from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us
 from plantwire_platform.apps.host import AppHost, AppSlot
 from plantwire_platform.store.model import AlarmRecord
-from plantwire_platform.web.api_models.apps import AckQuery, AlarmPath, AlarmsQuery, AppPath
+from plantwire_platform.web.api_models.apps import AlarmPath, AlarmsQuery, AppPath
 from plantwire_platform.web.api_models.common import NoQuery
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.query_params import validate_params
 from plantwire_platform.web.responses import json_response
-from plantwire_platform.web.routes_commands import USER_HEADER
+from plantwire_platform.web.routes_commands import user_of
 from plantwire_platform.web.runtime import runtime_of
 
 APP_ROUTE_METHODS: Final = ("GET", "POST", "PUT", "DELETE")
@@ -107,8 +107,8 @@ async def list_alarms(request: web.Request) -> web.Response:
 
 async def ack_alarm(request: web.Request) -> web.Response:
     alarm_id = validate_params(request.match_info, AlarmPath, "path").alarm_id
-    by = validate_params(request.query, AckQuery).by or request.headers.get(USER_HEADER) or "api"
-    record = await _store_call(request, "ack_alarm", alarm_id, by[:100], now_us())
+    validate_params(request.query, NoQuery)
+    record = await _store_call(request, "ack_alarm", alarm_id, user_of(request), now_us())
     if record is None:
         raise ApiError(
             404, "unknown_alarm", f"alarm {alarm_id} is not known; GET /api/alarms?state=all lists them"

@@ -1,16 +1,16 @@
 """REST routes that act: write a tag, call a method, browse, attach and detach devices, the audit log.
 
-A thin skin over `CommandService`: each handler parses the request (body, query, the user
-header), calls the service and shapes its typed result as JSON. The service's `CommandError`s
-become error answers in the middleware (`web.errors`), with the status and code they carry:
-404 unknown device/tag/gateway/method, 403 tag not writable, 422 value of the wrong type or out
-of range, 409 duplicate device id, 502 the device refused or could not be reached, 503 gateway
-offline or no broker connection, 504 no reply in time.
+A thin skin over `CommandService`: each handler parses the request (body, query; who asks is
+the name of the token the auth middleware checked), calls the service and shapes its typed result
+as JSON. The service's `CommandError`s become error answers in the middleware (`web.errors`), with
+the status and code they carry: 404 unknown device/tag/gateway/method, 403 tag not writable, 422
+value of the wrong type or out of range, 409 duplicate device id, 502 the device refused or could
+not be reached, 503 gateway offline or no broker connection, 504 no reply in time.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 
@@ -30,14 +30,12 @@ from plantwire_platform.web.api_models.commands import (
     node_in_range,
 )
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
+from plantwire_platform.web.auth_middleware import IDENTITY_KEY
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.query_params import validate_params
 from plantwire_platform.web.request_body import parse_body
 from plantwire_platform.web.responses import json_response
 from plantwire_platform.web.runtime import runtime_of
-
-USER_HEADER: Final = "X-Plantwire-User"
-MAX_USER: Final = 128
 
 
 def add_command_routes(app: web.Application) -> None:
@@ -51,9 +49,12 @@ def add_command_routes(app: web.Application) -> None:
 
 
 def user_of(request: web.Request) -> str:
-    """Who asked: the X-Plantwire-User header (set by a trusted proxy or client), else 'anonymous'."""
-    user = request.headers.get(USER_HEADER, "").strip()
-    return user[:MAX_USER] if user else "anonymous"
+    """Who asked, for the audit: the name of the token the auth middleware checked.
+
+    An app built without the middleware (some tests) has no identity: 'anonymous'.
+    """
+    identity = request.get(IDENTITY_KEY)
+    return "anonymous" if identity is None else identity.name
 
 
 def _service(request: web.Request) -> CommandService:

@@ -30,12 +30,6 @@ class AlarmsQuery(Strict):
     app: Text | None = None
 
 
-class AckQuery(Strict):
-    by: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
-        None, description="Who acknowledges (default the X-Plantwire-User header, else api)."
-    )
-
-
 class Counters(Strict):
     points_in: Count
     emitted: Count
