@@ -133,7 +133,10 @@ async def test_the_served_openapi_document_names_each_operations_scope(
     # Public to the middleware: the probes, and the identifier routes (they check Bearer or Handle-style
     # Basic credentials themselves, per value).
     public = [
-        k for k in ops if k in (("GET", "/healthz"), ("GET", "/readyz")) or k[1].startswith("/api/handles")
+        k
+        for k in ops
+        if k in (("GET", "/healthz"), ("GET", "/readyz"))
+        or k[1].startswith(("/api/handles", "/api/identifiers"))
     ]
     guarded = [k for k in ops if k not in public]
     assert all(ops[k]["security"] == [{"bearer": []}] for k in guarded), [
