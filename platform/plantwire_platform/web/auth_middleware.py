@@ -167,15 +167,22 @@ def _refuse(auth: ApiAuth, status: int, code: RefusalReason, message: str) -> we
     return error_response(status, code, message)
 
 
-def _browser_check(request: web.Request, auth: ApiAuth, changing: bool) -> web.Response | None:
-    """Refuse what a foreign page could make a browser send: wrong Origin, non-JSON body."""
+def _origin_check(request: web.Request, auth: ApiAuth) -> web.Response | None:
+    """Refuse what a foreign page could make a browser send: a foreign Origin."""
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and origin not in auth.origins:
         if auth.log_throttle.allow(origin[:200]):
             log.warning("origin_refused", origin=origin[:200], method=request.method, path=request.path)
         return _refuse(auth, 403, "origin_not_allowed", f"requests from {origin[:200]} are not allowed")
-    if changing and request.content_type != "application/json":
-        if request.method != "DELETE" or request.body_exists:
+    return None
+
+
+def _json_check(request: web.Request, auth: ApiAuth, via: str | None = None) -> web.Response | None:
+    """A state-changing request needs a JSON body (a form or text/plain is what a foreign page can
+    send without a CORS preflight); checked after identity, so a request without one is told 401.
+    A body-less request with a bearer token needs none: no browser attaches that token by itself."""
+    if request.method in CHANGING_METHODS and request.content_type != "application/json":
+        if request.body_exists or (request.method != "DELETE" and via != "token"):
             return _refuse(
                 auth,
                 415,
@@ -251,15 +258,14 @@ def _missing(request: web.Request, auth: ApiAuth) -> web.StreamResponse:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app[AUTH_KEY]
-    changing = request.method in CHANGING_METHODS
-    browser_sensitive = changing or _is_upgrade(request)
-    if browser_sensitive:
-        refused = _browser_check(request, auth, changing)
-        if refused is not None:
-            return refused
+    if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
+        raise request.match_info.http_exception  # a method the path does not have: 405, nothing runs
+    browser_sensitive = request.method in CHANGING_METHODS or _is_upgrade(request)
+    if browser_sensitive and (refused := _origin_check(request, auth)) is not None:
+        return refused
     needed = _needed(request, auth)
     if needed is None:
-        return await handler(request)
+        return _json_check(request, auth) or await handler(request)
     found = _credential(request, auth)
     if found is None:
         return _missing(request, auth)
@@ -278,6 +284,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             f"{identity.scope.value!r}",
             {hdrs.WWW_AUTHENTICATE: f'{WWW_AUTHENTICATE}, error="insufficient_scope", scope="{needed}"'},
         )
+    if (refused := _json_check(request, auth, credential.via)) is not None:
+        return refused
     request[IDENTITY_KEY] = identity
     request[CREDENTIAL_KEY] = credential
     return await handler(request)

@@ -74,6 +74,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
 HTTP_STATUS: Final[dict[int, int]] = {1: 200, 2: 500, 4: 400, 100: 404, 101: 409, 102: 400, 200: 200}
 HTTP_STATUS.update({201: 409, 202: 400, 301: 400, 402: 401, 400: 403, 401: 403, 403: 403})
 MAX_PAGE_SIZE: Final = 10_000
+MAX_PAGE: Final = 1_000_000_000
 
 
 def hs_json(code: int, status: int | None = None, **fields: Any) -> web.Response:
@@ -182,8 +183,10 @@ async def list_handles(request: web.Request) -> web.Response:
         size = int(request.query.get("pageSize", "1000"))
     except ValueError:
         return hs_json(4, prefix=prefix, message="page and pageSize must be integers")
-    if page < 0 or not 0 < size <= MAX_PAGE_SIZE:
-        return hs_json(4, prefix=prefix, message=f"page >= 0 and 0 < pageSize <= {MAX_PAGE_SIZE}")
+    if not 0 <= page <= MAX_PAGE or not 0 < size <= MAX_PAGE_SIZE:
+        return hs_json(
+            4, prefix=prefix, message=f"0 <= page <= {MAX_PAGE} and 0 < pageSize <= {MAX_PAGE_SIZE}"
+        )
     if prefix != service.settings.prefix:
         return hs_json(301, prefix=prefix, message="That prefix doesn't live here")
     total, names = await service.catalog.list_page(prefix, page, size)

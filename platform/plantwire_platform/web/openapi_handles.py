@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from plantwire_platform.web.handle_routes import MAX_PAGE, MAX_PAGE_SIZE
+
 JSON: Final = "application/json"
 _HS_BODY: Final = {
     "type": "object",
@@ -48,8 +50,8 @@ HANDLE_PATHS: Final[dict[str, Any]] = {
             "List the handles of a prefix (token: read)",
             [
                 _param("prefix", "query", "0.TEST", type="string"),
-                _param("page", "query", 0, type="integer", minimum=0),
-                _param("pageSize", "query", 1000, type="integer", minimum=1),
+                _param("page", "query", 0, type="integer", minimum=0, maximum=MAX_PAGE),
+                _param("pageSize", "query", 1000, type="integer", minimum=1, maximum=MAX_PAGE_SIZE),
             ],
             ("200", "400", "401", "403"),
         )

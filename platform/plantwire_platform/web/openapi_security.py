@@ -31,6 +31,11 @@ def add_security(doc: dict[str, Any], scopes: Mapping[tuple[str, str], Scope | N
     out.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = BEARER
     for path, operations in out.get("paths", {}).items():
         for method, operation in operations.items():
+            if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                operation.setdefault("responses", {}).setdefault(
+                    "415",
+                    {"description": "A body that is not JSON (Content-Type).", "content": ERROR_CONTENT},
+                )
             needed = scopes.get((method.upper(), path), Scope.ADMIN)
             if needed is None:
                 operation["security"] = []
