@@ -56,6 +56,8 @@ PLANT: tuple[tuple[str, int], ...] = (("cnc", 2), ("pump", 2), ("meter", 1))
 GATEWAY_ID = "gw1"
 IDENTITIES_FILE = "mqtt-identities.json"
 VIEWER_FILE = "mqtt-viewer.json"
+PASSWORD_OF = """python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])'"""
+"""Prints the password of an identity file (python3 is there wherever the demo runs; jq may not be)."""
 """A read-only MQTT account for people: exactly {"username": ..., "password": ...}, mode 0600."""
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 120.0  # a busy 2-core machine needs over a minute to start the plant
@@ -351,7 +353,7 @@ class Demo:
         viewer_file = self.data_dir / VIEWER_FILE
         return [
             f"Watch MQTT (read-only account, password in {viewer_file}):",
-            f'  mosquitto_sub{port_flag} -u {viewer.username} -P "$(jq -r .password {viewer_file})" '
+            f'  mosquitto_sub{port_flag} -u {viewer.username} -P "$({PASSWORD_OF} {viewer_file})" '
             "-t 'plantwire/#' -v",
             "",
         ]
