@@ -16,9 +16,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from plant_harness import gateway_for, gateway_running, platform_settings_for, until
+from plant_harness import bearer, gateway_for, gateway_running, platform_settings_for, token_for, until
 
 from plantwire.broker import MosquittoProcess, free_port
+from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.identifiers.running import identifiers_path
 from plantwire_platform.service import platform_running
 from plantwire_sims import cnc
@@ -34,8 +35,10 @@ def _values(body: dict[str, Any]) -> dict[str, Any]:
     return {v["type"]: v["data"]["value"] for v in body["values"]}
 
 
-async def _json(http: aiohttp.ClientSession, path: str) -> tuple[int, Any]:
-    async with http.get(path) as resp:
+async def _json(
+    http: aiohttp.ClientSession, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    async with http.get(path, headers=headers) as resp:
         return resp.status, await resp.json()
 
 
@@ -56,16 +59,17 @@ async def test_devices_gateways_and_parts_get_identifiers_that_resolve(
             gateway_running(gateway_for(gw_id, mosquitto, tmp_path / "gw", [machine]))
         )
         http = await stack.enter_async_context(aiohttp.ClientSession(platform.url))
+        token = bearer(token_for(settings, scope=Scope.READ))  # the device API needs one; resolution not
 
         async def named() -> bool:
-            status, body = await _json(http, f"/api/devices/{name}")
+            status, body = await _json(http, f"/api/devices/{name}", token)
             return status == 200 and body["identifier"] is not None
 
         await until(named, 0.2)
         device_id = f"0.TEST/device.{name}"
-        _, device = await _json(http, f"/api/devices/{name}")
+        _, device = await _json(http, f"/api/devices/{name}", token)
         assert device["identifier"] == device_id
-        _, listing = await _json(http, "/api/devices")
+        _, listing = await _json(http, "/api/devices", token)
         assert [d["identifier"] for d in listing["devices"] if d["id"] == name] == [device_id]
 
         status, handle = await _json(http, f"/api/handles/{device_id}")
@@ -80,7 +84,7 @@ async def test_devices_gateways_and_parts_get_identifiers_that_resolve(
 
         # A part: the parts app mints it when the second counted cycle ends, emits it as a tag.
         async def last_part() -> str | None:
-            _, latest = await _json(http, f"/api/latest?device={name}")
+            _, latest = await _json(http, f"/api/latest?device={name}", token)
             found = [v["value"] for v in latest["values"] if v["tag"] == "parts/LastPart"]
             return found[0] if found else None
 
