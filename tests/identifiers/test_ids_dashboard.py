@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from plant_harness import gateway_for, gateway_running, platform_settings_for, until
+from plant_harness import bearer, gateway_for, gateway_running, platform_settings_for, token_for, until
 
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_platform.service import platform_running
@@ -40,7 +40,9 @@ async def test_device_page_shows_identifier_and_qr_and_overview_resolves_it(
         await stack.enter_async_context(
             gateway_running(gateway_for(gw_id, mosquitto, tmp_path / "gw", [machine]))
         )
-        http = await stack.enter_async_context(aiohttp.ClientSession(platform.url))
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(platform.url, headers=bearer(token_for(settings)))
+        )
 
         async def named() -> bool:
             async with http.get(f"/api/devices/{name}") as resp:
@@ -57,6 +59,11 @@ async def test_device_page_shows_identifier_and_qr_and_overview_resolves_it(
         page.on("pageerror", lambda e: errors.append(str(e)))
         ARTIFACTS.mkdir(exist_ok=True)
 
+        # Log in as the demo does: a one-time login link made with an admin token.
+        async with http.post("/api/login-links", json={}) as resp:
+            assert resp.status == 201, await resp.text()
+            link = (await resp.json())["path"]
+        await page.goto(platform.url + link)
         await page.goto(f"{platform.url}/#/devices/{name}")
         panel = page.locator(".page-head .identifier-panel")
         await panel.wait_for()
