@@ -27,6 +27,8 @@ from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire.config import ConfigError, MqttSettings
 from plantwire.mqtt_control import new_client
+from plantwire_platform.auth.scopes import Scope
+from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
 from plantwire_platform.ingest.mqtt_ingest import subscription_filters
 from plantwire_platform.settings import PlatformSettings
 
@@ -39,8 +41,9 @@ T0 = 1_700_000_000_000_000
 STEP = 1000  # µs between samples of a tag
 
 
-def _get(url: str) -> dict:  # type: ignore[type-arg]
-    with urllib.request.urlopen(url, timeout=5) as resp:
+def _get(url: str, token: str) -> dict:  # type: ignore[type-arg]
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
@@ -61,8 +64,14 @@ def _ready(url: str) -> bool:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], mqtt_port: int, log: Path) -> None:
+    def __init__(self, env: dict[str, str], mqtt_port: int, log: Path, data_dir: Path) -> None:
         self.env, self.mqtt_port, self.log = env, mqtt_port, log
+        data_dir.mkdir(parents=True, exist_ok=True)
+        catalog = TokenCatalog(tokens_path(data_dir))  # the worker's API tokens live beside its files
+        try:
+            self.token = catalog.create("test-reader", Scope.READ)
+        finally:
+            catalog.close()
         self.url = ""
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -90,7 +99,7 @@ class Worker:
                 self.proc.wait()
 
     def health(self) -> dict:  # type: ignore[type-arg]
-        return _get(f"{self.url}/api/health")
+        return _get(f"{self.url}/api/health", self.token)
 
 
 @pytest.fixture
@@ -109,8 +118,9 @@ def workers(
             "PLANTWIRE_INGEST__SHARED_GROUP": unique_id,
             "PLANTWIRE_APPS__BUILTIN": "false",
             "PLANTWIRE_APPS__PATH": str(tmp_path / "no-apps"),
+            "PLANTWIRE_STORE__PATH": str(tmp_path / name / "plantwire.sqlite"),  # the folder of its tokens
         }
-        out.append(Worker(env, own_mosquitto.port, tmp_path / f"worker-{name}.log"))
+        out.append(Worker(env, own_mosquitto.port, tmp_path / f"worker-{name}.log", tmp_path / name))
     try:
         for w in out:
             w.start()
