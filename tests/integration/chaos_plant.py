@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,19 @@ class Plant:
             sim.start()
         self.start_platform()
         self.start_gateway()
+
+    def last_connected_us(self, device: str) -> int:
+        """When the gateway last logged `device_connected` for `device` (its subscription existed), in µs."""
+        last = 0
+        for line in (self.work / "gateway.log").read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == "device_connected" and entry.get("device_id") == device:
+                at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+                last = max(last, int(at.timestamp() * 1_000_000))
+        return last
 
     def kill_gateway(self) -> None:
         _kill(self.gateway)
