@@ -27,7 +27,7 @@ from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.store.sqlite import SqliteStore
 from plantwire_platform.web.app import create_app
-from plantwire_platform.web.auth_middleware import declare_routes, install
+from plantwire_platform.web.auth_middleware import SESSION_COOKIE, declare_routes, install
 from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
 from plantwire_platform.web.runtime import PlatformRuntime
 
@@ -101,6 +101,17 @@ async def test_resolution_is_public_and_restricted_values_need_a_platform_token(
     assert (status, body["responseCode"]) == (401, 402)
     status, body = await call(secured, "GET", "/api/handles?prefix=0.TEST", headers=bearer(secured.reader))
     assert status == 200 and DEVICE in body["handles"]
+
+
+async def test_a_logged_in_dashboard_sees_restricted_values_with_its_session_cookie(secured: Secured) -> None:
+    logged_in = secured.auth.log_in(secured.reader)
+    assert logged_in is not None
+    cookie = {"Cookie": f"{SESSION_COOKIE}={logged_in[0]}"}
+    status, body = await call(secured, "GET", f"/api/handles/{DEVICE}", headers=cookie)
+    assert status == 200 and "endpoint" in types(body)
+    stale = {"Cookie": f"{SESSION_COOKIE}=not-a-session"}
+    status, body = await call(secured, "GET", f"/api/handles/{DEVICE}", headers=stale)
+    assert status == 200 and "endpoint" not in types(body)  # still public, nothing restricted
 
 
 async def test_handle_clients_write_with_basic_auth_and_an_admin_token(secured: Secured) -> None:

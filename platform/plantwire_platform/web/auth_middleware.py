@@ -216,6 +216,19 @@ def _credential(request: web.Request, auth: ApiAuth) -> tuple[Identity, Credenti
     return None
 
 
+def _session_identity(request: web.Request, auth: ApiAuth) -> Identity | None:
+    """The identity behind a valid session cookie, if the request has one (public routes only)."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id is None or hdrs.AUTHORIZATION in request.headers:
+        return None
+    return auth.by_session(session_id)
+
+
+def optional_identity(request: web.Request) -> Identity | None:
+    """On a public route: the logged-in browser's identity, or None (anyone)."""
+    return request.get(IDENTITY_KEY)
+
+
 def unauthenticated(request: web.Request, auth: ApiAuth, reason: FailureReason) -> web.Response:
     """401 (or 429 once the address is limited) for a failed attempt; nothing about the secret."""
     verdict = auth.limiter.failed(request.remote or "unknown", reason, request.path)
@@ -265,6 +278,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return refused
     needed = _needed(request, auth)
     if needed is None:
+        if request.method in ("GET", "HEAD") and (identity := _session_identity(request, auth)) is not None:
+            request[IDENTITY_KEY] = identity  # a public route may show a logged-in browser more
         return _json_check(request, auth) or await handler(request)
     found = _credential(request, auth)
     if found is None:

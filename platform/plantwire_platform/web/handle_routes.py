@@ -40,6 +40,7 @@ from plantwire_platform.identifiers.qr import qr_svg
 from plantwire_platform.identifiers.resolver import RELAY_HEADER, NotResponsible, UpstreamError
 from plantwire_platform.identifiers.service import IdentifierService
 from plantwire_platform.identifiers.upstream_sync import SyncError
+from plantwire_platform.web.auth_middleware import optional_identity
 
 log = get_logger("plantwire.web.handles")
 
@@ -152,7 +153,11 @@ async def resolve_handle(request: web.Request) -> web.Response:
         return hs_json(2, status=502, handle=name, message=str(err))
     if resolution is None:
         return hs_json(100, handle=name)
-    granted = await granted_scope(request) if "Authorization" in request.headers else None
+    if "Authorization" in request.headers:
+        granted = await granted_scope(request)
+    else:  # the dashboard's own session (cookie), if any
+        identity = optional_identity(request)
+        granted = None if identity is None else identity.scope.value
     values = resolution.values_json(granted, types, indices)
     if not values and (types or indices):
         return hs_json(200, handle=name, values=[])
