@@ -5,9 +5,11 @@ with the identifier room running as the platform runs it: `identifiers_running`,
 included; no MQTT) from a child process pinned to one core, and resolves random identifiers from this process
 with C concurrent keep-alive connections for D seconds. Prints lookups/s, median and p99 as the
 client saw them, and lookups per CPU-second of the server process (its own cost, whatever else
-runs on the machine).
+runs on the machine). Then mints `--mint` part identifiers one by one as the parts app does
+(`registry.mint`, one catalog transaction each) and prints the CPU cost of one, which is what
+minting adds to a platform's ingest process per part produced.
 
-    python bench/resolve.py --count 100000 --seconds 10 --concurrency 16
+    python bench/resolve.py --count 100000 --seconds 10 --concurrency 16 --mint 2000
 """
 
 from __future__ import annotations
@@ -107,6 +109,28 @@ async def load(port: int, names: list[str], seconds: float, concurrency: int, se
     )
 
 
+async def mint_cost(work: Path, count: int) -> None:
+    """Mint `count` part identifiers through the platform's registry; CPU and wall per mint."""
+    store = SqliteStore.open(work / "mint-store.sqlite")
+    try:
+        async with identifiers_running(IdentifierSettings(prefix=PREFIX), work / "mint", store) as ids:
+            me = psutil.Process()
+            cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
+            for i in range(count):
+                values = {"machine": "cnc-1", "program": "O1001-FLANGE", "start": "2026-12-01T08:00:00Z",
+                          "end": "2026-12-01T08:00:42Z", "result": "ok", "spindle_speed_mean": 7990.5,
+                          "spindle_load_max": 51.2}  # fmt: skip
+                await ids.service.registry.mint("part", f"cnc-1.{i}", values)
+            wall, cpu = time.perf_counter() - t0, sum(me.cpu_times()[:2]) - cpu0
+    finally:
+        store.close()
+    print(
+        f"mint: {count:,} part identifiers in {wall:.1f} s = {count / wall:,.0f}/s; "
+        f"{cpu / count * 1e6:,.0f} µs CPU and {wall / count * 1e3:.2f} ms wall per mint "
+        f"(at one part per machine per 10 s, 1,000 machines cost {cpu / count * 100 * 100:.2f} % of a core)"
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db_path = identifiers_path(Path(tmp))
@@ -131,6 +155,9 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             server.terminate()
             await server.wait()
+        if args.mint:
+            (Path(tmp) / "mint").mkdir()
+            await mint_cost(Path(tmp), args.mint)
 
 
 if __name__ == "__main__":
@@ -145,4 +172,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--hot", type=int, default=IdentifierSettings().hot_cache_size, help="hot cache size")
     parser.add_argument("--warm", type=int, default=0, help="warm-up on the first N names only")
+    parser.add_argument("--mint", type=int, default=2000, help="part identifiers to mint after (0: none)")
     asyncio.run(main(parser.parse_args()))
