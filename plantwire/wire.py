@@ -150,6 +150,8 @@ class Sample:
     ts: int
     value: JsonValue
     status: int = STATUS_GOOD
+    historical: bool = False
+    """Read back from the server's history after a gap (`"h": true` on the wire), not delivered live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,12 @@ def encode_data(batch: DataBatch) -> bytes:
         {
             "seq": batch.seq,
             "sent": batch.sent,
-            "values": [{"tag": s.tag, "ts": s.ts, "v": s.value, "q": s.status} for s in batch.samples],
+            "values": [
+                {"tag": s.tag, "ts": s.ts, "v": s.value, "q": s.status, "h": True}
+                if s.historical
+                else {"tag": s.tag, "ts": s.ts, "v": s.value, "q": s.status}
+                for s in batch.samples
+            ],
         }
     )
 
@@ -355,7 +362,10 @@ def decode_data(payload: bytes, compound: Literal["text", "native"] = "text") ->
                 v = orjson.dumps(v).decode()
         elif not (v is None or isinstance(v, float | bool)):
             raise WireError(f"values[{i}].v must be a number, boolean, string, null, array or object")
-        samples.append(Sample(tag, ts, v, q))
+        h = item.get("h", False)
+        if type(h) is not bool:
+            raise WireError(f"values[{i}].h must be a boolean (true: back-filled from history)")
+        samples.append(Sample(tag, ts, v, q, h))
     return DataBatch(seq, sent, samples)
 
 

@@ -34,6 +34,7 @@ from plantwire.logs import get_logger
 
 from .backoff import Backoff
 from .browse import BrowseError, Tag, browse_tags
+from .history_backfill import Gap, read_gaps
 from .mqtt_link import MqttLink
 from .opcua_connect import ConnectFailure, classify, make_client
 from .pki import Pki
@@ -117,6 +118,8 @@ class DeviceSession:
         self._mark_timer: asyncio.TimerHandle | None = None
         self._last_loss_at: int | None = None
         self._recreated = False
+        self._adopted = False
+        """This session adopted the subscription a gateway restart left open (its queues hold the gap)."""
         self._client: Client | None = None
         self._background: set[asyncio.Task[None]] = set()
         """Client handles whose first value after a re-subscribe is still awaited."""
@@ -280,6 +283,7 @@ class DeviceSession:
             client.disconnect_socket()
             raise
         keep_session = False
+        gap_from = self._newest_by_tag() if self._outage_ts is not None else {}
         try:
             profile = await read_profile(client)
             self._clock_measured(profile.clock_offset_us)
@@ -291,6 +295,8 @@ class DeviceSession:
             )
             self.link.publish_retained(self._meta_topic, wire.encode_meta(meta))
             sub, by_handle = await self._subscribe(client, tags, token_before, profile)
+            if gap_from and self.device.history_backfill and not self._adopted:
+                self._start_backfill(client, tags, gap_from, profile)
             self._client, self._recreated = client, False
             watch.subscribed = True
             self._set_status("online")
@@ -322,6 +328,7 @@ class DeviceSession:
         saved = (
             paths.load(self.device.endpoint) if paths is not None and resumed(client, token_before) else None
         )
+        self._adopted = saved is not None
         if saved is not None:
             sub = adopt(client, saved, params, EVENT_QUEUE, self.device.queue_size)
             self._log.info("device_subscription_adopted", subscription_id=saved.subscription_id)
@@ -351,6 +358,47 @@ class DeviceSession:
             saved = SavedSubscription(self.device.endpoint, sub.subscription_id, items)
             await asyncio.to_thread(paths.save, saved)
         return sub, by_handle
+
+    def _newest_by_tag(self) -> dict[str, int]:
+        """The newest timestamp received per tag name in the session that was lost."""
+        return {t.info.tag: self._newest[h] for h, t in enumerate(self.tags, start=1) if h in self._newest}
+
+    def _start_backfill(
+        self, client: Client, tags: list[Tag], gap_from: dict[str, int], profile: ServerProfile
+    ) -> None:
+        """Read what the lost session missed from the server's history, in the background."""
+        until = wire.now_us()  # the new subscription exists: it delivers what comes after
+        gaps = [
+            Gap(t.info.tag, t.node_id, gap_from[t.info.tag], until)
+            for t in tags
+            if gap_from.get(t.info.tag, until) < until
+        ]
+        if gaps:
+            task = asyncio.create_task(self._backfill(client, gaps, profile.limits.history_read))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _backfill(self, client: Client, gaps: list[Gap], batch: int) -> None:
+        try:
+            result = await read_gaps(client, gaps, batch, self.device.timestamp)
+        except _RECOVERABLE as err:
+            self._log.warning("device_backfill_failed", error=str(err) or type(err).__name__)
+            return
+        self.stats.backfill_unsupported += result.unsupported
+        self.stats.values_backfilled += len(result.samples)
+        self._log.info(
+            "device_backfilled",
+            tags=len(gaps),
+            values=len(result.samples),
+            unsupported=result.unsupported,
+            truncated=result.truncated,
+        )
+        for start in range(0, len(result.samples), BATCH_MAX):
+            self.pending.extend(result.samples[start : start + BATCH_MAX])
+            self._flush_now.set()
+            if len(self.pending) >= MAX_PENDING:
+                self._drained.clear()
+                await self._drained.wait()
 
     def _on_link_down(self) -> None:
         """asyncua lost the connection and is resuming the session: offline until it is back.

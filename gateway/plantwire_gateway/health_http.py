@@ -116,6 +116,16 @@ def render_metrics(stats: dict[str, Any], trend: OutboxTrend | None = None) -> s
         "Current values re-sent at receive time after a re-subscribe (older than the outage marker).",
         stats.get("values_resent", 0),
     )
+    out.counter(
+        "device_values_backfilled_total",
+        "Values read from a server's history (HistoryRead) to fill the gap of a lost session.",
+        stats.get("values_backfilled", 0),
+    )
+    out.counter(
+        "device_backfill_unsupported_total",
+        "Tags a back-fill found no history for (the server keeps none for them).",
+        stats.get("backfill_unsupported", 0),
+    )
     states = stats.get("devices", {})
     for device, state in states.items():
         for candidate in ("online", "connecting", "offline"):

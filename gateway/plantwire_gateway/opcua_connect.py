@@ -41,8 +41,6 @@ _MODES: Final = {
     "Sign": ua.MessageSecurityMode.Sign,
     "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt,
 }
-SESSION_TIMEOUT_MS: Final = 120_000
-"""How long the server keeps our session (and its subscription) after the connection is gone."""
 PERMANENT: Final = frozenset({"security_rejected", "certificate_untrusted", "identity_rejected"})
 
 _SECURITY = (uaerrors.BadSecurityModeRejected, uaerrors.BadSecurityPolicyRejected)
@@ -215,7 +213,7 @@ async def make_client(
     client.name = client.description = f"Plantwire gateway{purpose}"
     client.application_uri = application_uri()
     client.product_uri = "urn:plantwire:gateway"
-    client.session_timeout = SESSION_TIMEOUT_MS
+    client.session_timeout = round(device.session_timeout_s * 1000)
     client.session_state_path = session_state
     try:
         endpoints = await client.connect_and_get_server_endpoints()

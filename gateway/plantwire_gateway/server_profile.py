@@ -34,6 +34,7 @@ _LIMIT_NODES: Final[dict[str, int]] = {
     "write": ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerWrite,
     "call": ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerMethodCall,
     "monitored_items": ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
+    "history_read": ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerHistoryReadData,
 }
 
 
@@ -62,6 +63,7 @@ class OperationLimits:
     write: int = DEFAULT_BATCH
     call: int = DEFAULT_BATCH
     monitored_items: int = DEFAULT_BATCH
+    history_read: int = DEFAULT_BATCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,7 @@ async def read_profile(client: Client) -> ServerProfile:
     sent = time.time_ns()
     try:
         values = await client.uaclient.read(params)
-    except ua.uaerrors.BadTooManyOperations:  # a server with a limit below 7: ask one by one
+    except ua.uaerrors.BadTooManyOperations:  # a server with a limit below 8: ask one by one
         values = []
         for item in params.NodesToRead:
             one = ua.ReadParameters()

@@ -76,6 +76,8 @@ class Gateway:
             "outage_markers": s.outage_markers,
             "sessions_resumed": s.sessions_resumed,
             "values_resent": s.values_resent,
+            "values_backfilled": s.values_backfilled,
+            "backfill_unsupported": s.backfill_unsupported,
             "mqtt_connected": s.mqtt_connected,
             "mqtt_reconnects": s.mqtt_reconnects,
             "devices": dict(s.device_states),

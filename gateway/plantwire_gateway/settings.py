@@ -110,6 +110,18 @@ class DeviceConfig(BaseModel):
         le=600,
         description="A connection silent this long counts as lost; shorter stalls lose nothing",
     )
+    session_timeout_s: float = Field(
+        default=120.0,
+        ge=5,
+        le=3600,
+        description="Session timeout asked of the server: how long it keeps the session, its "
+        "subscription and queued values for a gateway that is away",
+    )
+    history_backfill: bool = Field(
+        default=True,
+        description="After the server lost the session, read the gap from its history "
+        "(HistoryRead) where it keeps one",
+    )
 
     @field_validator("id")
     @classmethod

@@ -31,4 +31,8 @@ class GatewayStats:
     """Connections lost and resumed with the same session and subscription (nothing lost)."""
     values_resent: int = 0
     """Current values re-sent at receive time after a re-subscribe (they were older than the marker)."""
+    values_backfilled: int = 0
+    """Values read from a server's history to fill the gap of a lost session (HistoryRead)."""
+    backfill_unsupported: int = 0
+    """Tags whose server keeps no history for them (nothing to back-fill from)."""
     device_states: dict[str, DeviceState] = field(default_factory=dict)

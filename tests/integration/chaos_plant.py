@@ -55,6 +55,8 @@ class Sim:
     tags: int = 5
     rate: float = 20.0
     seed: int = 1
+    extra: tuple[str, ...] = ()
+    """More `plantwire sim` arguments, e.g. ("--history", "120")."""
     records: list[Path] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
@@ -67,7 +69,7 @@ class Sim:
         self.records.append(record)
         argv = [*CLI, "sim", "--profile", "meter", "--name", self.name, "--port", str(self.port),
                 "--tags", str(self.tags), "--rate", str(self.rate), "--seed", str(self.seed),
-                "--record", str(record)]  # fmt: skip
+                "--record", str(record), *self.extra]  # fmt: skip
         self.process = _spawn(argv, self.logs / f"{self.name}.log")
         wait_for_port("127.0.0.1", self.port, timeout=30)
 
@@ -110,6 +112,8 @@ class Plant:
     gateway_id: str
     publishing_ms: int = 100
     queue_size: int = 1000
+    device_extra: str = ""
+    """More TOML lines for every `[[devices]]` table of the gateway's config."""
     http_port: int = field(default_factory=free_port)
     gateway_health_port: int = field(default_factory=free_port)
     gateway: subprocess.Popen[bytes] | None = None
@@ -151,7 +155,8 @@ class Plant:
         config = self.work / "gateway.toml"
         devices = "".join(
             f'[[devices]]\nid = "{s.name}"\nendpoint = "{s.endpoint}"\nroot = "ns=2;s={s.name}"\n'
-            f"publishing_interval_ms = {self.publishing_ms}\nqueue_size = {self.queue_size}\n\n"
+            f"publishing_interval_ms = {self.publishing_ms}\nqueue_size = {self.queue_size}\n"
+            f"{self.device_extra}\n"
             for s in self.sims
         )
         config.write_text(f'id = "{self.gateway_id}"\n\n{devices}')

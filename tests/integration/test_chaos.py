@@ -13,6 +13,8 @@ it precisely; here only a generous bound is asserted).
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,3 +199,40 @@ def test_opcua_server_restart_resubscribes_and_marks_the_outage(plant: Plant) ->
     ]
     assert len(markers) == marker_count
     assert all(stored[k][0] is None for k in markers)
+
+
+def test_gateway_frozen_past_its_session_timeout_backfills_the_gap_from_history(
+    own_mosquitto: MosquittoProcess, tmp_path: Path, unique_id: str
+) -> None:
+    """The server dropped the session (and its queues) while the gateway was frozen; its history has
+    the gap: every value, the frozen seconds included, is stored once (no unsampled window at all)."""
+    sims = [
+        Sim(f"{unique_id}-h1", free_port(), tmp_path, tags=5, rate=50, seed=3, extra=("--history", "120"))
+    ]
+    plant = Plant(
+        tmp_path, own_mosquitto, sims, unique_id, device_extra="session_timeout_s = 5\nstall_timeout_s = 2\n"
+    )
+    try:
+        plant.start()
+        wait_until(lambda: plant.last_seq().get(sims[0].name, 0) >= 20, 60, "first data stored")
+        assert plant.gateway is not None
+        os.kill(plant.gateway.pid, signal.SIGSTOP)
+        frozen_at = wire.now_us()
+        time.sleep(9)  # longer than the session timeout: the server drops the session and its queues
+        os.kill(plant.gateway.pid, signal.SIGCONT)
+        health = f"http://127.0.0.1:{plant.gateway_health_port}/metrics"
+
+        def metric(name: str) -> float:
+            return plant.metrics(health)[f"plantwire_gateway_{name}"]
+
+        wait_until(lambda: metric("device_reconnects_total") >= 1, 60, "the lost session noticed")
+        wait_until(
+            lambda: metric("device_values_backfilled_total") > 0, 30, "values back-filled from history"
+        )
+        backfilled = metric("device_values_backfilled_total")
+        _finish(plant)
+        produced = read_records(sims[0].records)  # complete now: _finish stopped the simulator
+        frozen = sum(1 for (_, _, ts) in produced if frozen_at < ts < frozen_at + 8_000_000)
+        assert frozen > 100 and backfilled >= frozen, "the frozen seconds come from history"
+    finally:
+        plant.stop()

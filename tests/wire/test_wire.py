@@ -20,6 +20,7 @@ def test_data_round_trip_keeps_every_field() -> None:
             wire.Sample("Production/PartCount", 1_764_000_000_400_003, 42),
             wire.Sample("Door/Open", 1_764_000_000_400_004, True),
             wire.Sample("Spindle/Load", 1_764_000_000_400_005, None, wire.STATUS_BAD_NO_COMMUNICATION),
+            wire.Sample("Spindle/Speed", 1_764_000_000_300_000, 7990.0, historical=True),
         ],
     )
     assert wire.decode_data(wire.encode_data(batch)) == batch
@@ -32,6 +33,8 @@ def test_data_message_is_readable_json() -> None:
         "sent": 5,
         "values": [{"tag": "A/B", "ts": 4, "v": 1.5, "q": 0}],
     }
+    back_filled = wire.encode_data(wire.DataBatch(2, 5, [wire.Sample("A/B", 3, 1.0, historical=True)]))
+    assert orjson.loads(back_filled)["values"] == [{"tag": "A/B", "ts": 3, "v": 1.0, "q": 0, "h": True}]
 
 
 def test_meta_and_status_round_trip() -> None:
@@ -89,6 +92,7 @@ def test_bad_topics_are_rejected(topic: str) -> None:
             "values[0].ts",
         ),
         (b'{"seq": 18446744073709551615, "sent": 1, "values": []}', "64-bit"),
+        (b'{"seq": 1, "sent": 1, "values": [{"tag": "a", "ts": 1, "v": 1, "h": 1}]}', "values[0].h"),
     ],
 )
 def test_bad_data_payloads_say_which_field(payload: bytes, needle: str) -> None:
