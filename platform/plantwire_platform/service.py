@@ -52,7 +52,7 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         bus = LiveBus(asyncio.get_running_loop())
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
         bus_to_gateways = await stack.enter_async_context(CommandBus(settings.mqtt))
-        commands = CommandService(store, bus_to_gateways)
+        commands = CommandService(store, bus_to_gateways, on_moved=ingest.owners.moved)
         stack.push_async_callback(asyncio.to_thread, commands.close)  # after HTTP and apps (below)
         # Apps start after ingest and before HTTP, and stop before ingest does.
         # Identifiers: their own file in the store's folder; devices named as their meta arrives.

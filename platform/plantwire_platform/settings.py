@@ -14,6 +14,7 @@ from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.store.influx.settings import InfluxSettings
 from plantwire_platform.store.postgresql.settings import PostgresSettings
+from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP
 
 
 class HttpSettings(BaseModel):
@@ -56,6 +57,16 @@ class IngestSettings(BaseModel):
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="MQTT shared-subscription group: workers of one group split the data messages",
+    )
+    max_future_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Values stamped further ahead of the platform's clock are rejected (counted, not stored)",
+    )
+    max_seq_jump: int = Field(
+        default=DEFAULT_MAX_SEQ_JUMP,
+        ge=1,
+        description="A data message's seq further ahead of the device's last counts as a jump, not gaps",
     )
 
 

@@ -12,7 +12,7 @@ checked at run time (a tag name that is not a string is a `BadCommand`, not a cr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -153,6 +153,14 @@ class GatewayView:
     devices: list[GatewayDevice] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class MoveDone:
+    device: str
+    gateway: str
+    previous: str
+    """The gateway that owned the device before."""
+
+
 class _Audit:
     """Collects what one command did, and writes one audit entry however it ends."""
 
@@ -216,9 +224,16 @@ def _is_detached(record: DeviceRecord) -> bool:
 class CommandService:
     """Commands to devices, for REST clients and apps alike. `bus` None: no command connection."""
 
-    def __init__(self, store: Catalog, bus: CommandBus | None) -> None:
+    def __init__(
+        self,
+        store: Catalog,
+        bus: CommandBus | None,
+        on_moved: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._store = store
         self._bus = bus
+        self._on_moved = on_moved
+        """Told (device, gateway) after a move, e.g. ingest's ownership cache."""
         self._threads = StoreThreads("pw-commands", COMMAND_STORE_THREADS)
 
     def close(self) -> None:
@@ -451,6 +466,29 @@ class CommandService:
             self._gateway_known(gateway, devices)
             command = make_command("detach", device, {}, timeout, user)
             return Receipt.of(await self._send(audit, gateway, command, timeout), gateway)
+
+        return await audit.run(body())
+
+    async def move(self, user: str, device: str, gateway: str) -> MoveDone:
+        """Give `device` to `gateway` (an admin act, audited): from now on only that gateway's
+        meta, status and data of the device are stored, and its commands go there."""
+        audit = _Audit(self, user, "move", gateway, device)
+        audit.entry["request"] = {"gateway": gateway}
+
+        async def body() -> MoveDone:
+            try:
+                wire.check_id("gateway", gateway)
+                wire.check_id("device", device)
+            except wire.WireError as err:
+                raise BadCommand(str(err)) from None
+            previous = await self._threads.run(self._store.move_device, device, gateway)
+            if previous is None:
+                raise UnknownTarget(
+                    f"device {device!r} is not known; GET /api/devices lists them", "unknown_device"
+                )
+            if self._on_moved is not None:
+                self._on_moved(device, gateway)
+            return MoveDone(device, gateway, previous)
 
         return await audit.run(body())
 

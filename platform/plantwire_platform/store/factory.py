@@ -13,14 +13,19 @@ def open_store(settings: PlatformSettings) -> Store:
     credentials or bucket, `StoreError` for I/O problems. Backends are imported only when chosen,
     so the InfluxDB and PostgreSQL clients are needed only where they are used.
     """
+    max_seq_jump = settings.ingest.max_seq_jump
     if settings.store.backend == "influxdb":
         from plantwire_platform.store.influx.store import InfluxStore
 
-        return InfluxStore.open(settings.store.influxdb)
+        influx = InfluxStore.open(settings.store.influxdb)
+        influx.max_seq_jump = max_seq_jump
+        return influx
     if settings.store.backend == "postgresql":
         from plantwire_platform.store.postgresql.store import PostgresStore
 
-        return PostgresStore.open(settings.store.postgresql)
+        postgres = PostgresStore.open(settings.store.postgresql)
+        postgres.max_seq_jump = max_seq_jump
+        return postgres
     from plantwire_platform.store.sqlite import SqliteStore
 
-    return SqliteStore.open(settings.store.path)
+    return SqliteStore.open(settings.store.path, max_seq_jump)

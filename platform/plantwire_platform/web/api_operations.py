@@ -15,7 +15,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from plantwire_platform.web.api_models import apps, commands, data
+from plantwire_platform.web.api_models import apps, commands, data, ownership
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
 from plantwire_platform.web.query_params import SeriesParams
 
@@ -191,8 +191,15 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         path_params=commands.GatewayDevicePath, query=commands.DetachQuery,
     ),
     Operation(
+        "POST", "/api/devices/{device}/move", "moveDevice",
+        "Give a device to another gateway (audited): only its owner's meta, status and data are "
+        "stored, and its commands go there.", "commands", (ownership.MoveResult,),
+        {404: "Unknown device (unknown_device).", **_STORE},
+        path_params=DevicePath, body=ownership.MoveBody,
+    ),
+    Operation(
         "GET", "/api/audit", "listAudit",
-        "Every write, call, attach and detach (refused ones too), newest first.", "commands",
+        "Every write, call, attach, detach and move (refused ones too), newest first.", "commands",
         (commands.AuditList,), _STORE, query=commands.AuditQuery,
     ),
     # --- apps ---

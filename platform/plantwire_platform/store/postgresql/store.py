@@ -45,7 +45,7 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store.postgresql import catalog, schema
+from plantwire_platform.store.postgresql import catalog, ownership, schema
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -54,6 +54,7 @@ from plantwire_platform.store.postgresql.values import (
     from_columns,
     to_columns,
 )
+from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 
 __all__ = ["PostgresSettings", "PostgresStore"]
 
@@ -124,6 +125,8 @@ class PostgresStore:
         self._known_devices: set[str] = set()
         self._shard = random.randrange(_COUNTER_SHARDS)
         self._closed = False
+        self.max_seq_jump = DEFAULT_MAX_SEQ_JUMP
+        """Steps of `seq` beyond this are counted as jumps, not gaps (store/seq_tracking.py)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -165,6 +168,7 @@ class PostgresStore:
         try:
             async with self._pool.acquire() as conn:
                 self.points_kind = await schema.create(conn, s.schema_name, s.timescaledb, self._width)
+                await ownership.create(conn)
                 if self.points_kind == "partitioned":
                     today = now_us() // self._width
                     await schema.create_partitions(
@@ -232,12 +236,12 @@ class PostgresStore:
         await self._ensure_partitions(records)
         async with self._db.acquire() as conn, conn.transaction():
             last = await self._lock_devices(conn, gateways)
-            gaps = 0
+            gaps = jumps = 0
             for b in batches:
-                seq, before = b.batch.seq, last[b.device]
-                if seq > before:
-                    gaps += seq - before - 1
-                    last[b.device] = seq
+                step = advance(last[b.device], b.batch.seq, self.max_seq_jump)
+                gaps += step.gaps
+                jumps += step.jumped
+                last[b.device] = step.last
             stored = await self._insert_points(conn, records)
             await conn.execute(
                 "UPDATE devices d SET last_seq = v.seq FROM unnest($1::text[], $2::bigint[]) AS v(id, seq) "
@@ -246,7 +250,7 @@ class PostgresStore:
                 list(last.values()),
             )
         self._known_devices.update(last)
-        return WriteResult(stored=stored, duplicates=len(records) - stored, seq_gaps=gaps)
+        return WriteResult(stored=stored, duplicates=len(records) - stored, seq_gaps=gaps, seq_jumps=jumps)
 
     async def _lock_devices(self, conn: asyncpg.Connection, gateways: dict[str, str]) -> dict[str, int]:
         """Lock the devices' rows in id order (registering unknown ones); their last sequence numbers.
@@ -385,6 +389,15 @@ class PostgresStore:
 
     def list_tags(self, device: str) -> list[TagRecord]:
         return [TagRecord(*r) for r in self._fetch(catalog.TAGS_SELECT, device)]
+
+    def device_owner(self, device: str) -> str | None:
+        return self._run(ownership.owner(self._db, device))
+
+    def claim_device(self, gateway: str, device: str) -> str:
+        return self._run(ownership.claim(self._db, gateway, device))
+
+    def move_device(self, device: str, gateway: str) -> str | None:
+        return self._run(ownership.move(self._db, device, gateway))
 
     def latest(self, device: str) -> list[LatestValue]:
         return [
