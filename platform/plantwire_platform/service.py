@@ -1,6 +1,9 @@
 """The platform process: store, MQTT ingest and HTTP API, started and stopped in order.
 
-Start-up opens the store, then ingest, then HTTP; shutdown runs the other way, so the
+Start-up first makes sure it is alone: it locks the store (`store/store_lock.py`) and binds its
+HTTP port, so that a second platform started by mistake stops there with one line, before it
+touches the store or connects to MQTT (where it would take over the first one's session). Then it
+opens the store, ingest, and serves HTTP on the socket it bound; shutdown runs the other way, so the
 last messages taken from the broker are committed and acknowledged before the store closes.
 """
 
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +29,9 @@ from plantwire_platform.identifiers.running import identifiers_running
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.settings import PlatformSettings
-from plantwire_platform.store.factory import open_store
+from plantwire_platform.store.factory import open_store, store_lock_path
 from plantwire_platform.store.model import Store
+from plantwire_platform.store.store_lock import StoreLock
 from plantwire_platform.web.app import create_app, secure_app
 from plantwire_platform.web.runtime import PlatformRuntime
 
@@ -47,6 +52,10 @@ class RunningPlatform:
 async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningPlatform]:
     """The whole platform, running until the context exits."""
     async with contextlib.AsyncExitStack() as stack:
+        lock_path, what = store_lock_path(settings)
+        stack.callback(StoreLock.acquire(lock_path, what).release)
+        http_socket = bind_http(settings)
+        stack.callback(http_socket.close)
         store = await asyncio.to_thread(open_store, settings)
         stack.callback(store.close)
         bus = LiveBus(asyncio.get_running_loop())
@@ -72,12 +81,25 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        site = web.SockSite(runner, http_socket)
         await site.start()
         url = http_url(settings)
         log.info("platform_started", url=url, store=settings.store.backend, mqtt_port=settings.mqtt.port)
         yield RunningPlatform(settings, store, ingest, bus, url, apps)
         log.info("platform_stopping")
+
+
+class HttpPortInUse(Exception):
+    """The API's address cannot be bound; the message is one line for the operator."""
+
+
+def bind_http(settings: PlatformSettings) -> socket.socket:
+    """The API's listening socket, bound now (before MQTT) so a taken port stops start-up at once."""
+    host, port = settings.http.host, settings.http.port
+    try:
+        return socket.create_server((host, port), backlog=128)
+    except OSError as err:
+        raise HttpPortInUse(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
 
 
 def http_url(settings: PlatformSettings) -> str:

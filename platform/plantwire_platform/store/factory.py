@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.model import Store
+from plantwire_platform.store.store_lock import LOCK_SUFFIX
+
+
+def store_lock_path(settings: PlatformSettings) -> tuple[Path, str]:
+    """The lock file that makes the store this process's alone, and how to name the store."""
+    store = settings.store
+    if store.backend == "influxdb":
+        registry = store.influxdb.registry_path
+        return registry.with_name(registry.name + LOCK_SUFFIX), f"the InfluxDB registry {registry}"
+    if store.backend == "postgresql":
+        folder = store.path.parent
+        return folder / "platform.lock", f"the data folder {folder}"
+    return store.path.with_name(store.path.name + LOCK_SUFFIX), f"the store {store.path}"
 
 
 def open_store(settings: PlatformSettings) -> Store:
