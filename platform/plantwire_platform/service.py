@@ -23,7 +23,9 @@ from plantwire.wire import Value
 from plantwire_platform.apps.api import CommandSender
 from plantwire_platform.apps.host import AppHost
 from plantwire_platform.auth.api_auth import api_auth_running
+from plantwire_platform.commands.audit_retention import audit_retention_running
 from plantwire_platform.commands.bus import CommandBus
+from plantwire_platform.commands.endpoint_policy import EndpointPolicy
 from plantwire_platform.commands.service import CommandService
 from plantwire_platform.identifiers.running import identifiers_running
 from plantwire_platform.ingest.live_bus import LiveBus
@@ -61,8 +63,18 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         bus = LiveBus(asyncio.get_running_loop())
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
         bus_to_gateways = await stack.enter_async_context(CommandBus(settings.mqtt))
-        commands = CommandService(store, bus_to_gateways, on_moved=ingest.owners.moved)
+        commands = CommandService(
+            store,
+            bus_to_gateways,
+            on_moved=ingest.owners.moved,
+            audit_max_field_bytes=settings.audit.max_field_bytes,
+            attach_policy=EndpointPolicy(settings.commands.attach_allowed_networks),
+        )
         stack.push_async_callback(asyncio.to_thread, commands.close)  # after HTTP and apps (below)
+        audit = settings.audit
+        await stack.enter_async_context(
+            audit_retention_running(store, audit.max_rows, audit.max_age_days, audit.prune_interval_s)
+        )
         # Apps start after ingest and before HTTP, and stop before ingest does.
         # Identifiers: their own file in the store's folder; devices named as their meta arrives.
         ids = await stack.enter_async_context(

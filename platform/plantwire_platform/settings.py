@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from plantwire.config import ConfigError, MqttSettings, config_error
 from plantwire.settings_env import GATEWAY_SECTIONS, check_env_names
 from plantwire_platform.auth.auth_settings import AuthSettings
+from plantwire_platform.commands.command_settings import AuditSettings, CommandSettings
 from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.store.influx.settings import InfluxSettings
 from plantwire_platform.store.postgresql.settings import PostgresSettings
@@ -105,6 +106,8 @@ class PlatformSettings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     apps: AppsSettings = AppsSettings()
     auth: AuthSettings = AuthSettings()
+    commands: CommandSettings = CommandSettings()
+    audit: AuditSettings = AuditSettings()
 
     identifiers: IdentifierSettings = Field(default_factory=IdentifierSettings)
 

@@ -403,3 +403,17 @@ def test_a_seq_jump_is_counted_but_neither_gaps_nor_moves_last_seq(store: Store,
     first = store.write_batches([batch(other, 5_000_000, Sample("p", T0, 1.0))])
     assert (first.seq_gaps, first.seq_jumps) == (0, 1)
     assert store.write_batches([batch(other, 5_000_002, Sample("p", T0 + S, 1.0))]).seq_gaps == 1
+
+
+def test_audit_retention_deletes_old_entries_and_keeps_the_newest_rows(store: Store, dev: str) -> None:
+    from plantwire_platform.store.model import AuditEntry
+
+    def entry(i: int) -> AuditEntry:
+        return AuditEntry(0, T0 + i * S, "u", "write", GW, dev, None, {"i": i}, "ok", 200, 0, None, None)
+
+    for i in range(10):
+        store.add_audit(entry(i))
+    assert store.prune_audit(keep_rows=100, before_ts=T0 + 2 * S) == 2  # entries 0 and 1 are too old
+    assert store.prune_audit(keep_rows=5, before_ts=0) == 3  # the newest 5 stay
+    assert [e.request["i"] for e in store.list_audit(device=dev)] == [9, 8, 7, 6, 5]
+    assert store.prune_audit(keep_rows=5, before_ts=0) == 0

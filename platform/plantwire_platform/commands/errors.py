@@ -37,6 +37,13 @@ class NotWritable(CommandError):
     default_code = "tag_not_writable"
 
 
+class EndpointNotAllowed(CommandError):
+    """An attach endpoint outside `commands.attach_allowed_networks` (or a host that does not resolve)."""
+
+    status = 403
+    default_code = "endpoint_not_allowed"
+
+
 class UnknownTarget(CommandError):
     """No such device, tag, method, node or gateway (`code` says which)."""
 

@@ -262,6 +262,10 @@ class Catalog(Protocol):
         """Newest first; `before_id` pages back."""
         ...
 
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        """Retention: delete entries older than `before_ts` and all but the newest `keep_rows`."""
+        ...
+
 
 class Store(TimeSeries, Catalog, Protocol):
     """A backend: both halves on one object (InfluxDB keeps its catalog in a local SQLite file)."""

@@ -484,6 +484,9 @@ class SqliteStore:
     def add_audit(self, entry: AuditEntry) -> AuditEntry:
         return self._audit.add(entry)
 
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        return self._audit.prune(keep_rows, before_ts)
+
     def list_audit(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:

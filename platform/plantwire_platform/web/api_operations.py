@@ -163,6 +163,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Attach an OPC UA endpoint to a running gateway: probed, stored, streaming within seconds.",
         "commands", (commands.AttachResult,),
         {
+            403: "The endpoint's host is not in commands.attach_allowed_networks, or does not resolve "
+            "(endpoint_not_allowed).",
             404: "Unknown gateway, or the root node does not exist (unknown_node).",
             409: "Device id taken (duplicate_device).",
             422: "A field of the wrong type or out of range.",

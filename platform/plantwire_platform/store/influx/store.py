@@ -407,6 +407,9 @@ class InfluxStore:
     def add_audit(self, entry: AuditEntry) -> AuditEntry:
         return self._registry.audit.add(entry)
 
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        return self._registry.audit.prune(keep_rows, before_ts)
+
     def list_audit(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:

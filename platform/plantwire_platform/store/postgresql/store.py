@@ -470,6 +470,9 @@ class PostgresStore:
     def add_audit(self, entry: AuditEntry) -> AuditEntry:
         return self._run(catalog.add_audit(self._db, entry))
 
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        return self._run(catalog.prune_audit(self._db, keep_rows, before_ts))
+
     def list_audit(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:
