@@ -196,7 +196,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "POST", "/api/devices/{device}/move", "moveDevice",
         "Give a device to another gateway (audited): only its owner's meta, status and data are "
         "stored, and its commands go there.", "commands", (ownership.MoveResult,),
-        {404: "Unknown device (unknown_device).", **_STORE},
+        {404: "Unknown device (unknown_device).", 422: "A field of the wrong type.", **_STORE},
         path_params=DevicePath, body=ownership.MoveBody,
     ),
     Operation(
