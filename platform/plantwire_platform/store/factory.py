@@ -6,7 +6,7 @@ from pathlib import Path
 
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.model import Store
-from plantwire_platform.store.store_lock import LOCK_SUFFIX
+from plantwire_platform.store.store_lock import LOCK_SUFFIX, StoreInUse
 
 
 def store_lock_path(settings: PlatformSettings) -> tuple[Path, str]:
@@ -25,8 +25,10 @@ def open_store(settings: PlatformSettings) -> Store:
     """The backend named by `settings.store.backend`.
 
     Blocking: call it through `asyncio.to_thread`. Raises `ConfigError` for bad InfluxDB
-    credentials or bucket, `StoreError` for I/O problems. Backends are imported only when chosen,
-    so the InfluxDB and PostgreSQL clients are needed only where they are used.
+    credentials or bucket, `StoreError` for I/O problems, `StoreInUse` when another platform with
+    this client id holds the PostgreSQL schema (an advisory lock, held until the store closes).
+    Backends are imported only when chosen, so the InfluxDB and PostgreSQL clients are needed only
+    where they are used.
     """
     max_seq_jump = settings.ingest.max_seq_jump
     if settings.store.backend == "influxdb":
@@ -40,6 +42,13 @@ def open_store(settings: PlatformSettings) -> Store:
 
         postgres = PostgresStore.open(settings.store.postgresql)
         postgres.max_seq_jump = max_seq_jump
+        if not postgres.hold_instance_lock(f"client:{settings.client_id}"):
+            postgres.close()
+            raise StoreInUse(
+                f"another platform with client id {settings.client_id!r} is already running on "
+                f"PostgreSQL schema {settings.store.postgresql.schema_name!r}; give each worker its own "
+                "PLANTWIRE_CLIENT_ID"
+            )
         return postgres
     from plantwire_platform.store.sqlite import SqliteStore
 

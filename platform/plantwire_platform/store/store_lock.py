@@ -7,8 +7,10 @@ MQTT session). The file holds the holder's pid, for the message.
 
 Which file: the SQLite file's `<file>.lock`; for InfluxDB its registry side file's; for PostgreSQL
 `<data folder>/platform.lock` (the folder of `store.path`, where the tokens and identifiers live).
-PostgreSQL itself is not locked: workers of a shared group share one database by design
-(docs/scaling.md); each worker has its own data folder and its own client id.
+PostgreSQL is shared by workers of a shared group by design (docs/scaling.md), so the database is
+not locked whole: each worker locks its own data folder here, and the store holds an advisory lock
+named after the worker's MQTT client id (`PostgresStore.hold_instance_lock`), so two processes with
+one client id (one MQTT session) cannot both run on one schema.
 """
 
 from __future__ import annotations

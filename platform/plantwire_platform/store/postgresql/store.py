@@ -21,6 +21,7 @@ Errors of asyncpg and of the connection become `StoreError`; the ingest retries 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Coroutine, Sequence
 from typing import Any, Final, TypeVar
@@ -125,6 +126,7 @@ class PostgresStore:
         self._known_devices: set[str] = set()
         self._shard = random.randrange(_COUNTER_SHARDS)
         self._closed = False
+        self._instance_conn: asyncpg.pool.PoolConnectionProxy | None = None
         self.max_seq_jump = DEFAULT_MAX_SEQ_JUMP
         """Steps of `seq` beyond this are counted as jumps, not gaps (store/seq_tracking.py)."""
 
@@ -188,10 +190,31 @@ class PostgresStore:
         self._closed = True
         if self._pool is not None:
             try:
+                if self._instance_conn is not None:  # a released connection drops its advisory locks
+                    self._loop.run(self._pool.release(self._instance_conn), 10)
                 self._loop.run(self._pool.close(), 10)
             except (TimeoutError, asyncpg.PostgresError, OSError) as err:
                 log.warning("postgres_close_failed", error=_describe(err))
         self._loop.stop()
+
+    def hold_instance_lock(self, name: str) -> bool:
+        """Hold a session advisory lock named `name` (in this database and schema) until `close`;
+        False when another session holds it. The platform names it after its MQTT client id: two
+        processes with one client id on one database would take each other's MQTT session."""
+        key = int.from_bytes(
+            hashlib.blake2b(f"{self.settings.schema_name}\0{name}".encode(), digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        return self._run(self._hold(key))
+
+    async def _hold(self, key: int) -> bool:
+        conn = await self._db.acquire()
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            self._instance_conn = conn
+            return True
+        await self._db.release(conn)
+        return False
 
     def __enter__(self) -> PostgresStore:
         return self
