@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,14 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plantwire_platform.service import run_platform
+    from plantwire_platform.service import HttpPortInUse, run_platform
     from plantwire_platform.settings import PlatformSettings
+    from plantwire_platform.store.store_lock import StoreInUse
 
     settings = PlatformSettings.load(**overrides(args))
-    run_until_signalled(lambda: run_platform(settings))
+    try:
+        run_until_signalled(lambda: run_platform(settings))
+    except (StoreInUse, HttpPortInUse) as err:  # nothing was touched: one line, no traceback
+        print(f"plantwire platform: {err}", file=sys.stderr)
+        return 1
     return 0

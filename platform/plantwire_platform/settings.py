@@ -11,9 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from plantwire.config import ConfigError, MqttSettings, config_error
 from plantwire.settings_env import GATEWAY_SECTIONS, check_env_names
 from plantwire_platform.auth.auth_settings import AuthSettings
+from plantwire_platform.commands.command_settings import AuditSettings, CommandSettings
 from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.store.influx.settings import InfluxSettings
 from plantwire_platform.store.postgresql.settings import PostgresSettings
+from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP
 
 
 class HttpSettings(BaseModel):
@@ -57,6 +59,16 @@ class IngestSettings(BaseModel):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="MQTT shared-subscription group: workers of one group split the data messages",
     )
+    max_future_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Values stamped further ahead of the platform's clock are rejected (counted, not stored)",
+    )
+    max_seq_jump: int = Field(
+        default=DEFAULT_MAX_SEQ_JUMP,
+        ge=1,
+        description="A data message's seq further ahead of the device's last counts as a jump, not gaps",
+    )
 
 
 class AppsSettings(BaseModel):
@@ -94,6 +106,8 @@ class PlatformSettings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     apps: AppsSettings = AppsSettings()
     auth: AuthSettings = AuthSettings()
+    commands: CommandSettings = CommandSettings()
+    audit: AuditSettings = AuditSettings()
 
     identifiers: IdentifierSettings = Field(default_factory=IdentifierSettings)
 

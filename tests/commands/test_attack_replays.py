@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from cmdtest_plant import Plant, running_plant
 from plant_harness import until
 
+from plantwire import wire
 from plantwire.broker import MosquittoProcess
+from plantwire.config import MqttSettings
+from plantwire.mqtt_control import new_client
+from plantwire.timeunits import from_iso as iso_to_us
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +106,130 @@ async def test_unauthenticated_wrong_scope_and_cross_site_requests_change_nothin
         code, audit = await plant.request("GET", "/api/audit", params={"device": cnc})
         (entry,) = [e for e in audit["entries"] if e["action"] == "write"]
         assert (entry["user"], entry["outcome"]) == ("night-shift", "ok")
+
+
+class Forger:
+    """Someone with a broker connection publishing in the documented wire format (QoS 1)."""
+
+    def __init__(self, broker: MosquittoProcess, client_id: str) -> None:
+        self.client = new_client(MqttSettings(port=broker.port), client_id, clean_session=True)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    async def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        await asyncio.to_thread(info.wait_for_publish, 5)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def gauge(metrics: str, name: str) -> float:
+    (line,) = [line for line in metrics.splitlines() if line.startswith(f"plantwire_platform_{name} ")]
+    return float(line.split()[-1])
+
+
+async def test_forged_ownership_far_future_and_replayed_values_oversized_audit_and_public_attach(
+    mosquitto: MosquittoProcess, tmp_path: Path, unique_id: str
+) -> None:
+    cnc, evil = f"{unique_id}-cnc", f"{unique_id}-evil"
+    forger = Forger(mosquitto, f"{unique_id}-forger")
+    async with asyncio.timeout(90), running_plant(mosquitto, tmp_path, unique_id, {cnc: "cnc"}) as plant:
+        try:
+            await plant.start_gateway(list(plant.machines.values()))
+
+            async def streaming() -> bool:
+                return SETPOINT in await plant.latest(cnc)
+
+            await until(streaming)
+            _, device = await plant.request("GET", f"/api/devices/{cnc}")
+            endpoint = device["endpoint"]
+
+            # 1. A forged gateway publishes retained meta and status for cnc under its own id.
+            tag = wire.TagInfo(SETPOINT, "ns=2;s=x", "Double", writable=True)
+            fake_meta = wire.DeviceMeta(endpoint="opc.tcp://evil:4840", root="ns=2;s=x", tags=[tag])
+            await forger.publish(
+                wire.device_topic(evil, cnc, "meta"), wire.encode_meta(fake_meta), retain=True
+            )
+            status = wire.DeviceStatus(state="online", since=wire.now_us(), endpoint="opc.tcp://evil:4840")
+            await forger.publish(wire.device_topic(evil, cnc, "status"), wire.encode_device_status(status))
+
+            async def refused() -> bool:
+                async with plant.http.get("/metrics") as resp:
+                    text = await resp.text()
+                return 'ownership_rejected_total{kind="status"} 1' in text
+
+            await until(refused)
+            _, device = await plant.request("GET", f"/api/devices/{cnc}")
+            assert (device["gateway"], device["endpoint"]) == (unique_id, endpoint)
+            # ... so a REST write still reaches the real machine through its own gateway.
+            code, body = await plant.request("POST", f"/api/devices/{cnc}/write", json=WRITE)
+            assert (code, body["gateway"], body["value"]) == (200, unique_id, WRITE["value"])
+            # Only an admin moves a device, and the move is audited.
+            reader = await plant.new_token("viewer", "read")
+            move = f"/api/devices/{cnc}/move"
+            assert await raw(plant, "POST", move, json={"gateway": evil}, headers=reader) == 403
+            code, body = await plant.request("POST", move, json={"gateway": unique_id})
+            assert (code, body) == (200, {"device": cnc, "gateway": unique_id, "previous": unique_id})
+            code, body = await plant.request("POST", f"/api/devices/{cnc}-none/move", json={"gateway": evil})
+            assert (code, body["error"]["code"]) == (404, "unknown_device")
+            code, body = await plant.request("POST", move, json={"gateway": "not a gateway id"})
+            assert code == 422, body
+
+            # 2. Values stamped in year 9999, and seq 2^63-1, under the real gateway's id.
+            far = 253_402_300_799_000_000
+            batch = wire.DataBatch(2**63 - 1, wire.now_us(), [wire.Sample(SETPOINT, far, 9999.0)])
+            await forger.publish(wire.device_topic(unique_id, cnc, "data"), wire.encode_data(batch))
+            # 3. A replayed value: an old timestamp the store has, a different value, an old seq.
+            code, series = await plant.request(
+                "GET", "/api/series", params={"device": cnc, "tag": SETPOINT, "start": "-1h"}
+            )
+            first = series["points"][0]
+            replay = wire.DataBatch(1, wire.now_us(), [wire.Sample(SETPOINT, iso_to_us(first["ts"]), -1.0)])
+            await forger.publish(wire.device_topic(unique_id, cnc, "data"), wire.encode_data(replay))
+
+            async def counted() -> bool:
+                async with plant.http.get("/metrics") as resp:
+                    text = await resp.text()
+                return (
+                    'values_rejected_total{reason="future"} 1' in text and gauge(text, "seq_jumps_total") == 1
+                )
+
+            await until(counted)
+            latest = await plant.latest(cnc)
+            assert latest[SETPOINT] != 9999.0
+            code, series = await plant.request(
+                "GET", "/api/series", params={"device": cnc, "tag": SETPOINT, "start": "-1h"}
+            )
+            assert series["points"][0] == first  # the replay changed nothing
+            async with plant.http.get("/metrics") as resp:
+                metrics = await resp.text()
+            assert gauge(metrics, "seq_gaps_total") == 0  # gap counting survived seq 2^63-1
+
+            # 4. A 900 KB write: refused, and its audit row stays small.
+            code, body = await plant.request(
+                "POST", f"/api/devices/{cnc}/write", json={"tag": SETPOINT, "value": "A" * 900_000}
+            )
+            assert (code, body["error"]["code"]) == (422, "invalid_value")
+            assert len(body["error"]["message"]) < 1000
+            # 5. Attach aimed at a public address (the gateway would dial it): 403, nothing sent.
+            code, body = await plant.request(
+                "POST", f"/api/gateways/{unique_id}/devices", json={"endpoint": "opc.tcp://8.8.8.8:4840"}
+            )
+            assert (code, body["error"]["code"]) == (403, "endpoint_not_allowed")
+            async with plant.http.get("/api/audit") as resp:
+                text = await resp.text()
+            entries = orjson.loads(text)["entries"]
+            assert len(text) < 20_000
+            oversized = next(e for e in entries if e["action"] == "write" and e["outcome"] == "rejected")
+            assert "…[truncated: 900000 bytes" in oversized["request"]["value"]
+            assert [(e["action"], e["outcome"], e["http_status"]) for e in entries[:2]] == [
+                ("attach", "rejected", 403),
+                ("write", "rejected", 422),
+            ]
+            assert any(e["action"] == "move" and e["outcome"] == "ok" for e in entries)
+        finally:
+            await forger.publish(wire.device_topic(evil, cnc, "meta"), b"", retain=True)
+            forger.close()

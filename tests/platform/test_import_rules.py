@@ -29,7 +29,7 @@ ALLOWED: Final[dict[str, set[str]]] = {
     "identifiers": {"identifiers", "store"},
     "auth": {"auth"},
     "web": {"web", "apps", "auth", "commands", "ingest", "store", "settings", "identifiers"},
-    "settings": {"settings", "store", "auth", "identifiers"},
+    "settings": {"settings", "store", "auth", "identifiers", "commands"},
 }
 """Only `service` (the composition root) and `cli` import freely; nothing imports them but `cli`."""
 SERVICES: Final = ("ingest", "store", "commands", "apps", "builtin_apps", "identifiers", "auth")

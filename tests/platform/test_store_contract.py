@@ -366,3 +366,54 @@ def test_audit_entries_are_kept_newest_first_filtered_and_paged(store: Store, de
     assert [e.user for e in store.list_audit(limit=2, device=dev)] == ["user3", "user2"]
     assert [e.user for e in store.list_audit(device=dev, before_id=mine[1].id)] == ["user1", "user0"]
     assert store.list_audit(device=f"{dev}-none") == []
+
+
+# --- trust: device ownership and sequence jumps ----------------------------------------------------
+
+
+def test_a_device_belongs_to_the_gateway_that_registered_it_until_moved(store: Store, dev: str) -> None:
+    assert store.device_owner(dev) is None
+    assert store.claim_device(GW, dev) == GW
+    assert store.claim_device("forger", dev) == GW  # first come keeps it
+    store.apply_meta(GW, dev, meta(TagInfo("p", "ns=2;s=P", "Double")))
+    assert store.move_device(dev, "gw2") == GW
+    assert store.device_owner(dev) == "gw2" and store.claim_device(GW, dev) == "gw2"
+    device = store.get_device(dev)
+    assert device is not None and device.gateway == "gw2"  # commands follow the owner
+    assert store.move_device(dev + "-never-seen", "gw2") is None
+
+
+def test_a_device_registered_before_ownership_existed_keeps_its_gateway(store: Store, dev: str) -> None:
+    store.apply_device_status(
+        GW, dev, DeviceStatus(state="online", since=T0, endpoint="opc.tcp://press:4840")
+    )
+    assert store.claim_device("forger", dev) == GW
+
+
+def test_a_seq_jump_is_counted_but_neither_gaps_nor_moves_last_seq(store: Store, dev: str) -> None:
+    store.write_batches([batch(dev, 1, Sample("p", T0, 1.0))])
+    forged = store.write_batches([batch(dev, 2**63 - 1, Sample("p", T0 + S, 2.0))])
+    assert (forged.seq_gaps, forged.seq_jumps) == (0, 1)
+    later = store.write_batches([batch(dev, 3, Sample("p", T0 + 2 * S, 3.0))])
+    assert (later.stored, later.seq_gaps, later.seq_jumps) == (1, 1, 0)
+    device = store.get_device(dev)
+    assert device is not None and device.last_seq == 3
+    # A device first seen far along its numbering (a fresh store, a long-running gateway): a baseline.
+    other = dev + "-b"
+    first = store.write_batches([batch(other, 5_000_000, Sample("p", T0, 1.0))])
+    assert (first.seq_gaps, first.seq_jumps) == (0, 1)
+    assert store.write_batches([batch(other, 5_000_002, Sample("p", T0 + S, 1.0))]).seq_gaps == 1
+
+
+def test_audit_retention_deletes_old_entries_and_keeps_the_newest_rows(store: Store, dev: str) -> None:
+    from plantwire_platform.store.model import AuditEntry
+
+    def entry(i: int) -> AuditEntry:
+        return AuditEntry(0, T0 + i * S, "u", "write", GW, dev, None, {"i": i}, "ok", 200, 0, None, None)
+
+    for i in range(10):
+        store.add_audit(entry(i))
+    assert store.prune_audit(keep_rows=100, before_ts=T0 + 2 * S) == 2  # entries 0 and 1 are too old
+    assert store.prune_audit(keep_rows=5, before_ts=0) == 3  # the newest 5 stay
+    assert [e.request["i"] for e in store.list_audit(device=dev)] == [9, 8, 7, 6, 5]
+    assert store.prune_audit(keep_rows=5, before_ts=0) == 0

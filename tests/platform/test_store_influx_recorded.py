@@ -22,7 +22,15 @@ from plantwire.broker import free_port
 from plantwire.config import ConfigError
 from plantwire.wire import DataBatch, DeviceMeta, Sample, TagInfo
 from plantwire_platform.store.influx.store import InfluxSettings, InfluxStore
-from plantwire_platform.store.model import Bucket, IncomingBatch, LatestValue, Point, StoreError, WriteResult
+from plantwire_platform.store.model import (
+    AuditEntry,
+    Bucket,
+    IncomingBatch,
+    LatestValue,
+    Point,
+    StoreError,
+    WriteResult,
+)
 
 T0 = 1_700_000_000_000_000
 S = 1_000_000
@@ -371,3 +379,28 @@ async def test_write_errors_name_the_problem(influx: RecordedInflux, store: Infl
     async with asyncio.timeout(TIMEOUT):
         with pytest.raises(StoreError, match=r"not found \(404: bucket \"gone\" not found\)"):
             await asyncio.to_thread(store.write_batches, [batch(1, Sample("p", T0, 1.0))])
+
+
+async def test_ownership_seq_jumps_and_audit_retention_live_in_the_registry_file(
+    store: InfluxStore, tmp_path: Path
+) -> None:
+    """The InfluxDB backend keeps ownership and the audit in its local SQLite registry file; seq
+    jumps follow the same rule as the other backends (store/seq_tracking.py)."""
+
+    def run() -> None:
+        assert store.claim_device("gw", "press-1") == "gw"
+        assert store.claim_device("forger", "press-1") == "gw"
+        assert store.move_device("press-1", "gw2") == "gw"
+        assert store.device_owner("press-1") == "gw2"
+        store.write_batches([batch(1, Sample("p", T0, 1.0))])
+        jumped = store.write_batches([batch(2**63 - 1, Sample("p", T0 + S, 1.0))])
+        assert (jumped.seq_gaps, jumped.seq_jumps) == (0, 1)
+        assert store.write_batches([batch(2, Sample("p", T0 + 2 * S, 1.0))]).seq_gaps == 0
+        for i in range(3):
+            store.add_audit(
+                AuditEntry(0, T0 + i, "u", "write", None, "press-1", None, {}, "ok", 200, 0, None, None)
+            )
+        assert store.prune_audit(keep_rows=1, before_ts=0) == 2
+
+    async with asyncio.timeout(TIMEOUT):
+        await asyncio.to_thread(run)

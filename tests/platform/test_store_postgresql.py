@@ -18,6 +18,7 @@ from plantwire_platform.store.factory import open_store
 from plantwire_platform.store.model import IncomingBatch, StoreError
 from plantwire_platform.store.postgresql.schema import DAY_US
 from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
+from plantwire_platform.store.store_lock import StoreInUse
 
 T0 = 1_700_000_000_000_000
 
@@ -125,3 +126,23 @@ async def test_async_callers_use_it_through_threads(store: PostgresStore) -> Non
         result = await asyncio.to_thread(store.write_batches, [_batch("p", 1)])
         assert result.stored == 50
         assert await asyncio.to_thread(store.count_points) == 50
+
+
+def test_two_platforms_with_one_client_id_cannot_share_a_schema(
+    monkeypatch: pytest.MonkeyPatch, postgres_dsn: str, postgres_schema: str
+) -> None:
+    """Workers of a shared group share the database with their own client ids; two processes with
+    the same one would take each other's MQTT session, so the second stops at its store."""
+    monkeypatch.setenv("PLANTWIRE_STORE__BACKEND", "postgresql")
+    monkeypatch.setenv("PLANTWIRE_STORE__POSTGRESQL__DSN", postgres_dsn)
+    monkeypatch.setenv("PLANTWIRE_STORE__POSTGRESQL__SCHEMA_NAME", postgres_schema)
+    first = open_store(PlatformSettings.load(client_id="worker-a"))
+    try:
+        with pytest.raises(StoreInUse, match="client id 'worker-a' is already running"):
+            open_store(PlatformSettings.load(client_id="worker-a"))
+        other = open_store(PlatformSettings.load(client_id="worker-b"))  # another worker: fine
+        other.close()
+    finally:
+        first.close()
+    again = open_store(PlatformSettings.load(client_id="worker-a"))  # released with the store
+    again.close()

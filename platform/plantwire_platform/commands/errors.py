@@ -8,7 +8,16 @@ once, next to the kind of failure it describes.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
+
+MAX_MESSAGE: Final = 500
+"""An error message is at most this long: one quoting a 900 KB value must not answer with it."""
+
+
+def shortened(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[: MAX_MESSAGE - 40]}…[{len(message) - MAX_MESSAGE + 40} more characters]"
 
 
 class CommandError(Exception):
@@ -18,6 +27,7 @@ class CommandError(Exception):
     default_code: ClassVar[str] = "command_failed"
 
     def __init__(self, message: str, code: str | None = None) -> None:
+        message = shortened(message)
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
@@ -35,6 +45,13 @@ class NotWritable(CommandError):
 
     status = 403
     default_code = "tag_not_writable"
+
+
+class EndpointNotAllowed(CommandError):
+    """An attach endpoint outside `commands.attach_allowed_networks` (or a host that does not resolve)."""
+
+    status = 403
+    default_code = "endpoint_not_allowed"
 
 
 class UnknownTarget(CommandError):

@@ -12,11 +12,13 @@ checked at run time (a tag name that is not a string is a `BadCommand`, not a cr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from plantwire import wire
+from plantwire.logs import get_logger
+from plantwire_platform.commands.audit_bounds import bounded, cut
 from plantwire_platform.commands.bus import (
     DEFAULT_TIMEOUT_S,
     MAX_TIMEOUT_S,
@@ -33,6 +35,8 @@ from plantwire_platform.commands.checks import (
     check_write,
     device_id_for,
 )
+from plantwire_platform.commands.command_settings import DEFAULT_ATTACH_NETWORKS
+from plantwire_platform.commands.endpoint_policy import EndpointPolicy
 from plantwire_platform.commands.errors import (
     BadCommand,
     CommandConflict,
@@ -51,6 +55,8 @@ ATTACH_TIMEOUT_S: Final = 15.0
 """The gateway probes a new endpoint for up to 5 s; this leaves room for the round trip."""
 DETACHED: Final = "detached"
 MAX_AUDIT: Final = 1000
+DEFAULT_AUDIT_FIELD_BYTES: Final = 4096
+"""Longest request value or message an audit entry keeps (`audit.max_field_bytes`)."""
 COMMAND_STORE_THREADS: Final = 1
 """Commands are a few a minute: one thread for their store reads and audit writes."""
 
@@ -72,6 +78,7 @@ _REPLY_ERRORS: Final[dict[str, tuple[type[CommandError], str]]] = {
 }
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +160,14 @@ class GatewayView:
     devices: list[GatewayDevice] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class MoveDone:
+    device: str
+    gateway: str
+    previous: str
+    """The gateway that owned the device before."""
+
+
 class _Audit:
     """Collects what one command did, and writes one audit entry however it ends."""
 
@@ -209,6 +224,26 @@ def _command_id(raw: object) -> str | None:
         raise BadCommand(str(err)) from None
 
 
+_ATTACH_FAILURES: Final[dict[str, str]] = {
+    "device_unreachable": "the gateway cannot connect to the endpoint",
+    "unknown_node": "the device has no node at the given root",
+    "duplicate_device": "the gateway already has a device with this id or endpoint",
+    "device_configured": "the device is in the gateway's config file",
+    "invalid_value": "the gateway refused the attach arguments",
+    "device_refused": "the device refused the session",
+}
+
+
+def _without_remote_text(err: CommandError, gateway: str, device: str) -> CommandError:
+    """The same error with a fixed message: what a gateway or the endpoint's server said (an
+    arbitrary host's text, when attach is aimed at one) is logged, bounded, never echoed."""
+    if err.code in ("command_timeout", "broker_unavailable", "commands_unavailable"):
+        return err  # the platform's own words
+    log.info("attach_failed", gateway=gateway, device=device, code=err.code, detail=cut(err.message, 300))
+    text = _ATTACH_FAILURES.get(err.code, "the gateway could not attach the device")
+    return type(err)(f"{text} (code {err.code})", err.code)
+
+
 def _is_detached(record: DeviceRecord) -> bool:
     return record.state == "offline" and record.error == DETACHED
 
@@ -216,9 +251,20 @@ def _is_detached(record: DeviceRecord) -> bool:
 class CommandService:
     """Commands to devices, for REST clients and apps alike. `bus` None: no command connection."""
 
-    def __init__(self, store: Catalog, bus: CommandBus | None) -> None:
+    def __init__(
+        self,
+        store: Catalog,
+        bus: CommandBus | None,
+        on_moved: Callable[[str, str], None] | None = None,
+        audit_max_field_bytes: int = DEFAULT_AUDIT_FIELD_BYTES,
+        attach_policy: EndpointPolicy | None = None,
+    ) -> None:
         self._store = store
         self._bus = bus
+        self._attach_policy = attach_policy or EndpointPolicy(DEFAULT_ATTACH_NETWORKS)
+        self._audit_max = audit_max_field_bytes
+        self._on_moved = on_moved
+        """Told (device, gateway) after a move, e.g. ingest's ownership cache."""
         self._threads = StoreThreads("pw-commands", COMMAND_STORE_THREADS)
 
     def close(self) -> None:
@@ -413,6 +459,7 @@ class CommandService:
             if request.root is not None and not isinstance(request.root, str):
                 raise BadCommand("'root' must be a NodeId or a browse path")
             timeout = check_timeout(timeout_s, ATTACH_TIMEOUT_S)
+            await self._attach_policy.check(endpoint)
             devices = await self._threads.run(self._store.list_devices)
             self._gateway_known(gateway, devices)
             existing = next((d for d in devices if d.id == device), None)
@@ -430,7 +477,10 @@ class CommandService:
                 if value is not None:
                     args[key] = value
             command = make_command("attach", device, args, timeout, user, None)
-            outcome = await self._send(audit, gateway, command, timeout)
+            try:
+                outcome = await self._send(audit, gateway, command, timeout)
+            except CommandError as err:
+                raise _without_remote_text(err, gateway, device) from None
             result = outcome.reply.result
             return AttachDone(
                 Receipt.of(outcome, gateway),
@@ -454,8 +504,30 @@ class CommandService:
 
         return await audit.run(body())
 
+    async def move(self, user: str, device: str, gateway: str) -> MoveDone:
+        """Give `device` to `gateway` (an admin act, audited): from now on only that gateway's
+        meta, status and data of the device are stored, and its commands go there."""
+        audit = _Audit(self, user, "move", gateway, device)
+        audit.entry["request"] = {"gateway": gateway}
+
+        async def body() -> MoveDone:
+            try:
+                wire.check_id("gateway", gateway)
+            except wire.WireError as err:
+                raise BadCommand(str(err)) from None
+            previous = await self._threads.run(self._store.move_device, device, gateway)
+            if previous is None:
+                raise UnknownTarget(
+                    f"device {device!r} is not known; GET /api/devices lists them", "unknown_device"
+                )
+            if self._on_moved is not None:
+                self._on_moved(device, gateway)
+            return MoveDone(device, gateway, previous)
+
+        return await audit.run(body())
+
     async def add_audit(self, entry: AuditEntry) -> None:
-        await self._threads.run(self._store.add_audit, entry)
+        await self._threads.run(self._store.add_audit, bounded(entry, self._audit_max))
 
     # --- the audit log ----------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ from plantwire import wire
 from plantwire.logs import get_logger
 from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
 from plantwire.mqtt_control import disable_nagle, new_client
+from plantwire_platform.ingest.ownership import DeviceOwners
+from plantwire_platform.ingest.sample_window import WINDOW_REASONS, in_window
 from plantwire_platform.ingest.stats import IngestStats, LatencyHistogram, RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.model import IncomingBatch, Store, StoreError
@@ -141,12 +143,19 @@ class MqttIngest:
         self._writer = threading.Thread(target=self._writer_main, name="plantwire-ingest-writer", daemon=True)
         self._latency = LatencyHistogram()
         self._rejects = RateLimitedWarning(__name__, "mqtt_message_rejected")
+        self._refused = RateLimitedWarning(__name__, "ingest_message_refused")
+        self.owners = DeviceOwners(store)
+        """Device ownership (the API's device move tells it with `owners.moved`)."""
+        self._max_future_us = int(settings.ingest.max_future_s * 1_000_000)
         # Counters: each written by one thread only (paho's or the writer's), read by anyone.
         self._messages = 0
         self._decode_errors = dict.fromkeys(REJECT_REASONS, 0)
         self._points_stored = 0
         self._duplicates = 0
         self._seq_gaps = 0
+        self._seq_jumps = 0
+        self._ownership_rejected = dict.fromkeys(("data", "meta", "status"), 0)
+        self._values_rejected: dict[str, int] = dict.fromkeys(WINDOW_REASONS, 0)
         self._commits = 0
         self._last_commit_ms: float | None = None
         self._store_errors = 0
@@ -333,7 +342,7 @@ class MqttIngest:
         points = 0
         deadline = 0.0
         while True:
-            timeout = max(deadline - time.monotonic(), 0.0) if batches else None
+            timeout = max(deadline - time.monotonic(), 0.0) if acks else None
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
@@ -346,12 +355,17 @@ class MqttIngest:
             assert isinstance(item, _Received)
             decoded = item.decoded
             if decoded is not None and isinstance(decoded.body, wire.DataBatch):
-                if not batches:
+                if not acks:
                     deadline = time.monotonic() + interval
-                assert decoded.topic.device is not None
-                batches.append(IncomingBatch(decoded.topic.gateway, decoded.topic.device, decoded.body))
-                acks.append(item)
-                points += len(decoded.body.samples)
+                owned = self._owned(decoded)
+                if owned is None:
+                    continue  # abandoned while the store failed: leave it unacknowledged
+                acks.append(item)  # a refused message is acknowledged with the batch, never stored
+                if owned:
+                    assert decoded.topic.device is not None
+                    body = self._windowed(decoded)
+                    batches.append(IncomingBatch(decoded.topic.gateway, decoded.topic.device, body))
+                    points += len(body.samples)
                 if points >= max_points or time.monotonic() >= deadline:
                     self._commit(batches, acks)
                     batches, acks, points = [], [], 0
@@ -359,9 +373,41 @@ class MqttIngest:
             # Meta and status are rare: commit what came before them, so everything stays in order.
             self._commit(batches, acks)
             batches, acks, points = [], [], 0
-            if decoded is not None and not self._apply(decoded):
+            owned = True if decoded is None else self._owned(decoded)
+            if owned is None or (owned and decoded is not None and not self._apply(decoded)):
                 continue  # abandoned while the store failed: leave it unacknowledged
             self._ack([item])
+
+    def _owned(self, decoded: Decoded) -> bool | None:
+        """Whether the message's gateway owns its device (gateway status: always); None: abandoned."""
+        gateway, device = decoded.topic.gateway, decoded.topic.device
+        if device is None:
+            return True
+        allowed = False
+
+        def check() -> None:
+            nonlocal allowed
+            allowed = self.owners.allows(gateway, device)
+
+        if not self._retry("claim_device", check):
+            return None
+        if not allowed:
+            kind = decoded.topic.kind if decoded.topic.kind in self._ownership_rejected else "status"
+            self._ownership_rejected[kind] += 1
+            self._refused.warn("not_owner", gateway=gateway, device=device, kind=kind)
+        return allowed
+
+    def _windowed(self, decoded: Decoded) -> wire.DataBatch:
+        """The batch without values stamped outside the time window (counted and logged)."""
+        assert isinstance(decoded.body, wire.DataBatch)
+        windowed = in_window(decoded.body, wire.now_us(), self._max_future_us)
+        for reason, n in (("future", windowed.future), ("before_2000", windowed.before_2000)):
+            if n:
+                self._values_rejected[reason] += n
+                self._refused.warn(
+                    f"value_{reason}", gateway=decoded.topic.gateway, device=decoded.topic.device, values=n
+                )
+        return windowed.batch
 
     def _apply(self, decoded: Decoded) -> bool:
         topic, body = decoded.topic, decoded.body
@@ -413,6 +459,9 @@ class MqttIngest:
             self._points_stored += result.stored
             self._duplicates += result.duplicates
             self._seq_gaps += result.seq_gaps
+            if result.seq_jumps:
+                self._seq_jumps += result.seq_jumps
+                self._refused.warn("seq_jump", messages=result.seq_jumps)
             self._latency.add(commit_us, (s.ts for b in batches for s in b.batch.samples))
         self._ack(acks)
         if batches and self._on_committed is not None:
@@ -439,7 +488,10 @@ class MqttIngest:
             points_stored=self._points_stored,
             duplicates=self._duplicates,
             seq_gaps=self._seq_gaps,
+            seq_jumps=self._seq_jumps,
             decode_errors={reason: n for reason, n in self._decode_errors.items()},
+            ownership_rejected=dict(self._ownership_rejected),
+            values_rejected=dict(self._values_rejected),
             store_errors=self._store_errors,
             store_failing=self._store_failing,
             queue_depth=self._queue.qsize(),

@@ -27,6 +27,9 @@ class LatencySummary:
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    late: int = 0
+    """Points older than the last bucket (backfill after an outage, a wrong device clock); they rank
+    as the last bucket's bound, so no value can drive a percentile to infinity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,12 @@ class IngestStats:
     seq_gaps: int = 0
     decode_errors: dict[str, int] = field(default_factory=dict)
     """Rejected messages by reason (topic, json, oversized, schema)."""
+    ownership_rejected: dict[str, int] = field(default_factory=dict)
+    """Messages of a device from a gateway that does not own it, by kind (data, meta, status)."""
+    values_rejected: dict[str, int] = field(default_factory=dict)
+    """Values outside the time window, by reason (future, before_2000); their message's others are stored."""
+    seq_jumps: int = 0
+    """Data messages whose seq jumped beyond `ingest.max_seq_jump` (not counted as gaps)."""
     store_errors: int = 0
     store_failing: bool = False
     queue_depth: int = 0
@@ -80,11 +89,16 @@ class LatencyHistogram:
             self._total = 0
 
     def summary(self) -> LatencySummary:
-        """Count and p50/p95/p99 in ms (None when empty; inf past the last bucket)."""
+        """Count and p50/p95/p99 in ms (None when empty).
+
+        Points past the last bucket (`late`) rank as the last bucket's bound, never infinity: one
+        value stamped years ago must not turn a latency figure into +Inf.
+        """
         with self._lock:
             counts, total = list(self._counts), self._total
+        late = counts[-1]
         p50, p95, p99 = (_percentile(counts, total, q) for q in (0.50, 0.95, 0.99))
-        return LatencySummary(total, p50, p95, p99)
+        return LatencySummary(total, p50, p95, p99, late)
 
 
 def _percentile(counts: list[int], total: int, q: float) -> float | None:
@@ -95,8 +109,8 @@ def _percentile(counts: list[int], total: int, q: float) -> float | None:
     for index, n in enumerate(counts):
         seen += n
         if seen >= rank:
-            return LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else float("inf")
-    return float("inf")
+            return LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)]
+    return LATENCY_BOUNDS_MS[-1]
 
 
 class RateLimitedWarning:

@@ -103,3 +103,13 @@ class AuditTable:
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(max(0, min(limit, MAX_LIMIT)))
         return [_entry(row) for row in self._query(sql, params)]
+
+    def prune(self, keep_rows: int, before_ts: int) -> int:
+        """Delete entries older than `before_ts` and all but the newest `keep_rows`; how many went."""
+        with self._transaction() as conn:
+            aged = conn.execute("DELETE FROM audit WHERE ts < ?", (before_ts,)).rowcount
+            extra = conn.execute(
+                "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (keep_rows,),
+            ).rowcount
+        return int(aged) + int(extra)

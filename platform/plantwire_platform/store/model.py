@@ -44,6 +44,8 @@ class WriteResult:
     """Points already present (redelivered messages); ignored."""
     seq_gaps: int
     """Messages missing between consecutive sequence numbers seen in this write, per device, summed."""
+    seq_jumps: int = 0
+    """Messages whose `seq` jumped further than the store's `max_seq_jump` (store/seq_tracking.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,19 @@ class Catalog(Protocol):
 
     def list_tags(self, device: str) -> list[TagRecord]: ...
 
+    # --- device ownership (store/ownership_table.py): ingest claims, an admin moves --------------
+    def device_owner(self, device: str) -> str | None:
+        """The gateway that owns the device (None: no gateway has registered it yet)."""
+        ...
+
+    def claim_device(self, gateway: str, device: str) -> str:
+        """The device's owner, which becomes `gateway` if it has none yet (atomic)."""
+        ...
+
+    def move_device(self, device: str, gateway: str) -> str | None:
+        """Give the device to `gateway` (commands follow); the previous owner, None if unknown."""
+        ...
+
     # --- alarms (any thread; writes serialised inside the store) ----------------------------------
     def raise_alarm(
         self, app: str, device: str, tag: str, severity: str, message: str, ts: int
@@ -245,6 +260,10 @@ class Catalog(Protocol):
         self, limit: int = 100, device: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:
         """Newest first; `before_id` pages back."""
+        ...
+
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        """Retention: delete entries older than `before_ts` and all but the newest `keep_rows`."""
         ...
 
 

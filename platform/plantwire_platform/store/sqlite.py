@@ -43,6 +43,8 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
+from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
+from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 
 SCHEMA_VERSION: Final = 1
 BOOLEAN: Final = "Boolean"
@@ -163,8 +165,11 @@ def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[i
 class SqliteStore:
     """`Store` on one SQLite file. Write methods: one thread only. Read methods: any thread."""
 
-    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path, writer: sqlite3.Connection, max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP
+    ) -> None:
         self.path = path
+        self._max_seq_jump = max_seq_jump
         self._writer = writer
         self._series_ids: dict[tuple[str, str], int] = {}
         self._last_seq: dict[str, int] = {}
@@ -176,11 +181,12 @@ class SqliteStore:
         self._write_lock = threading.Lock()
         self._alarms = AlarmTable(self._transaction, self._query)
         self._audit = AuditTable(self._transaction, self._query)
+        self._owners = OwnerTable(self._transaction, self._query)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path) -> SqliteStore:
+    def open(cls, path: Path, max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP) -> SqliteStore:
         """Open (creating the file, its folders and the schema if needed) a store."""
         path = Path(path)
         try:
@@ -196,10 +202,11 @@ class SqliteStore:
             conn.executescript(_SCHEMA)
             conn.executescript(ALARMS_SCHEMA)
             conn.executescript(AUDIT_SCHEMA)
+            conn.executescript(OWNERS_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the store at {path}: {err}") from err
-        return cls(path, conn)
+        return cls(path, conn, max_seq_jump)
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -274,7 +281,7 @@ class SqliteStore:
 
     def write_batches(self, batches: Sequence[IncomingBatch]) -> WriteResult:
         total = 0
-        gaps = 0
+        gaps = jumps = 0
         with self._transaction() as conn:
             rows: list[tuple[int, int, JsonValue, int]] = []
             seq_updates: dict[str, int] = {}
@@ -284,12 +291,10 @@ class SqliteStore:
                 last = seq_updates.get(device)
                 if last is None:
                     last = self._device_last_seq(conn, item.gateway, device)
-                seq = item.batch.seq
-                if seq > last:
-                    gaps += seq - last - 1
-                    seq_updates[device] = seq
-                else:
-                    seq_updates.setdefault(device, last)
+                step = advance(last, item.batch.seq, self._max_seq_jump)
+                gaps += step.gaps
+                jumps += step.jumped
+                seq_updates[device] = step.last
                 for s in item.batch.samples:
                     sid = series_ids.get((device, s.tag))
                     if sid is None:
@@ -306,7 +311,7 @@ class SqliteStore:
             conn.executemany("UPDATE devices SET last_seq = ? WHERE id = ?", changed)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
         self._last_seq.update(seq_updates)
-        return WriteResult(stored=stored, duplicates=total - stored, seq_gaps=gaps)
+        return WriteResult(stored=stored, duplicates=total - stored, seq_gaps=gaps, seq_jumps=jumps)
 
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
         with self._transaction() as conn:
@@ -319,6 +324,15 @@ class SqliteStore:
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
         with self._transaction() as conn:
             registry.apply_gateway_status(conn, gateway, status)
+
+    def device_owner(self, device: str) -> str | None:
+        return self._owners.owner(device)
+
+    def claim_device(self, gateway: str, device: str) -> str:
+        return self._owners.claim(gateway, device)
+
+    def move_device(self, device: str, gateway: str) -> str | None:
+        return self._owners.move(device, gateway)
 
     # --- read side -------------------------------------------------------------------------------
 
@@ -469,6 +483,9 @@ class SqliteStore:
 
     def add_audit(self, entry: AuditEntry) -> AuditEntry:
         return self._audit.add(entry)
+
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        return self._audit.prune(keep_rows, before_ts)
 
     def list_audit(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None

@@ -15,7 +15,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from plantwire_platform.web.api_models import apps, commands, data
+from plantwire_platform.web.api_models import apps, commands, data, ownership
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
 from plantwire_platform.web.query_params import SeriesParams
 
@@ -163,6 +163,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Attach an OPC UA endpoint to a running gateway: probed, stored, streaming within seconds.",
         "commands", (commands.AttachResult,),
         {
+            403: "The endpoint's host is not in commands.attach_allowed_networks, or does not resolve "
+            "(endpoint_not_allowed).",
             404: "Unknown gateway, or the root node does not exist (unknown_node).",
             409: "Device id taken (duplicate_device).",
             422: "A field of the wrong type or out of range.",
@@ -191,8 +193,15 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         path_params=commands.GatewayDevicePath, query=commands.DetachQuery,
     ),
     Operation(
+        "POST", "/api/devices/{device}/move", "moveDevice",
+        "Give a device to another gateway (audited): only its owner's meta, status and data are "
+        "stored, and its commands go there.", "commands", (ownership.MoveResult,),
+        {404: "Unknown device (unknown_device).", 422: "A field of the wrong type.", **_STORE},
+        path_params=DevicePath, body=ownership.MoveBody,
+    ),
+    Operation(
         "GET", "/api/audit", "listAudit",
-        "Every write, call, attach and detach (refused ones too), newest first.", "commands",
+        "Every write, call, attach, detach and move (refused ones too), newest first.", "commands",
         (commands.AuditList,), _STORE, query=commands.AuditQuery,
     ),
     # --- apps ---

@@ -27,6 +27,7 @@ from plantwire_platform.web.route_access import PLATFORM_ROUTE_ACCESS
 from plantwire_platform.web.routes_apps import add_app_routes
 from plantwire_platform.web.routes_commands import add_command_routes
 from plantwire_platform.web.routes_data import add_data_routes
+from plantwire_platform.web.routes_ownership import add_ownership_routes
 from plantwire_platform.web.runtime import RUNTIME_KEY, PlatformRuntime
 from plantwire_platform.web.stream import add_stream_routes
 from plantwire_platform.web.token_routes import add_token_routes
@@ -40,6 +41,7 @@ def create_app(runtime: PlatformRuntime) -> web.Application:
     add_openapi_route(app, openapi_document(plantwire.__version__))
     add_health_routes(app)
     add_command_routes(app)
+    add_ownership_routes(app)
     add_stream_routes(app)
     add_page_routes(app)
     add_app_routes(app)

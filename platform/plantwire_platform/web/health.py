@@ -88,6 +88,28 @@ def _ingest_metrics(out: MetricsText, stats: IngestStats) -> None:
         "reason",
         stats.decode_errors,
     )
+    out.counter(
+        "seq_jumps_total", "Data messages whose seq jumped beyond ingest.max_seq_jump.", stats.seq_jumps
+    )
+    out.labelled(
+        "counter",
+        "ownership_rejected_total",
+        "Messages of a device from a gateway that does not own it (not stored), by kind.",
+        "kind",
+        stats.ownership_rejected,
+    )
+    out.labelled(
+        "counter",
+        "values_rejected_total",
+        "Values stamped outside the time window (not stored), by reason.",
+        "reason",
+        stats.values_rejected,
+    )
+    out.counter(
+        "late_points_total",
+        "Points older than the latency histogram's last bucket (backfill); quantiles cap there.",
+        stats.latency.late,
+    )
     out.counter("store_errors_total", "Failed store writes (retried).", stats.store_errors)
     out.counter("commits_total", "Store commits.", stats.commits)
     out.counter("mqtt_reconnects_total", "MQTT connections after the first.", stats.reconnects)

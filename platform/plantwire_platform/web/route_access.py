@@ -44,6 +44,7 @@ PLATFORM_ROUTE_ACCESS: Final[RouteTable] = {
     # changing the platform
     ("POST", "/api/gateways/{gateway}/devices"): ADMIN,
     ("DELETE", "/api/gateways/{gateway}/devices/{device}"): ADMIN,
+    ("POST", "/api/devices/{device}/move"): ADMIN,
     ("POST", "/api/apps/{app_id}/enable"): ADMIN,
     ("POST", "/api/apps/{app_id}/disable"): ADMIN,
     ("POST", "/api/apps/{app_id}/restart"): ADMIN,

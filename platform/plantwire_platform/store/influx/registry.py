@@ -25,6 +25,7 @@ from plantwire_platform.store import registry
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store.model import DeviceRecord, StoreError, TagRecord
+from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -77,6 +78,7 @@ class InfluxRegistry:
         }
         self.alarms = AlarmTable(self._transaction, self._query)
         self.audit = AuditTable(self._transaction, self._query)
+        self.owners = OwnerTable(self._transaction, self._query)
 
     @classmethod
     def open(cls, path: Path) -> InfluxRegistry:
@@ -87,6 +89,7 @@ class InfluxRegistry:
             conn.executescript(_SCHEMA)
             conn.executescript(ALARMS_SCHEMA)
             conn.executescript(AUDIT_SCHEMA)
+            conn.executescript(OWNERS_SCHEMA)
             ensure_derived_column(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the InfluxDB registry at {path}: {err}") from err

@@ -72,6 +72,7 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
+from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 
 __all__ = [
     "FIELDS",
@@ -165,6 +166,8 @@ class InfluxStore:
         self._loop = loop
         self._client: InfluxDBClientAsync | None = None
         self._closed = False
+        self.max_seq_jump = DEFAULT_MAX_SEQ_JUMP
+        """Steps of `seq` beyond this are counted as jumps, not gaps (store/seq_tracking.py)."""
         self.write_attempts_failed = 0
         """Failed HTTP write attempts since start (each was retried); for stats and tests."""
 
@@ -261,7 +264,7 @@ class InfluxStore:
         last_data: dict[str, int] = {}
         new_series: dict[tuple[str, str], str | None] = {}
         keys: dict[tuple[str, str, str], str] = {}
-        duplicates = gaps = dropped = 0
+        duplicates = gaps = dropped = jumps = 0
         for item in batches:
             device, gateway = item.device, item.gateway
             gateways.setdefault(device, gateway)
@@ -270,9 +273,11 @@ class InfluxStore:
                 last = registry.last_seq(device)
             seq = item.batch.seq
             redelivery = seq <= last
-            if not redelivery:
-                gaps += seq - last - 1
-                seq_now[device] = seq
+            step = advance(last, seq, self.max_seq_jump)
+            gaps += step.gaps
+            jumps += step.jumped
+            if step.last != last:
+                seq_now[device] = step.last
             for s in item.batch.samples:
                 if not 0 <= s.ts <= MAX_TIME_US:
                     dropped += 1
@@ -305,7 +310,7 @@ class InfluxStore:
                 stored=stored,
             )
         )
-        return WriteResult(stored=stored, duplicates=duplicates + dropped, seq_gaps=gaps)
+        return WriteResult(stored=stored, duplicates=duplicates + dropped, seq_gaps=gaps, seq_jumps=jumps)
 
     async def _write_lines(self, lines: list[str]) -> None:
         s = self.settings
@@ -402,6 +407,9 @@ class InfluxStore:
     def add_audit(self, entry: AuditEntry) -> AuditEntry:
         return self._registry.audit.add(entry)
 
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        return self._registry.audit.prune(keep_rows, before_ts)
+
     def list_audit(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:
@@ -426,6 +434,15 @@ class InfluxStore:
 
     def list_tags(self, device: str) -> list[TagRecord]:
         return self._registry.list_tags(device)
+
+    def device_owner(self, device: str) -> str | None:
+        return self._registry.owners.owner(device)
+
+    def claim_device(self, gateway: str, device: str) -> str:
+        return self._registry.owners.claim(gateway, device)
+
+    def move_device(self, device: str, gateway: str) -> str | None:
+        return self._registry.owners.move(device, gateway)
 
     def count_points(self) -> int:
         """Points stored through this registry (a counter, so health checks never scan InfluxDB)."""

@@ -240,3 +240,14 @@ async def list_audit(
         values[7] = orjson.loads(values[7])
         out.append(AuditEntry(*values))
     return out
+
+
+async def prune_audit(pool: asyncpg.Pool, keep_rows: int, before_ts: int) -> int:
+    """Delete entries older than `before_ts` and all but the newest `keep_rows`; how many went."""
+    async with pool.acquire() as conn, conn.transaction():
+        aged = await conn.execute("DELETE FROM audit WHERE ts < $1", before_ts)
+        extra = await conn.execute(
+            "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET $1)",
+            keep_rows,
+        )
+    return int(aged.split()[-1]) + int(extra.split()[-1])

@@ -21,6 +21,7 @@ Errors of asyncpg and of the connection become `StoreError`; the ingest retries 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Coroutine, Sequence
 from typing import Any, Final, TypeVar
@@ -45,7 +46,7 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store.postgresql import catalog, schema
+from plantwire_platform.store.postgresql import catalog, ownership, schema
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -54,6 +55,7 @@ from plantwire_platform.store.postgresql.values import (
     from_columns,
     to_columns,
 )
+from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 
 __all__ = ["PostgresSettings", "PostgresStore"]
 
@@ -124,6 +126,9 @@ class PostgresStore:
         self._known_devices: set[str] = set()
         self._shard = random.randrange(_COUNTER_SHARDS)
         self._closed = False
+        self._instance_conn: asyncpg.pool.PoolConnectionProxy | None = None
+        self.max_seq_jump = DEFAULT_MAX_SEQ_JUMP
+        """Steps of `seq` beyond this are counted as jumps, not gaps (store/seq_tracking.py)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class PostgresStore:
         try:
             async with self._pool.acquire() as conn:
                 self.points_kind = await schema.create(conn, s.schema_name, s.timescaledb, self._width)
+                await ownership.create(conn)
                 if self.points_kind == "partitioned":
                     today = now_us() // self._width
                     await schema.create_partitions(
@@ -184,10 +190,31 @@ class PostgresStore:
         self._closed = True
         if self._pool is not None:
             try:
+                if self._instance_conn is not None:  # a released connection drops its advisory locks
+                    self._loop.run(self._pool.release(self._instance_conn), 10)
                 self._loop.run(self._pool.close(), 10)
             except (TimeoutError, asyncpg.PostgresError, OSError) as err:
                 log.warning("postgres_close_failed", error=_describe(err))
         self._loop.stop()
+
+    def hold_instance_lock(self, name: str) -> bool:
+        """Hold a session advisory lock named `name` (in this database and schema) until `close`;
+        False when another session holds it. The platform names it after its MQTT client id: two
+        processes with one client id on one database would take each other's MQTT session."""
+        key = int.from_bytes(
+            hashlib.blake2b(f"{self.settings.schema_name}\0{name}".encode(), digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        return self._run(self._hold(key))
+
+    async def _hold(self, key: int) -> bool:
+        conn = await self._db.acquire()
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            self._instance_conn = conn
+            return True
+        await self._db.release(conn)
+        return False
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -232,12 +259,12 @@ class PostgresStore:
         await self._ensure_partitions(records)
         async with self._db.acquire() as conn, conn.transaction():
             last = await self._lock_devices(conn, gateways)
-            gaps = 0
+            gaps = jumps = 0
             for b in batches:
-                seq, before = b.batch.seq, last[b.device]
-                if seq > before:
-                    gaps += seq - before - 1
-                    last[b.device] = seq
+                step = advance(last[b.device], b.batch.seq, self.max_seq_jump)
+                gaps += step.gaps
+                jumps += step.jumped
+                last[b.device] = step.last
             stored = await self._insert_points(conn, records)
             await conn.execute(
                 "UPDATE devices d SET last_seq = v.seq FROM unnest($1::text[], $2::bigint[]) AS v(id, seq) "
@@ -246,7 +273,7 @@ class PostgresStore:
                 list(last.values()),
             )
         self._known_devices.update(last)
-        return WriteResult(stored=stored, duplicates=len(records) - stored, seq_gaps=gaps)
+        return WriteResult(stored=stored, duplicates=len(records) - stored, seq_gaps=gaps, seq_jumps=jumps)
 
     async def _lock_devices(self, conn: asyncpg.Connection, gateways: dict[str, str]) -> dict[str, int]:
         """Lock the devices' rows in id order (registering unknown ones); their last sequence numbers.
@@ -386,6 +413,15 @@ class PostgresStore:
     def list_tags(self, device: str) -> list[TagRecord]:
         return [TagRecord(*r) for r in self._fetch(catalog.TAGS_SELECT, device)]
 
+    def device_owner(self, device: str) -> str | None:
+        return self._run(ownership.owner(self._db, device))
+
+    def claim_device(self, gateway: str, device: str) -> str:
+        return self._run(ownership.claim(self._db, gateway, device))
+
+    def move_device(self, device: str, gateway: str) -> str | None:
+        return self._run(ownership.move(self._db, device, gateway))
+
     def latest(self, device: str) -> list[LatestValue]:
         return [
             LatestValue(tag, ts, from_columns(f, i, s, data_type), status, unit)
@@ -456,6 +492,9 @@ class PostgresStore:
 
     def add_audit(self, entry: AuditEntry) -> AuditEntry:
         return self._run(catalog.add_audit(self._db, entry))
+
+    def prune_audit(self, keep_rows: int, before_ts: int) -> int:
+        return self._run(catalog.prune_audit(self._db, keep_rows, before_ts))
 
     def list_audit(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None

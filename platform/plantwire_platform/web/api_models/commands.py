@@ -209,7 +209,7 @@ class AuditRecord(Strict):
     id: int
     ts: Time
     user: str
-    action: Literal["write", "call", "attach", "detach"]
+    action: Literal["write", "call", "attach", "detach", "move"]
     gateway: str | None
     device: str | None
     command_id: str | None
