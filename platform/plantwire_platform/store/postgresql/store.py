@@ -29,6 +29,7 @@ import asyncpg
 
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
+from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
     AGGREGATES,
@@ -378,6 +379,18 @@ class PostgresStore:
 
     def list_devices(self) -> list[DeviceRecord]:
         return [DeviceRecord(*r) for r in self._fetch(catalog.DEVICE_SELECT + " ORDER BY d.id")]
+
+    def page_devices(self, query: DeviceQuery) -> DevicePage:
+        where, params = catalog.device_where(query)
+        total = int(self._run(self._db.fetchval("SELECT count(*) FROM devices" + where, *params)))
+        if query.limit <= 0 or query.offset >= total:
+            return DevicePage([], total)
+        n = len(params)
+        ids = f"SELECT id FROM devices{where} ORDER BY id LIMIT ${n + 1} OFFSET ${n + 2}"
+        rows = self._fetch(
+            f"{catalog.DEVICE_SELECT} WHERE d.id IN ({ids}) ORDER BY d.id", *params, query.limit, query.offset
+        )
+        return DevicePage([DeviceRecord(*r) for r in rows], total)
 
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._fetch(catalog.DEVICE_SELECT + " WHERE d.id = $1", device)
