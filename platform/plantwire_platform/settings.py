@@ -14,6 +14,7 @@ from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.store.influx.settings import InfluxSettings
 from plantwire_platform.store.postgresql.settings import PostgresSettings
+from plantwire_platform.store.retention import RetentionSettings
 
 
 class HttpSettings(BaseModel):
@@ -45,6 +46,7 @@ class StoreSettings(BaseModel):
     queue_max_messages: int = Field(
         default=5000, ge=1, description="Decoded messages waiting for the writer; a full queue slows MQTT"
     )
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 class IngestSettings(BaseModel):

@@ -4,7 +4,7 @@ Why it looks like this (measured with bench/store.py):
 
 - `points` is a WITHOUT ROWID table keyed (series_id, ts): the key *is* the table, so an insert is
   one B-tree write, a series read is a range scan, and `INSERT OR IGNORE` on the key makes a
-  redelivered message a no-op (idempotent writes, counted through `total_changes`).
+  redelivered message a no-op (idempotent writes, counted through the statement's row count).
 - A plant's writes interleave across many series (random B-tree inserts), so the cost is dominated
   by commits: the ingest writer groups many messages into one transaction (`write_batches`).
 - WAL with synchronous=NORMAL: readers never wait for the writer; a power cut may lose the last
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value, now_us
-from plantwire_platform.store import registry
+from plantwire_platform.store import registry, sqlite_rollups
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
@@ -44,6 +44,7 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
+from plantwire_platform.store.retention import Horizons
 
 SCHEMA_VERSION: Final = 1
 BOOLEAN: Final = "Boolean"
@@ -161,6 +162,23 @@ def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[i
     ]
 
 
+def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValue, int]]) -> int:
+    """Insert the rows, duplicates ignored; returns how many were new.
+
+    The statement's own row count: the rollup trigger's rows (store.sqlite_rollups) are not in it.
+    An integer beyond 64 bits (only a caller bypassing the wire decoder, or an app, can send one)
+    undoes the partial insert and is kept as a float.
+    """
+    conn.execute("SAVEPOINT insert_points")
+    try:
+        cursor = conn.executemany(_INSERT_POINT, rows)
+    except OverflowError:
+        conn.execute("ROLLBACK TO insert_points")
+        cursor = conn.executemany(_INSERT_POINT, _clamp_ints(rows))
+    conn.execute("RELEASE insert_points")
+    return cursor.rowcount
+
+
 class SqliteStore:
     """`Store` on one SQLite file. Write methods: one thread only. Read methods: any thread."""
 
@@ -198,6 +216,7 @@ class SqliteStore:
             conn.executescript(ALARMS_SCHEMA)
             conn.executescript(AUDIT_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            sqlite_rollups.migrate(conn, now_us())
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the store at {path}: {err}") from err
         return cls(path, conn)
@@ -297,12 +316,7 @@ class SqliteStore:
                         sid = self._series_id(conn, device, s.tag, s.value)
                     rows.append((sid, s.ts, s.value, s.status))
             total = len(rows)
-            before = conn.total_changes
-            try:
-                conn.executemany(_INSERT_POINT, rows)
-            except OverflowError:  # only a caller bypassing the wire decoder can send one; costs nothing else
-                conn.executemany(_INSERT_POINT, _clamp_ints(rows))
-            stored = conn.total_changes - before
+            stored = _insert_points(conn, rows)
             changed = [(seq, dev) for dev, seq in seq_updates.items() if seq != self._last_seq[dev]]
             conn.executemany("UPDATE devices SET last_seq = ? WHERE id = ?", changed)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
@@ -388,7 +402,9 @@ class SqliteStore:
             return []
         sid, data_type = info
         boolean = data_type == BOOLEAN and agg in ("min", "max", "last")
-        rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])
+        rows: list[Any] | None = sqlite_rollups.bucket_rows(self._query, sid, start, end, every, agg)
+        if rows is None:
+            rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])
         return [Bucket(b, _bool_value(v) if boolean else v, n) for b, v, n in rows]
 
     def _bucket_rows(self, sid: int, start: int, end: int, every: int, agg_sql: str) -> list[Any]:
@@ -421,6 +437,10 @@ class SqliteStore:
     def count_points(self) -> int:
         return int(self._query("SELECT value FROM counters WHERE name = 'points'")[0][0])
 
+    def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
+        """Retention per tier (store.retention); the rollups' tables are store.sqlite_rollups'."""
+        return sqlite_rollups.enforce_retention(self._transaction, self._query, horizons)
+
     # --- apps: derived series and alarms ---------------------------------------------------------
 
     def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
@@ -444,12 +464,7 @@ class SqliteStore:
                         (app, p.unit, sid),
                     )
                 rows.append((sid, p.ts, p.value, p.status))
-            before = conn.total_changes
-            try:
-                conn.executemany(_INSERT_POINT, rows)
-            except OverflowError:  # an app emitted an integer beyond 64 bits: keep it as a float
-                conn.executemany(_INSERT_POINT, _clamp_ints(rows))
-            stored = conn.total_changes - before
+            stored = _insert_points(conn, rows)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
         return stored
 

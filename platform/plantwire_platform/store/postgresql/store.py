@@ -46,7 +46,7 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store.postgresql import catalog, schema
+from plantwire_platform.store.postgresql import catalog, rollups, schema
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -55,6 +55,7 @@ from plantwire_platform.store.postgresql.values import (
     from_columns,
     to_columns,
 )
+from plantwire_platform.store.retention import Horizons
 
 __all__ = ["PostgresSettings", "PostgresStore"]
 
@@ -124,6 +125,8 @@ class PostgresStore:
         self._partitions: set[int] = set()
         self._known_devices: set[str] = set()
         self._shard = random.randrange(_COUNTER_SHARDS)
+        self.rollups = False
+        """Whether bucketed queries may read rollups (not on a TimescaleDB hypertable)."""
         self._closed = False
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -166,6 +169,9 @@ class PostgresStore:
         try:
             async with self._pool.acquire() as conn:
                 self.points_kind = await schema.create(conn, s.schema_name, s.timescaledb, self._width)
+                if self.points_kind == "partitioned":
+                    await rollups.create(conn, s.schema_name, now_us())
+                    self.rollups = True
                 if self.points_kind == "partitioned":
                     today = now_us() // self._width
                     await schema.create_partitions(
@@ -429,6 +435,12 @@ class PostgresStore:
             return []
         sid, data_type = info
         typed = data_type if agg in ("min", "max", "last") else None
+        rolled = rollups.bucket_rows(self._fetch, sid, start, end, every, agg) if self.rollups else None
+        if rolled is not None:
+            return [
+                Bucket(b, from_columns(None, v, None, typed) if type(v) is int else v, n)
+                for b, v, n in rolled
+            ]
         sql = (
             f"SELECT {_BUCKET_START} AS b, {_AGG_SQL[agg]}, count(*) FROM points "
             "WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b ORDER BY b"
@@ -442,6 +454,10 @@ class PostgresStore:
                 value = from_columns(f, i, s, typed)
             out.append(Bucket(b, value, n))
         return out
+
+    def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
+        """Retention per tier (store.retention), in store.postgresql.rollups."""
+        return self._run(rollups.enforce_retention(self._db, horizons, self._shard))
 
     def count_points(self) -> int:
         return int(self._run(self._db.fetchval("SELECT coalesce(sum(points), 0) FROM counters")))
