@@ -199,7 +199,7 @@ def test_an_older_sqlite_file_gets_its_points_rolled_up_when_opened(tmp_path: Pa
         want = {agg: s.buckets("press", "mixed", T0 - DAY, T0 + 2 * DAY, HOUR, agg) for agg in AGGREGATES}
     conn = sqlite3.connect(path)  # as the file was before rollups
     conn.executescript(
-        "DROP TRIGGER points_rollup; DROP TABLE rollup_1m; DROP TABLE rollup_1h;"
+        "DROP TABLE rollup_1m; DROP TABLE rollup_1h;"
         "DROP TABLE rollup_text_series; DROP TABLE rollup_horizon; DROP TABLE store_steps;"
     )
     conn.close()

@@ -165,7 +165,8 @@ def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[i
 def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValue, int]]) -> int:
     """Insert the rows, duplicates ignored; returns how many were new.
 
-    The statement's own row count: the rollup trigger's rows (store.sqlite_rollups) are not in it.
+    The statement's own row count: the rollup trigger's rows are not in it. The new points are
+    then rolled up (store.sqlite_rollups), in the same transaction.
     An integer beyond 64 bits (only a caller bypassing the wire decoder, or an app, can send one)
     undoes the partial insert and is kept as a float.
     """
@@ -176,6 +177,7 @@ def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValu
         conn.execute("ROLLBACK TO insert_points")
         cursor = conn.executemany(_INSERT_POINT, _clamp_ints(rows))
     conn.execute("RELEASE insert_points")
+    sqlite_rollups.flush(conn)
     return cursor.rowcount
 
 
@@ -217,6 +219,8 @@ class SqliteStore:
             conn.executescript(AUDIT_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             sqlite_rollups.migrate(conn, now_us())
+            conn.execute("PRAGMA temp_store=MEMORY")
+            sqlite_rollups.attach_writer(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the store at {path}: {err}") from err
         return cls(path, conn)

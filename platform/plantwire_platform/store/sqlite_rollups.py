@@ -1,10 +1,13 @@
-"""Rollups in the SQLite store: tables, the trigger that maintains them, their queries and retention.
+"""Rollups in the SQLite store: tables, how the writer maintains them, their queries and retention.
 
-A trigger on `points` (AFTER INSERT) upserts the point into `rollup_1m` and `rollup_1h`. SQLite
-fires it only for rows really inserted: a point `INSERT OR IGNORE` skips as a duplicate never
-reaches the rollups, so they follow the raw dedup exactly, in the same transaction (a rolled-back
-write leaves no trace in them either). A series that stores a text value (strings, arrays and
-structures as JSON text) is noted in `rollup_text_series`; its `last` is read from raw points.
+A temporary trigger of the writer connection (AFTER INSERT on `points`) notes each newly stored
+point in a temporary table; after its insert, the writer's `flush` merges them, grouped, into
+`rollup_1m` and `rollup_1h` (one upsert per series and bucket, not per point: measured in
+bench/rollups.py) in the same transaction. SQLite fires the trigger only for rows really
+inserted: a point `INSERT OR IGNORE` skips as a duplicate never reaches the rollups, so they
+follow the raw dedup exactly (a rolled-back write leaves no trace in them either). A series that
+stores a text value (strings, arrays and structures as JSON text) is noted in
+`rollup_text_series`; its `last` is read from raw points.
 
 The schema is one migration step of its own (`STEP`, kept in `store_steps`), independent of the
 store's `user_version`: opening an older file creates the tables and trigger and rolls up the
@@ -51,25 +54,55 @@ CREATE TABLE IF NOT EXISTS {tier.table} (
 ) WITHOUT ROWID;"""
 
 
-def _upsert_sql(tier: Tier, v: str, ts: str, sid: str) -> str:
-    """One point (column expressions v, ts, sid) into the tier."""
-    num = _NUM.format(v=v)
+def _group_sql(tier: Tier, source: str) -> str:
+    """`source`'s rows grouped per (series, bucket of the tier) into `temp.new_<tier>`.
+
+    The source is `temp.new_points` (points) for the finest tier, else the next finer tier's
+    groups: an hour is rolled up from its minutes, not from its points again.
+    """
+    if source == "new_points":
+        num = _NUM.format(v="value")
+        agg = (
+            f"count(*) AS count, count({num}) AS n, min({num}) AS vmin, max({num}) AS vmax, "
+            f"sum(CAST({num} AS REAL)) AS vsum, min(ts) AS first_ts, max(ts) AS last_ts"
+        )
+        key, first, last = "ts", "f.ts = g.first_ts", "l.ts = g.last_ts"
+        first_value, last_value = "f.value", "l.value"
+    else:
+        agg = (
+            "sum(count) AS count, sum(n) AS n, min(vmin) AS vmin, max(vmax) AS vmax, sum(vsum) AS vsum, "
+            "min(first_ts) AS first_ts, max(last_ts) AS last_ts"
+        )
+        key, first_value, last_value = "bucket", "f.first_value", "l.last_value"
+        finer = next(t for t in TIERS if f"new_{t.name}" == source)
+        first = f"f.bucket = g.first_ts - g.first_ts % {finer.width}"
+        last = f"l.bucket = g.last_ts - g.last_ts % {finer.width}"
     return f"""
-    INSERT INTO {tier.table} VALUES (
-        {sid}, {ts} - {ts} % {tier.width}, 1, {num} IS NOT NULL, {num}, {num}, CAST({num} AS REAL),
-        {ts}, {v}, {ts}, {v})
-    ON CONFLICT (series_id, bucket) DO UPDATE SET
-        count = count + 1,
-        n = n + excluded.n,
-        vmin = CASE WHEN excluded.vmin IS NOT NULL AND (vmin IS NULL OR excluded.vmin < vmin)
-                    THEN excluded.vmin ELSE vmin END,
-        vmax = CASE WHEN excluded.vmax IS NOT NULL AND (vmax IS NULL OR excluded.vmax > vmax)
-                    THEN excluded.vmax ELSE vmax END,
-        vsum = CASE WHEN excluded.vsum IS NULL THEN vsum ELSE coalesce(vsum, 0.0) + excluded.vsum END,
-        first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END,
-        first_ts = min(first_ts, excluded.first_ts),
-        last_value = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_value ELSE last_value END,
-        last_ts = max(last_ts, excluded.last_ts);"""
+INSERT INTO temp.new_{tier.name}
+SELECT g.series_id, g.b, g.count, g.n, g.vmin, g.vmax, g.vsum,
+       g.first_ts, {first_value}, g.last_ts, {last_value}
+FROM (SELECT series_id, {key} - {key} % {tier.width} AS b, {agg}
+      FROM temp.{source} GROUP BY series_id, b) g
+JOIN temp.{source} f ON f.series_id = g.series_id AND {first}
+JOIN temp.{source} l ON l.series_id = g.series_id AND {last}"""
+
+
+def _merge_sql(tier: Tier) -> str:
+    """The tier's new groups merged into its table."""
+    return f"""
+INSERT INTO main.{tier.table} SELECT * FROM temp.new_{tier.name} WHERE true
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    count = count + excluded.count,
+    n = n + excluded.n,
+    vmin = CASE WHEN excluded.vmin IS NOT NULL AND (vmin IS NULL OR excluded.vmin < vmin)
+                THEN excluded.vmin ELSE vmin END,
+    vmax = CASE WHEN excluded.vmax IS NOT NULL AND (vmax IS NULL OR excluded.vmax > vmax)
+                THEN excluded.vmax ELSE vmax END,
+    vsum = CASE WHEN excluded.vsum IS NULL THEN vsum ELSE coalesce(vsum, 0.0) + excluded.vsum END,
+    first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END,
+    first_ts = min(first_ts, excluded.first_ts),
+    last_value = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_value ELSE last_value END,
+    last_ts = max(last_ts, excluded.last_ts)"""
 
 
 def _backfill_sql(tier: Tier) -> str:
@@ -95,15 +128,52 @@ CREATE TABLE IF NOT EXISTS rollup_text_series (series_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS rollup_horizon (
     id INTEGER PRIMARY KEY CHECK (id = 1), raw_before INTEGER NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS points_rollup AFTER INSERT ON points
-WHEN NEW.ts >= coalesce((SELECT raw_before FROM rollup_horizon), 0) BEGIN"""
-    + "".join(_upsert_sql(t, "NEW.value", "NEW.ts", "NEW.series_id") for t in TIERS)
-    + """
-    INSERT OR IGNORE INTO rollup_text_series (series_id)
-        SELECT NEW.series_id WHERE typeof(NEW.value) IN ('text', 'blob');
-END;
 """
 )
+
+_FINEST_FIRST: Final = tuple(reversed(TIERS))
+WRITER_SCHEMA: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS new_points "
+    "(series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
+    *(_table_sql(t).replace(f"IF NOT EXISTS {t.table}", f"IF NOT EXISTS temp.new_{t.name}") for t in TIERS),
+    """CREATE TEMP TRIGGER IF NOT EXISTS points_rollup AFTER INSERT ON main.points
+WHEN NEW.ts >= coalesce((SELECT raw_before FROM main.rollup_horizon), 0) BEGIN
+    INSERT INTO new_points (series_id, ts, value) VALUES (NEW.series_id, NEW.ts, NEW.value);
+END""",
+)
+"""On the writer connection only: newly stored points are noted in a temporary table (the trigger
+fires for rows really inserted, never for a duplicate `INSERT OR IGNORE` skipped)."""
+_FLUSH: Final = (
+    *(
+        statement
+        for i, t in enumerate(_FINEST_FIRST)
+        for statement in (
+            _group_sql(t, "new_points" if i == 0 else f"new_{_FINEST_FIRST[i - 1].name}"),
+            _merge_sql(t),
+        )
+    ),
+    "INSERT OR IGNORE INTO main.rollup_text_series (series_id) "
+    "SELECT DISTINCT series_id FROM temp.new_points WHERE typeof(value) IN ('text', 'blob')",
+    "DELETE FROM temp.new_points",
+    *(f"DELETE FROM temp.new_{t.name}" for t in TIERS),
+)
+
+
+def attach_writer(conn: sqlite3.Connection) -> None:
+    """Make the writer connection note the points it stores (after `migrate`)."""
+    for statement in WRITER_SCHEMA:
+        conn.execute(statement)
+
+
+def flush(conn: sqlite3.Connection) -> None:
+    """Roll up the points noted since the last flush: one upsert per (series, bucket) and tier.
+
+    Called by the writer after inserting points, in the same transaction. Points noted in a
+    transaction whose flush did not run stay noted (the temporary table is transactional too) and
+    are rolled up by the next flush.
+    """
+    for statement in _FLUSH:
+        conn.execute(statement)
 
 
 def migrate(conn: sqlite3.Connection, now: int) -> None:
