@@ -4,7 +4,8 @@
 
 1. Ingest cost: 100 devices x 10 tags, one message per device per time step (interleaved series,
    as a plant writes), 10,000 points per transaction, into a store with rollups and into the same
-   store with the rollup trigger dropped. Points/s of `write_batches`, side by side.
+   store with the rollup trigger dropped. Points/s of `write_batches`, side by side
+   (median of 3 alternating runs: the machine's load drifts).
 2. A year (`--days`) of one tag at 1 Hz (31.5M points for 365 days), written through
    `write_batches` in key order, 50,000 points per transaction (rollups kept on the way). Then
    `buckets(every=1h)` and `buckets(every=1d)` (avg) over the whole range: from rollups (the
@@ -129,15 +130,18 @@ def ingest_rate(store: Store, steps: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def bench_ingest(backend: str, folder: Path, steps: int) -> None:
-    with open_store(backend, folder, "ingest-rollups") as store:
-        with_rollups = ingest_rate(store, steps)
-    with open_store(backend, folder, "ingest-raw") as store:
-        drop_trigger(backend, store)
-        without = ingest_rate(store, steps)
-    print(
-        f"[{backend}] ingest, 1,000 interleaved series, 10k points per transaction ({steps * 1000:,} points)"
-    )
+def bench_ingest(backend: str, folder: Path, steps: int, rounds: int = 3) -> None:
+    """Alternating runs with and without rollups (the machine's load drifts), medians."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for r in range(rounds):
+        for rolled in (True, False):
+            with open_store(backend, folder, f"ingest-{rolled}-{r}") as store:
+                if not rolled:
+                    drop_trigger(backend, store)
+                rates[rolled].append(ingest_rate(store, steps))
+    with_rollups, without = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"[{backend}] ingest, 1,000 interleaved series, 10k points per transaction "
+          f"({steps * 1000:,} points, median of {rounds} alternating runs)")  # fmt: skip
     print(f"  with rollups:    {with_rollups:10,.0f} points/s")
     cost = 100 * (1 - with_rollups / without)
     print(f"  without rollups: {without:10,.0f} points/s   (rollups cost {cost:.0f}%)")
