@@ -47,6 +47,8 @@ from plantwire_platform.store.model import (
 from plantwire_platform.store.retention import Horizons
 
 SCHEMA_VERSION: Final = 1
+SERIES_CACHE_MAX: Final = 200_000
+"""Series ids the writer keeps in memory at most (~60 MB at 1M series otherwise ~280 MB: bench/devices.py)."""
 BOOLEAN: Final = "Boolean"
 _INT64_MAX: Final = 2**63 - 1
 
@@ -187,7 +189,11 @@ class SqliteStore:
     def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
         self.path = path
         self._writer = writer
+        # Series ids in two generations, bounded (SERIES_CACHE_MAX): lookups hit the current one;
+        # a miss looks in the previous one, then in the table, and fills the current one; a full
+        # current generation becomes the previous one. Recently written series stay cached.
         self._series_ids: dict[tuple[str, str], int] = {}
+        self._series_ids_old: dict[tuple[str, str], int] = {}
         self._last_seq: dict[str, int] = {}
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -262,6 +268,7 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 # Ids and sequence numbers learnt inside the transaction are gone with it.
                 self._series_ids.clear()
+                self._series_ids_old.clear()
                 self._last_seq.clear()
                 raise
         except sqlite3.Error as err:
@@ -284,6 +291,9 @@ class SqliteStore:
         """The id of a series, created on the fly for a tag that `meta` has not described yet."""
         key = (device, tag)
         sid = self._series_ids.get(key)
+        if sid is not None:
+            return sid
+        sid = self._series_ids_old.get(key)
         if sid is None:
             row = conn.execute("SELECT series_id FROM series WHERE device = ? AND tag = ?", key).fetchone()
             if row is None:
@@ -293,7 +303,10 @@ class SqliteStore:
                     "INSERT INTO series (device, tag, data_type) VALUES (?, ?, ?) RETURNING series_id",
                     (device, tag, data_type),
                 ).fetchone()
-            sid = self._series_ids[key] = row[0]
+            sid = int(row[0])
+        if len(self._series_ids) >= SERIES_CACHE_MAX // 2:
+            self._series_ids_old, self._series_ids = self._series_ids, {}
+        self._series_ids[key] = sid
         return sid
 
     def write_batches(self, batches: Sequence[IncomingBatch]) -> WriteResult:
