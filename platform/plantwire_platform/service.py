@@ -33,6 +33,7 @@ from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.factory import open_store, store_lock_path
 from plantwire_platform.store.model import Store
+from plantwire_platform.store.retention import retention_running
 from plantwire_platform.store.store_lock import StoreLock
 from plantwire_platform.web.app import create_app, secure_app
 from plantwire_platform.web.runtime import PlatformRuntime
@@ -60,6 +61,7 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         stack.callback(http_socket.close)
         store = await asyncio.to_thread(open_store, settings)
         stack.callback(store.close)
+        await stack.enter_async_context(retention_running(settings.store.retention, store))
         bus = LiveBus(asyncio.get_running_loop())
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
         bus_to_gateways = await stack.enter_async_context(CommandBus(settings.mqtt))

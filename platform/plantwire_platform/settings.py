@@ -15,6 +15,7 @@ from plantwire_platform.commands.command_settings import AuditSettings, CommandS
 from plantwire_platform.identifiers.settings import IdentifierSettings
 from plantwire_platform.store.influx.settings import InfluxSettings
 from plantwire_platform.store.postgresql.settings import PostgresSettings
+from plantwire_platform.store.retention import RetentionSettings
 from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP
 
 
@@ -47,6 +48,7 @@ class StoreSettings(BaseModel):
     queue_max_messages: int = Field(
         default=5000, ge=1, description="Decoded messages waiting for the writer; a full queue slows MQTT"
     )
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 class IngestSettings(BaseModel):

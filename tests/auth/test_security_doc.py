@@ -18,6 +18,7 @@ def test_every_test_the_threat_model_cites_exists() -> None:
             assert current is not None, cell
             cited.append((current, name))
     assert len(cited) >= 20
+
     def source(file: str) -> str:
         found = sorted((ROOT / "tests").rglob(file))
         assert len(found) == 1, f"{file}: {len(found)} files of that name under tests/"

@@ -575,6 +575,34 @@ async def test_internal_errors_are_generic_and_logged(store: SqliteStore) -> Non
     assert (event["exc_info"], event["path"], event["log_level"]) == (True, "/api/health", "error")
 
 
+async def test_devices_come_in_pages_with_filters_and_a_total(
+    client: TestClient[Any, Any], store: SqliteStore, fill_now: int
+) -> None:
+    for i in range(5):
+        store.apply_device_status(
+            "line-b", f"cell-{i}", DeviceStatus("online" if i < 3 else "connecting", T0, None)
+        )
+    code, body = await get(client, "/api/devices?limit=2&offset=1")
+    assert_documented("/api/devices", code, body)
+    assert ([d["id"] for d in body["devices"]], body["total"]) == (["cell-1", "cell-2"], 7)
+    assert (body["offset"], body["limit"]) == (1, 2)
+    code, body = await get(client, "/api/devices?gateway=line-b&state=connecting")
+    assert ([d["id"] for d in body["devices"]], body["total"]) == (["cell-3", "cell-4"], 2)
+    code, body = await get(client, "/api/devices?q=PRESS")
+    assert [d["id"] for d in body["devices"]] == [DEV]
+    code, body = await get(client, "/api/devices?limit=0")
+    assert (body["devices"], body["total"]) == ([], 7)
+    for query, name in (
+        ("limit=1001", "limit"),
+        ("offset=-1", "offset"),
+        ("state=gone", "state"),
+        ("x=1", "x"),
+    ):
+        code, body = await get(client, f"/api/devices?{query}")
+        assert code == 400, query
+        assert name in body["error"]["message"], body
+
+
 async def test_store_failure_is_503(client: TestClient[Any, Any], store: SqliteStore) -> None:
     code, _ = await get(client, "/api/devices")
     assert code == 200

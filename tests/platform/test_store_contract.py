@@ -177,6 +177,33 @@ def test_device_and_gateway_status(store: Store, dev: str) -> None:
     assert store.get_device(dev + "-none") is None
 
 
+def test_device_pages_filter_count_and_order_by_id(store: Store, dev: str) -> None:
+    from plantwire_platform.store.device_query import DeviceQuery
+
+    # Other tests' devices may share the store (InfluxDB's bucket): filter by this test's gateway.
+    gw_a, gw_b = f"{dev}-ga", f"{dev}-gb"
+    ids = [f"{dev}-{i:02d}" for i in range(7)]
+    for i, d in enumerate(ids):
+        state = "online" if i % 2 == 0 else "offline"
+        store.apply_device_status(gw_a if i < 5 else gw_b, d, DeviceStatus(state, T0, None, None))
+    store.write_batches([batch(ids[2], 1, Sample("a", T0 + 3 * S, 1.0), Sample("b", T0, 2))])
+    page = store.page_devices(DeviceQuery(gateway=gw_a, offset=1, limit=2))
+    assert ([d.id for d in page.devices], page.total) == (ids[1:3], 5)
+    assert (page.devices[1].tag_count, page.devices[1].last_data) == (2, T0 + 3 * S)
+    page = store.page_devices(DeviceQuery(gateway=gw_a, state="online"))
+    assert ([d.id for d in page.devices], page.total) == ([ids[0], ids[2], ids[4]], 3)
+    # The id substring is case-insensitive and literal (no wildcards).
+    page = store.page_devices(DeviceQuery(name=f"{dev}-0".upper() + "6"))
+    assert ([d.id for d in page.devices], page.total) == ([ids[6]], 1)
+    assert store.page_devices(DeviceQuery(name=f"{dev}-%")).total == 0
+    assert store.page_devices(DeviceQuery(name=f"{dev}-_6")).total == 0
+    # limit 0: only the total; past the end: an empty page with the total.
+    assert store.page_devices(DeviceQuery(gateway=gw_b, limit=0)) == type(page)([], 2)
+    assert store.page_devices(DeviceQuery(gateway=gw_b, offset=2)) == type(page)([], 2)
+    assert store.page_devices(DeviceQuery(gateway=gw_b, state="connecting")).total == 0
+    assert [d.id for d in store.page_devices(DeviceQuery(gateway=gw_b)).devices] == ids[5:]
+
+
 def test_tags_seen_only_in_data_are_listed(store: Store, dev: str) -> None:
     store.write_batches([batch(dev, 1, Sample("a", T0, 1.5), Sample("flag", T0, True))])
     tags = {t.tag: t.data_type for t in store.list_tags(dev)}

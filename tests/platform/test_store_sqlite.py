@@ -372,3 +372,22 @@ def test_an_app_integer_beyond_64_bits_is_stored_as_a_float(store: SqliteStore) 
         (1, float(2**64)),
         (2, 7),
     ]
+
+
+def test_the_writers_series_id_cache_is_bounded_and_stays_right(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plantwire_platform.store import sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "SERIES_CACHE_MAX", 10)
+    t0 = 1_700_000_000_000_000
+    for round_ in range(3):  # every series written again after the cache turned over
+        for d in range(8):
+            samples = [Sample(f"t{k}", t0 + round_, float(d * 10 + k)) for k in range(5)]
+            store.write_batches([batch(f"dev{d}", round_ + 1, *samples)])
+        assert len(store._series_ids) + len(store._series_ids_old) <= 10
+    for d in range(8):
+        for k in range(5):
+            points = store.series(f"dev{d}", f"t{k}", t0, t0 + 10, 10)
+            assert [(p.ts - t0, p.value) for p in points] == [(r, float(d * 10 + k)) for r in range(3)]
+    assert store.count_points() == 8 * 5 * 3

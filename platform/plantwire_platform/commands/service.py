@@ -48,6 +48,7 @@ from plantwire_platform.commands.errors import (
     NotWritable,
     UnknownTarget,
 )
+from plantwire_platform.store.device_query import DeviceQuery
 from plantwire_platform.store.model import AuditEntry, Catalog, DeviceRecord
 from plantwire_platform.store.threads import StoreThreads
 
@@ -413,9 +414,9 @@ class CommandService:
             )
         return [out[k] for k in sorted(out)]
 
-    def _gateway_known(self, gateway: str, devices: list[DeviceRecord]) -> None:
+    async def _gateway_known(self, gateway: str) -> None:
         status = self._require_bus().gateways.get(gateway)
-        if status is None and not any(d.gateway == gateway for d in devices):
+        if status is None and not await self._gateway_has_devices(gateway):
             raise UnknownTarget(
                 f"gateway {gateway!r} is not known; GET /api/gateways lists them", "unknown_gateway"
             )
@@ -423,6 +424,10 @@ class CommandService:
             raise CommandsUnavailable(
                 f"gateway {gateway!r} is offline; it cannot attach devices now", "gateway_offline"
             )
+
+    async def _gateway_has_devices(self, gateway: str) -> bool:
+        page = await self._threads.run(self._store.page_devices, DeviceQuery(gateway=gateway, limit=0))
+        return page.total > 0
 
     async def attach(
         self, user: str, gateway: str, request: AttachRequest, timeout_s: float | None = None
@@ -460,9 +465,8 @@ class CommandService:
                 raise BadCommand("'root' must be a NodeId or a browse path")
             timeout = check_timeout(timeout_s, ATTACH_TIMEOUT_S)
             await self._attach_policy.check(endpoint)
-            devices = await self._threads.run(self._store.list_devices)
-            self._gateway_known(gateway, devices)
-            existing = next((d for d in devices if d.id == device), None)
+            await self._gateway_known(gateway)
+            existing = await self._threads.run(self._store.get_device, device)
             if existing is not None and not _is_detached(existing):
                 raise CommandConflict(
                     f"device id {device!r} is taken (gateway {existing.gateway!r}); choose --id",
@@ -497,8 +501,7 @@ class CommandService:
 
         async def body() -> Receipt:
             timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
-            devices = await self._threads.run(self._store.list_devices)
-            self._gateway_known(gateway, devices)
+            await self._gateway_known(gateway)
             command = make_command("detach", device, {}, timeout, user)
             return Receipt.of(await self._send(audit, gateway, command, timeout), gateway)
 

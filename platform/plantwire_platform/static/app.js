@@ -232,9 +232,18 @@ async function activeAlarms() {
 
 // ---- overview -----------------------------------------------------------------------------------
 
+const OVERVIEW_PAGE = 25; // devices per overview page (the stream allows 32 subscriptions)
+const overviewFilter = { q: "", state: "", gateway: "", offset: 0 }; // kept while moving between views
+
+function devicesQuery(filter, limit, offset) {
+  const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+  for (const key of ["q", "state", "gateway"]) if (filter[key]) params.set(key, filter[key]);
+  return `/api/devices?${params}`;
+}
+
 async function overview() {
   document.title = "Overview · Plantwire";
-  stream.want([{ device: "*", tag: "*" }]);
+  stream.want([]);
   const counts = new Map(); // device -> timestamps (ms) of points received in the last 5 s
   listen((points) => {
     const now = Date.now();
@@ -250,41 +259,88 @@ async function overview() {
     return list.length / 5;
   };
 
-  const root = h("div", {});
-  const view = h("div", { "data-view": "overview" }, root, h("section", { class: "card identifier-card" },
-    h("div", { class: "card-head" }, h("h2", {}, "Resolve an identifier")), PlantwireIdentifiers.resolveBox()));
+  const head = h("div", {});
+  const list = h("div", { "data-device-list": "" });
+  const pager = h("div", { class: "pager" });
+  let drawn = 0; // the newest draw wins when several overlap
+  let timer = null;
+  const refilter = (key) => (ev) => {
+    overviewFilter[key] = ev.target.value.trim();
+    overviewFilter.offset = 0;
+    clearTimeout(timer);
+    timer = setTimeout(draw, 250);
+  };
+  const search = h("input", { type: "search", placeholder: "Search device ids", "aria-label": "Search device ids",
+    "data-filter": "q", value: overviewFilter.q, oninput: refilter("q") });
+  const gatewayBox = h("input", { type: "search", placeholder: "Gateway", "aria-label": "Gateway",
+    "data-filter": "gateway", value: overviewFilter.gateway, oninput: refilter("gateway") });
+  const stateSelect = h("select", { "aria-label": "Device state", "data-filter": "state", onchange: refilter("state") },
+    ["", "online", "connecting", "offline", "unknown"].map((s) =>
+      h("option", { value: s, selected: s === overviewFilter.state }, s || "any state")));
+  const toolbar = h("div", { class: "toolbar" }, search, stateSelect, gatewayBox);
+  const view = h("div", { "data-view": "overview" }, head, toolbar, list, pager,
+    h("section", { class: "card identifier-card" },
+      h("div", { class: "card-head" }, h("h2", {}, "Resolve an identifier")), PlantwireIdentifiers.resolveBox()));
+  const move = (offset) => () => {
+    overviewFilter.offset = Math.max(0, offset);
+    draw();
+  };
   const draw = async () => {
-    const [devs, health, alarms] = await Promise.all([api("/api/devices"), api("/api/health"), activeAlarms()]);
+    const mine = ++drawn;
+    const filter = { ...overviewFilter };
+    const [devs, all, online, health, alarms] = await Promise.all([
+      api(devicesQuery(filter, OVERVIEW_PAGE, filter.offset)), api(devicesQuery({}, 0, 0)),
+      api(devicesQuery({ state: "online" }, 0, 0)), api("/api/health"), activeAlarms()]);
+    if (mine !== drawn) return;
     if (!devs.ok) {
-      fill(root, h("div", { class: "note error-note" }, h("h2", {}, "The platform does not answer"),
+      fill(head, h("div", { class: "note error-note" }, h("h2", {}, "The platform does not answer"),
         h("p", {}, devs.message)));
+      fill(list);
+      fill(pager);
       return;
     }
-    const devices = devs.body.devices;
+    const { devices, total } = devs.body;
+    if (devices.length === 0 && filter.offset > 0 && total > 0) { // the list shrank under this page
+      overviewFilter.offset = Math.floor((total - 1) / OVERVIEW_PAGE) * OVERVIEW_PAGE;
+      draw();
+      return;
+    }
+    stream.want(devices.map((d) => ({ device: d.id, tag: "*" })));
     const gateways = new Map();
     for (const d of devices) {
       if (!gateways.has(d.gateway)) gateways.set(d.gateway, { state: d.gateway_state, devices: [] });
       gateways.get(d.gateway).devices.push(d);
     }
-    const online = devices.filter((d) => d.state === "online").length;
-    const gwOnline = [...gateways.values()].filter((g) => g.state === "online").length;
-    const total = devices.reduce((s, d) => s + rate(d.id), 0);
+    const allCount = all.ok ? all.body.total : total;
+    const onlineCount = online.ok ? online.body.total : "—";
+    const pageRate = devices.reduce((s, d) => s + rate(d.id), 0);
     const points = health.ok ? health.body.points : null;
-    fill(root, 
+    const filtered = filter.q || filter.state || filter.gateway;
+    fill(head,
       h("div", { class: "page-head" },
         h("div", {}, h("h1", {}, "Plant overview"),
-          h("div", { class: "sub" }, `${plural(devices.length, "device")} on ${plural(gateways.size, "gateway")}`))),
+          h("div", { class: "sub" }, plural(allCount, "device")))),
       h("div", { class: "stats" },
-        stat("Devices online", online, `/ ${devices.length}`),
-        stat("Gateways online", gwOnline, `/ ${gateways.size}`),
-        stat("Values / s", h("span", { class: "rate", "data-total-rate": "" }, numberFormat.format(Math.round(total)))),
+        stat("Devices online", onlineCount, `/ ${allCount}`),
+        stat("Gateways on this page", gateways.size),
+        stat("Values / s on this page", h("span", { class: "rate", "data-total-rate": "" }, numberFormat.format(Math.round(pageRate)))),
         stat("Active alarms", alarms === null ? "—" : alarms.length, null, alarms && alarms.length > 0),
-        stat("Stored points", points === null ? "—" : numberFormat.format(points))),
+        stat("Stored points", points === null ? "—" : numberFormat.format(points))));
+    fill(list,
       devices.length === 0
-        ? h("div", { class: "note" }, h("h2", {}, "No devices yet"),
-          h("p", {}, "Start a gateway: its devices appear here as soon as it reports them."))
-        : [...gateways.entries()].sort().map(([id, g]) => gatewayCard(id, g, rate, alarms)),
-    );
+        ? h("div", { class: "note" }, filtered
+          ? [h("h2", {}, "No device matches"), h("p", {}, "Change the search or the filters above.")]
+          : [h("h2", {}, "No devices yet"),
+            h("p", {}, "Start a gateway: its devices appear here as soon as it reports them.")])
+        : [...gateways.entries()].map(([id, g]) => gatewayCard(id, g, rate, alarms)));
+    const first = devices.length ? filter.offset + 1 : 0;
+    fill(pager,
+      h("button", { type: "button", "data-page": "prev", disabled: filter.offset === 0,
+        onclick: move(filter.offset - OVERVIEW_PAGE) }, "‹ Previous"),
+      h("span", { class: "muted", "data-page-range": "" },
+        `${first}–${filter.offset + devices.length} of ${total}${filtered ? " matching" : ""}`),
+      h("button", { type: "button", "data-page": "next", disabled: filter.offset + devices.length >= total,
+        onclick: move(filter.offset + OVERVIEW_PAGE) }, "Next ›"));
   };
   await draw();
   every(POLL_MS, draw);
@@ -333,12 +389,13 @@ async function devicePage(id) {
   ]);
   if (dev.status === 404) {
     stream.want([]);
-    const all = await api("/api/devices");
+    const all = await api("/api/devices?limit=12");
     const known = all.ok ? all.body.devices.map((d) => d.id) : [];
+    const count = all.ok ? all.body.total : 0;
     return h("div", { class: "note error-note", "data-error": "unknown-device" },
       h("h2", {}, `Unknown device “${id}”`),
       h("p", {}, "The platform has never heard of a device with this id. ",
-        known.length ? `It knows ${known.length}: ${known.slice(0, 12).join(", ")}${known.length > 12 ? ", …" : ""}.` : ""),
+        known.length ? `It knows ${count}: ${known.join(", ")}${count > known.length ? ", …" : ""}.` : ""),
       h("p", {}, h("a", { href: "#/" }, "Back to the overview")));
   }
   if (!dev.ok || !tagsResp.ok) {

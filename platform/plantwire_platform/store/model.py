@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value
+
+if TYPE_CHECKING:
+    from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 
 Agg = Literal["avg", "min", "max", "last", "count"]
 AGGREGATES: tuple[Agg, ...] = ("avg", "min", "max", "last", "count")
@@ -212,6 +215,10 @@ class Catalog(Protocol):
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None: ...
 
     def list_devices(self) -> list[DeviceRecord]: ...
+
+    def page_devices(self, query: DeviceQuery) -> DevicePage:
+        """One page of the devices matching the query's filters, ordered by id, with their total."""
+        ...
 
     def get_device(self, device: str) -> DeviceRecord | None: ...
 

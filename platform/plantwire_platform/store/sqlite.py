@@ -4,7 +4,7 @@ Why it looks like this (measured with bench/store.py):
 
 - `points` is a WITHOUT ROWID table keyed (series_id, ts): the key *is* the table, so an insert is
   one B-tree write, a series read is a range scan, and `INSERT OR IGNORE` on the key makes a
-  redelivered message a no-op (idempotent writes, counted through `total_changes`).
+  redelivered message a no-op (idempotent writes, counted through the statement's row count).
 - A plant's writes interleave across many series (random B-tree inserts), so the cost is dominated
   by commits: the ingest writer groups many messages into one transaction (`write_batches`).
 - WAL with synchronous=NORMAL: readers never wait for the writer; a power cut may lose the last
@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value, now_us
-from plantwire_platform.store import registry
+from plantwire_platform.store import registry, sqlite_rollups
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
 from plantwire_platform.store.model import (
     AGGREGATES,
     Agg,
@@ -44,9 +45,12 @@ from plantwire_platform.store.model import (
     WriteResult,
 )
 from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
+from plantwire_platform.store.retention import Horizons
 from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 
 SCHEMA_VERSION: Final = 1
+SERIES_CACHE_MAX: Final = 200_000
+"""Series ids the writer keeps in memory at most (~60 MB at 1M series otherwise ~280 MB: bench/devices.py)."""
 BOOLEAN: Final = "Boolean"
 _INT64_MAX: Final = 2**63 - 1
 
@@ -162,6 +166,25 @@ def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[i
     ]
 
 
+def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValue, int]]) -> int:
+    """Insert the rows, duplicates ignored; returns how many were new.
+
+    The statement's own row count: the rollup trigger's rows are not in it. The new points are
+    then rolled up (store.sqlite_rollups), in the same transaction.
+    An integer beyond 64 bits (only a caller bypassing the wire decoder, or an app, can send one)
+    undoes the partial insert and is kept as a float.
+    """
+    conn.execute("SAVEPOINT insert_points")
+    try:
+        cursor = conn.executemany(_INSERT_POINT, rows)
+    except OverflowError:
+        conn.execute("ROLLBACK TO insert_points")
+        cursor = conn.executemany(_INSERT_POINT, _clamp_ints(rows))
+    conn.execute("RELEASE insert_points")
+    sqlite_rollups.flush(conn)
+    return cursor.rowcount
+
+
 class SqliteStore:
     """`Store` on one SQLite file. Write methods: one thread only. Read methods: any thread."""
 
@@ -171,7 +194,11 @@ class SqliteStore:
         self.path = path
         self._max_seq_jump = max_seq_jump
         self._writer = writer
+        # Series ids in two generations, bounded (SERIES_CACHE_MAX): lookups hit the current one;
+        # a miss looks in the previous one, then in the table, and fills the current one; a full
+        # current generation becomes the previous one. Recently written series stay cached.
         self._series_ids: dict[tuple[str, str], int] = {}
+        self._series_ids_old: dict[tuple[str, str], int] = {}
         self._last_seq: dict[str, int] = {}
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -204,6 +231,9 @@ class SqliteStore:
             conn.executescript(AUDIT_SCHEMA)
             conn.executescript(OWNERS_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            sqlite_rollups.migrate(conn, now_us())
+            conn.execute("PRAGMA temp_store=MEMORY")
+            sqlite_rollups.attach_writer(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the store at {path}: {err}") from err
         return cls(path, conn, max_seq_jump)
@@ -245,6 +275,7 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 # Ids and sequence numbers learnt inside the transaction are gone with it.
                 self._series_ids.clear()
+                self._series_ids_old.clear()
                 self._last_seq.clear()
                 raise
         except sqlite3.Error as err:
@@ -267,6 +298,9 @@ class SqliteStore:
         """The id of a series, created on the fly for a tag that `meta` has not described yet."""
         key = (device, tag)
         sid = self._series_ids.get(key)
+        if sid is not None:
+            return sid
+        sid = self._series_ids_old.get(key)
         if sid is None:
             row = conn.execute("SELECT series_id FROM series WHERE device = ? AND tag = ?", key).fetchone()
             if row is None:
@@ -276,7 +310,10 @@ class SqliteStore:
                     "INSERT INTO series (device, tag, data_type) VALUES (?, ?, ?) RETURNING series_id",
                     (device, tag, data_type),
                 ).fetchone()
-            sid = self._series_ids[key] = row[0]
+            sid = int(row[0])
+        if len(self._series_ids) >= SERIES_CACHE_MAX // 2:
+            self._series_ids_old, self._series_ids = self._series_ids, {}
+        self._series_ids[key] = sid
         return sid
 
     def write_batches(self, batches: Sequence[IncomingBatch]) -> WriteResult:
@@ -301,12 +338,7 @@ class SqliteStore:
                         sid = self._series_id(conn, device, s.tag, s.value)
                     rows.append((sid, s.ts, s.value, s.status))
             total = len(rows)
-            before = conn.total_changes
-            try:
-                conn.executemany(_INSERT_POINT, rows)
-            except OverflowError:  # only a caller bypassing the wire decoder can send one; costs nothing else
-                conn.executemany(_INSERT_POINT, _clamp_ints(rows))
-            stored = conn.total_changes - before
+            stored = _insert_points(conn, rows)
             changed = [(seq, dev) for dev, seq in seq_updates.items() if seq != self._last_seq[dev]]
             conn.executemany("UPDATE devices SET last_seq = ? WHERE id = ?", changed)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
@@ -357,6 +389,9 @@ class SqliteStore:
     def list_devices(self) -> list[DeviceRecord]:
         return [DeviceRecord(*row) for row in self._query(_DEVICE_SELECT + " ORDER BY d.id")]
 
+    def page_devices(self, query: DeviceQuery) -> DevicePage:
+        return sqlite_page(self._query, _DEVICE_SELECT, query)
+
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._query(_DEVICE_SELECT + " WHERE d.id = ?", (device,))
         return DeviceRecord(*rows[0]) if rows else None
@@ -398,7 +433,9 @@ class SqliteStore:
             return []
         sid, data_type = info
         boolean = data_type == BOOLEAN and agg in ("min", "max", "last")
-        rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])
+        rows: list[Any] | None = sqlite_rollups.bucket_rows(self._query, sid, start, end, every, agg)
+        if rows is None:
+            rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])
         return [Bucket(b, _bool_value(v) if boolean else v, n) for b, v, n in rows]
 
     def _bucket_rows(self, sid: int, start: int, end: int, every: int, agg_sql: str) -> list[Any]:
@@ -431,6 +468,10 @@ class SqliteStore:
     def count_points(self) -> int:
         return int(self._query("SELECT value FROM counters WHERE name = 'points'")[0][0])
 
+    def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
+        """Retention per tier (store.retention); the rollups' tables are store.sqlite_rollups'."""
+        return sqlite_rollups.enforce_retention(self._transaction, self._query, horizons)
+
     # --- apps: derived series and alarms ---------------------------------------------------------
 
     def write_derived(self, app: str, points: Sequence[DerivedPoint]) -> int:
@@ -454,12 +495,7 @@ class SqliteStore:
                         (app, p.unit, sid),
                     )
                 rows.append((sid, p.ts, p.value, p.status))
-            before = conn.total_changes
-            try:
-                conn.executemany(_INSERT_POINT, rows)
-            except OverflowError:  # an app emitted an integer beyond 64 bits: keep it as a float
-                conn.executemany(_INSERT_POINT, _clamp_ints(rows))
-            stored = conn.total_changes - before
+            stored = _insert_points(conn, rows)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
         return stored
 

@@ -95,8 +95,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "data", (data.Health,), _STORE,
     ),
     Operation(
-        "GET", "/api/devices", "listDevices", "Every device any gateway reported.", "data",
-        (data.DeviceList,), _STORE, links=_DEVICE_LINKS,
+        "GET", "/api/devices", "listDevices",
+        "A page of the devices any gateway reported (by id; filter by gateway, state, id substring), "
+        "with the total that match: page with offset and limit.",
+        "data", (data.DeviceList,), _STORE, query=data.DeviceListQuery, links=_DEVICE_LINKS,
     ),
     Operation(
         "GET", "/api/devices/{device}", "getDevice", "One device.", "data", (data.Device,),

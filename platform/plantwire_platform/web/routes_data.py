@@ -10,9 +10,10 @@ from aiohttp import web
 import plantwire
 from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us, quality
+from plantwire_platform.store.device_query import DeviceQuery
 from plantwire_platform.store.model import DeviceRecord, LatestValue, Store, TagRecord
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
-from plantwire_platform.web.api_models.data import LatestQuery
+from plantwire_platform.web.api_models.data import DeviceListQuery, LatestQuery
 from plantwire_platform.web.errors import ApiError
 from plantwire_platform.web.health import ingest_ok
 from plantwire_platform.web.query_params import SeriesQuery, parse_series_query, validate_params
@@ -125,10 +126,18 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    validate_params(request.query, NoQuery)
+    p = validate_params(request.query, DeviceListQuery)
     runtime = runtime_of(request)
-    devices = await runtime.reads.run(runtime.store.list_devices)
-    return json_response({"devices": [device_json(d, _identifier(request, d.id)) for d in devices]})
+    query = DeviceQuery(gateway=p.gateway, state=p.state, name=p.q, offset=p.offset, limit=p.limit)
+    page = await runtime.reads.run(runtime.store.page_devices, query)
+    return json_response(
+        {
+            "devices": [device_json(d, _identifier(request, d.id)) for d in page.devices],
+            "total": page.total,
+            "offset": p.offset,
+            "limit": p.limit,
+        }
+    )
 
 
 async def get_device(request: web.Request) -> web.Response:

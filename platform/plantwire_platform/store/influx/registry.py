@@ -24,6 +24,7 @@ from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
 from plantwire_platform.store import registry
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
 from plantwire_platform.store.model import DeviceRecord, StoreError, TagRecord
 from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
 
@@ -184,6 +185,9 @@ class InfluxRegistry:
 
     def list_devices(self) -> list[DeviceRecord]:
         return [DeviceRecord(*row) for row in self._query(_DEVICE_SELECT + " ORDER BY d.id")]
+
+    def page_devices(self, query: DeviceQuery) -> DevicePage:
+        return sqlite_page(self._query, _DEVICE_SELECT, query)
 
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._query(_DEVICE_SELECT + " WHERE d.id = ?", (device,))

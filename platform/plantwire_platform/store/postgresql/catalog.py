@@ -14,6 +14,7 @@ import orjson
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
 from plantwire_platform.store.app_tables import SEVERITIES
 from plantwire_platform.store.audit_table import MAX_LIMIT
+from plantwire_platform.store.device_query import DeviceQuery
 from plantwire_platform.store.model import AlarmRecord, AuditEntry
 
 DEVICE_SELECT: Final = """
@@ -50,6 +51,20 @@ _AUDIT_FIELDS: Final = (
 
 
 # --- devices and tags ------------------------------------------------------------------------------
+
+
+def device_where(q: DeviceQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (empty or starting with ' WHERE') of a device page, with $1.. parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("gateway", q.gateway), ("state", q.state)):
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column} = ${len(params)}")
+    if q.name:
+        params.append(q.name)
+        clauses.append(f"strpos(lower(id), lower(${len(params)})) > 0")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 async def apply_meta(pool: asyncpg.Pool, gateway: str, device: str, meta: DeviceMeta) -> None:

@@ -30,6 +30,7 @@ import asyncpg
 
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
+from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
     AGGREGATES,
@@ -46,7 +47,7 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store.postgresql import catalog, ownership, schema
+from plantwire_platform.store.postgresql import catalog, ownership, rollups, schema
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -55,6 +56,7 @@ from plantwire_platform.store.postgresql.values import (
     from_columns,
     to_columns,
 )
+from plantwire_platform.store.retention import Horizons
 from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 
 __all__ = ["PostgresSettings", "PostgresStore"]
@@ -125,6 +127,8 @@ class PostgresStore:
         self._partitions: set[int] = set()
         self._known_devices: set[str] = set()
         self._shard = random.randrange(_COUNTER_SHARDS)
+        self.rollups = False
+        """Whether bucketed queries may read rollups (not on a TimescaleDB hypertable)."""
         self._closed = False
         self._instance_conn: asyncpg.pool.PoolConnectionProxy | None = None
         self.max_seq_jump = DEFAULT_MAX_SEQ_JUMP
@@ -171,6 +175,9 @@ class PostgresStore:
             async with self._pool.acquire() as conn:
                 self.points_kind = await schema.create(conn, s.schema_name, s.timescaledb, self._width)
                 await ownership.create(conn)
+                if self.points_kind == "partitioned":
+                    await rollups.create(conn, s.schema_name, now_us())
+                    self.rollups = True
                 if self.points_kind == "partitioned":
                     today = now_us() // self._width
                     await schema.create_partitions(
@@ -406,6 +413,18 @@ class PostgresStore:
     def list_devices(self) -> list[DeviceRecord]:
         return [DeviceRecord(*r) for r in self._fetch(catalog.DEVICE_SELECT + " ORDER BY d.id")]
 
+    def page_devices(self, query: DeviceQuery) -> DevicePage:
+        where, params = catalog.device_where(query)
+        total = int(self._run(self._db.fetchval("SELECT count(*) FROM devices" + where, *params)))
+        if query.limit <= 0 or query.offset >= total:
+            return DevicePage([], total)
+        n = len(params)
+        ids = f"SELECT id FROM devices{where} ORDER BY id LIMIT ${n + 1} OFFSET ${n + 2}"
+        rows = self._fetch(
+            f"{catalog.DEVICE_SELECT} WHERE d.id IN ({ids}) ORDER BY d.id", *params, query.limit, query.offset
+        )
+        return DevicePage([DeviceRecord(*r) for r in rows], total)
+
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._fetch(catalog.DEVICE_SELECT + " WHERE d.id = $1", device)
         return DeviceRecord(*rows[0]) if rows else None
@@ -452,6 +471,12 @@ class PostgresStore:
             return []
         sid, data_type = info
         typed = data_type if agg in ("min", "max", "last") else None
+        rolled = rollups.bucket_rows(self._fetch, sid, start, end, every, agg) if self.rollups else None
+        if rolled is not None:
+            return [
+                Bucket(b, from_columns(None, v, None, typed) if type(v) is int else v, n)
+                for b, v, n in rolled
+            ]
         sql = (
             f"SELECT {_BUCKET_START} AS b, {_AGG_SQL[agg]}, count(*) FROM points "
             "WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b ORDER BY b"
@@ -465,6 +490,10 @@ class PostgresStore:
                 value = from_columns(f, i, s, typed)
             out.append(Bucket(b, value, n))
         return out
+
+    def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
+        """Retention per tier (store.retention), in store.postgresql.rollups."""
+        return self._run(rollups.enforce_retention(self._db, horizons, self._shard))
 
     def count_points(self) -> int:
         return int(self._run(self._db.fetchval("SELECT coalesce(sum(points), 0) FROM counters")))

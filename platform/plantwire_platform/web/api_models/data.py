@@ -5,16 +5,35 @@ The series query's model is `query_params.SeriesParams`, next to the parsers it 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field
 
+from plantwire_platform.store.device_query import DEFAULT_LIMIT, MAX_LIMIT
 from plantwire_platform.store.model import Agg
 from plantwire_platform.web.api_models.common import AnyJson, Count, Strict, Text, Time, TimeOrNull
 
 
 class LatestQuery(Strict):
     device: Text = Field(description="Device id (see /api/devices).", examples=["press-1"])
+
+
+DeviceState = Literal["online", "connecting", "offline", "unknown"]
+MAX_OFFSET: Final = 10**9
+
+
+class DeviceListQuery(Strict):
+    """A page of the devices, ordered by id; the filters given must all match."""
+
+    gateway: Text | None = Field(None, description="Only this gateway's devices.", examples=["line-a"])
+    state: DeviceState | None = Field(None, description="Only devices in this state.")
+    q: Text | None = Field(
+        None, description="Only devices whose id contains this text (case-insensitive).", examples=["press"]
+    )
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Devices to skip (the page's start).")
+    limit: int = Field(
+        DEFAULT_LIMIT, ge=0, le=MAX_LIMIT, description="Most devices to return (0: only the total)."
+    )
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -40,7 +59,7 @@ class Device(Strict):
     id: str = Field(examples=["press-1"])
     gateway: str = Field(examples=["line-a"])
     endpoint: str | None = Field(examples=["opc.tcp://10.0.0.5:4840"])
-    state: Literal["online", "connecting", "offline", "unknown"]
+    state: DeviceState
     state_since: TimeOrNull
     error: str | None = Field(description="Why the gateway cannot reach the device.")
     gateway_state: Literal["online", "offline", "unknown"]
@@ -55,7 +74,12 @@ class Device(Strict):
 
 
 class DeviceList(Strict):
+    """One page of the devices matching the filters, ordered by id; `total` counts all pages."""
+
     devices: list[Device]
+    total: Count = Field(description="Devices matching the filters, on all pages.")
+    offset: Count = Field(description="The page's start, as asked.")
+    limit: Count = Field(description="The page's size, as asked.")
 
 
 class Tag(Strict):

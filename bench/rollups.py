@@ -1,0 +1,213 @@
+"""Rollups: a long-range bucketed query from rollups against the raw scan, and what rollups cost ingest.
+
+    python bench/rollups.py [--days 365] [--backend sqlite|postgresql|both] [--dir /tmp/pwbench]
+
+1. Ingest cost: 100 devices x 10 tags, one message per device per time step (interleaved series,
+   as a plant writes), 10,000 points per transaction, into a store with rollups and into the same
+   store with the rollup trigger dropped. Points/s of `write_batches`, side by side
+   (median of 3 alternating runs: the machine's load drifts).
+2. A year (`--days`) of one tag at 1 Hz (31.5M points for 365 days), written through
+   `write_batches` in key order, 50,000 points per transaction (rollups kept on the way). Then
+   `buckets(every=1h)` and `buckets(every=1d)` (avg) over the whole range: from rollups (the
+   planner's choice) and from raw points (the same store with the planner switched off: its own
+   raw path). Median of 3 runs each; the answers are compared (equal counts, avg to 1e-9).
+PostgreSQL: a database made for the run on 127.0.0.1:5432 and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from plantwire.timeunits import from_iso
+from plantwire.wire import DataBatch, Sample
+from plantwire_platform.store import sqlite_rollups
+from plantwire_platform.store.model import Bucket, IncomingBatch, Store
+from plantwire_platform.store.postgresql import rollups as pg_rollups
+from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
+from plantwire_platform.store.sqlite import SqliteStore
+
+S = 1_000_000
+HOUR = 3600 * S
+DAY = 24 * HOUR
+START = from_iso("2025-12-01T00:00:00Z")
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def timed(fn: Callable[[], Any], runs: int = 3) -> tuple[float, Any]:
+    """Median milliseconds of `runs` calls, and the last result."""
+    times, out = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), out
+
+
+# --- stores ----------------------------------------------------------------------------------------
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def open_store(backend: str, folder: Path, name: str) -> Iterator[Store]:
+    if backend == "sqlite":
+        with SqliteStore.open(folder / f"{name}.sqlite") as store:
+            yield store
+        return
+    db = f"plantwire_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{db}"'))
+    try:
+        dsn = SecretStr(ADMIN_DSN.rsplit("/", 1)[0] + "/" + db)
+        with PostgresStore.open(
+            PostgresSettings(dsn=dsn, startup_timeout_s=10, request_timeout_s=600)
+        ) as store:
+            yield store
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+
+def drop_trigger(backend: str, store: Store) -> None:
+    if isinstance(store, SqliteStore):
+        store._writer.execute("DROP TRIGGER temp.points_rollup")  # bench only: the writer's own trigger
+    elif isinstance(store, PostgresStore):
+        store._run(store._db.execute("DROP TRIGGER points_rollup ON points"))  # bench only
+
+
+@contextmanager
+def raw_only(store: Store) -> Iterator[None]:
+    """The store's own raw path: the planner is told rollups cannot help."""
+    saved = sqlite_rollups.bucket_rows, pg_rollups.bucket_rows
+    sqlite_rollups.bucket_rows = lambda *a: None  # type: ignore[assignment]  # bench: planner off
+    pg_rollups.bucket_rows = lambda *a: None  # type: ignore[assignment]  # bench: planner off
+    try:
+        yield
+    finally:
+        sqlite_rollups.bucket_rows, pg_rollups.bucket_rows = saved
+
+
+# --- 1. ingest cost --------------------------------------------------------------------------------
+
+
+def interleaved(steps: int, first: int = 0) -> Iterator[list[IncomingBatch]]:
+    """Transactions of 10,000 points: 10 time steps x 100 devices x 10 tags."""
+    for chunk in range(first, first + steps, 10):
+        out = []
+        for step in range(chunk, chunk + 10):
+            ts = START + step * S
+            for d in range(100):
+                samples = [Sample(f"t{t}", ts, float((step + d + t) % 97)) for t in range(10)]
+                out.append(IncomingBatch("gw", f"dev{d:03d}", DataBatch(step + 1, ts, samples)))
+        yield out
+
+
+def ingest_rate(store: Store, steps: int) -> float:
+    for tx in interleaved(10):  # series created, caches warm
+        store.write_batches(tx)
+    t = time.perf_counter()
+    n = 0
+    for tx in interleaved(steps, 10):
+        n += store.write_batches(tx).stored
+    return n / (time.perf_counter() - t)
+
+
+def bench_ingest(backend: str, folder: Path, steps: int, rounds: int = 3) -> None:
+    """Alternating runs with and without rollups (the machine's load drifts), medians."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for r in range(rounds):
+        for rolled in (True, False):
+            with open_store(backend, folder, f"ingest-{rolled}-{r}") as store:
+                if not rolled:
+                    drop_trigger(backend, store)
+                rates[rolled].append(ingest_rate(store, steps))
+    with_rollups, without = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"[{backend}] ingest, 1,000 interleaved series, 10k points per transaction "
+          f"({steps * 1000:,} points, median of {rounds} alternating runs)")  # fmt: skip
+    print(f"  with rollups:    {with_rollups:10,.0f} points/s")
+    cost = 100 * (1 - with_rollups / without)
+    print(f"  without rollups: {without:10,.0f} points/s   (rollups cost {cost:.0f}%)")
+
+
+# --- 2. a year of 1 Hz ----------------------------------------------------------------------------
+
+
+def year_batches(days: int) -> Iterator[list[IncomingBatch]]:
+    total = days * 86_400
+    step = 50_000
+    for first in range(0, total, step):
+        samples = [
+            Sample("speed", START + k * S, round(1500 + 200 * math.sin(k / 3600), 3))
+            for k in range(first, min(first + step, total))
+        ]
+        yield [IncomingBatch("gw", "spindle", DataBatch(first // step + 1, START, samples))]
+
+
+def same(a: list[Bucket], b: list[Bucket]) -> bool:
+    return len(a) == len(b) and all(
+        x.start == y.start and x.count == y.count and math.isclose(x.value, y.value, rel_tol=1e-9)  # type: ignore[arg-type]
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def bench_year(backend: str, folder: Path, days: int) -> None:
+    with open_store(backend, folder, "year") as store:
+        t = time.perf_counter()
+        n = sum(store.write_batches(tx).stored for tx in year_batches(days))
+        fill_s = time.perf_counter() - t
+        end = START + days * DAY
+        print(f"[{backend}] {days} days of one tag at 1 Hz: {n:,} points written in {fill_s:.0f} s "
+              f"({n / fill_s:,.0f} points/s, rollups kept on the way)")  # fmt: skip
+        for every, label in ((HOUR, "1h"), (DAY, "1d")):
+            ms_roll, rolled = timed(lambda e=every: store.buckets("spindle", "speed", START, end, e, "avg"))
+            with raw_only(store):
+                ms_raw, raw = timed(lambda e=every: store.buckets("spindle", "speed", START, end, e, "avg"))
+            print(f"  every={label:2} avg, {len(rolled):5} buckets: rollups {ms_roll:9.1f} ms   raw scan "
+                  f"{ms_raw:9.1f} ms   ({ms_raw / ms_roll:,.0f}x)   same: {same(rolled, raw)}")  # fmt: skip
+        # A window that starts and ends mid-minute: the edges come from the 1-minute tier and raw points.
+        lo, hi = START + 90 * DAY + 1234 * S + 5, START + 200 * DAY + 77 * S
+        ms_roll, rolled = timed(lambda: store.buckets("spindle", "speed", lo, hi, HOUR, "max"))
+        with raw_only(store):
+            ms_raw, raw = timed(lambda: store.buckets("spindle", "speed", lo, hi, HOUR, "max"))
+        print(f"  every=1h max, 110 days unaligned: rollups {ms_roll:9.1f} ms   raw scan {ms_raw:9.1f} ms"
+              f"   same: {same(rolled, raw)}")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=int, default=365, help="days of 1 Hz data for the long-range query")
+    ap.add_argument(
+        "--ingest-steps", type=int, default=200, help="time steps (1,000 points each) for the ingest cost"
+    )
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="folder for the SQLite files (default: a temporary one)"
+    )
+    args = ap.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    with tempfile.TemporaryDirectory(prefix="plantwire-rollups-", dir=args.dir) as tmp:
+        for backend in backends:
+            bench_ingest(backend, Path(tmp), args.ingest_steps)
+            bench_year(backend, Path(tmp), args.days)
+
+
+if __name__ == "__main__":
+    main()

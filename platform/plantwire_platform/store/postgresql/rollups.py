@@ -1,0 +1,208 @@
+"""Rollups in the PostgreSQL store: tables, the trigger that maintains them, their queries, retention.
+
+The same rollups as the SQLite store (see `store.rollup_plan`), in PostgreSQL's dialect: a
+statement-level AFTER INSERT trigger on `points` reads the statement's transition table, which
+holds only the rows really inserted (`ON CONFLICT DO NOTHING` leaves redelivered points out), and
+upserts one row per (series, bucket) into `rollup_1m` and `rollup_1h`, in the inserting
+transaction, in key order (two writers of one series already take turns on its device's row).
+
+Values keep their column like `points` (fval / ival / sval): min and max per column, chosen at
+read time as the raw query does. A series with a text value is noted in `rollup_text_series`.
+
+The schema is a migration step of its own (`STEP` in `store_steps`), independent of `TABLES`:
+the first start after it rolls up the points already stored, under the schema lock, once.
+A TimescaleDB hypertable has no transition tables: there the rollups are not created and every
+bucketed query reads `points` (documented; not exercised here, there is no TimescaleDB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import asyncpg
+
+from plantwire.wire import JsonValue
+from plantwire_platform.store import rollup_plan
+from plantwire_platform.store.model import Agg
+from plantwire_platform.store.postgresql.values import NUMERIC_SQL, from_columns
+from plantwire_platform.store.retention import Horizons
+from plantwire_platform.store.rollup_plan import TIERS, Tier
+
+STEP: Final = "rollups-1"
+_LOCK: Final = 0x706C726F
+Fetch = Callable[..., Sequence[Any]]
+
+_COLUMNS: Final = """
+    series_id integer NOT NULL,
+    bucket    bigint NOT NULL,
+    count     bigint NOT NULL,
+    n         bigint NOT NULL,
+    min_f     double precision,
+    min_i     bigint,
+    max_f     double precision,
+    max_i     bigint,
+    vsum      double precision,
+    first_ts  bigint NOT NULL,
+    first_f   double precision,
+    first_i   bigint,
+    first_s   text,
+    last_ts   bigint NOT NULL,
+    last_f    double precision,
+    last_i    bigint,
+    last_s    text,
+    PRIMARY KEY (series_id, bucket)
+"""
+
+
+_HORIZON: Final = "coalesce((SELECT raw_before FROM rollup_horizon), 0)"
+
+
+def _aggregate_sql(tier: Tier, source: str) -> str:
+    """One row per (series, bucket) of `source`'s points (ts >= 0 and not older than the raw
+    retention horizon: see store.retention), in key order."""
+    first = ", ".join(f"(array_agg({c} ORDER BY ts))[1]" for c in ("fval", "ival", "sval"))
+    last = ", ".join(f"(array_agg({c} ORDER BY ts DESC))[1]" for c in ("fval", "ival", "sval"))
+    return f"""
+SELECT series_id, ts - ts % {tier.width}, count(*), count({NUMERIC_SQL}),
+       min(fval), min(ival), max(fval), max(ival), sum({NUMERIC_SQL}),
+       min(ts), {first}, max(ts), {last}
+FROM {source} WHERE ts >= {_HORIZON} GROUP BY 1, 2 ORDER BY 1, 2"""
+
+
+def _upsert_sql(tier: Tier, source: str) -> str:
+    first = "CASE WHEN excluded.first_ts < r.first_ts THEN excluded.{c} ELSE r.{c} END"
+    last = "CASE WHEN excluded.last_ts > r.last_ts THEN excluded.{c} ELSE r.{c} END"
+    return f"""
+INSERT INTO {tier.table} AS r {_aggregate_sql(tier, source)}
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    count = r.count + excluded.count,
+    n = r.n + excluded.n,
+    min_f = least(r.min_f, excluded.min_f), min_i = least(r.min_i, excluded.min_i),
+    max_f = greatest(r.max_f, excluded.max_f), max_i = greatest(r.max_i, excluded.max_i),
+    vsum = CASE WHEN excluded.vsum IS NULL THEN r.vsum ELSE coalesce(r.vsum, 0) + excluded.vsum END,
+    {", ".join(f"first_{c} = " + first.format(c=f"first_{c}") for c in "fis")},
+    first_ts = least(r.first_ts, excluded.first_ts),
+    {", ".join(f"last_{c} = " + last.format(c=f"last_{c}") for c in "fis")},
+    last_ts = greatest(r.last_ts, excluded.last_ts);"""
+
+
+def _ddl() -> str:
+    tables = "".join(f"CREATE TABLE IF NOT EXISTS {t.table} ({_COLUMNS});\n" for t in TIERS)
+    body = "".join(_upsert_sql(t, "new_points") for t in TIERS)
+    return f"""
+CREATE TABLE IF NOT EXISTS store_steps (name text PRIMARY KEY, done_at bigint NOT NULL);
+{tables}
+CREATE TABLE IF NOT EXISTS rollup_text_series (series_id integer PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS rollup_horizon (id integer PRIMARY KEY CHECK (id = 1), raw_before bigint NOT NULL);
+CREATE OR REPLACE FUNCTION plantwire_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+{body}
+    INSERT INTO rollup_text_series SELECT DISTINCT series_id FROM new_points WHERE sval IS NOT NULL
+        ORDER BY series_id ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$fn$;
+DROP TRIGGER IF EXISTS points_rollup ON points;
+CREATE TRIGGER points_rollup AFTER INSERT ON points REFERENCING NEW TABLE AS new_points
+    FOR EACH STATEMENT EXECUTE FUNCTION plantwire_rollup();
+"""
+
+
+async def create(conn: asyncpg.Connection, schema: str, now: int) -> None:
+    """Create the rollups and roll up the points stored before them, once (many starters: one does it)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS store_steps (name text PRIMARY KEY, done_at bigint NOT NULL)"
+        )
+        if await conn.fetchval("SELECT 1 FROM store_steps WHERE name = $1", STEP):
+            return
+        await conn.execute(_ddl())
+        for tier in TIERS:
+            await conn.execute(
+                f"INSERT INTO {tier.table} {_aggregate_sql(tier, 'points')} ON CONFLICT DO NOTHING"
+            )
+        await conn.execute(
+            "INSERT INTO rollup_text_series SELECT DISTINCT series_id FROM points WHERE sval IS NOT NULL "
+            "ON CONFLICT DO NOTHING"
+        )
+        await conn.execute("INSERT INTO store_steps (name, done_at) VALUES ($1, $2)", STEP, now)
+
+
+def _pick(smaller: bool, f: float | None, i: int | None) -> float | int | None:
+    if f is None or i is None:
+        return i if f is None else f
+    if smaller:
+        return i if i <= f else f
+    return i if i >= f else f
+
+
+def bucket_rows(
+    fetch: Fetch, sid: int, start: int, end: int, every: int, agg: Agg
+) -> list[tuple[int, JsonValue, int]] | None:
+    """(bucket start, aggregate, count) rows from rollups, or None when raw points must answer.
+
+    Values as stored: integers stay integers (the caller reads a Boolean tag's back as booleans).
+    """
+    text_seen = bool(fetch("SELECT 1 FROM rollup_text_series WHERE series_id = $1", sid))
+    plan = rollup_plan.segments(start, end, every, agg, text_seen)
+    if plan is None:
+        return None
+    points: list[tuple[int, JsonValue]] = []
+    rows: list[rollup_plan.RollupRow] = []
+    for tier, lo, hi in plan:
+        if tier is None:
+            points += [
+                (ts, from_columns(f, i, s, None))
+                for ts, f, i, s in fetch(
+                    "SELECT ts, fval, ival, sval FROM points WHERE series_id = $1 AND ts >= $2 AND ts < $3",
+                    sid,
+                    lo,
+                    hi,
+                )
+            ]
+            continue
+        for r in fetch(
+            "SELECT bucket, count, n, min_f, min_i, max_f, max_i, vsum, last_ts, last_f, last_i, last_s "
+            f"FROM {tier.table} WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
+            sid,
+            lo,
+            hi,
+        ):
+            b, count, n, min_f, min_i, max_f, max_i, total, last_ts, last_f, last_i, last_s = r
+            mn, mx = _pick(True, min_f, min_i), _pick(False, max_f, max_i)
+            rows.append((b, count, n, mn, mx, total, last_ts, from_columns(last_f, last_i, last_s, None)))
+    return rollup_plan.fold(every, agg, points, rows)
+
+
+async def enforce_retention(pool: asyncpg.Pool, horizons: Horizons, shard: int) -> dict[str, int]:
+    """Delete raw points and whole rollup buckets older than their horizons (the raw horizon first)."""
+    deleted = {"raw": 0, "1m": 0, "1h": 0}
+    async with pool.acquire() as conn:
+        if horizons.raw is not None:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO rollup_horizon (id, raw_before) VALUES (1, $1) ON CONFLICT (id) "
+                    "DO UPDATE SET raw_before = greatest(rollup_horizon.raw_before, excluded.raw_before)",
+                    horizons.raw,
+                )
+            async with conn.transaction():
+                status = await conn.execute("DELETE FROM points WHERE ts < $1", horizons.raw)
+                deleted["raw"] = int(status.rsplit(" ", 1)[-1])
+                await conn.execute(
+                    "INSERT INTO counters (shard, points) VALUES ($1, $2) "
+                    "ON CONFLICT (shard) DO UPDATE SET points = counters.points + excluded.points",
+                    shard,
+                    -deleted["raw"],
+                )
+        tiers = {t.name: t for t in TIERS}
+        for name, before in (("1m", horizons.rollup_1m), ("1h", horizons.rollup_1h)):
+            if before is not None:
+                tier = tiers[name]
+                status = await conn.execute(
+                    f"DELETE FROM {tier.table} WHERE bucket <= $1", before - tier.width
+                )
+                deleted[name] = int(status.rsplit(" ", 1)[-1])
+    return deleted

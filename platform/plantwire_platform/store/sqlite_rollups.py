@@ -1,0 +1,271 @@
+"""Rollups in the SQLite store: tables, how the writer maintains them, their queries and retention.
+
+A temporary trigger of the writer connection (AFTER INSERT on `points`) notes each newly stored
+point in a temporary table; after its insert, the writer's `flush` merges them, grouped, into
+`rollup_1m` and `rollup_1h` (one upsert per series and bucket, not per point: measured in
+bench/rollups.py) in the same transaction. SQLite fires the trigger only for rows really
+inserted: a point `INSERT OR IGNORE` skips as a duplicate never reaches the rollups, so they
+follow the raw dedup exactly (a rolled-back write leaves no trace in them either). A series that
+stores a text value (strings, arrays and structures as JSON text) is noted in
+`rollup_text_series`; its `last` is read from raw points.
+
+The schema is one migration step of its own (`STEP`, kept in `store_steps`), independent of the
+store's `user_version`: opening an older file creates the tables and trigger and rolls up the
+points already stored, once, in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Final
+
+from plantwire.wire import JsonValue
+from plantwire_platform.store import rollup_plan
+from plantwire_platform.store.model import Agg
+from plantwire_platform.store.retention import Horizons
+from plantwire_platform.store.rollup_plan import TIERS, Tier
+
+STEP: Final = "rollups-1"
+Query = Callable[[str, Sequence[Any]], list[Any]]
+Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+_RETENTION_SERIES: Final = 500
+"""Series per retention transaction: ingest waits for one at most."""
+
+_NUM: Final = "CASE WHEN typeof({v}) IN ('integer', 'real') THEN {v} END"
+
+
+def _table_sql(tier: Tier) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {tier.table} (
+    series_id   INTEGER NOT NULL,
+    bucket      INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    vmin,
+    vmax,
+    vsum        REAL,
+    first_ts    INTEGER NOT NULL,
+    first_value,
+    last_ts     INTEGER NOT NULL,
+    last_value,
+    PRIMARY KEY (series_id, bucket)
+) WITHOUT ROWID;"""
+
+
+def _group_sql(tier: Tier, source: str) -> str:
+    """`source`'s rows grouped per (series, bucket of the tier) into `temp.new_<tier>`.
+
+    The source is `temp.new_points` (points) for the finest tier, else the next finer tier's
+    groups: an hour is rolled up from its minutes, not from its points again.
+    """
+    if source == "new_points":
+        num = _NUM.format(v="value")
+        agg = (
+            f"count(*) AS count, count({num}) AS n, min({num}) AS vmin, max({num}) AS vmax, "
+            f"sum(CAST({num} AS REAL)) AS vsum, min(ts) AS first_ts, max(ts) AS last_ts"
+        )
+        key, first, last = "ts", "f.ts = g.first_ts", "l.ts = g.last_ts"
+        first_value, last_value = "f.value", "l.value"
+    else:
+        agg = (
+            "sum(count) AS count, sum(n) AS n, min(vmin) AS vmin, max(vmax) AS vmax, sum(vsum) AS vsum, "
+            "min(first_ts) AS first_ts, max(last_ts) AS last_ts"
+        )
+        key, first_value, last_value = "bucket", "f.first_value", "l.last_value"
+        finer = next(t for t in TIERS if f"new_{t.name}" == source)
+        first = f"f.bucket = g.first_ts - g.first_ts % {finer.width}"
+        last = f"l.bucket = g.last_ts - g.last_ts % {finer.width}"
+    return f"""
+INSERT INTO temp.new_{tier.name}
+SELECT g.series_id, g.b, g.count, g.n, g.vmin, g.vmax, g.vsum,
+       g.first_ts, {first_value}, g.last_ts, {last_value}
+FROM (SELECT series_id, {key} - {key} % {tier.width} AS b, {agg}
+      FROM temp.{source} GROUP BY series_id, b) g
+JOIN temp.{source} f ON f.series_id = g.series_id AND {first}
+JOIN temp.{source} l ON l.series_id = g.series_id AND {last}"""
+
+
+def _merge_sql(tier: Tier) -> str:
+    """The tier's new groups merged into its table."""
+    return f"""
+INSERT INTO main.{tier.table} SELECT * FROM temp.new_{tier.name} WHERE true
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    count = count + excluded.count,
+    n = n + excluded.n,
+    vmin = CASE WHEN excluded.vmin IS NOT NULL AND (vmin IS NULL OR excluded.vmin < vmin)
+                THEN excluded.vmin ELSE vmin END,
+    vmax = CASE WHEN excluded.vmax IS NOT NULL AND (vmax IS NULL OR excluded.vmax > vmax)
+                THEN excluded.vmax ELSE vmax END,
+    vsum = CASE WHEN excluded.vsum IS NULL THEN vsum ELSE coalesce(vsum, 0.0) + excluded.vsum END,
+    first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END,
+    first_ts = min(first_ts, excluded.first_ts),
+    last_value = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_value ELSE last_value END,
+    last_ts = max(last_ts, excluded.last_ts)"""
+
+
+def _backfill_sql(tier: Tier) -> str:
+    num = _NUM.format(v="value")
+    return f"""
+INSERT INTO {tier.table}
+SELECT g.series_id, g.bucket, g.count, g.n, g.mn, g.mx, g.sm,
+       g.first_ts, (SELECT value FROM points p WHERE p.series_id = g.series_id AND p.ts = g.first_ts),
+       g.last_ts, (SELECT value FROM points p WHERE p.series_id = g.series_id AND p.ts = g.last_ts)
+FROM (SELECT series_id, ts - ts % {tier.width} AS bucket, count(*) AS count, count({num}) AS n,
+             min({num}) AS mn, max({num}) AS mx, sum(CAST({num} AS REAL)) AS sm,
+             min(ts) AS first_ts, max(ts) AS last_ts
+      FROM points WHERE ts >= 0 GROUP BY series_id, bucket) g
+WHERE true
+ON CONFLICT (series_id, bucket) DO NOTHING;"""
+
+
+SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS store_steps (name TEXT PRIMARY KEY, done_at INTEGER NOT NULL) WITHOUT ROWID;"
+    + "".join(_table_sql(t) for t in TIERS)
+    + """
+CREATE TABLE IF NOT EXISTS rollup_text_series (series_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS rollup_horizon (
+    id INTEGER PRIMARY KEY CHECK (id = 1), raw_before INTEGER NOT NULL
+);
+"""
+)
+
+_FINEST_FIRST: Final = tuple(reversed(TIERS))
+WRITER_SCHEMA: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS new_points "
+    "(series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
+    *(_table_sql(t).replace(f"IF NOT EXISTS {t.table}", f"IF NOT EXISTS temp.new_{t.name}") for t in TIERS),
+    """CREATE TEMP TRIGGER IF NOT EXISTS points_rollup AFTER INSERT ON main.points
+WHEN NEW.ts >= coalesce((SELECT raw_before FROM main.rollup_horizon), 0) BEGIN
+    INSERT INTO new_points (series_id, ts, value) VALUES (NEW.series_id, NEW.ts, NEW.value);
+END""",
+)
+"""On the writer connection only: newly stored points are noted in a temporary table (the trigger
+fires for rows really inserted, never for a duplicate `INSERT OR IGNORE` skipped)."""
+_FLUSH: Final = (
+    *(
+        statement
+        for i, t in enumerate(_FINEST_FIRST)
+        for statement in (
+            _group_sql(t, "new_points" if i == 0 else f"new_{_FINEST_FIRST[i - 1].name}"),
+            _merge_sql(t),
+        )
+    ),
+    "INSERT OR IGNORE INTO main.rollup_text_series (series_id) "
+    "SELECT DISTINCT series_id FROM temp.new_points WHERE typeof(value) IN ('text', 'blob')",
+    "DELETE FROM temp.new_points",
+    *(f"DELETE FROM temp.new_{t.name}" for t in TIERS),
+)
+
+
+def attach_writer(conn: sqlite3.Connection) -> None:
+    """Make the writer connection note the points it stores (after `migrate`)."""
+    for statement in WRITER_SCHEMA:
+        conn.execute(statement)
+
+
+def flush(conn: sqlite3.Connection) -> None:
+    """Roll up the points noted since the last flush: one upsert per (series, bucket) and tier.
+
+    Called by the writer after inserting points, in the same transaction. Points noted in a
+    transaction whose flush did not run stay noted (the temporary table is transactional too) and
+    are rolled up by the next flush.
+    """
+    for statement in _FLUSH:
+        conn.execute(statement)
+
+
+def migrate(conn: sqlite3.Connection, now: int) -> None:
+    """Create the rollups and roll up the points stored before them, once (call in autocommit mode)."""
+    if conn.execute("SELECT name FROM sqlite_master WHERE name = 'store_steps'").fetchone():
+        if conn.execute("SELECT 1 FROM store_steps WHERE name = ?", (STEP,)).fetchone():
+            return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
+        for tier in TIERS:
+            conn.execute(_backfill_sql(tier))
+        conn.execute(
+            "INSERT OR IGNORE INTO rollup_text_series SELECT DISTINCT series_id FROM points "
+            "WHERE typeof(value) IN ('text', 'blob')"
+        )
+        conn.execute("INSERT OR IGNORE INTO store_steps (name, done_at) VALUES (?, ?)", (STEP, now))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """The script's statements (the trigger, with the semicolons of its body, is one)."""
+    out: list[str] = []
+    current = ""
+    for part in script.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                out.append(current.strip())
+            current = ""
+    return out
+
+
+def bucket_rows(
+    query: Query, sid: int, start: int, end: int, every: int, agg: Agg
+) -> list[tuple[int, JsonValue, int]] | None:
+    """(bucket start, aggregate, count) rows from rollups, or None when raw points must answer."""
+    text_seen = bool(query("SELECT 1 FROM rollup_text_series WHERE series_id = ?", (sid,)))
+    plan = rollup_plan.segments(start, end, every, agg, text_seen)
+    if plan is None:
+        return None
+    points: list[tuple[int, JsonValue]] = []
+    rows: list[rollup_plan.RollupRow] = []
+    for tier, lo, hi in plan:
+        if tier is None:
+            points += query(
+                "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts < ?", (sid, lo, hi)
+            )
+        else:
+            rows += query(
+                f"SELECT bucket, count, n, vmin, vmax, vsum, last_ts, last_value FROM {tier.table} "
+                "WHERE series_id = ? AND bucket >= ? AND bucket < ?",
+                (sid, lo, hi),
+            )
+    return rollup_plan.fold(every, agg, points, rows)
+
+
+def enforce_retention(transaction: Transaction, query: Query, horizons: Horizons) -> dict[str, int]:
+    """Delete raw points and rollup buckets older than their horizons, a few series per transaction.
+
+    The raw horizon is recorded first: the trigger then no longer rolls up points older than it.
+    """
+    deleted = {"raw": 0, "1m": 0, "1h": 0}
+    tiers = {t.name: t for t in TIERS}
+    targets: list[tuple[str, str, int]] = []
+    if horizons.raw is not None:
+        targets.append(("raw", "DELETE FROM points WHERE series_id = ? AND ts < ?", horizons.raw))
+        with transaction() as conn:
+            conn.execute(
+                "INSERT INTO rollup_horizon (id, raw_before) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET raw_before = max(raw_before, excluded.raw_before)",
+                (horizons.raw,),
+            )
+    for name, before in (("1m", horizons.rollup_1m), ("1h", horizons.rollup_1h)):
+        if before is not None:  # whole buckets only: one that ends after the horizon stays
+            tier = tiers[name]
+            targets.append(
+                (name, f"DELETE FROM {tier.table} WHERE series_id = ? AND bucket <= ?", before - tier.width)
+            )
+    if not targets:
+        return deleted
+    sids = [row[0] for row in query("SELECT series_id FROM series ORDER BY series_id", ())]
+    for i in range(0, len(sids), _RETENTION_SERIES):
+        chunk = sids[i : i + _RETENTION_SERIES]
+        with transaction() as conn:
+            for name, sql, before in targets:
+                n = conn.executemany(sql, [(sid, before) for sid in chunk]).rowcount
+                deleted[name] += n
+                if name == "raw" and n:
+                    conn.execute("UPDATE counters SET value = value - ? WHERE name = 'points'", (n,))
+    return deleted
