@@ -157,11 +157,6 @@ async def received(page: Any) -> int:
     return int(await page.locator("[data-chart]").get_attribute("data-received") or 0)
 
 
-async def api_missing(plant: Plant, path: str) -> bool:
-    async with plant.http() as http, http.get(path) as resp:
-        return resp.status == 404
-
-
 async def test_overview_lists_the_running_devices_without_console_errors(plant: Plant, page: Page) -> None:
     async with asyncio.timeout(60):
         await page.page.goto(plant.url + "/")
@@ -177,10 +172,7 @@ async def test_overview_lists_the_running_devices_without_console_errors(plant: 
         )
         assert await page.page.locator(f'section[data-gateway="{plant.gateway_id}"]').count() == 1
         await shot(page.page, "overview")
-        errors = page.errors
-        if await api_missing(plant, "/api/alarms"):  # issue 3 not merged: its 404s are expected
-            errors = [e for e in errors if "404" not in e]
-        assert errors == []
+        assert page.errors == []
 
 
 async def test_overview_search_and_state_filter_narrow_the_device_page(plant: Plant, page: Page) -> None:
@@ -205,10 +197,7 @@ async def test_overview_search_and_state_filter_narrow_the_device_page(plant: Pl
         await page.page.wait_for_function(
             "n => document.querySelectorAll('tr[data-device]').length === n", arg=len(names)
         )
-        errors = page.errors
-        if await api_missing(plant, "/api/alarms"):  # issue 3 not merged: its 404s are expected
-            errors = [e for e in errors if "404" not in e]
-        assert errors == []
+        assert page.errors == []
 
 
 async def test_device_page_shows_tags_and_the_chart_streams(plant: Plant, page: Page) -> None:
@@ -242,16 +231,13 @@ async def test_an_unknown_device_says_so(plant: Plant, page: Page) -> None:
         await shot(page.page, "unknown-device")
 
 
-async def test_alarms_page_renders_or_says_alarms_are_unavailable(plant: Plant, page: Page) -> None:
+async def test_alarms_page_lists_active_and_recent_alarms(plant: Plant, page: Page) -> None:
     async with asyncio.timeout(60):
         await page.page.goto(plant.url + "/#/alarms")
         view = page.page.locator('[data-view="alarms"]')
         await view.wait_for()
-        if await api_missing(plant, "/api/alarms"):
-            await view.locator('[data-unavailable="alarms"]').wait_for()
-        else:
-            await view.locator('[data-alarms="active"]').wait_for()
-            await view.locator('[data-alarms="recent"]').wait_for()
+        await view.locator('[data-alarms="active"]').wait_for()
+        await view.locator('[data-alarms="recent"]').wait_for()
         await shot(page.page, "alarms")
 
 
@@ -308,16 +294,6 @@ async def test_enabling_and_disabling_an_app_from_the_page_changes_the_api(plant
             await asyncio.sleep(0.1)
         await card.locator('[data-action="disable"]').wait_for()
         assert (await app_state(app_id))["status"] != "disabled"
-
-
-async def test_apps_page_degrades_while_the_apps_api_is_missing(plant: Plant, page: Page) -> None:
-    if not await api_missing(plant, "/api/apps"):
-        pytest.skip("the apps API exists; the enable/disable test covers the page")
-    async with asyncio.timeout(60):
-        await page.page.goto(plant.url + "/#/apps")
-        await page.page.locator('[data-unavailable="apps"]').wait_for()
-        assert "not available" in await page.page.locator('[data-view="apps"]').inner_text()
-        await shot(page.page, "apps")
 
 
 async def test_a_lost_stream_shows_stale_and_recovers_after_a_platform_restart(
