@@ -44,6 +44,7 @@ from plantwire_platform.commands.errors import (
     NotWritable,
     UnknownTarget,
 )
+from plantwire_platform.store import device_state
 from plantwire_platform.store.model import AuditEntry, Catalog, DeviceRecord
 from plantwire_platform.store.threads import StoreThreads
 
@@ -352,7 +353,7 @@ class CommandService:
         devices = await self._threads.run(self._store.list_devices)
         known = dict(self._bus.gateways) if self._bus is not None else {}
         out = {gw: GatewayView(gw, s.state, s.since, s.version) for gw, s in known.items()}
-        for d in devices:
+        for d in map(device_state.shown, devices):
             view = out.setdefault(d.gateway, GatewayView(d.gateway, d.gateway_state, None, None))
             detached = _is_detached(d)
             view.devices.append(

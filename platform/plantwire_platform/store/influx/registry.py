@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
-from plantwire_platform.store import registry
+from plantwire_platform.store import registry, value_types_schema
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store.model import DeviceRecord, StoreError, TagRecord
@@ -88,6 +88,7 @@ class InfluxRegistry:
             conn.executescript(ALARMS_SCHEMA)
             conn.executescript(AUDIT_SCHEMA)
             ensure_derived_column(conn)
+            value_types_schema.ensure_columns(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the InfluxDB registry at {path}: {err}") from err
         return cls(conn)
