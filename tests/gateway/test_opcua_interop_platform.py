@@ -250,6 +250,7 @@ async def test_devices_read_offline_while_their_gateway_is_dead(
             assert listed[dev]["state"] == "offline"
             gws = {g["id"]: g for g in (await get(http, "/api/gateways"))["gateways"]}
             assert [x["state"] for x in gws[unique_id]["devices"]] == ["offline"]
+            assert d["state_since"] == gws[unique_id]["since"]  # offline since its gateway went
 
             gateway = await asyncio.to_thread(start_gateway, tmp_path, config, mosquitto)
             await until(lambda: shows("online", "online"))

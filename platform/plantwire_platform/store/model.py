@@ -63,6 +63,8 @@ class DeviceRecord:
     """Source timestamp of the newest stored point of this device."""
     last_seq: int
     """Highest data-message sequence number stored for this device (0 if none)."""
+    gateway_since: int | None = None
+    """Since when the gateway has its state (from its status), None before any status."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,7 @@ SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
        d.first_seen,
        (SELECT max((SELECT max(p.ts) FROM points p WHERE p.series_id = s.series_id))
           FROM series s WHERE s.device = d.id),
-       d.last_seq
+       d.last_seq, g.since
 FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
 """
 

@@ -46,7 +46,8 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('points', 0);
 
 _DEVICE_SELECT: Final = """
 SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error, coalesce(g.state, 'unknown'),
-       (SELECT count(*) FROM series s WHERE s.device = d.id), d.first_seen, d.last_data, d.last_seq
+       (SELECT count(*) FROM series s WHERE s.device = d.id), d.first_seen, d.last_data, d.last_seq,
+       g.since
 FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
 """
 

@@ -25,7 +25,7 @@ SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
        (SELECT max(p.ts) FROM series s CROSS JOIN LATERAL (
             SELECT ts FROM points WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1) p
          WHERE s.device = d.id),
-       d.last_seq
+       d.last_seq, g.since
 FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
 """
 TAGS_SELECT: Final = (
