@@ -367,6 +367,13 @@ class SqliteStore:
         except sqlite3.Error as err:
             raise StoreError(f"store read failed: {err}") from err
 
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """Rows one by one (a long range is never held in memory at once)."""
+        try:
+            yield from self._reader().execute(sql, params)
+        except sqlite3.Error as err:
+            raise StoreError(f"store read failed: {err}") from err
+
     def list_devices(self) -> list[DeviceRecord]:
         return [DeviceRecord(*row) for row in self._query(_DEVICE_SELECT + " ORDER BY d.id")]
 
@@ -407,7 +414,7 @@ class SqliteStore:
             return []
         sid, data_type, json_values = info
         if value_shapes.aggregates_in_python(data_type, json_values):
-            points = ((ts, _read(v, data_type)) for ts, v in self._query(_ROWS_SQL, (sid, start, end)))
+            points = ((ts, _read(v, data_type)) for ts, v in self._stream(_ROWS_SQL, (sid, start, end)))
             return value_shapes.buckets(points, every, agg, data_type)
         boolean = data_type == BOOLEAN and agg in ("min", "max", "last")
         rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])

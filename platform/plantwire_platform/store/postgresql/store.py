@@ -436,9 +436,7 @@ class PostgresStore:
             return []
         sid, data_type, json_values = info
         if value_shapes.aggregates_in_python(data_type, json_values):
-            rows = self._fetch(_ROWS_SQL, sid, start, end)
-            points = ((r[0], from_columns(r[1], r[2], r[3], r[4], data_type)) for r in rows)
-            return value_shapes.buckets(points, every, agg, data_type)
+            return self._run(self._python_buckets(sid, start, end, every, agg, data_type))
         typed = data_type if agg in ("min", "max", "last") else None
         sql = (
             f"SELECT {_BUCKET_START} AS b, {_AGG_SQL[agg]}, count(*) FROM points "
@@ -453,6 +451,29 @@ class PostgresStore:
             else:
                 value = from_columns(f, i, s, j, typed)
             out.append(Bucket(b, value, n))
+        return out
+
+    async def _python_buckets(
+        self, sid: int, start: int, end: int, every: int, agg: Agg, data_type: str | None
+    ) -> list[Bucket]:
+        """Buckets of an array, structure or UInt64 series, streamed through a cursor bucket by bucket."""
+        out: list[Bucket] = []
+        index: int | None = None
+        values: list[JsonValue] = []
+
+        def close_bucket() -> None:
+            if index is not None and values:
+                value, skipped = value_shapes.aggregate(values, agg, data_type)
+                out.append(Bucket(index * every, value, len(values), skipped))
+
+        async with self._db.acquire() as conn, conn.transaction():
+            async for r in conn.cursor(_ROWS_SQL, sid, start, end, prefetch=5000):
+                k = r[0] // every
+                if k != index:
+                    close_bucket()
+                    index, values = k, []
+                values.append(from_columns(r[1], r[2], r[3], r[4], data_type))
+        close_bucket()
         return out
 
     def count_points(self) -> int:
