@@ -200,6 +200,7 @@ async def test_devices(client: TestClient[Any, Any], fill_now: int) -> None:
         "gateway": GW,
         "endpoint": ENDPOINT,
         "state": "online",
+        "reported_state": "online",
         "state_since": "2026-11-24T10:59:30.000000Z",
         "error": None,
         "gateway_state": "online",
@@ -214,6 +215,7 @@ async def test_devices(client: TestClient[Any, Any], fill_now: int) -> None:
         "gateway": GW,
         "endpoint": "opc.tcp://127.0.0.1:4841",
         "state": "offline",
+        "reported_state": "offline",
         "state_since": "2026-11-24T11:00:05.000000Z",
         "error": "connection refused",
         "gateway_state": "online",
@@ -245,6 +247,10 @@ async def test_tags(client: TestClient[Any, Any]) -> None:
         "writable": False,
         "range": [0.0, 250.0],
         "derived_by": None,
+        "value_rank": -1,
+        "dims": None,
+        "enum": None,
+        "locale": None,
     }
     assert tags["running"]["range"] is None
     assert tags["setpoint"]["writable"] is True
@@ -384,7 +390,9 @@ async def test_buckets_are_aligned_to_every_not_to_start(client: TestClient[Any,
     code, body = await get(client, f"/api/series?{urlencode(q | {'every': '1m'})}")
     assert code == 200
     # The bucket starts at 11:00:00 but holds only the points from 11:00:20 on: 21 25 24 26.
-    assert body["buckets"] == [{"start": "2026-11-24T11:00:00.000000Z", "value": 24.0, "count": 4}]
+    assert body["buckets"] == [
+        {"start": "2026-11-24T11:00:00.000000Z", "value": 24.0, "count": 4, "skipped": 0}
+    ]
 
 
 async def test_openapi_document_is_served(client: TestClient[Any, Any]) -> None:

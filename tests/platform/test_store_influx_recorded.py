@@ -178,10 +178,12 @@ async def test_points_become_exact_line_protocol(influx: RecordedInflux, store: 
         Sample("mode", T0 + 3, 'say "hi" \\ bye'),
         Sample("lost", T0 + 4, None, 0x80310000),
         Sample("a tag,with=odd chars", T0 + 5, -0.25),
+        Sample("vec", T0 + 6, [57.0, 114.0]),  # arrays and structures: their JSON text
+        Sample("range", T0 + 7, {"Low": 1.5}),
     ]
     async with asyncio.timeout(TIMEOUT):
         result = await asyncio.to_thread(store.write_batches, [batch(1, *samples)])
-    assert result == WriteResult(stored=6, duplicates=0, seq_gaps=0)
+    assert result == WriteResult(stored=8, duplicates=0, seq_gaps=0)
     (write,) = influx.writes
     assert (write["org"], write["bucket"], write["precision"]) == (ORG, BUCKET, "us")
     key = "plantwire,device=press-1,gateway=line-1,tag="
@@ -192,6 +194,8 @@ async def test_points_become_exact_line_protocol(influx: RecordedInflux, store: 
         f'{key}mode status=0i,value_str="say \\"hi\\" \\\\ bye" {T0 + 3}',
         f"{key}lost status=2150694912i {T0 + 4}",
         f"{key}a\\ tag\\,with\\=odd\\ chars status=0i,value=-0.25 {T0 + 5}",
+        f'{key}vec status=0i,value_str="[57.0,114.0]" {T0 + 6}',
+        f'{key}range status=0i,value_str="{{\\"Low\\":1.5}}" {T0 + 7}',
     ]
 
 

@@ -20,6 +20,20 @@ def shortened(message: str) -> str:
     return f"{message[: MAX_MESSAGE - 40]}…[{len(message) - MAX_MESSAGE + 40} more characters]"
 
 
+DEVICE_FAILURE_CODES: Final[dict[str, str]] = {
+    "device_refused": "the device answered with a Bad OPC UA status",
+    "device_unreachable": "the endpoint cannot be reached (or the device is not connected)",
+    "security_rejected": "the server does not offer the security policy/mode asked for, or refused it",
+    "certificate_untrusted": "one side does not trust the other's certificate (trust it on the gateway: "
+    "`plantwire gateway pki`)",
+    "identity_rejected": "the user name/password or user certificate was refused, or is required",
+    "too_many_operations": "the server refused a request as too large, or is at a session limit",
+    "command_interrupted": "the gateway stopped while running the command",
+    "gateway_error": "the gateway failed in another way (its message says how)",
+}
+"""Codes of `DeviceFailed` (HTTP 502): what the gateway or the device reported, and what it means."""
+
+
 class CommandError(Exception):
     """A command the platform refused, could not deliver, or the device did not carry out."""
 
@@ -76,7 +90,9 @@ class InvalidCommand(CommandError):
 
 
 class DeviceFailed(CommandError):
-    """The device refused the command or could not be reached (`code` says which)."""
+    """The device refused the command or could not be reached (`code` says which, one of
+    `DEVICE_FAILURE_CODES`: a security, certificate or identity refusal is told apart from an
+    unreachable endpoint, so that the answer says what to fix)."""
 
     status = 502
     default_code = "device_refused"

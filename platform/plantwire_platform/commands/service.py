@@ -48,6 +48,7 @@ from plantwire_platform.commands.errors import (
     NotWritable,
     UnknownTarget,
 )
+from plantwire_platform.store import device_state
 from plantwire_platform.store.device_query import DeviceQuery
 from plantwire_platform.store.model import AuditEntry, Catalog, DeviceRecord
 from plantwire_platform.store.threads import StoreThreads
@@ -61,6 +62,12 @@ DEFAULT_AUDIT_FIELD_BYTES: Final = 4096
 COMMAND_STORE_THREADS: Final = 1
 """Commands are a few a minute: one thread for their store reads and audit writes."""
 
+CONNECTION_KEYS: Final = (
+    "security_policy", "security_mode", "username", "password_file", "user_certificate",
+    "user_private_key", "trust_server_certificate",
+)  # fmt: skip
+"""The attach keys that say how to connect (the same as a gateway config's [[devices]] keys)."""
+
 # Gateway reply code -> (error class, error code)
 _REPLY_ERRORS: Final[dict[str, tuple[type[CommandError], str]]] = {
     "opcua_status": (DeviceFailed, "device_refused"),
@@ -73,6 +80,11 @@ _REPLY_ERRORS: Final[dict[str, tuple[type[CommandError], str]]] = {
     "duplicate": (CommandConflict, "duplicate_device"),
     "unreachable": (DeviceFailed, "device_unreachable"),
     "not_connected": (DeviceFailed, "device_unreachable"),
+    # Why a connection (attach's probe, or a command's session) failed: each its own code, HTTP 502.
+    "security_rejected": (DeviceFailed, "security_rejected"),
+    "certificate_untrusted": (DeviceFailed, "certificate_untrusted"),
+    "identity_rejected": (DeviceFailed, "identity_rejected"),
+    "too_many_operations": (DeviceFailed, "too_many_operations"),
     "configured": (CommandConflict, "device_configured"),
     "expired": (CommandTimedOut, "command_expired"),
     "interrupted": (DeviceFailed, "command_interrupted"),
@@ -132,6 +144,8 @@ class AttachRequest:
     root: str | None = None
     include: list[str] | None = None
     exclude: list[str] | None = None
+    connection: dict[str, str] = field(default_factory=dict)
+    """Security and identity keys (`CONNECTION_KEYS`), passed to the gateway as given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +413,7 @@ class CommandService:
         devices = await self._threads.run(self._store.list_devices)
         known = dict(self._bus.gateways) if self._bus is not None else {}
         out = {gw: GatewayView(gw, s.state, s.since, s.version) for gw, s in known.items()}
-        for d in devices:
+        for d in map(device_state.shown, devices):
             view = out.setdefault(d.gateway, GatewayView(d.gateway, d.gateway_state, None, None))
             detached = _is_detached(d)
             view.devices.append(
@@ -444,7 +458,7 @@ class CommandService:
                 ("exclude", request.exclude),
             )
             if v is not None
-        }
+        } | dict(request.connection)  # file paths and names only: a password is never in a request
 
         async def body() -> AttachDone:
             endpoint = request.endpoint
@@ -480,6 +494,10 @@ class CommandService:
             ):
                 if value is not None:
                     args[key] = value
+            unknown = set(request.connection) - set(CONNECTION_KEYS)
+            if unknown:
+                raise BadCommand(f"unknown attach keys: {', '.join(sorted(unknown))}")
+            args.update(request.connection)
             command = make_command("attach", device, args, timeout, user, None)
             try:
                 outcome = await self._send(audit, gateway, command, timeout)

@@ -86,7 +86,8 @@ def decode_message(topic: str, payload: bytes) -> Decoded:
     try:
         body: Body
         if parsed.kind == "data":
-            body = wire.decode_data(payload)
+            # Arrays and structures as lists and dicts: the stores keep them as JSON (store/value_shapes.py).
+            body = wire.decode_data(payload, compound="native")
         elif parsed.kind == "meta":
             body = wire.decode_meta(payload)
         elif parsed.device is None:

@@ -41,7 +41,16 @@ const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 3
 function fmtValue(v) {
   if (v === null || v === undefined) return "—";
   if (typeof v === "number") return Math.abs(v) >= 1e4 ? numberFormat.format(Math.round(v)) : numberFormat.format(v);
+  if (typeof v === "object") return JSON.stringify(v); // arrays and structures (docs/wire.md)
   return String(v);
+}
+
+// A tag's value as a person reads it: an enumeration's name, a DateTime as a time (docs/wire.md).
+function fmtTagValue(t, v) {
+  if (v === null || v === undefined || !t) return fmtValue(v);
+  if (t.enum && typeof v === "number" && t.enum[String(v)] !== undefined) return `${t.enum[String(v)]} (${v})`;
+  if (t.data_type === "DateTime" && typeof v === "number") return new Date(v / 1000).toISOString();
+  return fmtValue(v);
 }
 
 function ago(iso) {
@@ -405,7 +414,9 @@ async function devicePage(id) {
   const tags = tagsResp.body.tags;
   const values = new Map((latest.ok ? latest.body.values : []).map((v) => [v.tag, v]));
   // Derived series (from apps) carry no OPC UA type: chart them when their value is a number.
-  const isNumeric = (t) => NUMERIC.test(t.data_type || "") || (!t.data_type && typeof values.get(t.tag)?.value === "number");
+  // Arrays (value_rank >= 0) and enumerations are listed, not charted.
+  const isNumeric = (t) => (t.value_rank ?? -1) < 0 && !t.enum
+    && (NUMERIC.test(t.data_type || "") || (!t.data_type && typeof values.get(t.tag)?.value === "number"));
   const chartable = tags.filter(isNumeric);
   if (!chartSelection.has(id)) chartSelection.set(id, new Set(chartable.slice(0, 2).map((t) => t.tag)));
   const selected = chartSelection.get(id);
@@ -414,10 +425,11 @@ async function devicePage(id) {
   const rows = tags.map((t) => {
     const v = values.get(t.tag);
     const c = {
-      value: h("span", { class: "live-value" }, v ? fmtValue(v.value) : "—"),
+      value: h("span", { class: "live-value" }, v ? fmtTagValue(t, v.value) : "—"),
       quality: h("td", {}, v ? pill(v.quality) : h("span", { class: "muted" }, "no value")),
       ts: h("td", { class: "hide-sm muted" }, v ? ago(v.ts) : "—"),
       last: v ? v.ts : null,
+      tag: t,
     };
     cells.set(t.tag, c);
     const box = isNumeric(t)
@@ -455,7 +467,7 @@ async function devicePage(id) {
       if (p.device !== id) continue;
       const c = cells.get(p.tag);
       if (c) {
-        c.value.textContent = fmtValue(p.value);
+        c.value.textContent = fmtTagValue(c.tag, p.value);
         c.quality.replaceChildren(pill(p.quality));
         c.last = p.ts;
       }
@@ -621,6 +633,8 @@ class LiveChart {
 
 function num(v) {
   if (typeof v === "boolean") return v ? 1 : 0;
+  // A UInt64 above 2^63-1 is its exact decimal string; a chart can only draw it approximately.
+  if (typeof v === "string" && /^[0-9]{1,20}$/.test(v)) return Number(v);
   return typeof v === "number" ? v : null;
 }
 

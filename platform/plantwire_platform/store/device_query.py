@@ -25,7 +25,8 @@ class DeviceQuery:
 
     gateway: str | None = None
     state: str | None = None
-    """'online', 'connecting', 'offline' or 'unknown' (the device's own state)."""
+    """'online', 'connecting', 'offline' or 'unknown': the state as shown (store.device_state: a
+    device of an offline gateway is offline, whatever its own status says)."""
     name: str | None = None
     """A substring of the device id, case-insensitive."""
     offset: int = 0
@@ -40,6 +41,14 @@ class DevicePage:
     """How many devices match the filters (all pages)."""
 
 
+def shown_state_sql(col: str = "") -> str:
+    """SQL for the state as `store.device_state.shown` derives it (the same in SQLite and PostgreSQL)."""
+    return (
+        f"(CASE WHEN {col}gateway IN (SELECT id FROM gateways WHERE state = 'offline') "
+        f"THEN 'offline' ELSE {col}state END)"
+    )
+
+
 def sqlite_where(q: DeviceQuery, alias: str = "") -> tuple[str, list[Any]]:
     """The WHERE clause (empty or starting with ' WHERE') and its parameters, for SQLite."""
     col = f"{alias}." if alias else ""
@@ -49,7 +58,7 @@ def sqlite_where(q: DeviceQuery, alias: str = "") -> tuple[str, list[Any]]:
         clauses.append(f"{col}gateway = ?")
         params.append(q.gateway)
     if q.state is not None:
-        clauses.append(f"{col}state = ?")
+        clauses.append(f"{shown_state_sql(col)} = ?")
         params.append(q.state)
     if q.name:
         # instr, not LIKE: no wildcard escaping, and the substring is taken literally.

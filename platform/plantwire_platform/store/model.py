@@ -68,6 +68,8 @@ class DeviceRecord:
     """Source timestamp of the newest stored point of this device."""
     last_seq: int
     """Highest data-message sequence number stored for this device (0 if none)."""
+    gateway_since: int | None = None
+    """Since when the gateway has its state (from its status), None before any status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,12 @@ class TagRecord:
     high: float | None
     derived_by: str | None = None
     """The app that computes this series, or None for a device's own tag."""
+    dims: tuple[int, ...] | None = None
+    """Array dimensions from meta (0 = any length); None for a scalar (docs/wire.md)."""
+    enum: dict[int, str] | None = None
+    """An enumeration's names by value, from meta; the points carry the integer."""
+    locale: str | None = None
+    """A LocalizedText's locale, from meta."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +136,7 @@ class Point:
 class LatestValue:
     tag: str
     ts: int
-    value: Value
+    value: JsonValue
     status: int
     unit: str | None
 
@@ -141,6 +149,8 @@ class Bucket:
     """The aggregate; None when the bucket holds no numeric value (avg/min/max of strings)."""
     count: int
     """How many points fell into the bucket."""
+    skipped: int = 0
+    """Points left out of an element-wise avg/min/max: arrays or structures of another shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +204,7 @@ class TimeSeries(Protocol):
         """Aggregates per bucket of `every` µs, oldest first; empty buckets are left out.
 
         avg/min/max use numeric values only (booleans count as 0/1); last and count use all.
+        Arrays and structures aggregate element by element, UInt64 exactly (store/value_shapes.py).
         """
         ...
 

@@ -12,10 +12,11 @@ from typing import Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
 from plantwire_platform.store.model import TagRecord
+from plantwire_platform.store.value_types_schema import dims_of, enum_of, meta_columns
 
 TAGS_SELECT: Final = (
-    "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "
-    "FROM series WHERE device = ? ORDER BY tag"
+    "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by, "
+    "dims, enum_names, locale FROM series WHERE device = ? ORDER BY tag"
 )
 
 
@@ -33,14 +34,27 @@ def apply_meta(conn: sqlite3.Connection, gateway: str, device: str, meta: Device
     conn.execute("UPDATE devices SET endpoint = ?, root = ? WHERE id = ?", (meta.endpoint, meta.root, device))
     conn.executemany(
         """INSERT INTO series
-             (device, tag, node_id, data_type, unit, description, writable, low, high)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             (device, tag, node_id, data_type, unit, description, writable, low, high,
+              dims, enum_names, locale)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (device, tag) DO UPDATE SET
              node_id = excluded.node_id, data_type = excluded.data_type, unit = excluded.unit,
              description = excluded.description, writable = excluded.writable,
-             low = excluded.low, high = excluded.high""",
+             low = excluded.low, high = excluded.high,
+             dims = excluded.dims, enum_names = excluded.enum_names, locale = excluded.locale""",
         [
-            (device, t.tag, t.node_id, t.data_type, t.unit, t.description, t.writable, t.low, t.high)
+            (
+                device,
+                t.tag,
+                t.node_id,
+                t.data_type,
+                t.unit,
+                t.description,
+                t.writable,
+                t.low,
+                t.high,
+                *meta_columns(t),
+            )
             for t in meta.tags
         ],
     )
@@ -66,6 +80,6 @@ def apply_gateway_status(conn: sqlite3.Connection, gateway: str, status: Gateway
 def tag_records(rows: list[tuple[object, ...]]) -> list[TagRecord]:
     """Rows of TAGS_SELECT as records."""
     return [
-        TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by)  # type: ignore[arg-type]  # TAGS_SELECT's columns are these types
-        for d, t, n, dt, u, desc, w, lo, hi, by in rows
+        TagRecord(d, t, n, dt, u, desc, bool(w), lo, hi, by, dims_of(dims), enum_of(names), loc)  # type: ignore[arg-type]  # TAGS_SELECT's columns are these types
+        for d, t, n, dt, u, desc, w, lo, hi, by, dims, names, loc in rows
     ]

@@ -24,8 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value, now_us
-from plantwire_platform.store import registry, sqlite_rollups
+from plantwire_platform.store import registry, sqlite_rollups, value_shapes, value_types_schema
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
@@ -91,7 +93,8 @@ CREATE TABLE IF NOT EXISTS series (
     UNIQUE (device, tag)
 );
 
--- `value` has no declared type: SQLite keeps ints, floats, text and NULL as they came.
+-- `value` has no declared type: SQLite keeps ints, floats, text and NULL as they came; arrays and
+-- structures are BLOBs of their JSON (store/value_shapes.py).
 CREATE TABLE IF NOT EXISTS points (
     series_id INTEGER NOT NULL,
     ts        INTEGER NOT NULL,
@@ -127,7 +130,7 @@ SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
        d.first_seen,
        (SELECT max((SELECT max(p.ts) FROM points p WHERE p.series_id = s.series_id))
           FROM series s WHERE s.device = d.id),
-       d.last_seq
+       d.last_seq, g.since
 FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
 """
 
@@ -147,6 +150,8 @@ _EDGE_SQL: Final = (
 _MAX_BUCKET_QUERIES: Final = 5000
 """Above this many buckets, one GROUP BY beats a range query per bucket."""
 
+_ROWS_SQL: Final = "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts"
+
 _SERIES_SQL: Final = """
 SELECT ts, value, status FROM points
 WHERE series_id = ? AND ts >= ? AND ts < ?
@@ -156,6 +161,13 @@ ORDER BY ts LIMIT ?
 
 def _bool_value(value: Value) -> Value:
     return bool(value) if isinstance(value, int | float) else value
+
+
+def _read(value: Any, data_type: str | None) -> JsonValue:
+    """A stored value as the API gives it: BLOBs decoded, Boolean tags as booleans."""
+    if type(value) is bytes:
+        return orjson.loads(value)  # a list or dict: write_batches keeps only those as BLOBs
+    return _bool_value(value) if data_type == BOOLEAN else value
 
 
 def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[int, int, JsonValue, int]]:
@@ -200,6 +212,7 @@ class SqliteStore:
         self._series_ids: dict[tuple[str, str], int] = {}
         self._series_ids_old: dict[tuple[str, str], int] = {}
         self._last_seq: dict[str, int] = {}
+        self._json_series: set[int] = set()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -230,6 +243,7 @@ class SqliteStore:
             conn.executescript(ALARMS_SCHEMA)
             conn.executescript(AUDIT_SCHEMA)
             conn.executescript(OWNERS_SCHEMA)
+            value_types_schema.ensure_columns(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             sqlite_rollups.migrate(conn, now_us())
             conn.execute("PRAGMA temp_store=MEMORY")
@@ -277,6 +291,7 @@ class SqliteStore:
                 self._series_ids.clear()
                 self._series_ids_old.clear()
                 self._last_seq.clear()
+                self._json_series.clear()
                 raise
         except sqlite3.Error as err:
             raise StoreError(f"store write failed: {err}") from err
@@ -323,6 +338,7 @@ class SqliteStore:
             rows: list[tuple[int, int, JsonValue, int]] = []
             seq_updates: dict[str, int] = {}
             series_ids = self._series_ids
+            compound: set[int] = set()
             for item in batches:
                 device = item.device
                 last = seq_updates.get(device)
@@ -336,14 +352,25 @@ class SqliteStore:
                     sid = series_ids.get((device, s.tag))
                     if sid is None:
                         sid = self._series_id(conn, device, s.tag, s.value)
-                    rows.append((sid, s.ts, s.value, s.status))
+                    v = s.value
+                    if type(v) is list or type(v) is dict:
+                        compound.add(sid)
+                        v = orjson.dumps(v)  # type: ignore[assignment]  # BLOB of the JSON
+                    rows.append((sid, s.ts, v, s.status))
             total = len(rows)
+            self._mark_json_series(conn, compound)
             stored = _insert_points(conn, rows)
             changed = [(seq, dev) for dev, seq in seq_updates.items() if seq != self._last_seq[dev]]
             conn.executemany("UPDATE devices SET last_seq = ? WHERE id = ?", changed)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
         self._last_seq.update(seq_updates)
         return WriteResult(stored=stored, duplicates=total - stored, seq_gaps=gaps, seq_jumps=jumps)
+
+    def _mark_json_series(self, conn: sqlite3.Connection, sids: set[int]) -> None:
+        new = sids - self._json_series
+        if new:
+            conn.executemany("UPDATE series SET json_values = 1 WHERE series_id = ?", [(i,) for i in new])
+            self._json_series |= new
 
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
         with self._transaction() as conn:
@@ -386,6 +413,13 @@ class SqliteStore:
         except sqlite3.Error as err:
             raise StoreError(f"store read failed: {err}") from err
 
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """Rows one by one (a long range is never held in memory at once)."""
+        try:
+            yield from self._reader().execute(sql, params)
+        except sqlite3.Error as err:
+            raise StoreError(f"store read failed: {err}") from err
+
     def list_devices(self) -> list[DeviceRecord]:
         return [DeviceRecord(*row) for row in self._query(_DEVICE_SELECT + " ORDER BY d.id")]
 
@@ -402,26 +436,22 @@ class SqliteStore:
     def latest(self, device: str) -> list[LatestValue]:
         out = []
         for tag, ts, value, status, unit, data_type in self._query(_LATEST_SQL, (device,)):
-            if data_type == BOOLEAN:
-                value = _bool_value(value)
-            out.append(LatestValue(tag, ts, value, status, unit))
+            out.append(LatestValue(tag, ts, _read(value, data_type), status, unit))
         return out
 
-    def _series_info(self, device: str, tag: str) -> tuple[int, str | None] | None:
+    def _series_info(self, device: str, tag: str) -> tuple[int, str | None, bool] | None:
         rows = self._query(
-            "SELECT series_id, data_type FROM series WHERE device = ? AND tag = ?", (device, tag)
+            "SELECT series_id, data_type, json_values FROM series WHERE device = ? AND tag = ?", (device, tag)
         )
-        return (rows[0][0], rows[0][1]) if rows else None
+        return (rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
 
     def series(self, device: str, tag: str, start: int, end: int, limit: int) -> list[Point]:
         info = self._series_info(device, tag)
         if info is None or limit <= 0:
             return []
-        sid, data_type = info
+        sid, data_type, _ = info
         rows = self._query(_SERIES_SQL, (sid, start, end, limit))
-        if data_type == BOOLEAN:
-            return [Point(ts, _bool_value(v), q) for ts, v, q in rows]
-        return [Point(ts, v, q) for ts, v, q in rows]
+        return [Point(ts, _read(v, data_type), q) for ts, v, q in rows]
 
     def buckets(self, device: str, tag: str, start: int, end: int, every: int, agg: Agg) -> list[Bucket]:
         if agg not in AGGREGATES:
@@ -431,7 +461,10 @@ class SqliteStore:
         info = self._series_info(device, tag)
         if info is None:
             return []
-        sid, data_type = info
+        sid, data_type, json_values = info
+        if value_shapes.aggregates_in_python(data_type, json_values):
+            points = ((ts, _read(v, data_type)) for ts, v in self._stream(_ROWS_SQL, (sid, start, end)))
+            return value_shapes.buckets(points, every, agg, data_type)
         boolean = data_type == BOOLEAN and agg in ("min", "max", "last")
         rows: list[Any] | None = sqlite_rollups.bucket_rows(self._query, sid, start, end, every, agg)
         if rows is None:

@@ -15,6 +15,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from plantwire_platform.commands.errors import DEVICE_FAILURE_CODES
 from plantwire_platform.web.api_models import apps, commands, data, ownership
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
 from plantwire_platform.web.query_params import SeriesParams
@@ -52,9 +53,12 @@ class Operation:
 
 _STORE: Final = {503: "The store could not answer (code store_unavailable)."}
 _UNKNOWN_DEVICE: Final = {404: "Unknown device (code unknown_device).", **_STORE}
+_DEVICE_FAILED: Final = "The device refused or could not be reached; `code` says why: " + "; ".join(
+    f"`{code}`: {meaning}" for code, meaning in DEVICE_FAILURE_CODES.items()
+)
 _SEND: Final = {
     404: "Unknown device, tag or method (unknown_device, unknown_tag, unknown_method).",
-    502: "The device refused (bad OPC UA status) or could not be reached.",
+    502: _DEVICE_FAILED,
     503: "No broker connection, or gateway offline.",
     504: "No reply in time (code command_timeout); retry with the same id.",
 }
@@ -170,7 +174,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             404: "Unknown gateway, or the root node does not exist (unknown_node).",
             409: "Device id taken (duplicate_device).",
             422: "A field of the wrong type or out of range.",
-            502: "Endpoint unreachable (device_unreachable).",
+            502: _DEVICE_FAILED,
             503: "Gateway offline, or no broker connection.",
             504: "No reply in time.",
         },

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire_platform.commands.errors import InvalidCommand
-from plantwire_platform.commands.service import AttachRequest, CommandService, Receipt
+from plantwire_platform.commands.service import CONNECTION_KEYS, AttachRequest, CommandService, Receipt
 from plantwire_platform.store.model import AuditEntry
 from plantwire_platform.web.api_models.commands import (
     AttachBody,
@@ -151,7 +151,8 @@ async def attach_device(request: web.Request) -> web.Response:
     validate_params(request.query, NoQuery)
     gateway = validate_params(request.match_info, GatewayPath, "path").gateway
     data = await parse_body(request, AttachBody)
-    attach = AttachRequest(data.endpoint, data.id, data.root, data.include, data.exclude)
+    connection = {k: v for k in CONNECTION_KEYS if (v := getattr(data, k)) is not None}
+    attach = AttachRequest(data.endpoint, data.id, data.root, data.include, data.exclude, connection)
     done = await _service(request).attach(user_of(request), gateway, attach, data.timeout)
     body = {**_receipt_json(done.receipt), "endpoint": done.endpoint, "root": done.root, "tags": done.tags}
     return json_response(body, status=201)

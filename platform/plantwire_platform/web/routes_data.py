@@ -10,6 +10,7 @@ from aiohttp import web
 import plantwire
 from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire.wire import now_us, quality
+from plantwire_platform.store import device_state
 from plantwire_platform.store.device_query import DeviceQuery
 from plantwire_platform.store.model import DeviceRecord, LatestValue, Store, TagRecord
 from plantwire_platform.web.api_models.common import DevicePath, NoQuery
@@ -35,12 +36,14 @@ def add_data_routes(app: web.Application) -> None:
 # --- JSON shapes ---------------------------------------------------------------------------------
 
 
-def device_json(d: DeviceRecord, identifier: str | None = None) -> dict[str, Any]:
+def device_json(record: DeviceRecord, identifier: str | None = None) -> dict[str, Any]:
+    d = device_state.shown(record)
     return {
         "id": d.id,
         "gateway": d.gateway,
         "endpoint": d.endpoint,
         "state": d.state,
+        "reported_state": record.state,
         "state_since": to_iso_opt(d.state_since),
         "error": d.error,
         "gateway_state": d.gateway_state,
@@ -63,6 +66,10 @@ def tag_json(t: TagRecord) -> dict[str, Any]:
         "writable": t.writable,
         "range": [t.low, t.high] if has_range else None,
         "derived_by": t.derived_by,
+        "value_rank": len(t.dims) if t.dims is not None else -1,
+        "dims": list(t.dims) if t.dims is not None else None,
+        "enum": {str(k): v for k, v in t.enum.items()} if t.enum is not None else None,
+        "locale": t.locale,
     }
 
 
@@ -197,7 +204,10 @@ def _series(store: Store, q: SeriesQuery) -> dict[str, Any]:
         **head,
         "every": q.every_text,
         "agg": q.agg,
-        "buckets": [{"start": to_iso(b.start), "value": b.value, "count": b.count} for b in buckets],
+        "buckets": [
+            {"start": to_iso(b.start), "value": b.value, "count": b.count, "skipped": b.skipped}
+            for b in buckets
+        ],
     }
 
 

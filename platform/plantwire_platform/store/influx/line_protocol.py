@@ -10,7 +10,9 @@ The data model (one point per sampled value)::
   0/1), and no series ever hits InfluxDB's field type conflict (a field's type is fixed once written;
   an OPC UA Int32 that the gateway sends as 5 and later as 5.5 would be rejected if `value` were an
   integer). Integers above 2**53 lose precision; whole numbers of integer-typed tags read back as int.
-- `value_bool` marks booleans so they read back as booleans; `value_str` holds text.
+- `value_bool` marks booleans so they read back as booleans; `value_str` holds text, and arrays and
+  structures as their compact JSON text (they read back as that text: this backend keeps the
+  earlier, scalar-only behaviour; SQLite and PostgreSQL keep them as JSON, docs/wire.md).
 - `status` (the OPC UA status code) is on every point, so counting `status` counts points, and a
   null value is a point with `status` alone.
 - Identity is (measurement, tag set, timestamp): a redelivered message overwrites its own points with
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import math
 from typing import Final
+
+import orjson
 
 from plantwire.wire import JsonValue
 
@@ -59,6 +63,8 @@ def fields(value: JsonValue, status: int) -> str:
         if math.isfinite(number):
             return f"status={status}i,value={number!r}"
         return f"status={status}i"
+    if isinstance(value, list | dict):  # arrays and structures: their compact JSON text (docs/wire.md)
+        value = orjson.dumps(value).decode()
     if isinstance(value, str):
         return f'status={status}i,value_str="{value.translate(_ESCAPE_FIELD_STR)}"'
     return f"status={status}i"

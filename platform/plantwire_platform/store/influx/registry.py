@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
-from plantwire_platform.store import registry
+from plantwire_platform.store import registry, value_types_schema
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
@@ -48,7 +48,8 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('points', 0);
 
 _DEVICE_SELECT: Final = """
 SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error, coalesce(g.state, 'unknown'),
-       (SELECT count(*) FROM series s WHERE s.device = d.id), d.first_seen, d.last_data, d.last_seq
+       (SELECT count(*) FROM series s WHERE s.device = d.id), d.first_seen, d.last_data, d.last_seq,
+       g.since
 FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
 """
 
@@ -92,6 +93,7 @@ class InfluxRegistry:
             conn.executescript(AUDIT_SCHEMA)
             conn.executescript(OWNERS_SCHEMA)
             ensure_derived_column(conn)
+            value_types_schema.ensure_columns(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the InfluxDB registry at {path}: {err}") from err
         return cls(conn)

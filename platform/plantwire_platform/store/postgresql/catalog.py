@@ -14,8 +14,9 @@ import orjson
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
 from plantwire_platform.store.app_tables import SEVERITIES
 from plantwire_platform.store.audit_table import MAX_LIMIT
-from plantwire_platform.store.device_query import DeviceQuery
-from plantwire_platform.store.model import AlarmRecord, AuditEntry
+from plantwire_platform.store.device_query import DeviceQuery, shown_state_sql
+from plantwire_platform.store.model import AlarmRecord, AuditEntry, TagRecord
+from plantwire_platform.store.value_types_schema import dims_of, enum_of, meta_columns
 
 DEVICE_SELECT: Final = """
 SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
@@ -25,12 +26,12 @@ SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
        (SELECT max(p.ts) FROM series s CROSS JOIN LATERAL (
             SELECT ts FROM points WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1) p
          WHERE s.device = d.id),
-       d.last_seq
+       d.last_seq, g.since
 FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
 """
 TAGS_SELECT: Final = (
-    "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by "
-    "FROM series WHERE device = $1 ORDER BY tag"
+    "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by, "
+    "dims, enum_names, locale FROM series WHERE device = $1 ORDER BY tag"
 )
 _ENSURE_DEVICE: Final = (
     "INSERT INTO devices (id, gateway, first_seen) VALUES ($1, $2, $3) "
@@ -57,7 +58,7 @@ def device_where(q: DeviceQuery) -> tuple[str, list[Any]]:
     """The WHERE clause (empty or starting with ' WHERE') of a device page, with $1.. parameters."""
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in (("gateway", q.gateway), ("state", q.state)):
+    for column, value in (("gateway", q.gateway), (shown_state_sql(), q.state)):
         if value is not None:
             params.append(value)
             clauses.append(f"{column} = ${len(params)}")
@@ -75,6 +76,7 @@ async def apply_meta(pool: asyncpg.Pool, gateway: str, device: str, meta: Device
         [t.unit for t in tags], [t.description for t in tags], [t.writable for t in tags],
         [t.low for t in tags], [t.high for t in tags],
     )  # fmt: skip
+    dims, names, locales = zip(*(meta_columns(t) for t in tags), strict=True) if tags else ((), (), ())
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_RELAXED_COMMIT)
         await conn.execute(_ENSURE_DEVICE, device, gateway, now_us())
@@ -83,16 +85,28 @@ async def apply_meta(pool: asyncpg.Pool, gateway: str, device: str, meta: Device
         )
         await conn.execute(
             """INSERT INTO series
-                 (device, tag, node_id, data_type, unit, description, writable, low, high)
+                 (device, tag, node_id, data_type, unit, description, writable, low, high,
+                  dims, enum_names, locale)
                SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                        $7::boolean[], $8::float8[], $9::float8[])
+                                        $7::boolean[], $8::float8[], $9::float8[],
+                                        $10::text[], $11::text[], $12::text[])
                ON CONFLICT (device, tag) DO UPDATE SET
                  node_id = excluded.node_id, data_type = excluded.data_type, unit = excluded.unit,
                  description = excluded.description, writable = excluded.writable,
-                 low = excluded.low, high = excluded.high""",
+                 low = excluded.low, high = excluded.high,
+                 dims = excluded.dims, enum_names = excluded.enum_names, locale = excluded.locale""",
             device,
             *columns,
+            list(dims),
+            list(names),
+            list(locales),
         )
+
+
+def tag_record(row: asyncpg.Record) -> TagRecord:
+    """A row of TAGS_SELECT."""
+    d, t, n, dt, u, desc, w, lo, hi, by, dims, names, locale = row
+    return TagRecord(d, t, n, dt, u, desc, w, lo, hi, by, dims_of(dims), enum_of(names), locale)
 
 
 async def apply_device_status(pool: asyncpg.Pool, gateway: str, device: str, status: DeviceStatus) -> None:

@@ -155,7 +155,7 @@ def bucket_rows(
     for tier, lo, hi in plan:
         if tier is None:
             points += [
-                (ts, from_columns(f, i, s, None))
+                (ts, from_columns(f, i, s, None, None))
                 for ts, f, i, s in fetch(
                     "SELECT ts, fval, ival, sval FROM points WHERE series_id = $1 AND ts >= $2 AND ts < $3",
                     sid,
@@ -173,7 +173,9 @@ def bucket_rows(
         ):
             b, count, n, min_f, min_i, max_f, max_i, total, last_ts, last_f, last_i, last_s = r
             mn, mx = _pick(True, min_f, min_i), _pick(False, max_f, max_i)
-            rows.append((b, count, n, mn, mx, total, last_ts, from_columns(last_f, last_i, last_s, None)))
+            rows.append(
+                (b, count, n, mn, mx, total, last_ts, from_columns(last_f, last_i, last_s, None, None))
+            )
     return rollup_plan.fold(every, agg, points, rows)
 
 

@@ -107,8 +107,8 @@ STAGING: Final = "points_staging"
 """Per-connection temporary table the bulk COPY fills before one INSERT ... SELECT into `points`."""
 STAGING_DDL: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} "
-    "(series_id integer, ts bigint, fval double precision, ival bigint, sval text, status bigint) "
-    "ON COMMIT DELETE ROWS"
+    "(series_id integer, ts bigint, fval double precision, ival bigint, sval text, jval jsonb, "
+    "status bigint) ON COMMIT DELETE ROWS"
 )
 
 PointsKind = Literal["partitioned", "hypertable"]

@@ -30,6 +30,7 @@ import asyncpg
 
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
+from plantwire_platform.store import value_shapes
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
@@ -47,7 +48,7 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store.postgresql import catalog, ownership, rollups, schema
+from plantwire_platform.store.postgresql import catalog, ownership, rollups, schema, schema_value_types
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -63,24 +64,30 @@ __all__ = ["PostgresSettings", "PostgresStore"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
-Record = tuple[int, int, float | None, int | None, str | None, int]
+Record = tuple[int, int, float | None, int | None, str | None, str | None, int]
 _STAGING_COLUMNS: Final = ("series_id", "ts", *VALUE_COLUMNS, "status")
 _COUNTER_SHARDS: Final = 1024
 _RETRY_S: Final = 0.2
 
 _LOCK_DEVICES: Final = "SELECT id, last_seq FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+_POINT_COLUMNS: Final = ", ".join(_STAGING_COLUMNS)
 _INSERT_STAGED: Final = (
-    f"INSERT INTO points SELECT * FROM {schema.STAGING} ON CONFLICT (series_id, ts) DO NOTHING"
+    f"INSERT INTO points ({_POINT_COLUMNS}) SELECT {_POINT_COLUMNS} FROM {schema.STAGING} "
+    "ON CONFLICT (series_id, ts) DO NOTHING"
+)
+_ROWS_SQL: Final = (
+    "SELECT ts, fval, ival, sval, jval FROM points WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts"
 )
 _SERIES_SQL: Final = (
-    "SELECT ts, fval, ival, sval, status FROM points "
+    "SELECT ts, fval, ival, sval, jval, status FROM points "
     "WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4"
 )
 _LATEST_SQL: Final = """
-SELECT s.tag, p.ts, p.fval, p.ival, p.sval, p.status, s.unit, s.data_type
+SELECT s.tag, p.ts, p.fval, p.ival, p.sval, p.jval, p.status, s.unit, s.data_type
 FROM series s
 CROSS JOIN LATERAL (
-    SELECT ts, fval, ival, sval, status FROM points WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1
+    SELECT ts, fval, ival, sval, jval, status FROM points
+    WHERE series_id = s.series_id ORDER BY ts DESC LIMIT 1
 ) p
 WHERE s.device = $1
 ORDER BY s.tag
@@ -88,11 +95,11 @@ ORDER BY s.tag
 _BUCKET_START: Final = "(ts - ((ts % $1) + $1) % $1)"
 """The bucket a point falls in: ts rounded down (floor, also before 1970) to a multiple of `every`."""
 _AGG_SQL: Final[dict[str, str]] = {
-    "avg": f"avg({NUMERIC_SQL}), NULL::bigint, NULL::text",
-    "min": "min(fval), min(ival), NULL::text",
-    "max": "max(fval), max(ival), NULL::text",
+    "avg": f"avg({NUMERIC_SQL}), NULL::bigint, NULL::text, NULL::jsonb",
+    "min": "min(fval), min(ival), NULL::text, NULL::jsonb",
+    "max": "max(fval), max(ival), NULL::text, NULL::jsonb",
     "last": ", ".join(f"(array_agg({c} ORDER BY ts DESC))[1]" for c in VALUE_COLUMNS),
-    "count": "NULL::float8, count(*), NULL::text",
+    "count": "NULL::float8, count(*), NULL::text, NULL::jsonb",
 }
 
 
@@ -124,6 +131,7 @@ class PostgresStore:
         self._width = schema.WIDTH_US[settings.partition]
         self.points_kind: schema.PointsKind = "partitioned"
         self._series_ids: dict[tuple[str, str], int] = {}
+        self._json_series: set[int] = set()
         self._partitions: set[int] = set()
         self._known_devices: set[str] = set()
         self._shard = random.randrange(_COUNTER_SHARDS)
@@ -175,6 +183,7 @@ class PostgresStore:
             async with self._pool.acquire() as conn:
                 self.points_kind = await schema.create(conn, s.schema_name, s.timescaledb, self._width)
                 await ownership.create(conn)
+                await schema_value_types.migrate(conn, s.schema_name)
                 if self.points_kind == "partitioned":
                     await rollups.create(conn, s.schema_name, now_us())
                     self.rollups = True
@@ -264,6 +273,7 @@ class PostgresStore:
             for s in b.batch.samples
         ]
         await self._ensure_partitions(records)
+        await self._mark_json_series({r[0] for r in records if r[5] is not None})
         async with self._db.acquire() as conn, conn.transaction():
             last = await self._lock_devices(conn, gateways)
             gaps = jumps = 0
@@ -353,6 +363,16 @@ class PostgresStore:
                 ids[(r["device"], r["tag"])] = r["series_id"]
         return {k: ids[k] for k in wanted}
 
+    async def _mark_json_series(self, sids: set[int]) -> None:
+        """Flag series that hold arrays or structures (once per series and process; idempotent)."""
+        new = sids - self._json_series
+        if new:
+            await self._db.execute(
+                "UPDATE series SET json_values = true WHERE series_id = ANY($1::int[]) AND NOT json_values",
+                sorted(new),
+            )
+            self._json_series |= new
+
     async def _ensure_partitions(self, records: list[Record]) -> None:
         if self.points_kind != "partitioned":
             return
@@ -430,7 +450,7 @@ class PostgresStore:
         return DeviceRecord(*rows[0]) if rows else None
 
     def list_tags(self, device: str) -> list[TagRecord]:
-        return [TagRecord(*r) for r in self._fetch(catalog.TAGS_SELECT, device)]
+        return [catalog.tag_record(r) for r in self._fetch(catalog.TAGS_SELECT, device)]
 
     def device_owner(self, device: str) -> str | None:
         return self._run(ownership.owner(self._db, device))
@@ -443,23 +463,23 @@ class PostgresStore:
 
     def latest(self, device: str) -> list[LatestValue]:
         return [
-            LatestValue(tag, ts, from_columns(f, i, s, data_type), status, unit)
-            for tag, ts, f, i, s, status, unit, data_type in self._fetch(_LATEST_SQL, device)
+            LatestValue(tag, ts, from_columns(f, i, s, j, data_type), status, unit)
+            for tag, ts, f, i, s, j, status, unit, data_type in self._fetch(_LATEST_SQL, device)
         ]
 
-    def _series_info(self, device: str, tag: str) -> tuple[int, str | None] | None:
+    def _series_info(self, device: str, tag: str) -> tuple[int, str | None, bool] | None:
         rows = self._fetch(
-            "SELECT series_id, data_type FROM series WHERE device = $1 AND tag = $2", device, tag
+            "SELECT series_id, data_type, json_values FROM series WHERE device = $1 AND tag = $2", device, tag
         )
-        return (rows[0][0], rows[0][1]) if rows else None
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def series(self, device: str, tag: str, start: int, end: int, limit: int) -> list[Point]:
         info = self._series_info(device, tag)
         if info is None or limit <= 0:
             return []
-        sid, data_type = info
+        sid, data_type, _ = info
         rows = self._fetch(_SERIES_SQL, sid, start, end, limit)
-        return [Point(ts, from_columns(f, i, s, data_type), q) for ts, f, i, s, q in rows]
+        return [Point(ts, from_columns(f, i, s, j, data_type), q) for ts, f, i, s, j, q in rows]
 
     def buckets(self, device: str, tag: str, start: int, end: int, every: int, agg: Agg) -> list[Bucket]:
         if agg not in AGGREGATES:
@@ -469,12 +489,14 @@ class PostgresStore:
         info = self._series_info(device, tag)
         if info is None:
             return []
-        sid, data_type = info
+        sid, data_type, json_values = info
+        if value_shapes.aggregates_in_python(data_type, json_values):
+            return self._run(self._python_buckets(sid, start, end, every, agg, data_type))
         typed = data_type if agg in ("min", "max", "last") else None
         rolled = rollups.bucket_rows(self._fetch, sid, start, end, every, agg) if self.rollups else None
         if rolled is not None:
             return [
-                Bucket(b, from_columns(None, v, None, typed) if type(v) is int else v, n)
+                Bucket(b, from_columns(None, v, None, None, typed) if type(v) is int else v, n)
                 for b, v, n in rolled
             ]
         sql = (
@@ -482,18 +504,42 @@ class PostgresStore:
             "WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b ORDER BY b"
         )
         out = []
-        for b, f, i, s, n in self._fetch(sql, every, sid, start, end):
+        for b, f, i, s, j, n in self._fetch(sql, every, sid, start, end):
+            value: JsonValue
             if agg in ("min", "max"):
                 picked = _pick(agg, f, i)
-                value = from_columns(None, picked, None, typed) if type(picked) is int else picked
+                value = from_columns(None, picked, None, None, typed) if type(picked) is int else picked
             else:
-                value = from_columns(f, i, s, typed)
+                value = from_columns(f, i, s, j, typed)
             out.append(Bucket(b, value, n))
         return out
 
     def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
         """Retention per tier (store.retention), in store.postgresql.rollups."""
         return self._run(rollups.enforce_retention(self._db, horizons, self._shard))
+
+    async def _python_buckets(
+        self, sid: int, start: int, end: int, every: int, agg: Agg, data_type: str | None
+    ) -> list[Bucket]:
+        """Buckets of an array, structure or UInt64 series, streamed through a cursor bucket by bucket."""
+        out: list[Bucket] = []
+        index: int | None = None
+        values: list[JsonValue] = []
+
+        def close_bucket() -> None:
+            if index is not None and values:
+                value, skipped = value_shapes.aggregate(values, agg, data_type)
+                out.append(Bucket(index * every, value, len(values), skipped))
+
+        async with self._db.acquire() as conn, conn.transaction():
+            async for r in conn.cursor(_ROWS_SQL, sid, start, end, prefetch=5000):
+                k = r[0] // every
+                if k != index:
+                    close_bucket()
+                    index, values = k, []
+                values.append(from_columns(r[1], r[2], r[3], r[4], data_type))
+        close_bucket()
+        return out
 
     def count_points(self) -> int:
         return int(self._run(self._db.fetchval("SELECT coalesce(sum(points), 0) FROM counters")))

@@ -112,6 +112,9 @@ class CallBody(Strict):
     timeout: Timeout | None = None
 
 
+SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+
+
 class AttachBody(Strict):
     endpoint: str = Field(
         min_length=1,
@@ -125,6 +128,29 @@ class AttachBody(Strict):
     root: Text | None = Field(None, description="NodeId or browse path of the device's root.")
     include: list[Text] | None = Field(None, description="Glob patterns of tags to keep.")
     exclude: list[Text] | None = Field(None, description="Glob patterns of tags to leave out.")
+    # Security and identity: the same keys as a gateway config's [[devices]] (docs/opcua.md). Files are
+    # paths on the gateway's machine; a password is never sent (password_file, or the gateway's env).
+    security_policy: (
+        Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] | None
+    ) = Field(None, description="OPC UA security policy (default None).")
+    security_mode: Literal["Sign", "SignAndEncrypt"] | None = Field(
+        None, description="Default SignAndEncrypt when a policy is set."
+    )
+    username: Text | None = Field(None, description="User name for the session.")
+    password_file: Text | None = Field(
+        None,
+        description="Path, on the gateway's machine, of a file holding the password (without it: the "
+        "gateway's PLANTWIRE_DEVICE_PASSWORD__<DEVICE_ID>).",
+    )
+    user_certificate: Text | None = Field(
+        None, description="Path of an X.509 user certificate on the gateway."
+    )
+    user_private_key: Text | None = Field(None, description="Path of the user certificate's private key.")
+    trust_server_certificate: Literal["explicit", "first-use"] | None = Field(
+        None,
+        description="explicit (default): an unknown server certificate is refused (certificate_untrusted) "
+        "until trusted on the gateway; first-use: the first one seen is trusted.",
+    )
     timeout: Timeout | None = None
 
 

@@ -59,9 +59,20 @@ class Device(Strict):
     id: str = Field(examples=["press-1"])
     gateway: str = Field(examples=["line-a"])
     endpoint: str | None = Field(examples=["opc.tcp://10.0.0.5:4840"])
-    state: DeviceState
+    state: DeviceState = Field(
+        description="The device's state as the platform sees it: `offline` while its gateway is offline "
+        "(error `gateway_offline`), else what the device's own status says."
+    )
+    reported_state: DeviceState = Field(
+        description="What the device's own (retained) status last said; applies again when its gateway "
+        "is back online."
+    )
     state_since: TimeOrNull
-    error: str | None = Field(description="Why the gateway cannot reach the device.")
+    error: str | None = Field(
+        description="Why the device is not online: the gateway's reason (e.g. `certificate_untrusted`, "
+        "`unreachable`), or `gateway_offline`.",
+        examples=["gateway_offline"],
+    )
     gateway_state: Literal["online", "offline", "unknown"]
     tag_count: Count
     first_seen: Time
@@ -95,6 +106,20 @@ class Tag(Strict):
     derived_by: str | None = Field(
         description="App computing this derived series; null for a device's own tag.", examples=["oee"]
     )
+    value_rank: int = Field(
+        ge=-1,
+        description="-1 for a scalar, else the array's number of dimensions (its points are JSON arrays).",
+        examples=[-1, 1],
+    )
+    dims: list[Annotated[int, Field(ge=0)]] | None = Field(
+        description="Array dimensions (OPC UA ArrayDimensions; 0 = any length); null for a scalar.",
+        examples=[[3]],
+    )
+    enum: dict[str, str] | None = Field(
+        description="An enumeration's names by value (the points carry the integer value); null otherwise.",
+        examples=[{"0": "Idle", "1": "Running", "2": "Fault"}],
+    )
+    locale: str | None = Field(description="A LocalizedText tag's locale, as browsed.", examples=["de-DE"])
 
 
 class TagList(Strict):
@@ -138,8 +163,15 @@ class RawSeries(Strict):
 
 class Bucket(Strict):
     start: Time
-    value: AnyJson = Field(description="The aggregate; null when no numeric value fell in.")
+    value: AnyJson = Field(
+        description="The aggregate; null when no numeric value fell in. Arrays and structures aggregate "
+        "element by element; a UInt64 above 2^63-1 is its exact decimal string (docs/wire.md)."
+    )
     count: int = Field(ge=1)
+    skipped: Count = Field(
+        description="Points left out of an element-wise avg/min/max: arrays or structures of another "
+        "shape than the bucket's newest one."
+    )
 
 
 class BucketSeries(Strict):
