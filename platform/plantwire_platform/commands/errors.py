@@ -24,8 +24,8 @@ DEVICE_FAILURE_CODES: Final[dict[str, str]] = {
     "device_refused": "the device answered with a Bad OPC UA status",
     "device_unreachable": "the endpoint cannot be reached (or the device is not connected)",
     "security_rejected": "the server does not offer the security policy/mode asked for, or refused it",
-    "certificate_untrusted": "one side does not trust the other's certificate (trust it on the gateway: "
-    "`plantwire gateway pki`)",
+    "certificate_untrusted": "one side does not trust the other's certificate (trust the server's on the "
+    "gateway: `plantwire gateway pki list`, then `plantwire gateway pki trust`)",
     "identity_rejected": "the user name/password or user certificate was refused, or is required",
     "too_many_operations": "the server refused a request as too large, or is at a session limit",
     "command_interrupted": "the gateway stopped while running the command",

@@ -38,6 +38,7 @@ from plantwire_platform.commands.checks import (
 from plantwire_platform.commands.command_settings import DEFAULT_ATTACH_NETWORKS
 from plantwire_platform.commands.endpoint_policy import EndpointPolicy
 from plantwire_platform.commands.errors import (
+    DEVICE_FAILURE_CODES,
     BadCommand,
     CommandConflict,
     CommandError,
@@ -255,7 +256,9 @@ def _without_remote_text(err: CommandError, gateway: str, device: str) -> Comman
     if err.code in ("command_timeout", "broker_unavailable", "commands_unavailable"):
         return err  # the platform's own words
     log.info("attach_failed", gateway=gateway, device=device, code=err.code, detail=cut(err.message, 300))
-    text = _ATTACH_FAILURES.get(err.code, "the gateway could not attach the device")
+    text = _ATTACH_FAILURES.get(err.code) or DEVICE_FAILURE_CODES.get(
+        err.code, "the gateway could not attach the device"
+    )
     return type(err)(f"{text} (code {err.code})", err.code)
 
 
