@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sparkplug_link import Link
+from sparkplug_link import Link, Peer
 from spb_gateway import Machine, Recorder, aliases, running, settings, wait_for
 
 from plantwire.broker import MosquittoProcess, free_port
@@ -238,3 +239,56 @@ async def test_tck_id_payloads_historical_store_and_forward_after_a_broker_outag
     assert [(v, h) for v, h in counts if v in (2, 3, 4, 5)] == [(i, True) for i in range(2, 6)]
     # tck-id-payloads-nbirth-bdseq-increment: a new session number (one per CONNECT tried since)
     assert metrics_by_name(rec.of("NBIRTH")[0])["bdSeq"].value == bd_seq_after > 0
+
+
+async def test_tck_id_topics_dbirth_metrics_the_running_gateway_decoded_by_pysparkplug(
+    machine: Machine, mosquitto: MosquittoProcess, tmp_path: Path, group: str, start_peer: Callable[..., Peer]
+) -> None:
+    """Interop: pysparkplug's Client (code nobody here wrote) as the host reading the real gateway."""
+    listener = start_peer("listen.py", "127.0.0.1", str(mosquitto.port), group)
+    listener.next("ready")
+    s = settings(
+        "gw6", mosquitto.port, tmp_path, machine, northbound="sparkplug", sparkplug={"group_id": group}
+    )
+    async with asyncio.timeout(60):
+        async with running(s):
+            nbirth = await asyncio.to_thread(listener.next, "message")
+            dbirth = await asyncio.to_thread(listener.next, "message")
+            await machine.write("Speed", 777.25)
+            await machine.write("Running", True)
+            ddata = []
+            wanted = {("Speed", 777.25), ("Running", True)}
+            while not wanted <= {(m["name"], m["value"]) for d in ddata for m in d["metrics"]}:
+                ddata.append(await asyncio.to_thread(listener.next, "message"))
+        ndeath = await asyncio.to_thread(listener.next, "message")
+
+    assert (nbirth["type"], dbirth["type"], ndeath["type"]) == ("NBIRTH", "DBIRTH", "NDEATH")
+    assert nbirth["topic"] == f"spBv1.0/{group}/NBIRTH/gw6" and nbirth["seq"] == 0
+    nb = {m["name"]: m for m in nbirth["metrics"]}
+    assert (nb["bdSeq"]["datatype"], nb[REBIRTH]["datatype"], nb[REBIRTH]["value"]) == (
+        "INT64",
+        "BOOLEAN",
+        False,
+    )
+    assert [(m["name"], m["value"]) for m in ndeath["metrics"]] == [("bdSeq", nb["bdSeq"]["value"])]
+    assert dbirth["topic"] == f"spBv1.0/{group}/DBIRTH/gw6/press" and dbirth["seq"] == 1
+    db = {m["name"]: m for m in dbirth["metrics"]}
+    assert {n: m["datatype"] for n, m in db.items()} == {
+        "Speed": "DOUBLE",
+        "Count": "UINT32",
+        "Running": "BOOLEAN",
+        "Setpoint": "DOUBLE",
+    }
+    assert all(isinstance(m["alias"], int) for m in db.values())
+    assert db["Speed"]["properties"] == {
+        "engUnit": {"type": DataType.String, "value": "rpm"},
+        "engLow": {"type": DataType.Double, "value": 0.0},
+        "engHigh": {"type": DataType.Double, "value": 3000.0},
+    }
+    # DDATA: pysparkplug resolves our aliases through the DBIRTH; seq continues from the births
+    values = {m["name"]: m for d in ddata for m in d["metrics"]}  # the last of each
+    assert (values["Speed"]["value"], values["Running"]["value"]) == (777.25, True)
+    assert values["Speed"]["alias"] == db["Speed"]["alias"]
+    assert not values["Speed"]["is_historical"]
+    assert [d["seq"] for d in ddata] == list(range(2, 2 + len(ddata)))
+    assert all(d["type"] == "DDATA" and d["qos"] == 1 for d in ddata)
