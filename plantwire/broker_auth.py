@@ -76,12 +76,11 @@ class Identity:
 
     @property
     def usernames(self) -> tuple[str, ...]:
-        """The broker usernames of this identity's connections (the platform and a gateway have two)."""
+        """The broker usernames of this identity's connections: the platform and a gateway have three
+        (data, commands, Sparkplug B)."""
         if self.role is Role.VIEWER:
             return (self.username,)
-        extra = (
-            (COMMAND_CONNECTION, SPARKPLUG_CONNECTION) if self.role is Role.GATEWAY else (COMMAND_CONNECTION,)
-        )
+        extra = (COMMAND_CONNECTION, SPARKPLUG_CONNECTION)
         return (self.username, *(connection_username(self.username, c) for c in extra))
 
 
@@ -262,6 +261,8 @@ def _check_unique(identities: Sequence[Identity]) -> None:
 # Client ids of the services' command connections (platform/plantwire_platform/commands.py and
 # gateway/plantwire_gateway/commands.py): under `use_username_as_clientid` each needs its own username.
 PLATFORM_COMMAND_CLIENT_PREFIX: Final = "pw-cmd-"
+PLATFORM_SPARKPLUG_CLIENT_PREFIX: Final = "pw-spb-"
+"""The platform's Sparkplug B host application connection (its Will is its STATE offline)."""
 
 
 def gateway_command_client_id(gateway_id: str) -> str:
@@ -277,7 +278,10 @@ def client_usernames(identity: Identity) -> dict[str, str]:
     if identity.role is Role.VIEWER:
         return {}
     if identity.role is Role.PLATFORM:
-        return {PLATFORM_COMMAND_CLIENT_PREFIX: connection_username(identity.username, COMMAND_CONNECTION)}
+        return {
+            PLATFORM_COMMAND_CLIENT_PREFIX: connection_username(identity.username, COMMAND_CONNECTION),
+            PLATFORM_SPARKPLUG_CLIENT_PREFIX: connection_username(identity.username, SPARKPLUG_CONNECTION),
+        }
     gw = identity.gateway_id or ""
     return {
         gateway_command_client_id(gw): connection_username(identity.username, COMMAND_CONNECTION),

@@ -102,7 +102,7 @@ def test_files_match_what_mosquitto_passwd_and_the_acl_grammar_expect(tmp_path: 
     text = mosquitto_password_file(plant.all)
     names = [line.split(":", 1)[0] for line in text.splitlines()]
     assert names == [
-        *("platform", "platform-cmd"),
+        *("platform", "platform-cmd", "platform-spb"),
         *("gw1", "gw1-cmd", "gw1-spb"),  # -spb: the Sparkplug edge node connection
         *("gw2", "gw2-cmd", "gw2-spb"),
         "viewer",
