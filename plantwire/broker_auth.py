@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Final, Literal, Protocol
 
 from plantwire import wire
+from plantwire.sparkplug.topics import NAMESPACE, STATE
 
 Access = Literal["read", "write"]
 """Mosquitto's ACL words: read = subscribe and receive, write = publish."""
 
 PBKDF2_ITERATIONS: Final = 20_000
 COMMAND_CONNECTION: Final = "cmd"
+SPARKPLUG_CONNECTION: Final = "spb"
+"""The gateway's Sparkplug B edge node connection (its Will is the NDEATH: a connection of its own)."""
 
 
 class Role(StrEnum):
@@ -73,10 +76,12 @@ class Identity:
 
     @property
     def usernames(self) -> tuple[str, ...]:
-        """The broker usernames of this identity's connections (the platform and a gateway have two)."""
+        """The broker usernames of this identity's connections: the platform and a gateway have three
+        (data, commands, Sparkplug B)."""
         if self.role is Role.VIEWER:
             return (self.username,)
-        return (self.username, connection_username(self.username, COMMAND_CONNECTION))
+        extra = (COMMAND_CONNECTION, SPARKPLUG_CONNECTION)
+        return (self.username, *(connection_username(self.username, c) for c in extra))
 
 
 def connection_username(username: str, connection: str) -> str:
@@ -108,7 +113,30 @@ class PlantwireV1:
         return [AclRule("read", "plantwire/#")]
 
 
-NAMESPACES: Final[tuple[TopicNamespace, ...]] = (PlantwireV1(),)
+class SparkplugB:
+    """`spBv1.0/...` (plantwire.sparkplug.topics): a gateway is the edge node named by its gateway id,
+    in any group; the platform is a host application."""
+
+    def rules(self, identity: Identity) -> Sequence[AclRule]:
+        ns = NAMESPACE
+        if identity.role is Role.PLATFORM:
+            return [
+                AclRule("read", f"{ns}/#"),
+                AclRule("read", f"{STATE}/#"),
+                AclRule("write", f"{ns}/+/NCMD/+"),
+                AclRule("write", f"{ns}/+/DCMD/+/+"),
+                AclRule("write", f"{ns}/{STATE}/+"),
+            ]
+        if identity.role is Role.GATEWAY:
+            node = identity.gateway_id
+            writes = [f"{ns}/+/{kind}/{node}" for kind in ("NBIRTH", "NDATA", "NDEATH")]
+            writes += [f"{ns}/+/{kind}/{node}/+" for kind in ("DBIRTH", "DDATA", "DDEATH")]
+            reads = [f"{ns}/+/NCMD/{node}", f"{ns}/+/DCMD/{node}/+", f"{ns}/{STATE}/+", f"{STATE}/+"]
+            return [*(AclRule("write", t) for t in writes), *(AclRule("read", t) for t in reads)]
+        return [AclRule("read", f"{ns}/#")]
+
+
+NAMESPACES: Final[tuple[TopicNamespace, ...]] = (PlantwireV1(), SparkplugB())
 
 
 def acl_rules(identity: Identity, namespaces: Iterable[TopicNamespace] = NAMESPACES) -> list[AclRule]:
@@ -233,22 +261,32 @@ def _check_unique(identities: Sequence[Identity]) -> None:
 # Client ids of the services' command connections (platform/plantwire_platform/commands.py and
 # gateway/plantwire_gateway/commands.py): under `use_username_as_clientid` each needs its own username.
 PLATFORM_COMMAND_CLIENT_PREFIX: Final = "pw-cmd-"
+PLATFORM_SPARKPLUG_CLIENT_PREFIX: Final = "pw-spb-"
+"""The platform's Sparkplug B host application connection (its Will is its STATE offline)."""
 
 
 def gateway_command_client_id(gateway_id: str) -> str:
     return f"plantwire-gw-{gateway_id}-cmd"
 
 
+def gateway_sparkplug_client_id(gateway_id: str) -> str:
+    return f"plantwire-gw-{gateway_id}-spb"
+
+
 def client_usernames(identity: Identity) -> dict[str, str]:
-    """`MqttSettings.client_usernames` for a service identity: its command connection's username."""
+    """`MqttSettings.client_usernames` for a service identity: its other connections' usernames."""
     if identity.role is Role.VIEWER:
         return {}
-    prefix = (
-        PLATFORM_COMMAND_CLIENT_PREFIX
-        if identity.role is Role.PLATFORM
-        else gateway_command_client_id(identity.gateway_id or "")
-    )
-    return {prefix: connection_username(identity.username, COMMAND_CONNECTION)}
+    if identity.role is Role.PLATFORM:
+        return {
+            PLATFORM_COMMAND_CLIENT_PREFIX: connection_username(identity.username, COMMAND_CONNECTION),
+            PLATFORM_SPARKPLUG_CLIENT_PREFIX: connection_username(identity.username, SPARKPLUG_CONNECTION),
+        }
+    gw = identity.gateway_id or ""
+    return {
+        gateway_command_client_id(gw): connection_username(identity.username, COMMAND_CONNECTION),
+        gateway_sparkplug_client_id(gw): connection_username(identity.username, SPARKPLUG_CONNECTION),
+    }
 
 
 def client_environment(identity: Identity) -> dict[str, str]:

@@ -60,6 +60,9 @@ PASSWORD_OF = """python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))
 """Prints the password of an identity file (python3 is there wherever the demo runs; jq may not be)."""
 """A read-only MQTT account for people: exactly {"username": ..., "password": ...}, mode 0600."""
 STOP_TIMEOUT = 10.0
+SPARKPLUG_GROUP = "plantwire"
+DEMO_HOST_ID = "plantwire"
+"""`--sparkplug`: the platform's Sparkplug host id, which is also the gateway's primary host."""
 READY_TIMEOUT = 120.0  # a busy 2-core machine needs over a minute to start the plant
 
 
@@ -73,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "mosquitto", "embedded"],
         default="auto",
         help="which broker to start (default auto: Mosquitto when installed)",
+    )
+    parser.add_argument(
+        "--sparkplug",
+        action="store_true",
+        help="the gateway publishes Sparkplug B (group plantwire) and the platform ingests it as host",
     )
     parser.add_argument("--sim-port", type=int, default=4840, help="first simulator port (default 4840)")
     parser.add_argument("--rate", type=float, default=2.0, help="simulator updates per second (default 2)")
@@ -250,7 +258,7 @@ class Demo:
                     str(self.data_dir / "platform.sqlite"),
                 ],
                 logs / "platform.log",
-                client_environment(self.identities[Role.PLATFORM]),
+                {**client_environment(self.identities[Role.PLATFORM]), **self._sparkplug_env("platform")},
             )
         )
         self.children.append(
@@ -268,9 +276,25 @@ class Demo:
                     *device_flags,
                 ],
                 logs / "gateway.log",
-                client_environment(self.identities[Role.GATEWAY]),
+                {**client_environment(self.identities[Role.GATEWAY]), **self._sparkplug_env("gateway")},
             )
         )
+
+    def _sparkplug_env(self, service: str) -> dict[str, str]:
+        """`--sparkplug`: the gateway as edge node of group plantwire whose primary host is the platform
+        (so it publishes only while the platform is online), the platform as that host."""
+        if not getattr(self.args, "sparkplug", False):
+            return {}
+        if service == "platform":
+            return {
+                "PLANTWIRE_SPARKPLUG_HOST__ENABLED": "true",
+                "PLANTWIRE_SPARKPLUG_HOST__HOST_ID": DEMO_HOST_ID,
+            }
+        return {
+            "PLANTWIRE_NORTHBOUND": "sparkplug",
+            "PLANTWIRE_SPARKPLUG__GROUP_ID": SPARKPLUG_GROUP,
+            "PLANTWIRE_SPARKPLUG__PRIMARY_HOST_ID": DEMO_HOST_ID,
+        }
 
     async def _spawn(self, child: Child) -> None:
         child.log_file = child.log_path.open("ab")
@@ -327,7 +351,12 @@ class Demo:
             "",
             f"  broker     {broker} on 127.0.0.1:{mqtt_port}",
             f"  platform   {http}   (store: {self.data_dir / 'platform.sqlite'})",
-            f"  gateway    {GATEWAY_ID}",
+            f"  gateway    {GATEWAY_ID}"
+            + (
+                f"   (Sparkplug B: spBv1.0/{SPARKPLUG_GROUP}/+/{GATEWAY_ID}/#, host {DEMO_HOST_ID})"
+                if getattr(self.args, "sparkplug", False)
+                else ""
+            ),
         ]
         for d in devices:
             lines.append(f"  device     {d['id']:<8} {d.get('endpoint')}   {d.get('tag_count')} tags")
@@ -351,10 +380,12 @@ class Demo:
         """How people get in. Every broker connection needs a password; the read-only one is theirs."""
         viewer = self.identities[Role.VIEWER]
         viewer_file = self.data_dir / VIEWER_FILE
+        sparkplug = getattr(self.args, "sparkplug", False)
+        topic = "spBv1.0/#" if sparkplug else "plantwire/#"
         return [
             f"Watch MQTT (read-only account, password in {viewer_file}):",
             f'  mosquitto_sub{port_flag} -u {viewer.username} -P "$({PASSWORD_OF} {viewer_file})" '
-            "-t 'plantwire/#' -v",
+            f"-t '{topic}' -v" + ("   (Sparkplug B payloads are protobuf)" if sparkplug else ""),
             "",
         ]
 

@@ -28,9 +28,10 @@ TOOLING_NAMES: Final = frozenset({"log_level", "log_format", "venv"})
 """Read by plantwire.logs and the ./dev script, not by a settings model."""
 TOOLING_PREFIXES: Final = ("test_",)
 """PLANTWIRE_TEST_*: the test suite's own switches."""
-GATEWAY_SECTIONS: Final = ("id", "data_dir", "outbox", "health", "devices")
+GATEWAY_SECTIONS: Final = ("id", "data_dir", "outbox", "health", "northbound", "sparkplug", "devices")
 PLATFORM_SECTIONS: Final = (
-    "client_id", "http", "store", "ingest", "apps", "auth", "identifiers", "commands", "audit",
+    "client_id", "http", "store", "ingest", "sparkplug_host", "apps", "auth", "identifiers",
+    "commands", "audit",
 )  # fmt: skip
 """Each service's own top-level settings (`mqtt` is both's); a test keeps them equal to the models."""
 

@@ -66,6 +66,10 @@ class CommandService:
                 await control.close()
             await asyncio.to_thread(cmd_log.close)
 
+    async def execute(self, cmd: wire.Command) -> wire.CommandReply:
+        """Run a command that came another way (a Sparkplug DCMD write) with the same checks as `cmd`."""
+        return await self._execute(cmd, wire.now_us())
+
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:
             cmd = wire.decode_command(payload)

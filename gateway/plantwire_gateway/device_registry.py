@@ -23,7 +23,7 @@ from plantwire.logs import get_logger
 
 from .browse import BrowseError, browse_tags
 from .device_session import DeviceSession, Store
-from .mqtt_link import MqttLink
+from .northbound import RetainedSink
 from .opcua_connect import ConnectFailure, classify, make_client
 from .pki import Pki
 from .server_profile import TooManyOperations
@@ -113,7 +113,9 @@ async def probe(device: DeviceConfig, pki: Pki) -> int:
 class DeviceRegistry:
     """Owns every device session; `run()` keeps them running until cancelled."""
 
-    def __init__(self, settings: GatewaySettings, link: MqttLink, store: Store, stats: GatewayStats) -> None:
+    def __init__(
+        self, settings: GatewaySettings, link: RetainedSink, store: Store, stats: GatewayStats
+    ) -> None:
         self.settings = settings
         self.link = link
         self.store = store

@@ -35,7 +35,7 @@ from plantwire.logs import get_logger
 from .backoff import Backoff
 from .browse import BrowseError, Tag, browse_tags
 from .history_backfill import Gap, read_gaps
-from .mqtt_link import MqttLink
+from .northbound import RetainedSink
 from .opcua_connect import ConnectFailure, classify, make_client
 from .pki import Pki
 from .server_profile import ServerProfile, batched, clock_watch, read_profile
@@ -80,7 +80,7 @@ class DeviceSession:
         self,
         device: DeviceConfig,
         gateway_id: str,
-        link: MqttLink,
+        link: RetainedSink,
         store: Store,
         stats: GatewayStats,
         reconnect_max_delay: float = 3.0,

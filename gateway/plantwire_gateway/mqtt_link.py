@@ -29,7 +29,7 @@ from plantwire.logs import get_logger
 from plantwire.mqtt_control import disable_nagle, new_client
 
 from .backoff import Backoff
-from .outbox import Outbox
+from .outbox import Outbox, OutboxRow
 from .stats import GatewayStats
 
 log = get_logger(__name__)
@@ -47,7 +47,7 @@ class MqttConnectError(Exception):
     """The broker refused or did not answer the connection."""
 
 
-class _Connection:
+class LoopConnection:
     """One paho client on one TCP connection, wired to the event loop."""
 
     def __init__(self, client: mqtt.Client, loop: asyncio.AbstractEventLoop) -> None:
@@ -115,7 +115,7 @@ class MqttLink:
         self.window = window
         self._status_topic = wire.gateway_status_topic(gateway_id)
         self._retained: dict[str, bytes] = {}
-        self._conn: _Connection | None = None
+        self._conn: LoopConnection | None = None
         self._inflight: dict[int, int] = {}
         """paho message id -> outbox row id, for data messages awaiting PUBACK."""
         self._acked: list[int] = []
@@ -188,10 +188,10 @@ class MqttLink:
         client.max_queued_messages_set(0)
         return client
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> LoopConnection:
         loop = asyncio.get_running_loop()
         client = self._new_client()
-        conn = _Connection(client, loop)
+        conn = LoopConnection(client, loop)
 
         def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             if not conn.connack.done():
@@ -223,7 +223,7 @@ class MqttLink:
             raise MqttConnectError(f"broker refused the connection: {reason}")
         return conn
 
-    def _drop_connection(self, conn: _Connection) -> None:
+    def _drop_connection(self, conn: LoopConnection) -> None:
         self.connected.clear()
         self.stats.mqtt_connected = False
         self._conn = None
@@ -234,14 +234,11 @@ class MqttLink:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    async def _serve(self, conn: _Connection) -> None:
+    async def _serve(self, conn: LoopConnection) -> None:
         """Run until the connection is lost: retained messages first, then the outbox pump."""
         self._conn = conn
         self._inflight.clear()
-        online = wire.GatewayStatus(state="online", since=wire.now_us(), version=__version__)
-        self._retained[self._status_topic] = wire.encode_gateway_status(online)
-        for topic, payload in self._retained.items():
-            conn.client.publish(topic, payload, qos=1, retain=True)
+        await self._session_start(conn)
         self.connected.set()
         self.stats.mqtt_connected = True
         async with asyncio.TaskGroup() as tg:
@@ -251,7 +248,14 @@ class MqttLink:
             pump.cancel()
             misc.cancel()
 
-    async def _misc(self, conn: _Connection) -> None:
+    async def _session_start(self, conn: LoopConnection) -> None:
+        """First messages of a connection: the gateway's online status and every retained message."""
+        online = wire.GatewayStatus(state="online", since=wire.now_us(), version=__version__)
+        self._retained[self._status_topic] = wire.encode_gateway_status(online)
+        for topic, payload in self._retained.items():
+            conn.client.publish(topic, payload, qos=1, retain=True)
+
+    async def _misc(self, conn: LoopConnection) -> None:
         """Keepalive pings and the keepalive timeout check, which paho leaves to its loop."""
         while True:
             await asyncio.sleep(_MISC_INTERVAL)
@@ -264,7 +268,7 @@ class MqttLink:
             self.stats.acked += 1
             self._wake.set()
 
-    async def _pump(self, conn: _Connection) -> None:
+    async def _pump(self, conn: LoopConnection) -> None:
         """Publish outbox rows in order, at most `window` unacknowledged; delete acknowledged rows."""
         # Rows acknowledged on the previous connection are deleted before anything is resent.
         await self._delete_acked()
@@ -274,10 +278,14 @@ class MqttLink:
             self._wake.clear()
             busy = await self._delete_acked()
             free = self.window - len(self._inflight)
-            if free > 0:
+            if free > 0 and self._ready():
                 rows = await self.outbox.read_after(last_id, free)
                 for row in rows:
-                    info = client.publish(self._data_topic(row.device), row.payload, qos=1)
+                    info = self._publish_row(client, row)
+                    if info is None:  # nothing to send for this row: done with it
+                        self._acked.append(row.id)
+                        last_id = row.id
+                        continue
                     if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                         # Not sent: the row stays in the outbox; a fresh connection resends it.
                         conn.lost_reason = f"publish failed: {mqtt.error_string(info.rc)}"
@@ -287,6 +295,8 @@ class MqttLink:
                     last_id = row.id
                     self.stats.batches_out += 1
                 busy = busy or bool(rows)
+                if not rows:
+                    self._caught_up()
             if not busy:
                 await self._wake.wait()
 
@@ -297,7 +307,7 @@ class MqttLink:
         await self.outbox.delete(ids)
         return True
 
-    async def _drain(self, conn: _Connection) -> None:
+    async def _drain(self, conn: LoopConnection) -> None:
         """Publish what is left in the outbox and wait for the acknowledgements (graceful stop only)."""
         while not conn.lost.is_set():
             self._wake.clear()
@@ -309,7 +319,10 @@ class MqttLink:
             after = max(self._inflight.values(), default=0)
             rows = await self.outbox.read_after(after, free) if free > 0 else []
             for row in rows:
-                info = conn.client.publish(self._data_topic(row.device), row.payload, qos=1)
+                info = self._publish_row(conn.client, row)
+                if info is None:
+                    self._acked.append(row.id)
+                    continue
                 if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     return
                 self._inflight[info.mid] = row.id
@@ -317,13 +330,31 @@ class MqttLink:
             if not rows:
                 await self._wake.wait()
 
+    # --- what a northbound protocol decides (the Sparkplug link overrides these) -------------
+
+    def _ready(self) -> bool:
+        """May the pump publish data now?"""
+        return True
+
+    def _caught_up(self) -> None:
+        """The pump found no more rows to publish."""
+
+    def _publish_row(self, client: mqtt.Client, row: OutboxRow) -> mqtt.MQTTMessageInfo | None:
+        """Publish one outbox row; the message whose PUBACK removes the row, None if there is none."""
+        return client.publish(self._data_topic(row.device), row.payload, qos=1)
+
+    def _farewell(self) -> tuple[str, bytes]:
+        """The QoS 1 message of a graceful stop, acknowledged before DISCONNECT: (topic, payload)."""
+        offline = wire.GatewayStatus(state="offline", since=wire.now_us(), version=__version__)
+        return self._status_topic, wire.encode_gateway_status(offline)
+
     def _data_topic(self, device: str) -> str:
         topic = self._data_topics.get(device)
         if topic is None:
             topic = self._data_topics[device] = wire.device_topic(self.gateway_id, device, "data")
         return topic
 
-    async def _goodbye(self, conn: _Connection) -> None:
+    async def _goodbye(self, conn: LoopConnection) -> None:
         """Graceful stop: retained status offline (acknowledged, within a timeout), then DISCONNECT."""
         if conn.lost.is_set():
             return
@@ -334,7 +365,7 @@ class MqttLink:
                 await self._drain(conn)
         except TimeoutError:
             log.info("mqtt_drain_incomplete", outbox_rows=self.outbox.rows, hint="sent after the next start")
-        offline = wire.GatewayStatus(state="offline", since=wire.now_us(), version=__version__)
+        farewell_topic, payload = self._farewell()
         acked = asyncio.get_running_loop().create_future()
         previous = self._on_publish  # what every connection's client starts with
 
@@ -344,8 +375,9 @@ class MqttLink:
                 acked.set_result(None)
 
         conn.client.on_publish = on_publish
-        payload = wire.encode_gateway_status(offline)
-        info = conn.client.publish(self._status_topic, payload, qos=1, retain=True)
+        info = conn.client.publish(
+            farewell_topic, payload, qos=1, retain=farewell_topic == self._status_topic
+        )
         try:
             async with asyncio.timeout(_GOODBYE_TIMEOUT):
                 if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:

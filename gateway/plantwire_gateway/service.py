@@ -20,13 +20,16 @@ from .device_registry import DeviceRegistry
 from .device_session import BATCH_MAX, DeviceSession
 from .health_http import serve_health
 from .mqtt_link import MqttLink
+from .northbound import Northbound
 from .outbox import Outbox
 from .settings import GatewaySettings
+from .sparkplug_link import SparkplugLink
 from .stats import GatewayStats
 
 log = get_logger(__name__)
 
 OUTBOX_FILE: Final = "outbox.sqlite3"
+SPARKPLUG_OUTBOX_FILE: Final = "outbox-sparkplug.sqlite3"
 _MESSAGE_BUDGET: Final = wire.MAX_PAYLOAD_BYTES // 2
 """Bytes per data message we aim below (estimated before encoding), well under the wire limit."""
 _SAMPLE_OVERHEAD: Final = 64
@@ -57,6 +60,10 @@ class Gateway:
         self._stats = GatewayStats()
         self._outbox: Outbox | None = None
         self._link: MqttLink | None = None
+        self._outboxes: list[Outbox] = []
+        self._spb_stats = GatewayStats()
+        self.sparkplug: SparkplugLink | None = None
+        """The Sparkplug B edge node's link when `northbound` is sparkplug or both."""
         self._sessions: list[DeviceSession] = []
         self.registry: DeviceRegistry | None = None
         self.commands: CommandService | None = None
@@ -81,37 +88,77 @@ class Gateway:
             "mqtt_connected": s.mqtt_connected,
             "mqtt_reconnects": s.mqtt_reconnects,
             "devices": dict(s.device_states),
+            **self._sparkplug_stats(),
+        }
+
+    def _sparkplug_stats(self) -> dict[str, Any]:
+        if self.settings.northbound == "plantwire":
+            return {}
+        spb = self.sparkplug
+        return {
+            "sparkplug_connected": self._spb_stats.mqtt_connected,
+            "sparkplug_born": spb.node.born if spb else False,
+            "sparkplug_bd_seq": spb.node.bd_seq if spb else -1,
+            "sparkplug_outbox_rows": spb.outbox.rows if spb else 0,
+            "sparkplug_rejected": spb.rejected if spb else 0,
         }
 
     async def run(self) -> None:
         settings = self.settings
-        log.info("gateway_starting", gateway_id=settings.id, devices=len(settings.devices))
+        log.info(
+            "gateway_starting",
+            gateway_id=settings.id,
+            devices=len(settings.devices),
+            northbound=settings.northbound,
+        )
         async with contextlib.AsyncExitStack() as stack:
-            outbox = await Outbox.open(settings.data_dir / OUTBOX_FILE, settings.outbox.max_bytes)
-            stack.push_async_callback(outbox.close)
-            self._outbox = outbox
-            link = MqttLink(settings.mqtt, settings.id, outbox, self._stats, window=settings.outbox.inflight)
-            self._link = link
-            link.before_goodbye = self._flush_sessions
+            links: list[MqttLink] = []
+            if settings.northbound in ("plantwire", "both"):
+                outbox = await Outbox.open(settings.data_dir / OUTBOX_FILE, settings.outbox.max_bytes)
+                stack.push_async_callback(outbox.close)
+                links.append(
+                    MqttLink(settings.mqtt, settings.id, outbox, self._stats, window=settings.outbox.inflight)
+                )
+                self._link = links[0]
+            if settings.northbound in ("sparkplug", "both"):
+                path = settings.data_dir / SPARKPLUG_OUTBOX_FILE
+                spb_outbox = await Outbox.open(path, settings.outbox.max_bytes)
+                stack.push_async_callback(spb_outbox.close)
+                if settings.northbound == "sparkplug":
+                    self._spb_stats = self._stats  # its link is the gateway's MQTT link then
+                self.sparkplug = SparkplugLink(settings, spb_outbox, self._spb_stats)
+                links.append(self.sparkplug)
+            self._outboxes = [link.outbox for link in links]
+            self._outbox = self._outboxes[0]
+            for link in links:
+                link.before_goodbye = self._flush_sessions
+            northbound = Northbound(links)
             # Configured and runtime-attached devices; `sessions` is a live list (attach/detach).
-            self.registry = DeviceRegistry(settings, link, self._store, self._stats)
+            self.registry = DeviceRegistry(settings, northbound, self._store, self._stats)
             self._sessions = self.registry.sessions
             self.commands = CommandService(settings, self.registry)
+            if self.sparkplug is not None:
+                self.sparkplug.writer = self.commands.execute
             stack.push_async_callback(self._flush_all)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.registry.run(), name="devices")
                 tg.create_task(self.commands.run(), name="commands")
-                tg.create_task(link.run(), name="mqtt")
+                for link in links:
+                    tg.create_task(link.run(), name="sparkplug" if link is self.sparkplug else "mqtt")
+                if self.sparkplug is not None:
+                    tg.create_task(self.sparkplug.run_writes(), name="sparkplug-writes")
                 if settings.health.port is not None:
                     tg.create_task(serve_health(settings.health.host, settings.health.port, self.stats))
 
     async def _store(self, device: str, samples: list[wire.Sample]) -> None:
-        assert self._outbox is not None
         batches = split_batches(samples)
-        await self._outbox.append(device, batches)
+        for outbox in self._outboxes:
+            await outbox.append(device, batches)
         self._stats.batches_appended += len(batches)
         if self._link is not None:
             self._link.notify_data()
+        if self.sparkplug is not None:
+            self.sparkplug.notify_data()
 
     async def _flush_sessions(self) -> None:
         for session in self._sessions:

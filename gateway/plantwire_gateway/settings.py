@@ -193,6 +193,38 @@ class HealthSettings(BaseModel):
     port: int | None = Field(default=None, ge=0, le=65535, description="Port; unset = no endpoint")
 
 
+Northbound = Literal["plantwire", "sparkplug", "both"]
+
+
+class SparkplugEdgeSettings(BaseModel):
+    """The gateway as a Sparkplug B edge node (used when `northbound` is sparkplug or both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str = Field(default="plantwire", description="Sparkplug group id of this edge node")
+    edge_node_id: str | None = Field(
+        default=None,
+        description="Sparkplug edge node id; unset = the gateway id (what the broker ACL allows)",
+    )
+    primary_host_id: str | None = Field(
+        default=None,
+        description="Host application whose STATE gates the births (NBIRTH only while it is online); "
+        "unset = publish without waiting for a host",
+    )
+    data_qos: Literal[0, 1] = Field(
+        default=1,
+        description="QoS of DDATA: 1 keeps the outbox's guarantee (a batch leaves the outbox on PUBACK); "
+        "0 is what the specification prescribes (a batch leaves once written to the socket)",
+    )
+
+    @field_validator("group_id", "edge_node_id", "primary_host_id")
+    @classmethod
+    def _valid_sparkplug_id(cls, value: str | None) -> str | None:
+        if value is not None and (not value or set(value) & set("+/#")):
+            raise ValueError(f"{value!r} must be a non-empty string without '+', '/' or '#'")
+        return value
+
+
 def _default_gateway_id() -> str:
     name = re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname())[:61].strip("-.") or "local"
     return f"gw-{name}"
@@ -208,6 +240,11 @@ class GatewaySettings(BaseSettings):
     data_dir: Path = Field(default=Path("var/gateway"), description="Where the outbox lives")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    northbound: Northbound = Field(
+        default="plantwire",
+        description="What the gateway publishes: the JSON wire, Sparkplug B or both (docs/sparkplug.md)",
+    )
+    sparkplug: SparkplugEdgeSettings = Field(default_factory=SparkplugEdgeSettings)
     devices: list[DeviceConfig] = Field(default_factory=list)
 
     @field_validator("id")

@@ -30,6 +30,7 @@ from plantwire_platform.commands.service import CommandService
 from plantwire_platform.identifiers.running import identifiers_running
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
+from plantwire_platform.ingest.sparkplug_ingest import SparkplugIngest
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.factory import open_store, store_lock_path
 from plantwire_platform.store.model import Store
@@ -64,6 +65,8 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         await stack.enter_async_context(retention_running(settings.store.retention, store))
         bus = LiveBus(asyncio.get_running_loop())
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
+        if settings.sparkplug_host.enabled:  # Sparkplug B edge nodes into the same store and live bus
+            await stack.enter_async_context(SparkplugIngest(settings, store, bus.publish_committed))
         bus_to_gateways = await stack.enter_async_context(CommandBus(settings.mqtt))
         commands = CommandService(
             store,

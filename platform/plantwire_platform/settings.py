@@ -73,6 +73,20 @@ class IngestSettings(BaseModel):
     )
 
 
+class SparkplugHostSettings(BaseModel):
+    """The platform as a Sparkplug B host application (docs/sparkplug.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Ingest Sparkplug B edge nodes (spBv1.0/#) too")
+    host_id: str = Field(
+        default="plantwire",
+        pattern=r"^[^+/#]{1,64}$",
+        description="Host application id: its STATE topic spBv1.0/STATE/<host_id>; edge nodes with this "
+        "primary host id publish only while the platform is online",
+    )
+
+
 class AppsSettings(BaseModel):
     """The app host: where apps are found, which run, their config and isolation limits (docs/apps.md)."""
 
@@ -106,6 +120,7 @@ class PlatformSettings(BaseSettings):
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
+    sparkplug_host: SparkplugHostSettings = SparkplugHostSettings()
     apps: AppsSettings = AppsSettings()
     auth: AuthSettings = AuthSettings()
     commands: CommandSettings = CommandSettings()

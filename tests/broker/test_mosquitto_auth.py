@@ -101,7 +101,12 @@ def wire_command_id(gateway: str) -> str:
 def test_files_match_what_mosquitto_passwd_and_the_acl_grammar_expect(tmp_path: Path, plant: Plant) -> None:
     text = mosquitto_password_file(plant.all)
     names = [line.split(":", 1)[0] for line in text.splitlines()]
-    assert names == ["platform", "platform-cmd", "gw1", "gw1-cmd", "gw2", "gw2-cmd", "viewer"]
+    assert names == [
+        *("platform", "platform-cmd", "platform-spb"),
+        *("gw1", "gw1-cmd", "gw1-spb"),  # -spb: the Sparkplug edge node connection
+        *("gw2", "gw2-cmd", "gw2-spb"),
+        "viewer",
+    ]
     assert all(line.split(":", 1)[1].startswith("$7$") for line in text.splitlines())
     # mosquitto_passwd rewrites the file it reads: it must parse ours (it keeps our hashes as they are).
     path = tmp_path / "passwd"

@@ -1,0 +1,292 @@
+"""The platform as a Sparkplug B host application: any edge node's births and data into the same store.
+
+`plantwire.sparkplug.host.HostApplication` keeps the session rules (bdSeq/seq per edge node,
+rebirth requests on a seq gap, on data before a birth and on an unknown alias, NDEATH only with
+the matching bdSeq); this module owns its MQTT connection and the store writes:
+
+- own connection, client id `pw-spb-<client_id>`, clean session (what the specification asks of a
+  host), Will = STATE offline; after the SUBACK for `spBv1.0/#` the STATE birth (retained, QoS 1);
+- paho's thread runs the host session (one thread: no locks) and puts each message's outcome into a
+  bounded queue (a full queue stops paho reading: the broker holds the rest); rebirth NCMDs are
+  published from there;
+- a writer thread stores in message order: a DBIRTH's metrics become the device's meta (tags with
+  types, units, ranges), values become points, NDEATH/DDEATH the gateway's/device's status offline;
+  each message is acknowledged only after its writes committed (manual acks, as `mqtt_ingest`); the
+  store ignores points it already has, so a redelivered message stores nothing twice.
+
+Ids: group `G`, edge node `E`, device `D` -> gateway id `G.E`, device id `D`; node-level metrics
+(other than bdSeq and Node Control) -> device id `E`. Ids that are not valid Plantwire ids
+(wire.check_id) are refused and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+
+from plantwire import wire
+from plantwire.broker_auth import PLATFORM_SPARKPLUG_CLIENT_PREFIX
+from plantwire.logs import get_logger
+from plantwire.mqtt_control import new_client
+from plantwire.sparkplug.edge import BDSEQ, REBIRTH
+from plantwire.sparkplug.host import HostApplication, HostResult, MetricInfo, MetricRecord, StatusChange
+from plantwire.sparkplug.tag_types import opcua_status, plantwire_type, to_wire_value
+from plantwire_platform.ingest.mqtt_ingest import CommittedCallback
+from plantwire_platform.ingest.stats import RateLimitedWarning
+from plantwire_platform.settings import PlatformSettings
+from plantwire_platform.store.model import IncomingBatch, Store, StoreError
+
+log = get_logger(__name__)
+
+_PUT_POLL_S: Final = 0.1
+_STOP: Final = object()
+_NODE_CONTROL: Final = frozenset({BDSEQ, REBIRTH})
+ENDPOINT_PREFIX: Final = "sparkplug://"
+
+
+def gateway_id(group_id: str, edge_node_id: str) -> str:
+    """The Plantwire gateway id of a Sparkplug edge node: `<group>.<edge node>`."""
+    return wire.check_id("gateway", f"{group_id}.{edge_node_id}")
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one message asks of the store, in order: metas, points, statuses; then its ack."""
+
+    metas: list[tuple[str, str, wire.DeviceMeta]] = field(default_factory=list)
+    batches: list[IncomingBatch] = field(default_factory=list)
+    device_status: list[tuple[str, str, wire.DeviceStatus]] = field(default_factory=list)
+    gateway_status: list[tuple[str, wire.GatewayStatus]] = field(default_factory=list)
+    mid: int = 0
+    qos: int = 0
+    generation: int = 0
+
+
+@dataclass(slots=True)
+class SparkplugIngestStats:
+    messages: int = 0
+    points_stored: int = 0
+    duplicates: int = 0
+    refused_ids: int = 0
+    errors: int = 0
+    store_errors: int = 0
+
+
+class SparkplugIngest:
+    """``async with SparkplugIngest(settings, store, on_committed):`` runs it (see module doc)."""
+
+    def __init__(
+        self, settings: PlatformSettings, store: Store, on_committed: CommittedCallback | None = None
+    ):
+        self._settings = settings
+        self._store = store
+        self._on_committed = on_committed
+        self.host = HostApplication(settings.sparkplug_host.host_id)
+        self.stats = SparkplugIngestStats()
+        self._queue: queue.Queue[_Outcome | object] = queue.Queue(maxsize=settings.store.queue_max_messages)
+        self._stopping = threading.Event()
+        self._generation = 0
+        self._subscribe_mid: int | None = None
+        self.subscribed = threading.Event()
+        self._seq: dict[tuple[str, str], int] = {}
+        self._warn = RateLimitedWarning(__name__, "sparkplug_message_refused")
+        self._client = self._make_client()
+        self._writer = threading.Thread(target=self._write_loop, name="plantwire-spb-writer", daemon=True)
+
+    def _make_client(self) -> mqtt.Client:
+        s = self._settings
+        client_id = f"{PLATFORM_SPARKPLUG_CLIENT_PREFIX}{s.client_id}"
+        client = new_client(s.mqtt, client_id, clean_session=True, manual_ack=True)
+        will = self.host.will()
+        client.will_set(will.topic, will.payload, will.qos, will.retain)
+        client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(s.mqtt.reconnect_max_delay)))
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    async def __aenter__(self) -> SparkplugIngest:
+        m = self._settings.mqtt
+        self._writer.start()
+        self._client.connect_async(m.host, m.port, keepalive=m.keepalive)
+        self._client.loop_start()
+        log.info("sparkplug_host_started", host_id=self.host.host_id, host=m.host, port=m.port)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._stopping.set()
+        while self._writer.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=_PUT_POLL_S)
+                break
+            except queue.Full:
+                continue
+        self._writer.join(30)
+        death = self.host.death()
+        info = self._client.publish(death.topic, death.payload, qos=death.qos, retain=death.retain)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(2.0)
+        self._client.disconnect()
+        self._client.loop_stop()
+        log.info("sparkplug_host_stopped", messages=self.stats.messages, points=self.stats.points_stored)
+
+    # --- paho thread ---------------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("sparkplug_host_connect_refused", reason=str(reason))
+            return
+        self._generation += 1
+        _, self._subscribe_mid = client.subscribe([(t, 1) for t in self.host.subscriptions()])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        birth = (
+            self.host.birth()
+        )  # STATE online only once subscribed (tck-id-host-topic-phid-birth-sub-required)
+        client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
+        self.subscribed.set()
+        log.info("sparkplug_host_online", host_id=self.host.host_id)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return
+        self.stats.messages += 1
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = ""
+        result = self.host.on_message(topic, bytes(msg.payload))
+        for out in result.publish:
+            client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        for error in result.errors:
+            self.stats.errors += 1
+            self._warn.warn("sparkplug", topic=topic, problem=error)
+        outcome = self._outcome(result)
+        outcome.mid, outcome.qos, outcome.generation = msg.mid, msg.qos, self._generation
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(outcome, timeout=_PUT_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def _outcome(self, result: HostResult) -> _Outcome:
+        out = _Outcome()
+        samples: dict[tuple[str, str], list[wire.Sample]] = {}
+        for r in result.records:
+            if r.metric in _NODE_CONTROL and r.device_id is None:
+                continue
+            ids = self._ids(r.group_id, r.edge_node_id, r.device_id)
+            if ids is not None:
+                samples.setdefault(ids, []).append(_sample(r))
+        for c in result.status:  # a birth: the device's (or node's) metrics become its meta
+            info = self.host.metric_info(c.group_id, c.edge_node_id, c.device_id) if c.online else {}
+            if any(name not in _NODE_CONTROL for name in info):
+                ids = self._ids(c.group_id, c.edge_node_id, c.device_id)
+                if ids is not None:
+                    out.metas.append((*ids, _meta(c.group_id, c.edge_node_id, c.device_id, info)))
+        for (gw, dev), batch in samples.items():
+            seq = self._seq.get((gw, dev), 0) + 1
+            self._seq[(gw, dev)] = seq
+            out.batches.append(IncomingBatch(gw, dev, wire.DataBatch(seq, wire.now_us(), batch)))
+        for change in result.status:
+            self._status(change, out)
+        return out
+
+    def _status(self, change: StatusChange, out: _Outcome) -> None:
+        state: wire.DeviceState = "online" if change.online else "offline"
+        since = change.timestamp * 1000
+        if change.device_id is None:
+            try:
+                gw = gateway_id(change.group_id, change.edge_node_id)
+            except wire.WireError:
+                return
+            gw_state: wire.GatewayState = "online" if change.online else "offline"
+            out.gateway_status.append((gw, wire.GatewayStatus(gw_state, since, "sparkplug")))
+            return
+        ids = self._ids(change.group_id, change.edge_node_id, change.device_id)
+        if ids is not None:
+            endpoint = f"{ENDPOINT_PREFIX}{change.group_id}/{change.edge_node_id}/{change.device_id}"
+            error = None if change.online else "DDEATH or NDEATH"
+            out.device_status.append((*ids, wire.DeviceStatus(state, since, endpoint, error)))
+
+    def _ids(self, group: str, edge: str, device: str | None) -> tuple[str, str] | None:
+        try:
+            return gateway_id(group, edge), wire.check_id("device", device if device is not None else edge)
+        except wire.WireError as err:
+            self.stats.refused_ids += 1
+            self._warn.warn("ids", problem=str(err))
+            return None
+
+    # --- writer thread -------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, _Outcome)
+            if not self._store_outcome(item):
+                continue  # not acknowledged: the broker delivers it again on this connection's next life
+            if item.qos > 0 and item.generation == self._generation:
+                self._client.ack(item.mid, item.qos)
+
+    def _store_outcome(self, o: _Outcome) -> bool:
+        store = self._store
+        try:
+            for gw, dev, meta in o.metas:
+                store.apply_meta(gw, dev, meta)
+            if o.batches:
+                result = store.write_batches(o.batches)
+                self.stats.points_stored += result.stored
+                self.stats.duplicates += result.duplicates
+            for gw, dev, status in o.device_status:
+                store.apply_device_status(gw, dev, status)
+            for gw, gstatus in o.gateway_status:
+                store.apply_gateway_status(gw, gstatus)
+        except StoreError as err:
+            self.stats.store_errors += 1
+            log.error("sparkplug_store_write_failed", error=str(err))
+            return False
+        if o.batches and self._on_committed is not None:
+            try:
+                self._on_committed(o.batches)
+            except Exception:
+                log.exception("on_committed_failed")
+        return True
+
+
+def _sample(r: MetricRecord) -> wire.Sample:
+    value = to_wire_value(r.datatype, r.value)
+    return wire.Sample(r.metric, r.timestamp * 1000, value, opcua_status(r.quality))
+
+
+def _meta(group: str, edge: str, device: str | None, info: dict[str, MetricInfo]) -> wire.DeviceMeta:
+    tags: Sequence[wire.TagInfo] = [
+        wire.TagInfo(
+            tag=m.name,
+            node_id=f"spb:{m.alias}" if m.alias is not None else f"spb:{m.name}",
+            data_type=plantwire_type(m.datatype),
+            unit=m.unit,
+            low=m.low,
+            high=m.high,
+        )
+        for m in info.values()
+        if m.name not in _NODE_CONTROL
+    ]
+    root = f"{group}/{edge}/{device}" if device is not None else f"{group}/{edge}"
+    return wire.DeviceMeta(endpoint=f"{ENDPOINT_PREFIX}{root}", root=root, tags=list(tags))
