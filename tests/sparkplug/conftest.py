@@ -7,18 +7,20 @@ PLANTWIRE_PYSPARKPLUG_VENV), and reused while its marker file says the same vers
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sparkplug_link import Peer
+from spb_gateway import Machine
 
-from plantwire.broker import MosquittoProcess
+from plantwire.broker import MosquittoProcess, free_port
 
 PYSPARKPLUG = "pysparkplug==0.6.1"
 
@@ -63,6 +65,17 @@ def start_peer(pysparkplug_python: Path) -> Iterator[Callable[..., Peer]]:
     yield start
     for peer in started:
         peer.close()
+
+
+@pytest.fixture
+async def machine() -> AsyncIterator[Machine]:
+    """A small real OPC UA machine (spb_gateway.Machine) on a free port."""
+    m = Machine(port=free_port())
+    async with asyncio.timeout(60):
+        await m.start()
+    yield m
+    async with asyncio.timeout(20):
+        await m.stop()
 
 
 @pytest.fixture

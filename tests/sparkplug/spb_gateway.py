@@ -81,7 +81,9 @@ class Machine:
         return await self.nodes[tag].read_value()
 
 
-def settings(gateway_id: str, port: int, data_dir: Path, machine: Machine, **kw: Any) -> GatewaySettings:
+def settings(
+    gateway_id: str, port: int, data_dir: Path, machine: Machine, device: str = "press", **kw: Any
+) -> GatewaySettings:
     return GatewaySettings(
         id=gateway_id,
         mqtt=MqttSettings(host="127.0.0.1", port=port, keepalive=5, reconnect_max_delay=0.5),
