@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, Final, TypeVar
 
@@ -58,6 +57,7 @@ from plantwire_platform.store.influx.line_protocol import (
 )
 from plantwire_platform.store.influx.registry import InfluxRegistry, WriteOutcome
 from plantwire_platform.store.influx.settings import InfluxSettings
+from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
     AGGREGATES,
     Agg,
@@ -135,33 +135,10 @@ def _retryable(err: BaseException) -> bool:
     return isinstance(err, _TRANSIENT)
 
 
-class _LoopThread:
-    """A private asyncio event loop in its own daemon thread; `run()` submits and waits."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
 class InfluxStore:
     """`Store` on an InfluxDB 2 bucket. Open with `InfluxStore.open(settings)`; thread-safe."""
 
-    def __init__(self, settings: InfluxSettings, registry: InfluxRegistry, loop: _LoopThread) -> None:
+    def __init__(self, settings: InfluxSettings, registry: InfluxRegistry, loop: LoopThread) -> None:
         self.settings = settings
         self._registry = registry
         self._loop = loop
@@ -184,7 +161,7 @@ class InfluxStore:
                 f"and write bucket {settings.bucket!r}"
             )
         registry = InfluxRegistry.open(settings.registry_path)
-        store = cls(settings, registry, _LoopThread("influx-store"))
+        store = cls(settings, registry, LoopThread("influx-store"))
         try:
             store._loop.run(store._start(token), settings.startup_timeout_s + settings.request_timeout_s + 5)
         except BaseException:
