@@ -46,24 +46,6 @@ def ensure_derived_column(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE series ADD COLUMN derived_by TEXT")
 
 
-def _record(row: Sequence[Any]) -> AlarmRecord:
-    i, app, device, tag, severity, message, state, raised, cleared, acked_at, acked_by = row
-    return AlarmRecord(
-        id=i,
-        app=app,
-        device=device,
-        tag=tag,
-        severity=severity,
-        message=message,
-        state=state,
-        raised_at=raised,
-        cleared_at=cleared,
-        acked=acked_at is not None,
-        acked_at=acked_at,
-        acked_by=acked_by,
-    )
-
-
 class AlarmTable:
     """The alarm operations of `Store`, on whichever SQLite connection the backend provides."""
 
@@ -93,7 +75,7 @@ class AlarmTable:
                     f"UPDATE alarms SET severity = ?, message = ? WHERE id = ? RETURNING {_COLUMNS}",
                     (severity, message, row[0]),
                 ).fetchone()
-        return _record(row)
+        return AlarmRecord.from_row(row)
 
     def clear_alarm(self, app: str, device: str, tag: str, ts: int) -> AlarmRecord | None:
         with self._transaction() as conn:
@@ -102,7 +84,7 @@ class AlarmTable:
                 f"WHERE app = ? AND device = ? AND tag = ? AND state = 'active' RETURNING {_COLUMNS}",
                 (ts, app, device, tag),
             ).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else AlarmRecord.from_row(row)
 
     def ack_alarm(self, alarm_id: int, by: str, ts: int) -> AlarmRecord | None:
         with self._transaction() as conn:
@@ -111,7 +93,7 @@ class AlarmTable:
                 (ts, by, alarm_id),
             )
             row = conn.execute(f"SELECT {_COLUMNS} FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else AlarmRecord.from_row(row)
 
     def list_alarms(
         self, active_only: bool = False, device: str | None = None, app: str | None = None, limit: int = 1000
@@ -133,4 +115,4 @@ class AlarmTable:
             rows = self._query(sql, (*params, limit))
         except sqlite3.Error as err:
             raise StoreError(f"alarm query failed: {err}") from err
-        return [_record(r) for r in rows]
+        return [AlarmRecord.from_row(r) for r in rows]

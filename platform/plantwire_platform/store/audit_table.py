@@ -7,6 +7,7 @@ same way as the app tables, so the SQL lives here once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -69,22 +70,9 @@ class AuditTable:
             (entry_id,) = conn.execute(
                 f"INSERT INTO audit ({', '.join(_FIELDS[1:])}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    e.ts,
-                    e.user,
-                    e.action,
-                    e.gateway,
-                    e.device,
-                    e.command_id,
-                    orjson.dumps(e.request).decode(),
-                    e.outcome,
-                    e.http_status,
-                    e.status,
-                    e.message,
-                    e.rtt_ms,
-                ),
+                e.column_values(),
             ).fetchone()
-        return AuditEntry(entry_id, *[getattr(e, f) for f in _FIELDS[1:]])
+        return dataclasses.replace(e, id=entry_id)
 
     def list(
         self, limit: int = 100, device: str | None = None, before_id: int | None = None

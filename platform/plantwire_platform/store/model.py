@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import orjson
+
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value
 
 if TYPE_CHECKING:
@@ -124,6 +126,26 @@ class AlarmRecord:
     acked_at: int | None
     acked_by: str | None
 
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> AlarmRecord:
+        """From a row of the alarms table: id, app, device, tag, severity, message, state,
+        raised_at, cleared_at, acked_at, acked_by (both backends select these columns)."""
+        i, app, device, tag, severity, message, state, raised, cleared, acked_at, acked_by = row
+        return cls(
+            id=i,
+            app=app,
+            device=device,
+            tag=tag,
+            severity=severity,
+            message=message,
+            state=state,
+            raised_at=raised,
+            cleared_at=cleared,
+            acked=acked_at is not None,
+            acked_at=acked_at,
+            acked_by=acked_by,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Point:
@@ -174,6 +196,23 @@ class AuditEntry:
     """OPC UA status code, when the device answered."""
     message: str | None
     rtt_ms: float | None
+
+    def column_values(self) -> tuple[Any, ...]:
+        """Every column but `id`, in field order, `request` as JSON text: what both backends insert."""
+        return (
+            self.ts,
+            self.user,
+            self.action,
+            self.gateway,
+            self.device,
+            self.command_id,
+            orjson.dumps(self.request).decode(),
+            self.outcome,
+            self.http_status,
+            self.status,
+            self.message,
+            self.rtt_ms,
+        )
 
 
 class TimeSeries(Protocol):

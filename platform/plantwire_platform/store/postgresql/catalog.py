@@ -6,6 +6,7 @@ The same statements as the SQLite registry (`store/registry.py`, `app_tables.py`
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Final
 
 import asyncpg
@@ -143,24 +144,6 @@ def check_severity(severity: str) -> None:
         raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
 
 
-def _alarm(row: asyncpg.Record) -> AlarmRecord:
-    i, app, device, tag, severity, message, state, raised, cleared, acked_at, acked_by = row
-    return AlarmRecord(
-        id=i,
-        app=app,
-        device=device,
-        tag=tag,
-        severity=severity,
-        message=message,
-        state=state,
-        raised_at=raised,
-        cleared_at=cleared,
-        acked=acked_at is not None,
-        acked_at=acked_at,
-        acked_by=acked_by,
-    )
-
-
 async def raise_alarm(
     pool: asyncpg.Pool, app: str, device: str, tag: str, severity: str, message: str, ts: int
 ) -> AlarmRecord:
@@ -179,7 +162,7 @@ async def raise_alarm(
         ts,
     )
     assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
-    return _alarm(row)
+    return AlarmRecord.from_row(row)
 
 
 async def clear_alarm(pool: asyncpg.Pool, app: str, device: str, tag: str, ts: int) -> AlarmRecord | None:
@@ -191,7 +174,7 @@ async def clear_alarm(pool: asyncpg.Pool, app: str, device: str, tag: str, ts: i
         device,
         tag,
     )
-    return None if row is None else _alarm(row)
+    return None if row is None else AlarmRecord.from_row(row)
 
 
 async def ack_alarm(pool: asyncpg.Pool, alarm_id: int, by: str, ts: int) -> AlarmRecord | None:
@@ -203,7 +186,7 @@ async def ack_alarm(pool: asyncpg.Pool, alarm_id: int, by: str, ts: int) -> Alar
             alarm_id,
         )
         row = await conn.fetchrow(f"SELECT {_ALARM_COLUMNS} FROM alarms WHERE id = $1", alarm_id)
-    return None if row is None else _alarm(row)
+    return None if row is None else AlarmRecord.from_row(row)
 
 
 def _where(conditions: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -224,7 +207,7 @@ async def list_alarms(
     where, params = _where(conditions)
     order = f" ORDER BY raised_at DESC, id DESC LIMIT ${len(params) + 1}"
     rows = await pool.fetch(f"SELECT {_ALARM_COLUMNS} FROM alarms{where}{order}", *params, max(0, limit))
-    return [_alarm(r) for r in rows]
+    return [AlarmRecord.from_row(r) for r in rows]
 
 
 # --- audit -----------------------------------------------------------------------------------------
@@ -234,23 +217,9 @@ async def add_audit(pool: asyncpg.Pool, e: AuditEntry) -> AuditEntry:
     placeholders = ", ".join(f"${i}" for i in range(1, len(_AUDIT_FIELDS) + 1))
     entry_id = await pool.fetchval(
         f"INSERT INTO audit ({', '.join(_AUDIT_FIELDS)}) VALUES ({placeholders}) RETURNING id",
-        e.ts,
-        e.user,
-        e.action,
-        e.gateway,
-        e.device,
-        e.command_id,
-        orjson.dumps(e.request).decode(),
-        e.outcome,
-        e.http_status,
-        e.status,
-        e.message,
-        e.rtt_ms,
+        *e.column_values(),
     )
-    return AuditEntry(
-        entry_id, e.ts, e.user, e.action, e.gateway, e.device, e.command_id, e.request,
-        e.outcome, e.http_status, e.status, e.message, e.rtt_ms,
-    )  # fmt: skip
+    return dataclasses.replace(e, id=entry_id)
 
 
 async def list_audit(
