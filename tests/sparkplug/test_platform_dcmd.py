@@ -19,6 +19,7 @@ from plant_harness import bearer, platform_settings_for, token_for
 from sparkplug_link import Link, Peer
 from test_platform_host import poll
 
+from plantwire import wire
 from plantwire.broker import MosquittoProcess
 from plantwire.config import MqttSettings
 from plantwire.mqtt_control import new_client
@@ -199,6 +200,100 @@ async def test_a_read_only_metric_and_a_device_without_a_birth_this_session_are_
         ((_, [(name, alias, datatype, value)]),) = tap.seen
         assert (name, datatype, value) == (None, DataType.Float, pytest.approx(0.1))
         assert isinstance(alias, int)
+    finally:
+        link.stop()
+        tap.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll until true; the test's timeout bounds it."""
+    while not condition():
+        await asyncio.sleep(0.05)
+
+
+def json_publish(port: int, messages: list[tuple[str, bytes]]) -> None:
+    """A plantwire/v1 gateway stand-in: publish at QoS 1, wait for each PUBACK."""
+    client = new_client(MqttSettings(port=port), f"jsongw-{uuid.uuid4().hex[:8]}", clean_session=True)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            info = client.publish(topic, payload, qos=1)
+            info.wait_for_publish(20)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def json_meta(endpoint: str) -> bytes:
+    tag = wire.TagInfo("target", "ns=2;s=target", "Double", writable=True)
+    return wire.encode_meta(wire.DeviceMeta(endpoint=endpoint, root="ns=2;s=Root", tags=[tag]))
+
+
+async def test_an_edge_node_cannot_take_a_plantwire_gateways_device_nor_the_other_way_round(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    group, json_gw = f"g{suffix}", f"gw{suffix}"
+    shared, spb_dev = f"cnc{suffix}", f"spb{suffix}"
+    settings = host_settings(mosquitto, tmp_path, suffix)
+    token = token_for(settings)
+    tap = DcmdTap(mosquitto.port, group)
+    node = EdgeNode(group, "edge3")
+    specs = [MetricSpec("target", DataType.Double)]
+    for dev in (shared, spb_dev):
+        node.add_device(dev, specs, [Sample("target", 66.0, 1)])
+    link = Link(mosquitto.port, f"edge3-{suffix}", lambda t, p: [], node.will())
+    link.start(node.subscriptions())
+    now = wire.now_us()
+    try:
+        async with asyncio.timeout(60), platform_running(settings) as platform:
+            spb = platform.sparkplug
+            assert spb is not None
+            async with aiohttp.ClientSession(base_url=platform.url, headers=bearer(token)) as http:
+                await asyncio.to_thread(spb.subscribed.wait, 20)
+                batch = wire.DataBatch(seq=1, sent=now, samples=[wire.Sample("target", now, 1.0)])
+                await asyncio.to_thread(
+                    json_publish,
+                    mosquitto.port,
+                    [
+                        (wire.device_topic(json_gw, shared, "meta"), json_meta("opc.tcp://real:4840")),
+                        (wire.device_topic(json_gw, shared, "data"), wire.encode_data(batch)),
+                    ],
+                )
+                await poll(http, "/api/latest", lambda b: len(b["values"]) == 1, device=shared)
+                # The edge node births both devices: the one a Plantwire gateway owns is refused
+                await asyncio.to_thread(link.publish, node.on_connected())
+                await poll(http, f"/api/devices/{spb_dev}", lambda b: b["state"] == "online")
+                await until(lambda: spb.stats.ownership_rejected["status"] == 1)
+                assert spb.stats.ownership_rejected == {"data": 1, "meta": 1, "status": 1}
+                dev = platform.store.get_device(shared)
+                assert dev is not None and (dev.gateway, dev.endpoint) == (json_gw, "opc.tcp://real:4840")
+                latest = await poll(http, "/api/latest", lambda b: True, device=shared)
+                assert [v["value"] for v in latest["values"]] == [1.0]  # not the edge node's 66.0
+                # ... so its writes still go to the Plantwire gateway (absent here: no reply), no DCMD
+                status, body = await write(http, shared, tag="target", value=2.0, timeout=0.3)
+                assert (status, body["error"]["code"]) == (504, "command_timeout")
+
+                # A Plantwire gateway id cannot take the edge node's device either
+                await asyncio.to_thread(
+                    json_publish,
+                    mosquitto.port,
+                    [(wire.device_topic(json_gw, spb_dev, "meta"), json_meta("opc.tcp://evil:4840"))],
+                )
+                await poll(
+                    http, "/api/health", lambda b: platform.ingest.stats().ownership_rejected["meta"] == 1
+                )
+                dev = platform.store.get_device(spb_dev)
+                assert dev is not None and (dev.gateway, dev.endpoint) == (
+                    f"{group}.edge3",
+                    f"sparkplug://{group}/edge3/{spb_dev}",
+                )
+                status, body = await write(http, spb_dev, tag="target", value=3.0, timeout=0.3)
+                assert (status, body["protocol"]) == (202, "sparkplug")
+        await asyncio.sleep(0.2)
+        assert [t for t, _ in tap.seen] == [f"spBv1.0/{group}/DCMD/edge3/{spb_dev}"]
     finally:
         link.stop()
         tap.close()
