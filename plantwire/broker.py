@@ -64,7 +64,9 @@ def mosquitto_config(
     host: str = "127.0.0.1",
     auth: BrokerAuthFiles | None = None,
     tls: BrokerTls | None = None,
+    log_types: tuple[str, ...] = (),
 ) -> str:
+    """`log_types`: more Mosquitto `log_type`s (e.g. "debug": every packet, to check a client's order)."""
     # Started as root, Mosquitto switches to the `mosquitto` user, which cannot write a data
     # directory of ours (pytest's are 0700): keep our own user so persistence works.
     user = ["user root"] if os.geteuid() == 0 else []
@@ -87,6 +89,7 @@ def mosquitto_config(
             "log_type error",
             "log_type warning",
             "log_type notice",
+            *(f"log_type {t}" for t in log_types),
             "",
         ]
     )
@@ -129,6 +132,8 @@ class MosquittoProcess:
     auth: BrokerAuthFiles | None = None
     tls: BrokerTls | None = None
     process: subprocess.Popen[bytes] | None = None
+    log_types: tuple[str, ...] = ()
+    """More `log_type`s for `<data_dir>/mosquitto.log` (tests read the packets a client sent)."""
 
     def start(self) -> None:
         binary = mosquitto_path()
@@ -136,11 +141,13 @@ class MosquittoProcess:
             raise FileNotFoundError("mosquitto is not installed")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(self.port, self.data_dir, self.host, self.auth, self.tls))
+        conf.write_text(
+            mosquitto_config(self.port, self.data_dir, self.host, self.auth, self.tls, self.log_types)
+        )
         self.process = subprocess.Popen(
             [binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
-            stderr=(self.data_dir / "mosquitto.log").open("ab"),
+            stderr=self.log_path.open("ab"),
         )
         try:
             wait_for_port(self.host, self.port)
@@ -162,6 +169,10 @@ class MosquittoProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "mosquitto.log"
 
     @property
     def running(self) -> bool:

@@ -35,8 +35,15 @@ from plantwire.broker_auth import gateway_sparkplug_client_id
 from plantwire.logs import get_logger
 from plantwire.mqtt_control import new_client
 from plantwire.sparkplug.edge import EdgeNode, MetricSpec, Sample, WriteRequest
-from plantwire.sparkplug.payload import DataType, PayloadError, engineering_properties
-from plantwire.sparkplug.tag_types import sparkplug_quality, sparkplug_type, to_metric_value, to_wire_value
+from plantwire.sparkplug.payload import DataType, PayloadError, Property, engineering_properties
+from plantwire.sparkplug.tag_types import (
+    READ_ONLY_KEY,
+    read_only_property,
+    sparkplug_quality,
+    sparkplug_type,
+    to_metric_value,
+    to_wire_value,
+)
 from plantwire.sparkplug.topics import Outgoing
 from plantwire.wire import Value
 
@@ -57,11 +64,17 @@ Writer = Callable[[wire.Command], Awaitable[wire.CommandReply]]
 
 
 def metric_specs(meta: wire.DeviceMeta) -> list[MetricSpec]:
-    """A device's tags as the metrics of its DBIRTH: datatype from the OPC UA type, unit and range."""
-    return [
-        MetricSpec(t.tag, sparkplug_type(t.data_type), engineering_properties(t.unit, t.low, t.high))
-        for t in meta.tags
-    ]
+    """A device's tags as the metrics of its DBIRTH: datatype from the OPC UA type, unit and range,
+    and `readOnly` = true for a tag that is not writable (so a host refuses a write before it
+    sends the DCMD, which the command path would refuse anyway)."""
+    return [MetricSpec(t.tag, sparkplug_type(t.data_type), _properties(t)) for t in meta.tags]
+
+
+def _properties(t: wire.TagInfo) -> dict[str, Property]:
+    props = engineering_properties(t.unit, t.low, t.high)
+    if not t.writable:
+        props[READ_ONLY_KEY] = read_only_property()
+    return props
 
 
 def scalar(value: wire.JsonValue) -> Value:

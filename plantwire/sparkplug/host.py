@@ -33,6 +33,7 @@ from plantwire.sparkplug.payload import (
     quality,
     unit_and_range,
 )
+from plantwire.sparkplug.tag_types import is_read_only
 from plantwire.sparkplug.topics import (
     NAMESPACE,
     Outgoing,
@@ -88,6 +89,8 @@ class MetricInfo:
     low: float | None
     high: float | None
     alias: int | None
+    read_only: bool = False
+    """The birth's `readOnly` property (tag_types.READ_ONLY_KEY) is true: no DCMD to it."""
 
 
 @dataclass(slots=True)
@@ -323,7 +326,7 @@ class HostApplication:
             if m.name is None or m.datatype is None:
                 raise PayloadError("a birth metric lacks its name or datatype")
             unit, low, high = unit_and_range(m.properties)
-            info = MetricInfo(m.name, m.datatype, unit, low, high, m.alias)
+            info = MetricInfo(m.name, m.datatype, unit, low, high, m.alias, is_read_only(m.properties))
             metrics.by_name[m.name] = info
             if m.alias is not None:
                 metrics.by_alias[m.alias] = info
@@ -372,6 +375,26 @@ class HostApplication:
         node = self._nodes.get((group_id, edge_node_id))
         return node is not None and node.online
 
+    def device_online(self, group_id: str, edge_node_id: str, device_id: str) -> bool:
+        """Whether the device has a DBIRTH in the node's current session and no DDEATH since."""
+        node = self._nodes.get((group_id, edge_node_id))
+        return node is not None and node.online and device_id in node.devices_online
+
+    def request_rebirth(self, group_id: str, edge_node_id: str) -> Outgoing | None:
+        """A Rebirth NCMD for a node whose births this session lacks, at most once per
+        `rebirth_interval_ms` per node (None: asked recently, or a node beyond `max_nodes`)."""
+        node = self._nodes.get((group_id, edge_node_id))
+        if node is None:
+            if len(self._nodes) >= self._max_nodes:
+                return None
+            node = self._nodes[(group_id, edge_node_id)] = _Node()
+        now = self._clock()
+        if node.rebirth_asked is not None and now - node.rebirth_asked < self._interval:
+            return None
+        node.rebirth_asked = now
+        self.counters.rebirths_requested += 1
+        return rebirth_request(group_id, edge_node_id, now)
+
     def metric_info(self, group_id: str, edge_node_id: str, device_id: str | None) -> dict[str, MetricInfo]:
         node = self._nodes.get((group_id, edge_node_id))
         if node is None:
@@ -384,15 +407,20 @@ class HostApplication:
     def command(
         self, group_id: str, edge_node_id: str, device_id: str, metric: str, value: MetricValue
     ) -> Outgoing:
-        """A DCMD writing `value` to a device metric, typed and aliased as its DBIRTH said."""
+        """A DCMD writing `value` to a device metric, aliased (else named) as its DBIRTH said.
+
+        The metric carries the birth's datatype although the specification says a DCMD SHOULD NOT
+        (tck-id-payloads-metric-datatype-not-req): edge nodes that decode a command without their
+        own birth at hand (pysparkplug 0.6.1's) cannot read its value otherwise.
+        """
         info = self.metric_info(group_id, edge_node_id, device_id).get(metric)
         if info is None:
             raise KeyError(f"{group_id}/{edge_node_id}/{device_id} has no metric {metric!r} in its DBIRTH")
         now = self._clock()
         if info.alias is not None:
-            m = Metric(None, None, value, alias=info.alias, timestamp=now)
+            m = Metric(None, info.datatype, value, alias=info.alias, timestamp=now)
         else:
-            m = Metric(metric, None, value, timestamp=now)
+            m = Metric(metric, info.datatype, value, timestamp=now)
         data = encode_metrics(now, None, [m], [info.datatype])
         return Outgoing(device_topic(group_id, "DCMD", edge_node_id, device_id), data, 0, False)
 

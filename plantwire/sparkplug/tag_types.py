@@ -6,9 +6,17 @@ edge: Plantwire timestamps are microseconds, Sparkplug's milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
-from plantwire.sparkplug.payload import QUALITY_BAD, QUALITY_GOOD, QUALITY_STALE, DataType, MetricValue
+from plantwire.sparkplug.payload import (
+    QUALITY_BAD,
+    QUALITY_GOOD,
+    QUALITY_STALE,
+    DataType,
+    MetricValue,
+    Property,
+)
 from plantwire.wire import STATUS_GOOD, Value, quality
 
 TO_SPARKPLUG: dict[str, DataType] = {
@@ -116,3 +124,18 @@ def opcua_status(sparkplug_quality: int | None) -> int:
     if sparkplug_quality is None or sparkplug_quality == QUALITY_GOOD:
         return STATUS_GOOD
     return STATUS_UNCERTAIN if sparkplug_quality == QUALITY_STALE else STATUS_BAD
+
+
+READ_ONLY_KEY: Final = "readOnly"
+"""Metric property (Boolean) saying a metric takes no DCMD: Ignition's tag property of that name,
+which its MQTT Transmission sends when true. A birth metric without it is writable."""
+
+
+def read_only_property() -> Property:
+    return Property(DataType.Boolean, True)
+
+
+def is_read_only(props: Mapping[str, Property]) -> bool:
+    """Whether a birth metric's PropertySet says `readOnly` = true."""
+    p = props.get(READ_ONLY_KEY)
+    return p is not None and p.value is True

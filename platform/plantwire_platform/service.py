@@ -27,6 +27,7 @@ from plantwire_platform.commands.audit_retention import audit_retention_running
 from plantwire_platform.commands.bus import CommandBus
 from plantwire_platform.commands.endpoint_policy import EndpointPolicy
 from plantwire_platform.commands.service import CommandService
+from plantwire_platform.commands.sparkplug_writes import SparkplugWrites
 from plantwire_platform.identifiers.running import identifiers_running
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
@@ -50,6 +51,7 @@ class RunningPlatform:
     bus: LiveBus
     url: str
     apps: AppHost | None = None
+    sparkplug: SparkplugIngest | None = None
 
 
 @contextlib.asynccontextmanager
@@ -65,15 +67,23 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         await stack.enter_async_context(retention_running(settings.store.retention, store))
         bus = LiveBus(asyncio.get_running_loop())
         ingest = await stack.enter_async_context(MqttIngest(settings, store, bus.publish_committed))
+        spb: SparkplugIngest | None = None
         if settings.sparkplug_host.enabled:  # Sparkplug B edge nodes into the same store and live bus
-            await stack.enter_async_context(SparkplugIngest(settings, store, bus.publish_committed))
+            spb = await stack.enter_async_context(SparkplugIngest(settings, store, bus.publish_committed))
         bus_to_gateways = await stack.enter_async_context(CommandBus(settings.mqtt))
+        owner_caches = [ingest.owners] + ([spb.owners] if spb is not None else [])
+
+        def moved(device: str, gateway: str) -> None:
+            for owners in owner_caches:
+                owners.moved(device, gateway)
+
         commands = CommandService(
             store,
             bus_to_gateways,
-            on_moved=ingest.owners.moved,
+            on_moved=moved,
             audit_max_field_bytes=settings.audit.max_field_bytes,
             attach_policy=EndpointPolicy(settings.commands.attach_allowed_networks),
+            sparkplug=SparkplugWrites(spb, bus) if spb is not None else None,  # REST writes as DCMD
         )
         stack.push_async_callback(asyncio.to_thread, commands.close)  # after HTTP and apps (below)
         audit = settings.audit
@@ -102,7 +112,7 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         await site.start()
         url = http_url(settings)
         log.info("platform_started", url=url, store=settings.store.backend, mqtt_port=settings.mqtt.port)
-        yield RunningPlatform(settings, store, ingest, bus, url, apps)
+        yield RunningPlatform(settings, store, ingest, bus, url, apps, spb)
         log.info("platform_stopping")
 
 

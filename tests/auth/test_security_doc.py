@@ -10,10 +10,10 @@ DOC = (ROOT / "docs" / "security.md").read_text()
 
 
 def test_every_test_the_threat_model_cites_exists() -> None:
-    cited: list[tuple[str, str]] = []
+    cited: list[tuple[str, str]] = []  # `tests/x/test_f.py::test_n`, `test_f.py::test_n`, `::test_n`
     for cell in re.findall(r"\| ([^|]*test_[^|]*) \|\n", DOC):
         current = None
-        for file, name in re.findall(r"`(?:(test_\w+\.py))?::(test_\w+)`", cell):
+        for file, name in re.findall(r"`(?:[\w/]*?(test_\w+\.py))?::(test_\w+)`", cell):
             current = file or current
             assert current is not None, cell
             cited.append((current, name))

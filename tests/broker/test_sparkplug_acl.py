@@ -52,3 +52,34 @@ def test_a_gateway_publishes_only_as_its_own_edge_node_and_receives_its_commands
             gw2.close()
     finally:
         platform.close()
+
+
+def test_a_viewer_reads_sparkplug_but_can_neither_command_nor_pose_as_an_edge_node_or_host(
+    secured: MosquittoProcess, plant: Plant
+) -> None:
+    platform, _ = connect(settings_for(secured, plant.platform), "plantwire-platform")
+    try:
+        platform.subscribe("spBv1.0/#")
+        for topic in (
+            "spBv1.0/line/DCMD/gw1/press",
+            "spBv1.0/line/NCMD/gw1",
+            "spBv1.0/STATE/plantwire",
+            "spBv1.0/line/NBIRTH/gw1",
+            "spBv1.0/line/DDATA/gw1/press",
+            "spBv1.0/line/NDEATH/gw1",
+        ):
+            person, _ = connect(settings_for(secured, plant.viewer), "any-id-a-person-picks")
+            assert person.publish_refused(topic, b"from-viewer"), topic
+            person.close()
+        viewer, _ = connect(settings_for(secured, plant.viewer), "any-id-a-person-picks")
+        gw1, _ = connect(settings_for(secured, plant.gw1), gateway_sparkplug_client_id("gw1"))
+        try:
+            viewer.subscribe("spBv1.0/#")
+            gw1.publish("spBv1.0/line/DDATA/gw1/press", b"data")
+            assert viewer.received(until=b"data") == [("spBv1.0/line/DDATA/gw1/press", b"data")]
+            assert all(payload != b"from-viewer" for _, payload in platform.received(until=b"data"))
+        finally:
+            gw1.close()
+            viewer.close()
+    finally:
+        platform.close()

@@ -15,6 +15,7 @@ from spb_gateway import Machine, Recorder, aliases, running, settings, wait_for
 from plantwire.broker import MosquittoProcess
 from plantwire.sparkplug.edge import REBIRTH
 from plantwire.sparkplug.payload import DataType, Metric, Payload, encode_payload
+from plantwire.sparkplug.tag_types import READ_ONLY_KEY
 from plantwire.sparkplug.topics import encode_state, state_topic
 
 pytestmark = pytest.mark.integration
@@ -87,6 +88,9 @@ async def test_tck_id_topics_nbirth_dbirth_ddata_ndeath_from_the_running_gateway
     assert len({m.alias for m in db.values()}) == 4
     assert db["Speed"].properties["engUnit"].value == "rpm"
     assert (db["Speed"].properties["engLow"].value, db["Speed"].properties["engHigh"].value) == (0.0, 3000.0)
+    # a tag that is not writable says so (readOnly), a writable one carries no such property
+    assert db["Speed"].properties[READ_ONLY_KEY].value is True
+    assert READ_ONLY_KEY not in db["Setpoint"].properties
     # tck-id-payloads-alias-data-cmd-requirement: DDATA metrics by alias only, no names
     for msg in rec.of("DDATA"):
         assert all(m.name is None and m.alias in names for m in msg.payload.metrics)
@@ -292,6 +296,7 @@ async def test_tck_id_topics_dbirth_metrics_the_running_gateway_decoded_by_pyspa
         "engUnit": {"type": DataType.String, "value": "rpm"},
         "engLow": {"type": DataType.Double, "value": 0.0},
         "engHigh": {"type": DataType.Double, "value": 3000.0},
+        READ_ONLY_KEY: {"type": DataType.Boolean, "value": True},
     }
     # DDATA: pysparkplug resolves our aliases through the DBIRTH; seq continues from the births
     values = {m["name"]: m for d in ddata for m in d["metrics"]}  # the last of each

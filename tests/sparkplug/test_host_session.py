@@ -19,6 +19,7 @@ from plantwire.sparkplug.payload import (
     encode_payload,
     engineering_properties,
 )
+from plantwire.sparkplug.tag_types import READ_ONLY_KEY, read_only_property
 from plantwire.sparkplug.topics import Outgoing, encode_state
 
 SPECS = [
@@ -222,3 +223,37 @@ def test_invented_ids_cannot_grow_the_host_without_end() -> None:
     _, status, _ = feed(host, node.on_connected())
     assert [(s.device_id, s.online) for s in status] == [(None, True), ("a", True)]
     assert host.counters.refused_devices == 1
+
+
+def test_dcmd_carries_the_births_datatype_and_read_only_metrics_are_known() -> None:
+    c = clock()
+    node = EdgeNode("g1", "gw1", clock=lambda: next(c))
+    host = HostApplication("plantwire", clock=lambda: next(c))
+    node.will()
+    specs = [*SPECS, MetricSpec("limit", DataType.Float, {READ_ONLY_KEY: read_only_property()})]
+    node.add_device("press", specs, [Sample("speed", 5.0, 1)])
+    feed(host, node.on_connected())
+    info = host.metric_info("g1", "gw1", "press")
+    assert (info["limit"].read_only, info["speed"].read_only) == (True, False)
+    assert host.device_online("g1", "gw1", "press") and not host.device_online("g1", "gw1", "other")
+    dcmd = host.command("g1", "gw1", "press", "speed", 42.5)
+    m = decode_payload(dcmd.payload).metrics[0]  # no lookup needed: the datatype is on the wire
+    assert (m.name, m.alias, m.datatype, m.value) == (None, info["speed"].alias, DataType.Double, 42.5)
+    assert [(w.metric, w.value) for w in node.on_message(dcmd.topic, dcmd.payload).writes] == [
+        ("speed", 42.5)
+    ]
+    feed(host, node.device_lost("press"))
+    assert not host.device_online("g1", "gw1", "press")
+
+
+def test_rebirth_request_for_a_node_without_births_is_rate_limited() -> None:
+    now = [1_000]
+    host = HostApplication("plantwire", clock=lambda: now[0], rebirth_interval_ms=5_000, max_nodes=1)
+    first = host.request_rebirth("g1", "gw9")
+    assert first is not None and first.topic == "spBv1.0/g1/NCMD/gw9"
+    assert decode_payload(first.payload).metrics[0].name == REBIRTH
+    assert host.request_rebirth("g1", "gw9") is None  # asked 0 ms ago
+    now[0] += 5_000
+    assert host.request_rebirth("g1", "gw9") is not None
+    assert host.request_rebirth("g1", "other") is None  # beyond max_nodes: not tracked, not asked
+    assert host.counters.rebirths_requested == 2

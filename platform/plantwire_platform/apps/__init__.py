@@ -17,8 +17,10 @@ from plantwire_platform.commands.errors import (
     InvalidCommand,
     NotWritable,
     UnknownTarget,
+    UnsupportedCommand,
 )
 from plantwire_platform.commands.service import CallDone, Receipt, WriteDone
+from plantwire_platform.commands.sparkplug_writes import DcmdDone
 from plantwire_platform.identifiers.catalog import HandleExists
 from plantwire_platform.identifiers.registry import IdentifierRegistry
 from plantwire_platform.ingest.live_bus import LivePoint
@@ -33,6 +35,7 @@ __all__ = [
     "CommandError",
     "CommandTimedOut",
     "CommandsUnavailable",
+    "DcmdDone",
     "DeviceFailed",
     "HandleExists",
     "IdentifierRegistry",
@@ -46,6 +49,7 @@ __all__ = [
     "Receipt",
     "Replay",
     "UnknownTarget",
+    "UnsupportedCommand",
     "WriteDone",
     "point",
     "points_from_csv",

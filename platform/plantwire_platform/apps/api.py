@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from plantwire.wire import Value, now_us
 from plantwire_platform.apps.manifest import Manifest
 from plantwire_platform.commands.service import CallDone, WriteDone
+from plantwire_platform.commands.sparkplug_writes import DcmdDone
 from plantwire_platform.identifiers.registry import IdentifierRegistry
 from plantwire_platform.ingest.live_bus import LivePoint, Subscription
 from plantwire_platform.store.model import Agg, AlarmRecord, Bucket, DerivedPoint, Point
@@ -206,7 +207,7 @@ class AppContext(Generic[ConfigT]):
 
     # --- commands ----------------------------------------------------------------------------------
 
-    async def write(self, device: str, tag: str, value: Value) -> WriteDone:
+    async def write(self, device: str, tag: str, value: Value) -> WriteDone | DcmdDone:
         """Write a setpoint through the platform's command path, if the manifest allows it.
 
         Raises PermissionDenied, or a `CommandError` (e.g. `InvalidCommand` for a value out of range).

@@ -89,6 +89,15 @@ class InvalidCommand(CommandError):
     default_code = "invalid_value"
 
 
+class UnsupportedCommand(CommandError):
+    """The device's protocol has no such command: a method call or browse of a device behind a
+    Sparkplug B edge node (Sparkplug knows only metric writes), or a write to an edge node's own
+    metrics (code `not_supported`)."""
+
+    status = 422
+    default_code = "not_supported"
+
+
 class DeviceFailed(CommandError):
     """The device refused the command or could not be reached (`code` says which, one of
     `DEVICE_FAILURE_CODES`: a security, certificate or identity refusal is told apart from an

@@ -27,6 +27,7 @@ from plantwire_platform.commands.bus import (
     CommandTimeout,
     Outcome,
     make_command,
+    new_command_id,
 )
 from plantwire_platform.commands.checks import (
     audit_value,
@@ -48,6 +49,14 @@ from plantwire_platform.commands.errors import (
     InvalidCommand,
     NotWritable,
     UnknownTarget,
+)
+from plantwire_platform.commands.sparkplug_writes import (
+    DEFAULT_CONFIRM_S,
+    DcmdDone,
+    SparkplugTarget,
+    SparkplugWrites,
+    not_supported,
+    sparkplug_target,
 )
 from plantwire_platform.store import device_state
 from plantwire_platform.store.device_query import DeviceQuery
@@ -191,6 +200,8 @@ class _Audit:
         self, service: CommandService, user: str, action: str, gateway: str | None, device: str | None
     ) -> None:
         self._service = service
+        self.done_as: tuple[str, int] | None = None
+        """(outcome, HTTP status) of a success other than ("ok", ok_status): a DCMD "sent", 202."""
         self.entry: dict[str, Any] = {
             "ts": wire.now_us(),
             "user": user,
@@ -216,7 +227,8 @@ class _Audit:
             outcome = "timeout" if isinstance(err, CommandTimedOut) else ("failed" if sent else "rejected")
             await self._done(outcome, err.status, err.message)
             raise
-        await self._done("ok", ok_status, None)
+        outcome, status = self.done_as or ("ok", ok_status)
+        await self._done(outcome, status, None)
         return result
 
 
@@ -276,9 +288,12 @@ class CommandService:
         on_moved: Callable[[str, str], None] | None = None,
         audit_max_field_bytes: int = DEFAULT_AUDIT_FIELD_BYTES,
         attach_policy: EndpointPolicy | None = None,
+        sparkplug: SparkplugWrites | None = None,
     ) -> None:
+        """`sparkplug`: writes to devices of Sparkplug edge nodes (None: the host is not enabled)."""
         self._store = store
         self._bus = bus
+        self._sparkplug = sparkplug
         self._attach_policy = attach_policy or EndpointPolicy(DEFAULT_ATTACH_NETWORKS)
         self._audit_max = audit_max_field_bytes
         self._on_moved = on_moved
@@ -340,12 +355,13 @@ class CommandService:
         value: wire.Value,
         timeout_s: float | None = None,
         command_id: str | None = None,
-    ) -> WriteDone:
-        """Validate, send and audit a write of `value` to `tag`."""
+    ) -> WriteDone | DcmdDone:
+        """Validate, send and audit a write of `value` to `tag`: a `cmd` to a Plantwire gateway
+        (`WriteDone`), or a DCMD to a device of a Sparkplug edge node (`DcmdDone`)."""
         audit = _Audit(self, user, "write", None, device)
         audit.entry["request"] = {"tag": tag, "value": audit_value(value)}
 
-        async def body() -> WriteDone:
+        async def body() -> WriteDone | DcmdDone:
             if not isinstance(tag, str) or not tag:
                 raise BadCommand("'tag' must be a tag name, e.g. \"Spindle/SpeedSetpoint\"")
             check_nesting(value, "the value")
@@ -359,6 +375,10 @@ class CommandService:
                     f"device {device!r} has no tag {tag!r}; GET /api/devices/{device}/tags", "unknown_tag"
                 )
             checked = check_write(tag_record, value)
+            target = sparkplug_target(record)
+            if target is not None:
+                dtype = tag_record.data_type
+                return await self._dcmd(audit, target, tag, checked, dtype, timeout_s, command_id)
             args = {"tag": tag, "value": checked}
             command = make_command("write", device, args, timeout, user, _command_id(command_id))
             outcome = await self._send(audit, record.gateway, command, timeout)
@@ -389,6 +409,8 @@ class CommandService:
             timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
             record = await self._device(device)
             audit.entry["gateway"] = record.gateway
+            if sparkplug_target(record) is not None:
+                raise not_supported("method calls", device)
             command = make_command(
                 "call", device, {"method": method, "args": checked}, timeout, user, _command_id(command_id)
             )
@@ -404,10 +426,37 @@ class CommandService:
         """The children of `node` (the device's root for None); not audited (it changes nothing)."""
         timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
         record = await self._device(device)
+        if sparkplug_target(record) is not None:
+            raise not_supported("browse", device)
         args = {"node": node} if node else {}
         command = make_command("browse", device, args, timeout, user)
         outcome = await self._send(None, record.gateway, command, timeout)
         return BrowseDone(Receipt.of(outcome, record.gateway), outcome.reply.result)
+
+    async def _dcmd(
+        self,
+        audit: _Audit,
+        target: SparkplugTarget,
+        tag: str,
+        value: wire.Value,
+        data_type: str | None,
+        timeout_s: float | None,
+        command_id: str | None,
+    ) -> DcmdDone:
+        if self._sparkplug is None:
+            raise CommandsUnavailable(
+                f"device {target.device_id!r} is behind a Sparkplug edge node and this platform runs "
+                "without its Sparkplug host (sparkplug_host.enabled)",
+                "sparkplug_host_disabled",
+            )
+        timeout = check_timeout(timeout_s, DEFAULT_CONFIRM_S)
+        cid = _command_id(command_id) or new_command_id()
+        done = await self._sparkplug.write(target, tag, value, data_type, timeout, cid)
+        audit.entry["command_id"] = done.id
+        audit.entry["rtt_ms"] = done.rtt_ms
+        if not done.confirmed:
+            audit.done_as = ("sent", done.http_status)
+        return done
 
     # --- gateways, attach and detach --------------------------------------------------------------
 

@@ -37,8 +37,10 @@ from plantwire.logs import get_logger
 from plantwire.mqtt_control import new_client
 from plantwire.sparkplug.edge import BDSEQ, REBIRTH
 from plantwire.sparkplug.host import HostApplication, HostResult, MetricInfo, MetricRecord, StatusChange
+from plantwire.sparkplug.payload import PayloadError
 from plantwire.sparkplug.tag_types import opcua_status, plantwire_type, to_wire_value
 from plantwire_platform.ingest.mqtt_ingest import CommittedCallback
+from plantwire_platform.ingest.ownership import DeviceOwners
 from plantwire_platform.ingest.stats import RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.model import IncomingBatch, Store, StoreError
@@ -77,6 +79,10 @@ class SparkplugIngestStats:
     refused_ids: int = 0
     errors: int = 0
     store_errors: int = 0
+    ownership_rejected: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("data", "meta", "status"), 0)
+    )
+    """Births, data and deaths of a device another gateway owns: not stored (acknowledged)."""
 
 
 class SparkplugIngest:
@@ -97,6 +103,12 @@ class SparkplugIngest:
         self.subscribed = threading.Event()
         self._seq: dict[tuple[str, str], int] = {}
         self._warn = RateLimitedWarning(__name__, "sparkplug_message_refused")
+        self._host_lock = threading.Lock()
+        """The host session runs on paho's thread; REST writes (`send_dcmd`) read it from the loop's."""
+        self._connected = False
+        self.owners = DeviceOwners(store)
+        """Device ownership, shared rule with the JSON ingest: an edge node cannot take a device
+        another gateway (Plantwire or Sparkplug) owns, and none can take its devices."""
         self._client = self._make_client()
         self._writer = threading.Thread(target=self._write_loop, name="plantwire-spb-writer", daemon=True)
 
@@ -110,6 +122,7 @@ class SparkplugIngest:
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
         return client
 
     async def __aenter__(self) -> SparkplugIngest:
@@ -149,7 +162,11 @@ class SparkplugIngest:
             log.warning("sparkplug_host_connect_refused", reason=str(reason))
             return
         self._generation += 1
+        self._connected = True
         _, self._subscribe_mid = client.subscribe([(t, 1) for t in self.host.subscriptions()])
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connected = False
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if mid != self._subscribe_mid:
@@ -169,13 +186,14 @@ class SparkplugIngest:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = ""
-        result = self.host.on_message(topic, bytes(msg.payload))
+        with self._host_lock:
+            result = self.host.on_message(topic, bytes(msg.payload))
+            outcome = self._outcome(result)
         for out in result.publish:
             client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
         for error in result.errors:
             self.stats.errors += 1
             self._warn.warn("sparkplug", topic=topic, problem=error)
-        outcome = self._outcome(result)
         outcome.mid, outcome.qos, outcome.generation = msg.mid, msg.qos, self._generation
         while not self._stopping.is_set():
             try:
@@ -232,6 +250,56 @@ class SparkplugIngest:
             self._warn.warn("ids", problem=str(err))
             return None
 
+    # --- commands (the event loop's thread) ---------------------------------------------------------
+
+    def send_dcmd(
+        self, group_id: str, edge_node_id: str, device_id: str, metric: str, value: wire.Value
+    ) -> str | None:
+        """Publish a DCMD writing `value` to a metric of the device's current DBIRTH (QoS 0, as the
+        specification says); None when handed to the connection, else why nothing was sent
+        (`commands.sparkplug_writes` turns it into the REST answer)."""
+        with self._host_lock:
+            host = self.host
+            if not self._connected:
+                return "not_connected"
+            if not host.node_online(group_id, edge_node_id):
+                if host.metric_info(group_id, edge_node_id, None):
+                    return "node_offline"
+                rebirth = host.request_rebirth(group_id, edge_node_id)
+                if rebirth is not None:
+                    self._client.publish(rebirth.topic, rebirth.payload, rebirth.qos, rebirth.retain)
+                return "birth_missing"
+            if not host.device_online(group_id, edge_node_id, device_id):
+                return "device_offline"
+            info = host.metric_info(group_id, edge_node_id, device_id).get(metric)
+            if info is None:
+                return "unknown_metric"
+            if info.read_only:
+                return "read_only"
+            try:
+                out = host.command(group_id, edge_node_id, device_id, metric, value)
+            except (PayloadError, KeyError):
+                return "invalid_value"
+        info_pub = self._client.publish(out.topic, out.payload, out.qos, out.retain)
+        if info_pub.rc != mqtt.MQTT_ERR_SUCCESS:
+            return "not_connected"
+        log.info("sparkplug_dcmd_sent", topic=out.topic, metric=metric)
+        return None
+
+    def _owned(self, o: _Outcome) -> None:
+        """Drop (and count) what `o` says about devices another gateway owns (writer thread; may
+        raise StoreError, which leaves the message unacknowledged)."""
+        o.metas = [m for m in o.metas if self._allowed("meta", m[0], m[1])]
+        o.batches = [b for b in o.batches if self._allowed("data", b.gateway, b.device)]
+        o.device_status = [d for d in o.device_status if self._allowed("status", d[0], d[1])]
+
+    def _allowed(self, kind: str, gateway: str, device: str) -> bool:
+        if self.owners.allows(gateway, device):
+            return True
+        self.stats.ownership_rejected[kind] += 1
+        self._warn.warn("not_owner", gateway=gateway, device=device, kind=kind)
+        return False
+
     # --- writer thread -------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
@@ -248,6 +316,7 @@ class SparkplugIngest:
     def _store_outcome(self, o: _Outcome) -> bool:
         store = self._store
         try:
+            self._owned(o)
             for gw, dev, meta in o.metas:
                 store.apply_meta(gw, dev, meta)
             if o.batches:
@@ -284,6 +353,7 @@ def _meta(group: str, edge: str, device: str | None, info: dict[str, MetricInfo]
             unit=m.unit,
             low=m.low,
             high=m.high,
+            writable=not m.read_only,  # Sparkplug: any birth metric takes a DCMD unless readOnly
         )
         for m in info.values()
         if m.name not in _NODE_CONTROL

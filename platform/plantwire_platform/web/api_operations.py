@@ -49,6 +49,8 @@ class Operation:
     scope: str | None = None
     """The API token scope the operation needs (None: not declared here)."""
     links: tuple[Link, ...] = field(default=())
+    more_ok: tuple[tuple[int, str, type[BaseModel]], ...] = ()
+    """Other success answers: (status, description, model), e.g. a 202 beside the 200."""
 
 
 _STORE: Final = {503: "The store could not answer (code store_unavailable)."}
@@ -131,21 +133,39 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     # --- commands ---
     Operation(
         "POST", "/api/devices/{device}/write", "writeTag",
-        "Write a writable tag; answers with the OPC UA status and the value read back.", "commands",
-        (commands.WriteResult,),
+        "Write a writable tag; answers with the OPC UA status and the value read back. A device of "
+        "a Sparkplug B edge node is written with a DCMD: 200 when a DDATA with the written value "
+        "was stored within `timeout` (default 5 s), else 202 (sent, not confirmed; Sparkplug has "
+        "no command reply).", "commands",
+        (commands.WriteResult, commands.SparkplugWriteResult),
         {
             **_SEND,
-            403: "The tag is read-only (code tag_not_writable).",
+            403: "The tag is read-only (code tag_not_writable; a Sparkplug metric marked readOnly).",
             422: "A field of the wrong type, or a value of the wrong type for the tag (invalid_value) "
             "or outside its range (out_of_range).",
+            503: "No broker connection, or gateway offline; for a Sparkplug device also device_offline "
+            "(its node or device is dead), birth_missing (no birth seen since the platform started: "
+            "a rebirth was asked, retry) and sparkplug_host_disabled. Nothing was sent.",
         },
         path_params=DevicePath, body=commands.WriteBody,
+        more_ok=(
+            (
+                202,
+                "Sparkplug device: the DCMD was published, but no value equal to the written one "
+                "came back within `timeout` (confirmed false).",
+                commands.SparkplugWriteResult,
+            ),
+        ),
     ),
     Operation(
         "POST", "/api/devices/{device}/call", "callMethod",
         "Call a method found by browse name below the device's root (Start, Stop, Reset, ...).",
         "commands", (commands.CallResult,),
-        {**_SEND, 422: "A field of the wrong type, or arguments that do not fit the method."},
+        {
+            **_SEND,
+            422: "A field of the wrong type, or arguments that do not fit the method; a device of a "
+            "Sparkplug edge node has no methods (not_supported).",
+        },
         path_params=DevicePath, body=commands.CallBody,
     ),
     Operation(

@@ -38,6 +38,7 @@ def _schemas(operations: tuple[Operation, ...]) -> tuple[Refs, Any]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Error, "serialization")]
     for op in operations:
         wanted += [(m, "serialization") for m in op.ok]
+        wanted += [(m, "serialization") for _, _, m in op.more_ok]
         if op.body is not None:
             wanted.append((op.body, "validation"))
     unique = list(dict.fromkeys(wanted))
@@ -95,6 +96,8 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
             for link in op.links
         }
     responses: dict[str, Any] = {str(op.ok_status): ok}
+    for status, text, model in op.more_ok:
+        responses[str(status)] = {"description": text, "content": _content(refs[(model, "serialization")])}
     error_ref = refs[(Error, "serialization")]
     for status, text in sorted({**_COMMON_ERRORS, **op.errors}.items()):
         responses[str(status)] = {"description": text, "content": _content(error_ref)}

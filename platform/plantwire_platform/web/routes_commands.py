@@ -4,8 +4,10 @@ A thin skin over `CommandService`: each handler parses the request (body, query;
 the name of the token the auth middleware checked), calls the service and shapes its typed result
 as JSON. The service's `CommandError`s become error answers in the middleware (`web.errors`), with
 the status and code they carry: 404 unknown device/tag/gateway/method, 403 tag not writable, 422
-value of the wrong type or out of range, 409 duplicate device id, 502 the device refused or could
-not be reached, 503 gateway offline or no broker connection, 504 no reply in time.
+value of the wrong type or out of range (or a call to a Sparkplug device: not_supported), 409
+duplicate device id, 502 the device refused or could not be reached, 503 gateway offline or no
+broker connection, 504 no reply in time. A write to a Sparkplug device answers 200 (confirmed by
+its DDATA) or 202 (DCMD sent, not confirmed in time): `commands.sparkplug_writes`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiohttp import web
 from plantwire.timeunits import to_iso, to_iso_opt
 from plantwire_platform.commands.errors import InvalidCommand
 from plantwire_platform.commands.service import CONNECTION_KEYS, AttachRequest, CommandService, Receipt
+from plantwire_platform.commands.sparkplug_writes import DcmdDone
 from plantwire_platform.store.model import AuditEntry
 from plantwire_platform.web.api_models.commands import (
     AttachBody,
@@ -84,6 +87,8 @@ async def write_tag(request: web.Request) -> web.Response:
     done = await _service(request).write(
         user_of(request), device, data.tag, data.value, data.timeout, data.id
     )
+    if isinstance(done, DcmdDone):
+        return json_response(_dcmd_json(done), status=done.http_status)
     return json_response(
         {
             **_receipt_json(done.receipt),
@@ -93,6 +98,21 @@ async def write_tag(request: web.Request) -> web.Response:
             "value_ts": to_iso_opt(done.value_ts),
         }
     )
+
+
+def _dcmd_json(d: DcmdDone) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "gateway": d.gateway,
+        "device": d.device,
+        "protocol": "sparkplug",
+        "tag": d.tag,
+        "requested": d.requested,
+        "confirmed": d.confirmed,
+        "value": d.value,
+        "value_ts": to_iso_opt(d.value_ts),
+        "rtt_ms": d.rtt_ms,
+    }
 
 
 async def call_method(request: web.Request) -> web.Response:

@@ -174,6 +174,24 @@ class WriteResult(Receipt):
     value_ts: str | None
 
 
+class SparkplugWriteResult(Strict):
+    """A write to a device of a Sparkplug B edge node, sent as DCMD (Sparkplug has no reply)."""
+
+    id: str = Field(description="Command id in the audit; a DCMD carries none, a retry sends again.")
+    gateway: str = Field(description="The edge node as gateway id: <group>.<edge node>.")
+    device: str
+    protocol: Literal["sparkplug"]
+    tag: str
+    requested: AnyJson
+    confirmed: bool = Field(
+        description="True (HTTP 200): a value equal to `requested` was stored after the DCMD left; "
+        "false (HTTP 202): sent, but no such value came back within `timeout`."
+    )
+    value: AnyJson = Field(description="The confirming value as stored (null when not confirmed).")
+    value_ts: str | None
+    rtt_ms: float | None = Field(description="DCMD published -> confirming value stored (null if not).")
+
+
 class CallResult(Receipt):
     method: str
     outputs: list[AnyJson]
