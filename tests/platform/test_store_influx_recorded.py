@@ -408,3 +408,11 @@ async def test_ownership_seq_jumps_and_audit_retention_live_in_the_registry_file
 
     async with asyncio.timeout(TIMEOUT):
         await asyncio.to_thread(run)
+
+
+async def test_changed_devices_follow_the_registry_file(store: InfluxStore) -> None:
+    """The contract's device-change test on this backend (its registry file keeps `changed`)."""
+    from test_store_contract import test_changed_devices_follow_creations_and_moves_only_in_pages as check
+
+    async with asyncio.timeout(TIMEOUT):
+        await asyncio.to_thread(check, store, "press-changes")

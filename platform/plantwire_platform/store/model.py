@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value
 
 if TYPE_CHECKING:
+    from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
     from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 
 Agg = Literal["avg", "min", "max", "last", "count"]
@@ -229,6 +230,13 @@ class Catalog(Protocol):
 
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         """One page of the devices matching the query's filters, ordered by id, with their total."""
+        ...
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        """Devices created or moved (gateway, endpoint) after the cursor, in change order, at most `limit`.
+
+        store/device_changes.py: one indexed range, so a follower of the list never reads it all.
+        """
         ...
 
     def get_device(self, device: str) -> DeviceRecord | None: ...

@@ -27,9 +27,16 @@ from typing import Any, Final
 import orjson
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value, now_us
-from plantwire_platform.store import registry, sqlite_rollups, value_shapes, value_types_schema
+from plantwire_platform.store import (
+    device_changes,
+    registry,
+    sqlite_rollups,
+    value_shapes,
+    value_types_schema,
+)
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
 from plantwire_platform.store.model import (
     AGGREGATES,
@@ -244,6 +251,7 @@ class SqliteStore:
             conn.executescript(AUDIT_SCHEMA)
             conn.executescript(OWNERS_SCHEMA)
             value_types_schema.ensure_columns(conn)
+            device_changes.ensure_sqlite(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             sqlite_rollups.migrate(conn, now_us())
             conn.execute("PRAGMA temp_store=MEMORY")
@@ -425,6 +433,9 @@ class SqliteStore:
 
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         return sqlite_page(self._query, _DEVICE_SELECT, query)
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        return device_changes.sqlite_changes(self._query, after, limit)
 
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._query(_DEVICE_SELECT + " WHERE d.id = ?", (device,))

@@ -36,6 +36,7 @@ from plantwire.config import ConfigError
 from plantwire.logs import get_logger
 from plantwire.timeunits import from_datetime
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value
+from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.influx.line_protocol import (
     FIELD_BOOL,
@@ -432,6 +433,9 @@ class InfluxStore:
 
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         return self._registry.page_devices(query)
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        return self._registry.changed_devices(after, limit)
 
     def get_device(self, device: str) -> DeviceRecord | None:
         return self._registry.get_device(device)

@@ -31,6 +31,7 @@ import asyncpg
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
 from plantwire_platform.store import value_shapes
+from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
@@ -48,7 +49,14 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store.postgresql import catalog, ownership, rollups, schema, schema_value_types
+from plantwire_platform.store.postgresql import (
+    catalog,
+    device_changes,
+    ownership,
+    rollups,
+    schema,
+    schema_value_types,
+)
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -184,6 +192,7 @@ class PostgresStore:
                 self.points_kind = await schema.create(conn, s.schema_name, s.timescaledb, self._width)
                 await ownership.create(conn)
                 await schema_value_types.migrate(conn, s.schema_name)
+                await device_changes.migrate(conn, s.schema_name)
                 if self.points_kind == "partitioned":
                     await rollups.create(conn, s.schema_name, now_us())
                     self.rollups = True
@@ -444,6 +453,9 @@ class PostgresStore:
             f"{catalog.DEVICE_SELECT} WHERE d.id IN ({ids}) ORDER BY d.id", *params, query.limit, query.offset
         )
         return DevicePage([DeviceRecord(*r) for r in rows], total)
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        return self._run(device_changes.changes(self._db, after, limit))
 
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._fetch(catalog.DEVICE_SELECT + " WHERE d.id = $1", device)
