@@ -53,6 +53,8 @@ _TRIGGER_BODY: Final = """
 SQLITE_SCHEMA: Final = f"""
 INSERT OR IGNORE INTO counters (name, value) VALUES ('device_changes', 0);
 CREATE INDEX IF NOT EXISTS devices_changed ON devices (changed, id);
+-- Not a change, but the same step: a gateway's devices (GET /api/gateways, ?gateway= filters).
+CREATE INDEX IF NOT EXISTS devices_gateway ON devices (gateway, id);
 CREATE TRIGGER IF NOT EXISTS devices_changed_insert AFTER INSERT ON devices BEGIN {_TRIGGER_BODY} END;
 CREATE TRIGGER IF NOT EXISTS devices_changed_update AFTER UPDATE OF gateway, endpoint ON devices
   WHEN old.gateway IS NOT new.gateway OR old.endpoint IS NOT new.endpoint BEGIN {_TRIGGER_BODY} END;
@@ -72,6 +74,10 @@ def ensure_sqlite(conn: sqlite3.Connection) -> None:
     if "changed" not in have:
         conn.execute("ALTER TABLE devices ADD COLUMN changed INTEGER NOT NULL DEFAULT 0")
     conn.executescript(SQLITE_SCHEMA)
+
+
+GATEWAY_COUNTS: Final = "SELECT gateway, count(*) FROM devices GROUP BY gateway ORDER BY gateway"
+"""The same in SQLite and PostgreSQL: a scan of the `devices_gateway` index."""
 
 
 def sqlite_changes(

@@ -232,6 +232,10 @@ class Catalog(Protocol):
         """One page of the devices matching the query's filters, ordered by id, with their total."""
         ...
 
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        """(gateway, how many devices it has), for every gateway that has devices, ordered by gateway."""
+        ...
+
     def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
         """Devices created or moved (gateway, endpoint) after the cursor, in change order, at most `limit`.
 

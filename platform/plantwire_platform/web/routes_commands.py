@@ -11,6 +11,7 @@ not be reached, 503 gateway offline or no broker connection, 504 no reply in tim
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from plantwire_platform.web.api_models.commands import (
     CallBody,
     DetachQuery,
     GatewayDevicePath,
+    GatewayListQuery,
     GatewayPath,
     WriteBody,
     node_in_range,
@@ -122,14 +124,16 @@ async def browse(request: web.Request) -> web.Response:
 
 
 async def list_gateways(request: web.Request) -> web.Response:
-    validate_params(request.query, NoQuery)
-    views = await _service(request).gateways()
+    q = validate_params(request.query, GatewayListQuery)
+    page = await _service(request).gateways(q.offset, q.limit, q.devices)
     gateways = [
         {
             "id": g.id,
             "state": g.state,
             "since": to_iso_opt(g.since),
             "version": g.version,
+            "device_count": g.device_count,
+            "devices_url": "/api/devices?" + urlencode({"gateway": g.id}),
             "devices": [
                 {
                     "id": d.id,
@@ -142,9 +146,9 @@ async def list_gateways(request: web.Request) -> web.Response:
                 for d in g.devices
             ],
         }
-        for g in views
+        for g in page.gateways
     ]
-    return json_response({"gateways": gateways})
+    return json_response({"gateways": gateways, "total": page.total, "offset": q.offset, "limit": q.limit})
 
 
 async def attach_device(request: web.Request) -> web.Response:

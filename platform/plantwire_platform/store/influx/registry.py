@@ -193,6 +193,9 @@ class InfluxRegistry:
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         return sqlite_page(self._query, _DEVICE_SELECT, query)
 
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        return [(str(g), int(n)) for g, n in self._query(device_changes.GATEWAY_COUNTS)]
+
     def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
         return device_changes.sqlite_changes(self._query, after, limit)
 

@@ -434,6 +434,9 @@ class InfluxStore:
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         return self._registry.page_devices(query)
 
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        return self._registry.gateway_device_counts()
+
     def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
         return self._registry.changed_devices(after, limit)
 

@@ -25,6 +25,7 @@ MIGRATE: Final = """
 ALTER TABLE devices ADD COLUMN changed xid8 NOT NULL DEFAULT '0';
 ALTER TABLE devices ALTER COLUMN changed SET DEFAULT pg_current_xact_id();
 CREATE INDEX IF NOT EXISTS devices_changed ON devices (changed, id);
+CREATE INDEX IF NOT EXISTS devices_gateway ON devices (gateway, id);
 CREATE OR REPLACE FUNCTION plantwire_device_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.changed := pg_current_xact_id();

@@ -31,7 +31,7 @@ import asyncpg
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
 from plantwire_platform.store import value_shapes
-from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
+from plantwire_platform.store.device_changes import GATEWAY_COUNTS, ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
@@ -453,6 +453,9 @@ class PostgresStore:
             f"{catalog.DEVICE_SELECT} WHERE d.id IN ({ids}) ORDER BY d.id", *params, query.limit, query.offset
         )
         return DevicePage([DeviceRecord(*r) for r in rows], total)
+
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        return [(r[0], int(r[1])) for r in self._fetch(GATEWAY_COUNTS)]
 
     def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
         return self._run(device_changes.changes(self._db, after, limit))
