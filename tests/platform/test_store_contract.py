@@ -317,6 +317,7 @@ def test_series_keeps_value_types(store: Store, dev: str) -> None:
         ("max", [6.0, 5.0, 10.0]),
         ("last", [6.0, 5.0, 10.0]),
         ("count", [2, 2, 1]),
+        ("first", [2.0, -1.0, 10.0]),
     ],
 )
 def test_buckets_aligned_and_empty_ones_left_out(store: Store, dev: str, agg: str, expected: list) -> None:
@@ -350,9 +351,10 @@ def test_buckets_of_strings_and_booleans(store: Store, dev: str) -> None:
     # Text has no average, but the bucket is not empty: value None, count 2; last is the text.
     assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "avg") == [Bucket(T0, None, 2)]
     assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "last") == [Bucket(T0, "manual", 2)]
-    # Booleans count as 0/1 in an average; min, max and last stay booleans.
+    assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "first") == [Bucket(T0, "auto", 2)]
+    # Booleans count as 0/1 in an average; min, max, first and last stay booleans.
     assert store.buckets(dev, "on", T0, T0 + 10 * S, 10 * S, "avg") == [Bucket(T0, 0.75, 4)]
-    for agg, want in (("min", False), ("max", True), ("last", True)):
+    for agg, want in (("min", False), ("max", True), ("last", True), ("first", True)):
         (got,) = store.buckets(dev, "on", T0, T0 + 10 * S, 10 * S, agg)  # type: ignore[arg-type]
         assert got.value is want, agg
 

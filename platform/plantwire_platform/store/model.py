@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
     from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 
-Agg = Literal["avg", "min", "max", "last", "count"]
-AGGREGATES: tuple[Agg, ...] = ("avg", "min", "max", "last", "count")
+Agg = Literal["avg", "min", "max", "last", "count", "first"]
+AGGREGATES: tuple[Agg, ...] = ("avg", "min", "max", "last", "count", "first")
 
 
 class StoreError(Exception):
@@ -204,7 +204,7 @@ class TimeSeries(Protocol):
     def buckets(self, device: str, tag: str, start: int, end: int, every: int, agg: Agg) -> list[Bucket]:
         """Aggregates per bucket of `every` µs, oldest first; empty buckets are left out.
 
-        avg/min/max use numeric values only (booleans count as 0/1); last and count use all.
+        avg/min/max use numeric values only (booleans count as 0/1); first, last and count use all.
         Arrays and structures aggregate element by element, UInt64 exactly (store/value_shapes.py).
         """
         ...

@@ -126,6 +126,7 @@ _AGG_SQL: Final[dict[str, str]] = {
     # SQLite documents that a bare column next to max() comes from the row holding the max.
     "last": "value, max(ts)",
     "count": "count(*)",
+    "first": "value, min(ts)",
 }
 
 _INSERT_POINT: Final = "INSERT OR IGNORE INTO points (series_id, ts, value, status) VALUES (?, ?, ?, ?)"
@@ -479,7 +480,7 @@ class SqliteStore:
         if value_shapes.aggregates_in_python(data_type, json_values):
             points = ((ts, _read(v, data_type)) for ts, v in self._stream(_ROWS_SQL, (sid, start, end)))
             return value_shapes.buckets(points, every, agg, data_type)
-        boolean = data_type == BOOLEAN and agg in ("min", "max", "last")
+        boolean = data_type == BOOLEAN and agg in ("min", "max", "first", "last")
         rows: list[Any] | None = sqlite_rollups.bucket_rows(self._query, sid, start, end, every, agg)
         if rows is None:
             rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])

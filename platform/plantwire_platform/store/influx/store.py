@@ -542,7 +542,7 @@ class InfluxStore:
                 b = from_datetime(rec.get_time()) // every * every
                 if rec.values.get("result") == "count":
                     counts[b] = counts.get(b, 0) + int(rec.get_value())
-                elif agg == "last":
+                elif agg in ("first", "last"):
                     values[b] = self._typed(device, tag, rec.values)
                 else:
                     v = rec.get_value()

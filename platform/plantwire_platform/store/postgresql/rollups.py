@@ -165,17 +165,19 @@ def bucket_rows(
             ]
             continue
         for r in fetch(
-            "SELECT bucket, count, n, min_f, min_i, max_f, max_i, vsum, last_ts, last_f, last_i, last_s "
+            "SELECT bucket, count, n, min_f, min_i, max_f, max_i, vsum, "
+            "first_ts, first_f, first_i, first_s, last_ts, last_f, last_i, last_s "
             f"FROM {tier.table} WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
             sid,
             lo,
             hi,
         ):
-            b, count, n, min_f, min_i, max_f, max_i, total, last_ts, last_f, last_i, last_s = r
+            b, count, n, min_f, min_i, max_f, max_i, total = r[:8]
+            first_ts, first_f, first_i, first_s, last_ts, last_f, last_i, last_s = r[8:]
             mn, mx = _pick(True, min_f, min_i), _pick(False, max_f, max_i)
-            rows.append(
-                (b, count, n, mn, mx, total, last_ts, from_columns(last_f, last_i, last_s, None, None))
-            )
+            first = from_columns(first_f, first_i, first_s, None, None)
+            last = from_columns(last_f, last_i, last_s, None, None)
+            rows.append((b, count, n, mn, mx, total, first_ts, first, last_ts, last))
     return rollup_plan.fold(every, agg, points, rows)
 
 

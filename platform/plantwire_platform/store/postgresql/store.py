@@ -108,6 +108,7 @@ _AGG_SQL: Final[dict[str, str]] = {
     "max": "max(fval), max(ival), NULL::text, NULL::jsonb",
     "last": ", ".join(f"(array_agg({c} ORDER BY ts DESC))[1]" for c in VALUE_COLUMNS),
     "count": "NULL::float8, count(*), NULL::text, NULL::jsonb",
+    "first": ", ".join(f"(array_agg({c} ORDER BY ts ASC))[1]" for c in VALUE_COLUMNS),
 }
 
 
@@ -507,7 +508,7 @@ class PostgresStore:
         sid, data_type, json_values = info
         if value_shapes.aggregates_in_python(data_type, json_values):
             return self._run(self._python_buckets(sid, start, end, every, agg, data_type))
-        typed = data_type if agg in ("min", "max", "last") else None
+        typed = data_type if agg in ("min", "max", "first", "last") else None
         rolled = rollups.bucket_rows(self._fetch, sid, start, end, every, agg) if self.rollups else None
         if rolled is not None:
             return [
