@@ -531,8 +531,14 @@ class PostgresStore:
         return out
 
     def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
-        """Retention per tier (store.retention), in store.postgresql.rollups."""
-        return self._run(rollups.enforce_retention(self._db, horizons, self._shard))
+        """Retention per tier (store.retention), in store.postgresql.rollups; partitions dropped whole."""
+        return self._run(self._enforce_retention(horizons))
+
+    async def _enforce_retention(self, horizons: Horizons) -> dict[str, int]:
+        width = self._width if self.points_kind == "partitioned" else None
+        deleted, dropped = await rollups.enforce_retention(self._db, horizons, self._shard, width)
+        self._partitions.difference_update(dropped)  # a late point there creates it again
+        return deleted
 
     async def _python_buckets(
         self, sid: int, start: int, end: int, every: int, agg: Agg, data_type: str | None
