@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import asyncpg
@@ -210,3 +211,32 @@ def test_raw_retention_drops_whole_partitions_and_trims_only_the_boundary_one(
     assert store.write_batches([late]).stored == 1 and store.count_points() == 6
     assert store.enforce_retention(Horizons(raw=horizon, rollup_1m=None, rollup_1h=None))["raw"] == 1
     assert store.count_points() == 5 and day0 not in _partitions(settings)[0]
+
+
+def test_a_database_from_before_device_changes_gains_them_and_lists_its_devices_first(
+    settings: PostgresSettings, store: PostgresStore
+) -> None:
+    from plantwire.wire import DeviceStatus
+    from plantwire_platform.store.device_changes import START
+
+    for d in ("b", "a"):
+        store.apply_device_status("gw", d, DeviceStatus("online", 1, "opc.tcp://x:1", None))
+    store.close()
+    asyncio.run(  # as the schema was before `devices.changed`
+        _sql(
+            settings,
+            "DROP TRIGGER devices_changed ON devices",
+            "DROP FUNCTION plantwire_device_changed()",
+            "ALTER TABLE devices DROP COLUMN changed",
+            "DROP INDEX devices_gateway",
+        )
+    )
+    with PostgresStore.open(settings) as again:
+        old = again.changed_devices(START, 10)
+        assert [(r.id, r.cursor.changed) for r in old] == [("a", 0), ("b", 0)]
+        assert again.gateway_device_counts() == [("gw", 2)]
+        again.apply_device_status("gw2", "a", DeviceStatus("online", 1, "opc.tcp://x:1", None))
+        deadline = time.monotonic() + 10  # rows wait for older transactions of the server to end
+        while not (moved := again.changed_devices(old[-1].cursor, 10)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(r.id, r.gateway) for r in moved] == [("a", "gw2")]
