@@ -11,7 +11,8 @@
    it names every device in the background), an admin token made in its catalog. Timed, median
    of 5 each, with the answer's size: the first page, a page deep in the list, the last page,
    1,000 devices at once, an id search, a gateway + state filter, and the counts the dashboard
-   asks for (limit=0). Printed: the platform's RSS once ready and after the requests.
+   asks for (limit=0); then `/api/gateways` pages. Printed: the platform's RSS once ready and after
+   the requests, when the identifiers room had named every device, RSS and CPU `--settle` s later.
 `list_devices()` (every device, what `/api/devices` used to answer) is timed in this process for
 comparison.
 """
@@ -108,6 +109,30 @@ def wait_ready(base: str, timeout: float = 120) -> None:
     raise SystemExit(f"platform at {base} not ready after {timeout} s")
 
 
+def named_devices(path: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM identifiers WHERE kind = 'device'").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def watch_naming(path: Path, devices: int, seconds: float, pid: int) -> str:
+    """Wait `seconds`; say when (since the platform's start, its CPU then) every device was named."""
+    started = psutil.Process(pid).create_time()
+    deadline = time.monotonic() + seconds
+    done = "not within the watch"
+    while time.monotonic() < deadline:
+        if done.startswith("not") and named_devices(path) >= devices:
+            cpu = sum(psutil.Process(pid).cpu_times()[:2])
+            done = f"{time.time() - started:.0f} s (platform CPU {cpu:.0f} s then)"
+        time.sleep(1)
+    return done
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=100_000)
@@ -160,11 +185,25 @@ def main() -> None:
                 print(f"  {label:26} {ms:8.1f} ms  {runs[-1][1] / 1024:8.1f} KB  "
                       f"devices={len(body['devices']):5}  total={body['total']:,}")  # type: ignore[arg-type]  # fmt: skip
             print(f"(all {n:,} devices in one answer, as before paging: ~{whole:.0f} MB)")
+            gateway_cases = [
+                ("gateways, first page", "/api/gateways"),
+                ("gateways, counts only", "/api/gateways?devices=0"),
+                ("gateways, 10 x 10", "/api/gateways?limit=10&devices=10"),
+            ]
+            for label, path in gateway_cases:
+                runs = [get(base + path, token) for _ in range(5)]
+                ms = statistics.median(r[0] for r in runs)
+                body = runs[-1][2]
+                listed = sum(len(g["devices"]) for g in body["gateways"])  # type: ignore[attr-defined]
+                print(f"  {label:26} {ms:8.1f} ms  {runs[-1][1] / 1024:8.1f} KB  "
+                      f"gateways={len(body['gateways']):4}  devices listed={listed:5}  total={body['total']}")  # type: ignore[arg-type]  # fmt: skip
             print(f"platform RSS after the requests: {rss_mb(proc.pid):.0f} MB")
-            time.sleep(args.settle)
+            named_at = watch_naming(work / "identifiers.sqlite", n, args.settle, proc.pid)
             cpu = sum(psutil.Process(proc.pid).cpu_times()[:2])
+            print(f"identifiers: all {n:,} devices named {named_at} after start")
             print(f"platform RSS {args.settle:.0f} s later (identifiers naming devices meanwhile): "
-                  f"{rss_mb(proc.pid):.0f} MB, CPU so far {cpu:.0f} s")  # fmt: skip
+                  f"{rss_mb(proc.pid):.0f} MB, CPU so far {cpu:.0f} s; "
+                  f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

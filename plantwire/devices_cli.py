@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Final
 
 from plantwire.cli_text import plural
 from plantwire.platform_client import PlatformClient, add_platform_arguments, run_with_platform
 
 HELP = "list gateways, their devices and their states"
-DESCRIPTION = "List every gateway the platform knows, with each device's state, endpoint and tag count."
+DESCRIPTION = (
+    "List every gateway the platform knows, with each device's state, endpoint and tag count "
+    "(read page by page, however many there are)."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +49,21 @@ def summary(gateways: list[dict[str, Any]]) -> str:
     )
 
 
+LISTED: Final = 100
+"""Devices a gateway lists with itself (the API's default); a gateway with more is paged through."""
+
+
+def _row(device: dict[str, Any]) -> dict[str, Any]:
+    """A device of `GET /api/devices` as `GET /api/gateways` lists it (a detached one says so)."""
+    detached = device["state"] == "offline" and device["error"] == "detached"
+    return {**device, "state": "detached", "error": None} if detached else device
+
+
 def devices(platform: PlatformClient) -> list[str]:
-    gateways = platform.gateways()
+    gateways = platform.gateways(devices=LISTED)
+    for g in gateways:
+        if g.get("device_count", 0) > len(g["devices"]):
+            g["devices"] = [_row(d) for d in platform.devices(gateway=g["id"])]
     return [*table(gateways), "", summary(gateways)] if gateways else ["no gateway has reported yet"]
 
 

@@ -17,13 +17,16 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import SecretStr
 
 from plantwire import __version__
+
+PAGE: Final = 1000
+"""Gateways or devices per request when a command reads a whole list (the API's largest page)."""
 
 DEFAULT_PLATFORM: Final = "http://127.0.0.1:8080"
 PLATFORM_URL_ENV: Final = "PLANTWIRE_PLATFORM_URL"
@@ -135,8 +138,29 @@ class PlatformClient:
             )
         return answer
 
-    def gateways(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/api/gateways")["gateways"])
+    def gateways(self, devices: int = 0) -> list[dict[str, Any]]:
+        """Every gateway, page after page, each with at most `devices` of its devices listed."""
+        out: list[dict[str, Any]] = []
+        while True:
+            query = urllib.parse.urlencode({"offset": len(out), "limit": PAGE, "devices": devices})
+            page = self.call("GET", f"/api/gateways?{query}")
+            out.extend(page["gateways"])
+            # `total` missing: a platform from before paging, which answered every gateway at once.
+            if "total" not in page or not page["gateways"] or len(out) >= page["total"]:
+                return out
+
+    def devices(self, gateway: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every device (of `gateway`), page after page of `GET /api/devices`, ordered by id."""
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"offset": offset, "limit": PAGE}
+            if gateway is not None:
+                params["gateway"] = gateway
+            page = self.call("GET", f"/api/devices?{urllib.parse.urlencode(params)}")
+            yield from page["devices"]
+            offset += len(page["devices"])
+            if not page["devices"] or offset >= page["total"]:
+                return
 
     def only_gateway(self) -> str:
         """The gateway to use when none is given: the one online gateway, else an error listing them."""

@@ -271,3 +271,38 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path: Path) -> None:
         "plantwire demo: the demo's embedded MQTT broker needs the Python package 'amqtt', which is not "
         "installed: pip install 'plantwire[demo]' (./dev installs every extra)"
     ]
+
+
+async def test_devices_pages_through_a_real_platform_with_more_devices_than_a_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A gateway with more devices than `/api/gateways` lists: the rest come from `/api/devices` pages."""
+    from plantwire.wire import DeviceStatus, GatewayStatus
+    from plantwire_platform.ingest.stats import IngestStats
+    from plantwire_platform.store.sqlite import SqliteStore
+    from plantwire_platform.web.app import create_app
+    from plantwire_platform.web.runtime import PlatformRuntime
+
+    store = SqliteStore.open(tmp_path / "store.sqlite")
+    store.apply_gateway_status("big", GatewayStatus("online", 1, "0.1.0"))
+    for i in range(1234):
+        state = "offline" if i == 7 else "online"
+        error = "detached" if i == 7 else None
+        store.apply_device_status("big", f"d-{i:04d}", DeviceStatus(state, 1, None, error))
+    store.apply_device_status("small", "s-1", DeviceStatus("connecting", 1, "opc.tcp://h:1", None))
+    runner = web.AppRunner(create_app(PlatformRuntime(store, IngestStats)))
+    try:
+        async with asyncio.timeout(60):
+            await runner.setup()
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            assert await cli("devices", "--platform", f"http://127.0.0.1:{port}") == 0
+    finally:
+        await runner.cleanup()
+        store.close()
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:-2]]
+    assert [r[2] for r in rows] == [f"d-{i:04d}" for i in range(1234)] + ["s-1"]
+    assert rows[7][3] == "detached" and rows[8][3] == "online"
+    assert rows[-1][:4] == ["small", "(unknown)", "s-1", "connecting"]
+    assert lines[-1] == "2 gateways (1 online), 1235 devices (1233 online)"

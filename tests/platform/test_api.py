@@ -360,6 +360,8 @@ async def test_relative_times_against_the_clock(client: TestClient[Any, Any]) ->
         ("1m", "max", [(0, 26.0, 6), (60, 35.0, 6)]),
         ("1m", "last", [(0, 26.0, 6), (60, 35.0, 6)]),
         ("1m", "count", [(0, 6, 6), (60, 6, 6)]),
+        ("1m", "first", [(0, 20.0, 6), (60, 30.0, 6)]),
+        ("1h", "first", [(0, 20.0, 12)]),
         ("30s", "avg", [(0, 21.0, 3), (30, 25.0, 3), (60, 29.0, 3), (90, 31.0, 3)]),
         ("30000ms", "avg", [(0, 21.0, 3), (30, 25.0, 3), (60, 29.0, 3), (90, 31.0, 3)]),
         ("1h", "max", [(0, 35.0, 12)]),
@@ -671,3 +673,38 @@ def test_random_series_queries_never_fail_the_server(
     else:
         assert_error(body, code, body["error"]["code"])
         assert_documented("/api/series", code, body)
+
+
+async def test_gateways_come_in_pages_with_device_counts_and_capped_device_lists(
+    store: SqliteStore, client: TestClient[Any, Any]
+) -> None:
+    for i in range(5):
+        store.apply_device_status("line-b", f"b-{i}", DeviceStatus("online", T0, None, None))
+    store.apply_device_status("line-b", "b-gone", DeviceStatus("offline", T0, None, "detached"))
+    status, body = await get(client, "/api/gateways")
+    assert status == 200 and (body["total"], body["offset"], body["limit"]) == (2, 0, 100)
+    by_id = {g["id"]: g for g in body["gateways"]}
+    assert list(by_id) == [GW, "line-b"]
+    assert by_id[GW]["device_count"] == 2 and [d["id"] for d in by_id[GW]["devices"]] == ["mixer-2", DEV]
+    assert by_id[GW]["state"] == "online" and by_id[GW]["devices_url"] == f"/api/devices?gateway={GW}"
+    assert by_id["line-b"]["device_count"] == 6 and len(by_id["line-b"]["devices"]) == 6
+    assert by_id["line-b"]["devices"][-1]["state"] == "detached"  # b-gone sorts last
+    # At most `devices` listed per gateway (first by id), the count stays whole.
+    _, body = await get(client, "/api/gateways?devices=2&offset=1")
+    ((line_b,),) = [body["gateways"]]
+    assert (line_b["id"], line_b["device_count"], [d["id"] for d in line_b["devices"]]) == (
+        "line-b",
+        6,
+        ["b-0", "b-1"],
+    )
+    _, body = await get(client, "/api/gateways?limit=1")
+    assert [g["id"] for g in body["gateways"]] == [GW] and body["total"] == 2
+    _, body = await get(client, "/api/gateways?limit=0&devices=0")
+    assert body == {"gateways": [], "total": 2, "offset": 0, "limit": 0}
+    _, body = await get(client, "/api/gateways?devices=0")
+    assert [(g["devices"], g["device_count"]) for g in body["gateways"]] == [([], 2), ([], 6)]
+    _, body = await get(client, by_id["line-b"]["devices_url"] + "&limit=1000")
+    assert body["total"] == 6
+    for bad in ("devices=1001", "limit=-1", "offset=x", "bogus=1"):
+        status, body = await get(client, f"/api/gateways?{bad}")
+        assert status == 400, bad

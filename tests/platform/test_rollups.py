@@ -84,6 +84,8 @@ def _expected(store: Store, dev: str, tag: str, start: int, end: int, every: int
             value = len(points)
         elif agg == "last":
             value = max(points, key=lambda tv: tv[0])[1]
+        elif agg == "first":
+            value = min(points, key=lambda tv: tv[0])[1]
         elif not numbers:
             value = None
         elif agg == "avg":
@@ -155,6 +157,10 @@ def test_the_planner_reads_tiers_in_the_middle_and_raw_points_at_the_edges() -> 
     ]
     assert rollup_plan.segments(start, end, 30 * S, "avg", text_seen=False) is None  # no tier divides 30 s
     assert rollup_plan.segments(start, end, HOUR, "last", text_seen=True) is None  # text: raw last
+    assert rollup_plan.segments(start, end, HOUR, "first", text_seen=True) is None  # and raw first
+    assert rollup_plan.segments(start, end, HOUR, "first", text_seen=False) == rollup_plan.segments(
+        start, end, HOUR, "avg", text_seen=False
+    )
     assert rollup_plan.segments(start, start + 30 * S, MIN, "max", text_seen=False) is None  # inside a minute
     assert rollup_plan.segments(-HOUR, end, HOUR, "max", text_seen=False) is None  # before 1970: raw
 

@@ -12,6 +12,7 @@ Expected answers are computed by hand from the points written (T0 is a multiple 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from plantwire.wire import (
     Sample,
     TagInfo,
 )
+from plantwire_platform.store.device_changes import START, ChangeCursor, DeviceChange
 from plantwire_platform.store.model import Bucket, IncomingBatch, Store, WriteResult
 
 T0 = 1_700_000_000_000_000
@@ -204,6 +206,47 @@ def test_device_pages_filter_count_and_order_by_id(store: Store, dev: str) -> No
     assert [d.id for d in store.page_devices(DeviceQuery(gateway=gw_b)).devices] == ids[5:]
 
 
+def _changes_after(store: Store, after: ChangeCursor, limit: int, want: int) -> list[DeviceChange]:
+    """`changed_devices` once it has `want` rows: PostgreSQL holds back rows of transactions newer
+    than the oldest one still running in the cluster (another test run's, say) until it ends."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows = store.changed_devices(after, limit)
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def test_changed_devices_follow_creations_and_moves_only_in_pages(store: Store, dev: str) -> None:
+    a, b, c, d = f"{dev}-a", f"{dev}-b", f"{dev}-c", f"{dev}-d"
+    store.write_batches([batch(a, 1, Sample("p", T0, 1.0))])  # the write path registers `a`
+    store.apply_meta(GW, b, meta())
+    store.apply_device_status(GW, c, DeviceStatus("online", T0, "opc.tcp://c:1", None))
+    first = _changes_after(store, START, 2, 2)
+    assert [(r.id, r.gateway, r.endpoint) for r in first] == [(a, GW, None), (b, GW, "opc.tcp://press:4840")]
+    rest = _changes_after(store, first[-1].cursor, 10, 1)
+    assert [(r.id, r.endpoint) for r in rest] == [(c, "opc.tcp://c:1")]
+    assert first[0].cursor < first[1].cursor < rest[0].cursor
+    # Neither data, nor a status with the same endpoint, nor the same meta again change a device.
+    store.write_batches([batch(a, 2, Sample("p", T0 + S, 2.0))])
+    store.apply_device_status(GW, c, DeviceStatus("offline", T0 + S, "opc.tcp://c:1", "gone"))
+    store.apply_meta(GW, b, meta())
+    store.apply_gateway_status(GW, GatewayStatus("online", T0, "0.1.0"))
+    store.apply_device_status(GW, d, DeviceStatus("online", T0, None, None))  # a new one, as a marker
+    assert [r.id for r in _changes_after(store, rest[-1].cursor, 10, 1)] == [d]
+    # A move and a new endpoint bring a device back, once, after the cursor.
+    mark = _changes_after(store, rest[-1].cursor, 10, 1)[-1].cursor
+    store.apply_meta(f"{dev}-gw2", a, meta())
+    store.apply_device_status(GW, c, DeviceStatus("online", T0 + 2 * S, "opc.tcp://c:2", None))
+    moved = _changes_after(store, mark, 10, 2)
+    assert [(r.id, r.gateway, r.endpoint) for r in moved] == [
+        (a, f"{dev}-gw2", "opc.tcp://press:4840"),
+        (c, GW, "opc.tcp://c:2"),
+    ]
+    assert store.changed_devices(moved[-1].cursor, 10) == []
+    assert store.changed_devices(START, 0) == []
+
+
 def test_tags_seen_only_in_data_are_listed(store: Store, dev: str) -> None:
     store.write_batches([batch(dev, 1, Sample("a", T0, 1.5), Sample("flag", T0, True))])
     tags = {t.tag: t.data_type for t in store.list_tags(dev)}
@@ -274,6 +317,7 @@ def test_series_keeps_value_types(store: Store, dev: str) -> None:
         ("max", [6.0, 5.0, 10.0]),
         ("last", [6.0, 5.0, 10.0]),
         ("count", [2, 2, 1]),
+        ("first", [2.0, -1.0, 10.0]),
     ],
 )
 def test_buckets_aligned_and_empty_ones_left_out(store: Store, dev: str, agg: str, expected: list) -> None:
@@ -307,9 +351,10 @@ def test_buckets_of_strings_and_booleans(store: Store, dev: str) -> None:
     # Text has no average, but the bucket is not empty: value None, count 2; last is the text.
     assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "avg") == [Bucket(T0, None, 2)]
     assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "last") == [Bucket(T0, "manual", 2)]
-    # Booleans count as 0/1 in an average; min, max and last stay booleans.
+    assert store.buckets(dev, "mode", T0, T0 + 10 * S, 10 * S, "first") == [Bucket(T0, "auto", 2)]
+    # Booleans count as 0/1 in an average; min, max, first and last stay booleans.
     assert store.buckets(dev, "on", T0, T0 + 10 * S, 10 * S, "avg") == [Bucket(T0, 0.75, 4)]
-    for agg, want in (("min", False), ("max", True), ("last", True)):
+    for agg, want in (("min", False), ("max", True), ("last", True), ("first", True)):
         (got,) = store.buckets(dev, "on", T0, T0 + 10 * S, 10 * S, agg)  # type: ignore[arg-type]
         assert got.value is want, agg
 

@@ -266,6 +266,27 @@ async def test_buckets_send_two_results_and_realign_the_clipped_first_window(
     assert flux.endswith('|> yield(name: "agg")')
 
 
+async def test_first_asks_flux_for_each_windows_first_row_with_its_typed_fields(
+    influx: RecordedInflux, store: InfluxStore
+) -> None:
+    counts = annotated_csv(
+        [("_time", "dateTime:RFC3339"), ("_value", "long")], [[iso(T0 + 5 * S), "2"]], result="count"
+    )
+    firsts = annotated_csv(
+        [("_time", "dateTime:RFC3339"), ("value", "double"), ("value_str", "string")],
+        [[iso(T0 + 5 * S), "", "auto"]],
+        result="agg",
+    )
+    influx.answers.append(counts + firsts)
+    async with asyncio.timeout(TIMEOUT):
+        got = await asyncio.to_thread(store.buckets, "press-1", "m", T0 + 5 * S, T0 + 60 * S, 10 * S, "first")
+    assert got == [Bucket(T0, "auto", 2)]
+    (flux,) = influx.queries
+    window = 'every: 10000000us, createEmpty: false, timeSrc: "_start"'
+    assert '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")' in flux
+    assert f'  |> aggregateWindow({window}, fn: first, column: "status")\n' in flux
+
+
 async def test_latest_keeps_the_newest_point_per_tag(
     influx: RecordedInflux, store: InfluxStore, tmp_path: Path
 ) -> None:
@@ -408,3 +429,11 @@ async def test_ownership_seq_jumps_and_audit_retention_live_in_the_registry_file
 
     async with asyncio.timeout(TIMEOUT):
         await asyncio.to_thread(run)
+
+
+async def test_changed_devices_follow_the_registry_file(store: InfluxStore) -> None:
+    """The contract's device-change test on this backend (its registry file keeps `changed`)."""
+    from test_store_contract import test_changed_devices_follow_creations_and_moves_only_in_pages as check
+
+    async with asyncio.timeout(TIMEOUT):
+        await asyncio.to_thread(check, store, "press-changes")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 from pydantic import SecretStr
 
@@ -146,3 +148,95 @@ def test_two_platforms_with_one_client_id_cannot_share_a_schema(
         first.close()
     again = open_store(PlatformSettings.load(client_id="worker-a"))  # released with the store
     again.close()
+
+
+async def _sql(settings: PostgresSettings, *statements: str) -> list[list[asyncpg.Record]]:
+    conn = await asyncpg.connect(
+        settings.dsn.get_secret_value(), server_settings={"search_path": settings.schema_name}
+    )
+    try:
+        return [await conn.fetch(s) for s in statements]
+    finally:
+        await conn.close()
+
+
+def _partitions(settings: PostgresSettings) -> tuple[set[int], list[str]]:
+    attached, retired = asyncio.run(
+        _sql(
+            settings,
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'points'::regclass",
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+            "AND relname LIKE 'points_retired_%'",
+        )
+    )
+    return {int(r["relname"].removeprefix("points_")) for r in attached}, [r["relname"] for r in retired]
+
+
+def test_raw_retention_drops_whole_partitions_and_trims_only_the_boundary_one(
+    settings: PostgresSettings, store: PostgresStore
+) -> None:
+    from plantwire_platform.store.retention import Horizons
+
+    day0 = T0 // DAY_US  # the first day's partition index
+    hour = DAY_US // 24
+    times = [
+        *(d * DAY_US + h * hour for d in (day0, day0 + 1, day0 + 3) for h in (1, 12, 23)),
+        *((day0 + 2) * DAY_US + h * hour for h in (1, 11, 12, 23)),
+    ]
+    samples = [Sample("t", ts, float(i)) for i, ts in enumerate(sorted(times))]
+    assert store.write_batches([IncomingBatch("gw", "p", DataBatch(1, T0, samples))]).stored == 13
+    # A retire step that stopped half-way (detached and renamed, not yet dropped): finished first.
+    asyncio.run(
+        _sql(
+            settings,
+            f'ALTER TABLE points DETACH PARTITION "points_{day0}"',
+            f'ALTER TABLE "points_{day0}" RENAME TO "points_retired_{day0}"',
+        )
+    )
+    assert _partitions(settings)[1] == [f"points_retired_{day0}"]
+    horizon = (day0 + 2) * DAY_US + 12 * hour
+    deleted = store.enforce_retention(Horizons(raw=horizon, rollup_1m=None, rollup_1h=None))
+    # Days 0 and 1 dropped whole (3 + 3 points), day 2's points before 12:00 deleted (2).
+    assert deleted["raw"] == 8 and store.count_points() == 5
+    attached, retired = _partitions(settings)
+    assert retired == [] and {day0, day0 + 1}.isdisjoint(attached) and {day0 + 2, day0 + 3} <= attached
+    kept = store.series("p", "t", 0, (day0 + 4) * DAY_US, 100)
+    assert [p.ts for p in kept] == [t for t in sorted(times) if t >= horizon]
+    # The rollups stay (only the raw tier was asked): day 0 still counts its three points.
+    (bucket,) = store.buckets("p", "t", day0 * DAY_US, (day0 + 1) * DAY_US, DAY_US, "count")
+    assert bucket.count == 3
+    # A late point in a dropped day: its partition comes back, and the next run takes it again.
+    late = IncomingBatch("gw", "p", DataBatch(2, T0, [Sample("t", day0 * DAY_US + 5, -1.0)]))
+    assert store.write_batches([late]).stored == 1 and store.count_points() == 6
+    assert store.enforce_retention(Horizons(raw=horizon, rollup_1m=None, rollup_1h=None))["raw"] == 1
+    assert store.count_points() == 5 and day0 not in _partitions(settings)[0]
+
+
+def test_a_database_from_before_device_changes_gains_them_and_lists_its_devices_first(
+    settings: PostgresSettings, store: PostgresStore
+) -> None:
+    from plantwire.wire import DeviceStatus
+    from plantwire_platform.store.device_changes import START
+
+    for d in ("b", "a"):
+        store.apply_device_status("gw", d, DeviceStatus("online", 1, "opc.tcp://x:1", None))
+    store.close()
+    asyncio.run(  # as the schema was before `devices.changed`
+        _sql(
+            settings,
+            "DROP TRIGGER devices_changed ON devices",
+            "DROP FUNCTION plantwire_device_changed()",
+            "ALTER TABLE devices DROP COLUMN changed",
+            "DROP INDEX devices_gateway",
+        )
+    )
+    with PostgresStore.open(settings) as again:
+        old = again.changed_devices(START, 10)
+        assert [(r.id, r.cursor.changed) for r in old] == [("a", 0), ("b", 0)]
+        assert again.gateway_device_counts() == [("gw", 2)]
+        again.apply_device_status("gw2", "a", DeviceStatus("online", 1, "opc.tcp://x:1", None))
+        deadline = time.monotonic() + 10  # rows wait for older transactions of the server to end
+        while not (moved := again.changed_devices(old[-1].cursor, 10)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(r.id, r.gateway) for r in moved] == [("a", "gw2")]

@@ -391,3 +391,28 @@ def test_the_writers_series_id_cache_is_bounded_and_stays_right(
             points = store.series(f"dev{d}", f"t{k}", t0, t0 + 10, 10)
             assert [(p.ts - t0, p.value) for p in points] == [(r, float(d * 10 + k)) for r in range(3)]
     assert store.count_points() == 8 * 5 * 3
+
+
+def test_a_file_from_before_device_changes_gains_them_and_lists_its_devices_first(tmp_path: Path) -> None:
+    from plantwire_platform.store.device_changes import START
+
+    path = tmp_path / "old.sqlite"
+    with SqliteStore.open(path) as old:
+        for d in ("b", "a"):
+            old.apply_device_status("gw", d, DeviceStatus("online", 1, "opc.tcp://x:1", None))
+    conn = sqlite3.connect(path)  # make it a file of the version before `devices.changed`
+    conn.executescript(
+        "DROP TRIGGER devices_changed_insert; DROP TRIGGER devices_changed_update; "
+        "DROP INDEX devices_changed; ALTER TABLE devices DROP COLUMN changed; "
+        "DELETE FROM counters WHERE name = 'device_changes';"
+    )
+    conn.close()
+    with SqliteStore.open(path) as store:
+        old_rows = store.changed_devices(START, 10)
+        assert [(r.id, r.cursor.changed) for r in old_rows] == [("a", 0), ("b", 0)]
+        store.apply_device_status("gw", "c", DeviceStatus("online", 1, None, None))
+        store.apply_device_status("gw2", "a", DeviceStatus("online", 1, "opc.tcp://x:1", None))
+        assert [(r.id, r.gateway) for r in store.changed_devices(old_rows[-1].cursor, 10)] == [
+            ("c", "gw"),
+            ("a", "gw2"),
+        ]

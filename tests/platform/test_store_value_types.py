@@ -89,6 +89,7 @@ def test_array_aggregates_are_element_wise_over_points_of_one_shape(typed_store:
     assert s.buckets(dev, "vec", T0, T0 + 20 * S, every, "min")[0] == Bucket(T0, [1.0, 10.0, -5.0], 5, 1)
     assert s.buckets(dev, "vec", T0, T0 + 20 * S, every, "max")[1] == Bucket(T0 + every, [7, 8, 9], 1, 0)
     assert s.buckets(dev, "vec", T0, T0 + 20 * S, every, "last")[0] == Bucket(T0, [5.0, 30.0, -3.0], 5, 0)
+    assert s.buckets(dev, "vec", T0, T0 + 20 * S, every, "first")[0] == Bucket(T0, [1.0, 10.0, -1.0], 5, 0)
     assert [b.value for b in s.buckets(dev, "vec", T0, T0 + 20 * S, every, "count")] == [5, 1]
 
 

@@ -157,6 +157,8 @@ class MemoryBackend:
                 value = len(pts)
             elif agg == "last":
                 value = pts[-1].value
+            elif agg == "first":
+                value = pts[0].value
             elif not nums:
                 value = None
             else:

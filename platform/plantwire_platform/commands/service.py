@@ -50,6 +50,7 @@ from plantwire_platform.commands.errors import (
     NotWritable,
     UnknownTarget,
 )
+from plantwire_platform.commands.gateway_page import GATEWAY_DEVICES, GATEWAY_PAGE
 from plantwire_platform.commands.sparkplug_writes import (
     DEFAULT_CONFIRM_S,
     DcmdDone,
@@ -183,6 +184,16 @@ class GatewayView:
     since: int | None
     version: str | None
     devices: list[GatewayDevice] = field(default_factory=list)
+    """Its first devices by id, at most the `devices` asked for (`device_count` says how many in all)."""
+    device_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayPage:
+    gateways: list[GatewayView]
+    """At most `limit` gateways, ordered by id."""
+    total: int
+    """Gateways known (from their status or their devices), all pages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +287,13 @@ def _without_remote_text(err: CommandError, gateway: str, device: str) -> Comman
 
 def _is_detached(record: DeviceRecord) -> bool:
     return record.state == "offline" and record.error == DETACHED
+
+
+def _gateway_device(record: DeviceRecord) -> GatewayDevice:
+    d = device_state.shown(record)
+    detached = _is_detached(d)
+    state = DETACHED if detached else d.state
+    return GatewayDevice(d.id, state, d.endpoint, None if detached else d.error, d.tag_count, d.last_data)
 
 
 class CommandService:
@@ -460,25 +478,28 @@ class CommandService:
 
     # --- gateways, attach and detach --------------------------------------------------------------
 
-    async def gateways(self) -> list[GatewayView]:
-        """Every gateway known from its status or its devices, sorted by id, with its devices."""
-        devices = await self._threads.run(self._store.list_devices)
+    async def gateways(
+        self, offset: int = 0, limit: int = GATEWAY_PAGE, devices: int = GATEWAY_DEVICES
+    ) -> GatewayPage:
+        """A page of the gateways known from their status or their devices, ordered by id, each with
+        its device count and its first `devices` devices (one device page per gateway listed)."""
+        counts = dict(await self._threads.run(self._store.gateway_device_counts))
         known = dict(self._bus.gateways) if self._bus is not None else {}
-        out = {gw: GatewayView(gw, s.state, s.since, s.version) for gw, s in known.items()}
-        for d in map(device_state.shown, devices):
-            view = out.setdefault(d.gateway, GatewayView(d.gateway, d.gateway_state, None, None))
-            detached = _is_detached(d)
-            view.devices.append(
-                GatewayDevice(
-                    d.id,
-                    DETACHED if detached else d.state,
-                    d.endpoint,
-                    None if detached else d.error,
-                    d.tag_count,
-                    d.last_data,
-                )
-            )
-        return [out[k] for k in sorted(out)]
+        ids = sorted(set(counts) | set(known))
+        out = []
+        for gw in ids[offset : offset + max(0, limit)]:
+            status = known.get(gw)
+            view = GatewayView(gw, "unknown", None, None, device_count=counts.get(gw, 0))
+            if status is not None:
+                view.state, view.since, view.version = status.state, status.since, status.version
+            if view.device_count:
+                query = DeviceQuery(gateway=gw, limit=max(1, devices))
+                records = (await self._threads.run(self._store.page_devices, query)).devices
+                if status is None:
+                    view.state = records[0].gateway_state if records else "unknown"
+                view.devices = [_gateway_device(r) for r in records[: max(0, devices)]]
+            out.append(view)
+        return GatewayPage(out, len(ids))
 
     async def _gateway_known(self, gateway: str) -> None:
         status = self._require_bus().gateways.get(gateway)

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from plantwire_platform.identifiers.handle import Handle, HandleValue
+from plantwire_platform.identifiers.handle import Handle, HandleValue, same_values
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS identifiers (
@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS identifiers (
 );
 CREATE INDEX IF NOT EXISTS identifiers_prefix ON identifiers (prefix, suffix);
 CREATE INDEX IF NOT EXISTS identifiers_unsynced ON identifiers (synced) WHERE synced IS NULL;
+-- Where a follower of the store's device list is (identifiers.device_naming), saved with what it named.
+CREATE TABLE IF NOT EXISTS cursors (
+    name    TEXT PRIMARY KEY,
+    changed INTEGER NOT NULL,
+    device  TEXT NOT NULL
+);
 """
 
 
@@ -110,6 +116,51 @@ class CatalogDb:
                 (_encode(merged.values), now, name),
             )
         return merged
+
+    def ensure_many(
+        self, handles: Sequence[Handle], now: float, cursor: tuple[str, int, str] | None = None
+    ) -> list[tuple[Handle, bool]]:
+        """Write the handles whose values differ from those stored (timestamps aside), in one
+        transaction with `cursor` (name, changed, device) saved; returns (handle, created) of each written."""
+        written: list[tuple[Handle, bool]] = []
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for handle in handles:
+                row = self._db.execute(
+                    "SELECT prefix, suffix, record FROM identifiers WHERE handle = ?", (handle.name,)
+                ).fetchone()
+                if row is not None and same_values(_decode(row[0], row[1], row[2]), handle):
+                    continue
+                kind = handle.suffix.partition(".")[0]
+                self._db.execute(
+                    "INSERT INTO identifiers (handle, prefix, suffix, kind, record, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (handle) DO UPDATE SET"
+                    " record = excluded.record, updated = excluded.updated, synced = NULL",
+                    (handle.name, handle.prefix, handle.suffix, kind, _encode(handle.values), now, now),
+                )
+                written.append((handle, row is None))
+            if cursor is not None:
+                self._db.execute(
+                    "INSERT INTO cursors (name, changed, device) VALUES (?, ?, ?) ON CONFLICT (name)"
+                    " DO UPDATE SET changed = excluded.changed, device = excluded.device",
+                    cursor,
+                )
+        return written
+
+    def cursor(self, name: str) -> tuple[int, str] | None:
+        """The (changed, device) saved under `name` by `ensure_many`, None before any."""
+        row = self._db.execute("SELECT changed, device FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def existing(self, names: Sequence[str]) -> set[str]:
+        """Which of these handles exist."""
+        found: set[str] = set()
+        for i in range(0, len(names), 500):
+            chunk = names[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT handle FROM identifiers WHERE handle IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
 
     def put_many(self, handles: Iterable[Handle], now: float) -> int:
         """Insert new handles in one transaction, skipping those already there; returns how many."""
@@ -227,6 +278,29 @@ class IdentifierCatalog:
         merged: Handle = await self._run(self.db.merge, name, values, now, overwrite)
         self._remember(merged)
         return merged
+
+    async def ensure_many(
+        self, handles: Sequence[Handle], now: float, cursor: tuple[str, int, str] | None = None
+    ) -> list[tuple[Handle, bool]]:
+        """`CatalogDb.ensure_many`; handles already hot are refreshed, others are not added (a bulk
+        write would evict the handles someone asked for)."""
+        written: list[tuple[Handle, bool]] = await self._run(self.db.ensure_many, handles, now, cursor)
+        for handle, _ in written:
+            if handle.name in self._hot:
+                self._hot[handle.name] = handle
+        return written
+
+    async def cursor(self, name: str) -> tuple[int, str] | None:
+        result: tuple[int, str] | None = await self._run(self.db.cursor, name)
+        return result
+
+    async def existing(self, names: Sequence[str]) -> set[str]:
+        """Which of these handles exist (the hot ones answered without I/O)."""
+        found = {n for n in names if n in self._hot}
+        rest = [n for n in names if n not in found]
+        if rest:
+            found |= await self._run(self.db.existing, rest)
+        return found
 
     async def put_many(self, handles: Sequence[Handle], now: float) -> int:
         count: int = await self._run(self.db.put_many, handles, now)

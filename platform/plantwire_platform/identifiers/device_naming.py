@@ -1,55 +1,79 @@
 """Gateways and devices get their identifiers when they appear.
 
-`DeviceNamer` follows the store's device list (the platform already records every device whose
-meta arrived) and ensures an identifier for each new or changed (gateway, device, endpoint), so the
-ingest path stays untouched and a restart catches up by itself. `identifier_of(device)` answers the
-web layer's `GET /api/devices/{d}` without I/O.
+`DeviceNamer` follows the store's device changes (`Catalog.changed_devices`: rows created, or
+whose gateway or endpoint changed, after a cursor; store/device_changes.py) and ensures an
+identifier for each (gateway, device, endpoint), so the ingest path stays untouched. It reads
+pages of at most `page` rows and keeps no per-device state: the identifiers themselves and the
+cursor live in the identifier catalog, written in one transaction per page, so a restart resumes
+after the last page named and nothing is read twice. `identifier_of` answers the web layer from
+the catalog (its hot cache, else one indexed read).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 from plantwire.logs import get_logger
 from plantwire_platform.identifiers.registry import LocalRegistry
-from plantwire_platform.store.model import DeviceRecord, StoreError
+from plantwire_platform.store.device_changes import START, ChangeCursor, DeviceChange
+from plantwire_platform.store.model import StoreError
 
 log = get_logger("plantwire.identifiers")
-DeviceLister = Callable[[], Awaitable[Sequence[DeviceRecord]]]
+ChangeReader = Callable[[ChangeCursor, int], Awaitable[Sequence[DeviceChange]]]
+CURSOR_NAME: Final = "device_naming"
+PAGE: Final = 1000
 
 
 class DeviceNamer:
-    def __init__(self, registry: LocalRegistry, list_devices: DeviceLister, every_s: float = 5.0) -> None:
+    def __init__(
+        self, registry: LocalRegistry, changes: ChangeReader, every_s: float = 5.0, page: int = PAGE
+    ) -> None:
         self.registry = registry
-        self._list = list_devices
+        self._changes = changes
         self._every = every_s
-        self._seen: dict[str, tuple[str, str | None]] = {}
-        self._names: dict[str, str] = {}
-        self._gateways: set[str] = set()
+        self._page = page
+        self._cursor: ChangeCursor | None = None
+        self.rows_read = 0
+        """Device rows read from the store so far (each new or changed once)."""
 
-    def identifier_of(self, device: str) -> str | None:
+    async def identifier_of(self, device: str) -> str | None:
         """The device's identifier once it has one (for GET /api/devices/{d})."""
-        return self._names.get(device)
+        return (await self.registry.device_identifiers([device])).get(device)
+
+    async def identifiers_of(self, devices: Sequence[str]) -> dict[str, str]:
+        """The identifiers of those of these devices that have one (a page of GET /api/devices)."""
+        return await self.registry.device_identifiers(devices)
+
+    async def _start(self) -> ChangeCursor:
+        if self._cursor is None:
+            saved = await self.registry.catalog.cursor(CURSOR_NAME)
+            self._cursor = START if saved is None else ChangeCursor(*saved)
+        return self._cursor
 
     async def once(self) -> int:
         """Name the devices that are new or changed since the last call; returns how many."""
+        cursor = await self._start()
         named = 0
-        for d in await self._list():
-            key = (d.gateway, d.endpoint)
-            if self._seen.get(d.id) == key:
-                continue
-            meta = {"endpoint": d.endpoint} if d.endpoint else {}
-            handle = await self.registry.ensure_device(d.gateway, d.id, meta)
-            if d.gateway not in self._gateways:
-                await self.registry.ensure_gateway(d.gateway)
-                self._gateways.add(d.gateway)
-            self._seen[d.id], self._names[d.id] = key, handle.name
-            named += 1
+        while True:
+            rows = await self._changes(cursor, self._page)
+            self.rows_read += len(rows)
+            if not rows:
+                break
+            last = rows[-1].cursor
+            devices: list[tuple[str, str, dict[str, Any]]] = [
+                (d.gateway, d.id, {"endpoint": d.endpoint} if d.endpoint else {}) for d in rows
+            ]
+            await self.registry.ensure_devices(devices, (CURSOR_NAME, last.changed, last.device))
+            self._cursor = cursor = last
+            named += len(rows)
+            if len(rows) < self._page:
+                break
         return named
 
     async def run(self) -> None:
-        """Follow the device list until cancelled (a task of the platform's TaskGroup)."""
+        """Follow the device changes until cancelled (a task of the platform's TaskGroup)."""
         while True:
             try:
                 await self.once()

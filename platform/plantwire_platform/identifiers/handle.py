@@ -166,3 +166,8 @@ def values_from_json(items: Any, timestamp: float) -> tuple[HandleValue, ...]:
 
 def with_timestamp(values: tuple[HandleValue, ...], timestamp: float) -> tuple[HandleValue, ...]:
     return tuple(replace(v, timestamp=timestamp) for v in values)
+
+
+def same_values(a: Handle, b: Handle) -> bool:
+    """Whether two handles carry the same values, their timestamps aside."""
+    return [replace(v, timestamp=0.0) for v in a.values] == [replace(v, timestamp=0.0) for v in b.values]

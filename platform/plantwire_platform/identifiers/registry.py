@@ -8,15 +8,14 @@ HS_ADMIN values every local handle carries.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from plantwire.logs import get_logger
 from plantwire_platform.identifiers.catalog import HandleExists, IdentifierCatalog
-from plantwire_platform.identifiers.handle import Handle, HandleValue, admin_value
+from plantwire_platform.identifiers.handle import Handle, HandleValue, admin_value, same_values
 from plantwire_platform.identifiers.settings import IdentifierSettings
-from plantwire_platform.identifiers.suffixes import device_suffix, gateway_suffix, suffix
+from plantwire_platform.identifiers.suffixes import SuffixError, device_suffix, gateway_suffix, suffix
 from plantwire_platform.identifiers.templates import URL_INDEX, load_template
 
 log = get_logger("plantwire.identifiers")
@@ -67,27 +66,75 @@ class LocalRegistry:
 
     async def ensure(self, kind: str, full_suffix: str, values: Mapping[str, Any], url: str | None) -> Handle:
         """Create or update (only if its values changed) the identifier of a thing the platform sees."""
-        wanted = self._build(kind, full_suffix, values, url)
+        return await self._ensure_built(self._build(kind, full_suffix, values, url))
+
+    async def _ensure_built(self, wanted: Handle) -> Handle:
+        kind = wanted.suffix.partition(".")[0]
         current = await self.catalog.get(wanted.name)
-        if current is not None and _same(current, wanted):
+        if current is not None and same_values(current, wanted):
             return current
         await self.catalog.put(wanted, self._clock(), overwrite=True)
         log.info("identifier_updated" if current else "identifier_minted", handle=wanted.name, kind=kind)
         return wanted
 
-    async def ensure_device(self, gateway: str, device: str, meta: Mapping[str, Any]) -> Handle:
-        """The device's identifier, from what its meta carries (see `suffixes.device_suffix`)."""
+    def _device_handle(self, gateway: str, device: str, meta: Mapping[str, Any]) -> Handle:
         template_keys = {v.key for v in load_template("device").values}
         values = {k: v for k, v in meta.items() if k in template_keys}
         values["gateway"] = gateway
         url = f"{self.settings.public_url.rstrip('/')}/api/devices/{device}"
-        return await self.ensure("device", device_suffix(device, meta), values, url)
+        return self._build("device", device_suffix(device, meta), values, url)
 
-    async def ensure_gateway(self, gateway: str, meta: Mapping[str, Any] | None = None) -> Handle:
+    def _gateway_handle(self, gateway: str, meta: Mapping[str, Any] | None) -> Handle:
         template_keys = {v.key for v in load_template("gateway").values}
         values = {k: v for k, v in (meta or {}).items() if k in template_keys}
         url = f"{self.settings.public_url.rstrip('/')}/api/gateways"
-        return await self.ensure("gateway", gateway_suffix(gateway), values, url)
+        return self._build("gateway", gateway_suffix(gateway), values, url)
+
+    async def ensure_device(self, gateway: str, device: str, meta: Mapping[str, Any]) -> Handle:
+        """The device's identifier, from what its meta carries (see `suffixes.device_suffix`)."""
+        return await self._ensure_built(self._device_handle(gateway, device, meta))
+
+    async def ensure_gateway(self, gateway: str, meta: Mapping[str, Any] | None = None) -> Handle:
+        return await self._ensure_built(self._gateway_handle(gateway, meta))
+
+    async def ensure_devices(
+        self,
+        devices: Sequence[tuple[str, str, Mapping[str, Any]]],
+        cursor: tuple[str, int, str] | None = None,
+    ) -> int:
+        """Ensure the identifiers of many (gateway, device, meta) and of their gateways in one catalog
+        transaction, with a follower's `cursor` saved in it; returns how many were written.
+
+        A device whose id leaves no usable suffix is skipped (logged), the others named.
+        """
+        wanted: dict[str, Handle] = {}
+        for gateway, device, meta in devices:
+            try:
+                gateway_handle = self._gateway_handle(gateway, None)
+                wanted[gateway_handle.name] = gateway_handle
+                device_handle = self._device_handle(gateway, device, meta)
+                wanted[device_handle.name] = device_handle
+            except SuffixError as err:
+                log.warning("identifier_not_named", device=device, gateway=gateway, error=str(err))
+        written = await self.catalog.ensure_many(list(wanted.values()), self._clock(), cursor)
+        for handle, created in written:
+            kind = handle.suffix.partition(".")[0]
+            log.debug("identifier_minted" if created else "identifier_updated", handle=handle.name, kind=kind)
+        if written:
+            log.info("identifiers_ensured", written=len(written), asked=len(wanted))
+        return len(written)
+
+    async def device_identifiers(self, devices: Sequence[str]) -> dict[str, str]:
+        """The identifiers the platform named these devices by (`ensure_devices` without model and
+        serial), for those that have one."""
+        names: dict[str, str] = {}
+        for device in devices:
+            try:
+                names[device] = f"{self.settings.prefix}/{device_suffix(device, {})}"
+            except SuffixError:
+                continue
+        found = await self.catalog.existing(list(names.values()))
+        return {d: n for d, n in names.items() if n in found}
 
     async def ensure_admin(self) -> Handle:
         """`<prefix>/ADMIN`: the admin identity named by every HS_ADMIN value (and by Basic auth)."""
@@ -107,10 +154,3 @@ class LocalRegistry:
             existing = await self.catalog.get(handle.name)
             return existing or handle
         return handle
-
-
-def _same(a: Handle, b: Handle) -> bool:
-    def strip(h: Handle) -> list[HandleValue]:
-        return [replace(v, timestamp=0.0) for v in h.values]
-
-    return strip(a) == strip(b)

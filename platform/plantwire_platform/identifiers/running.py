@@ -2,7 +2,7 @@
 
 Opens the room (`open_identifiers`) on its own SQLite file next to the store's file (so it works
 with every store backend), and runs the `DeviceNamer` as a task that follows the store's device
-list, so every device and gateway gets its identifier as soon as its meta is stored. On exit the
+changes, so every device and gateway gets its identifier as soon as its meta is stored. On exit the
 naming task is cancelled and awaited before the room closes.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -26,7 +26,7 @@ log = get_logger("plantwire.identifiers")
 
 FILE_NAME: Final = "identifiers.sqlite"
 NAMING_EVERY_S: Final = 2.0
-"""How often the device list is read (one small SQLite query) to name new or changed devices."""
+"""How often the store is asked for devices changed since the last look (one indexed range query)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +36,11 @@ class PlatformIdentifiers:
     service: IdentifierService
     namer: DeviceNamer
 
-    def identifier_of(self, device: str) -> str | None:
-        return self.namer.identifier_of(device)
+    async def identifier_of(self, device: str) -> str | None:
+        return await self.namer.identifier_of(device)
+
+    async def identifiers_of(self, devices: Sequence[str]) -> dict[str, str]:
+        return await self.namer.identifiers_of(devices)
 
 
 def identifiers_path(data_dir: Path) -> Path:
@@ -61,7 +64,9 @@ async def identifiers_running(
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     async with open_identifiers(settings, identifiers_path(data_dir)) as service:
         threads = StoreThreads("pw-ids-naming", 1)
-        namer = DeviceNamer(service.registry, lambda: threads.run(catalog.list_devices), naming_every_s)
+        namer = DeviceNamer(
+            service.registry, lambda after, n: threads.run(catalog.changed_devices, after, n), naming_every_s
+        )
         task = asyncio.create_task(_name_devices(namer, naming_every_s), name="pw-device-naming")
         try:
             yield PlatformIdentifiers(service, namer)

@@ -22,10 +22,11 @@ import orjson
 from plantwire.wire import DataBatch, DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value
 
 if TYPE_CHECKING:
+    from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
     from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 
-Agg = Literal["avg", "min", "max", "last", "count"]
-AGGREGATES: tuple[Agg, ...] = ("avg", "min", "max", "last", "count")
+Agg = Literal["avg", "min", "max", "last", "count", "first"]
+AGGREGATES: tuple[Agg, ...] = ("avg", "min", "max", "last", "count", "first")
 
 
 class StoreError(Exception):
@@ -242,7 +243,7 @@ class TimeSeries(Protocol):
     def buckets(self, device: str, tag: str, start: int, end: int, every: int, agg: Agg) -> list[Bucket]:
         """Aggregates per bucket of `every` µs, oldest first; empty buckets are left out.
 
-        avg/min/max use numeric values only (booleans count as 0/1); last and count use all.
+        avg/min/max use numeric values only (booleans count as 0/1); first, last and count use all.
         Arrays and structures aggregate element by element, UInt64 exactly (store/value_shapes.py).
         """
         ...
@@ -268,6 +269,17 @@ class Catalog(Protocol):
 
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         """One page of the devices matching the query's filters, ordered by id, with their total."""
+        ...
+
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        """(gateway, how many devices it has), for every gateway that has devices, ordered by gateway."""
+        ...
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        """Devices created or moved (gateway, endpoint) after the cursor, in change order, at most `limit`.
+
+        store/device_changes.py: one indexed range, so a follower of the list never reads it all.
+        """
         ...
 
     def get_device(self, device: str) -> DeviceRecord | None: ...

@@ -14,11 +14,11 @@ The query planner here, shared by the backends, answers `buckets(every, agg)` fr
   unaligned edges, read from the next finer tier and finally from raw points (`segments`), so
   partial ranges and edge buckets give the same answer as a raw scan;
 - a series that ever stored a text value (strings, arrays, structures as their JSON text)
-  answers `last` from raw points: its rollups keep only numbers and NULL exactly. count, avg,
-  min and max skip text values in raw scans too, so rollups answer them for any series;
+  answers `first` and `last` from raw points: its rollups keep only numbers and NULL exactly.
+  count, avg, min and max skip text values in raw scans too, so rollups answer them for any series;
 - times before 1970 are not rolled up (a query starting before 1970 reads raw points).
 
-Results are those of the raw scan: counts, min, max and last exactly; avg is sum/n, equal to the
+Results are those of the raw scan: counts, min, max, first and last exactly; avg is sum/n, equal to the
 raw avg up to the rounding of summing floats in a different order.
 """
 
@@ -50,8 +50,10 @@ TIERS: Final[tuple[Tier, ...]] = (Tier("1h", HOUR_US, "rollup_1h"), Tier("1m", M
 Segment = tuple[Tier | None, int, int]
 """(tier, start, end): read [start, end) from the tier, or from raw points when the tier is None."""
 
-RollupRow = tuple[int, int, int, object, object, float | None, int, JsonValue]
-"""(bucket, count, n, min, max, sum, last_ts, last_value), as the backends read them."""
+RollupRow = tuple[int, int, int, object, object, float | None, int, JsonValue, int, JsonValue]
+"""(bucket, count, n, min, max, sum, first_ts, first_value, last_ts, last_value), as read by backends."""
+EDGES: Final = ("first", "last")
+"""The aggregates that are a point's value rather than a figure of the numbers."""
 
 
 def _split(start: int, end: int, tiers: tuple[Tier, ...]) -> list[Segment]:
@@ -69,7 +71,7 @@ def _split(start: int, end: int, tiers: tuple[Tier, ...]) -> list[Segment]:
 
 def segments(start: int, end: int, every: int, agg: Agg, text_seen: bool) -> list[Segment] | None:
     """How to read the window from rollups, or None when they cannot help (read raw points)."""
-    if start < 0 or every <= 0 or (agg == "last" and text_seen):
+    if start < 0 or every <= 0 or (agg in EDGES and text_seen):
         return None
     usable = tuple(t for t in TIERS if every % t.width == 0)
     if not usable:
@@ -81,7 +83,7 @@ def segments(start: int, end: int, every: int, agg: Agg, text_seen: bool) -> lis
 class Partial:
     """The aggregate state of one output bucket, fed raw points and rollup rows in any order."""
 
-    __slots__ = ("count", "last_ts", "last_value", "max", "min", "n", "sum")
+    __slots__ = ("count", "first_ts", "first_value", "last_ts", "last_value", "max", "min", "n", "sum")
 
     def __init__(self) -> None:
         self.count = 0
@@ -89,19 +91,25 @@ class Partial:
         self.min: object = None
         self.max: object = None
         self.sum = 0.0
+        self.first_ts: int | None = None
+        self.first_value: JsonValue = None
         self.last_ts = -1
         self.last_value: JsonValue = None
 
     def add_point(self, ts: int, value: JsonValue) -> None:
         self.count += 1
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts, self.first_value = ts, value
         if ts > self.last_ts:
             self.last_ts, self.last_value = ts, value
         if isinstance(value, int | float):  # bool is an int: 0/1, as in raw scans
             self._numbers(1, value, value, float(value))
 
     def add_rollup(self, row: RollupRow) -> None:
-        _, count, n, mn, mx, total, last_ts, last_value = row
+        _, count, n, mn, mx, total, first_ts, first_value, last_ts, last_value = row
         self.count += count
+        if self.first_ts is None or first_ts < self.first_ts:
+            self.first_ts, self.first_value = first_ts, first_value
         if last_ts > self.last_ts:
             self.last_ts, self.last_value = last_ts, last_value
         if n:
@@ -120,6 +128,8 @@ class Partial:
             return self.count
         if agg == "last":
             return self.last_value
+        if agg == "first":
+            return self.first_value
         if not self.n:
             return None
         if agg == "avg":

@@ -27,9 +27,16 @@ from typing import Any, Final
 import orjson
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, Value, now_us
-from plantwire_platform.store import registry, sqlite_rollups, value_shapes, value_types_schema
+from plantwire_platform.store import (
+    device_changes,
+    registry,
+    sqlite_rollups,
+    value_shapes,
+    value_types_schema,
+)
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
 from plantwire_platform.store.model import (
     AGGREGATES,
@@ -119,6 +126,7 @@ _AGG_SQL: Final[dict[str, str]] = {
     # SQLite documents that a bare column next to max() comes from the row holding the max.
     "last": "value, max(ts)",
     "count": "count(*)",
+    "first": "value, min(ts)",
 }
 
 _INSERT_POINT: Final = "INSERT OR IGNORE INTO points (series_id, ts, value, status) VALUES (?, ?, ?, ?)"
@@ -244,6 +252,7 @@ class SqliteStore:
             conn.executescript(AUDIT_SCHEMA)
             conn.executescript(OWNERS_SCHEMA)
             value_types_schema.ensure_columns(conn)
+            device_changes.ensure_sqlite(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             sqlite_rollups.migrate(conn, now_us())
             conn.execute("PRAGMA temp_store=MEMORY")
@@ -426,6 +435,12 @@ class SqliteStore:
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         return sqlite_page(self._query, _DEVICE_SELECT, query)
 
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        return [(str(g), int(n)) for g, n in self._query(device_changes.GATEWAY_COUNTS)]
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        return device_changes.sqlite_changes(self._query, after, limit)
+
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._query(_DEVICE_SELECT + " WHERE d.id = ?", (device,))
         return DeviceRecord(*rows[0]) if rows else None
@@ -465,7 +480,7 @@ class SqliteStore:
         if value_shapes.aggregates_in_python(data_type, json_values):
             points = ((ts, _read(v, data_type)) for ts, v in self._stream(_ROWS_SQL, (sid, start, end)))
             return value_shapes.buckets(points, every, agg, data_type)
-        boolean = data_type == BOOLEAN and agg in ("min", "max", "last")
+        boolean = data_type == BOOLEAN and agg in ("min", "max", "first", "last")
         rows: list[Any] | None = sqlite_rollups.bucket_rows(self._query, sid, start, end, every, agg)
         if rows is None:
             rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])

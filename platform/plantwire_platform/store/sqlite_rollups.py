@@ -228,7 +228,8 @@ def bucket_rows(
             )
         else:
             rows += query(
-                f"SELECT bucket, count, n, vmin, vmax, vsum, last_ts, last_value FROM {tier.table} "
+                "SELECT bucket, count, n, vmin, vmax, vsum, first_ts, first_value, last_ts, last_value "
+                f"FROM {tier.table} "
                 "WHERE series_id = ? AND bucket >= ? AND bucket < ?",
                 (sid, lo, hi),
             )

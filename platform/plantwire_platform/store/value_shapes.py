@@ -91,6 +91,8 @@ def aggregate(values: list[JsonValue], agg: Agg, data_type: str | None) -> tuple
         return len(values), 0
     if agg == "last":
         return values[-1], 0
+    if agg == "first":
+        return values[0], 0
     ref = next((v for v in reversed(values) if v is not None), None)
     if ref is None:
         return None, 0

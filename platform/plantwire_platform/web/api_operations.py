@@ -181,8 +181,9 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     Operation(
         "GET", "/api/gateways", "listGateways",
-        "Gateways and their devices with their states (detached devices say so).", "commands",
-        (commands.GatewayList,), _STORE,
+        "A page of the gateways, each with its device count and first devices with their states "
+        "(detached devices say so).", "commands",
+        (commands.GatewayList,), _STORE, query=commands.GatewayListQuery,
     ),
     Operation(
         "POST", "/api/gateways/{gateway}/devices", "attachDevice",

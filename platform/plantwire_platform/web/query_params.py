@@ -175,7 +175,7 @@ class SeriesParams(Strict):
     agg: Annotated[Agg, _when_text(parse_agg)] | None = Field(
         None,
         description="Aggregate per bucket (only with every; default avg). avg/min/max use numeric "
-        "values (booleans as 0/1); last and count use all.",
+        "values (booleans as 0/1); first (the oldest point's value), last and count use all.",
         examples=["max"],
     )
 

@@ -13,6 +13,7 @@ its DDATA) or 202 (DCMD sent, not confirmed in time): `commands.sparkplug_writes
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -28,6 +29,7 @@ from plantwire_platform.web.api_models.commands import (
     CallBody,
     DetachQuery,
     GatewayDevicePath,
+    GatewayListQuery,
     GatewayPath,
     WriteBody,
     node_in_range,
@@ -142,14 +144,16 @@ async def browse(request: web.Request) -> web.Response:
 
 
 async def list_gateways(request: web.Request) -> web.Response:
-    validate_params(request.query, NoQuery)
-    views = await _service(request).gateways()
+    q = validate_params(request.query, GatewayListQuery)
+    page = await _service(request).gateways(q.offset, q.limit, q.devices)
     gateways = [
         {
             "id": g.id,
             "state": g.state,
             "since": to_iso_opt(g.since),
             "version": g.version,
+            "device_count": g.device_count,
+            "devices_url": "/api/devices?" + urlencode({"gateway": g.id}),
             "devices": [
                 {
                     "id": d.id,
@@ -162,9 +166,9 @@ async def list_gateways(request: web.Request) -> web.Response:
                 for d in g.devices
             ],
         }
-        for g in views
+        for g in page.gateways
     ]
-    return json_response({"gateways": gateways})
+    return json_response({"gateways": gateways, "total": page.total, "offset": q.offset, "limit": q.limit})
 
 
 async def attach_device(request: web.Request) -> web.Response:

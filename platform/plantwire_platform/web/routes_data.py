@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -103,9 +103,9 @@ def _device_of(request: web.Request) -> str:
     return validate_params(request.match_info, DevicePath, "path").device
 
 
-def _identifier(request: web.Request, device: str) -> str | None:
+async def _identifiers(request: web.Request, devices: Sequence[str]) -> dict[str, str]:
     ids = runtime_of(request).identifiers
-    return None if ids is None else ids.identifier_of(device)
+    return {} if ids is None or not devices else await ids.identifiers_of(devices)
 
 
 async def _read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
@@ -137,9 +137,10 @@ async def list_devices(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     query = DeviceQuery(gateway=p.gateway, state=p.state, name=p.q, offset=p.offset, limit=p.limit)
     page = await runtime.reads.run(runtime.store.page_devices, query)
+    names = await _identifiers(request, [d.id for d in page.devices])
     return json_response(
         {
-            "devices": [device_json(d, _identifier(request, d.id)) for d in page.devices],
+            "devices": [device_json(d, names.get(d.id)) for d in page.devices],
             "total": page.total,
             "offset": p.offset,
             "limit": p.limit,
@@ -149,7 +150,8 @@ async def list_devices(request: web.Request) -> web.Response:
 
 async def get_device(request: web.Request) -> web.Response:
     record = await _read(request, _require_device, _device_of(request))
-    return json_response(device_json(record, _identifier(request, record.id)))
+    names = await _identifiers(request, [record.id])
+    return json_response(device_json(record, names.get(record.id)))
 
 
 def _tags(store: Store, device: str) -> list[TagRecord]:

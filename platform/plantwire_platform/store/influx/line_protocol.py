@@ -139,11 +139,11 @@ def buckets_flux(bucket: str, device: str, tag: str, start: int, end: int, every
         '\n  |> keep(columns: ["_time", "_value"])'
         '\n  |> yield(name: "count")'
     )
-    if agg == "last":
+    if agg in ("first", "last"):
         value = (
             '\ndata\n  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
             '\n  |> sort(columns: ["_time"])'
-            f'\n  |> aggregateWindow({window}, fn: last, column: "{FIELD_STATUS}")'
+            f'\n  |> aggregateWindow({window}, fn: {agg}, column: "{FIELD_STATUS}")'
             f'\n  |> keep(columns: ["_time", "{FIELD_VALUE}", "{FIELD_BOOL}", "{FIELD_STR}"])'
             '\n  |> yield(name: "agg")'
         )

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
-from plantwire_platform.store import registry, value_types_schema
+from plantwire_platform.store import device_changes, registry, value_types_schema
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable, ensure_derived_column
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
 from plantwire_platform.store.model import DeviceRecord, StoreError, TagRecord
 from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
@@ -94,6 +95,7 @@ class InfluxRegistry:
             conn.executescript(OWNERS_SCHEMA)
             ensure_derived_column(conn)
             value_types_schema.ensure_columns(conn)
+            device_changes.ensure_sqlite(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the InfluxDB registry at {path}: {err}") from err
         return cls(conn)
@@ -190,6 +192,12 @@ class InfluxRegistry:
 
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         return sqlite_page(self._query, _DEVICE_SELECT, query)
+
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        return [(str(g), int(n)) for g, n in self._query(device_changes.GATEWAY_COUNTS)]
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        return device_changes.sqlite_changes(self._query, after, limit)
 
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._query(_DEVICE_SELECT + " WHERE d.id = ?", (device,))

@@ -35,6 +35,7 @@ from plantwire.config import ConfigError
 from plantwire.logs import get_logger
 from plantwire.timeunits import from_datetime
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value
+from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.influx.line_protocol import (
     FIELD_BOOL,
@@ -410,6 +411,12 @@ class InfluxStore:
     def page_devices(self, query: DeviceQuery) -> DevicePage:
         return self._registry.page_devices(query)
 
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        return self._registry.gateway_device_counts()
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        return self._registry.changed_devices(after, limit)
+
     def get_device(self, device: str) -> DeviceRecord | None:
         return self._registry.get_device(device)
 
@@ -512,7 +519,7 @@ class InfluxStore:
                 b = from_datetime(rec.get_time()) // every * every
                 if rec.values.get("result") == "count":
                     counts[b] = counts.get(b, 0) + int(rec.get_value())
-                elif agg == "last":
+                elif agg in ("first", "last"):
                     values[b] = self._typed(device, tag, rec.values)
                 else:
                     v = rec.get_value()

@@ -25,6 +25,7 @@ import asyncpg
 from plantwire.wire import JsonValue
 from plantwire_platform.store import rollup_plan
 from plantwire_platform.store.model import Agg
+from plantwire_platform.store.postgresql.partition_retention import drop_old_partitions
 from plantwire_platform.store.postgresql.values import NUMERIC_SQL, from_columns
 from plantwire_platform.store.retention import Horizons
 from plantwire_platform.store.rollup_plan import TIERS, Tier
@@ -165,23 +166,33 @@ def bucket_rows(
             ]
             continue
         for r in fetch(
-            "SELECT bucket, count, n, min_f, min_i, max_f, max_i, vsum, last_ts, last_f, last_i, last_s "
+            "SELECT bucket, count, n, min_f, min_i, max_f, max_i, vsum, "
+            "first_ts, first_f, first_i, first_s, last_ts, last_f, last_i, last_s "
             f"FROM {tier.table} WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
             sid,
             lo,
             hi,
         ):
-            b, count, n, min_f, min_i, max_f, max_i, total, last_ts, last_f, last_i, last_s = r
+            b, count, n, min_f, min_i, max_f, max_i, total = r[:8]
+            first_ts, first_f, first_i, first_s, last_ts, last_f, last_i, last_s = r[8:]
             mn, mx = _pick(True, min_f, min_i), _pick(False, max_f, max_i)
-            rows.append(
-                (b, count, n, mn, mx, total, last_ts, from_columns(last_f, last_i, last_s, None, None))
-            )
+            first = from_columns(first_f, first_i, first_s, None, None)
+            last = from_columns(last_f, last_i, last_s, None, None)
+            rows.append((b, count, n, mn, mx, total, first_ts, first, last_ts, last))
     return rollup_plan.fold(every, agg, points, rows)
 
 
-async def enforce_retention(pool: asyncpg.Pool, horizons: Horizons, shard: int) -> dict[str, int]:
-    """Delete raw points and whole rollup buckets older than their horizons (the raw horizon first)."""
+async def enforce_retention(
+    pool: asyncpg.Pool, horizons: Horizons, shard: int, width_us: int | None
+) -> tuple[dict[str, int], list[int]]:
+    """Delete raw points and whole rollup buckets older than their horizons (the raw horizon first).
+
+    With `width_us` (a partitioned `points`), whole partitions older than the raw horizon are
+    dropped (store.postgresql.partition_retention); without (a hypertable), one DELETE.
+    Returns what was deleted per tier, and the indexes of the partitions dropped.
+    """
     deleted = {"raw": 0, "1m": 0, "1h": 0}
+    dropped: list[int] = []
     async with pool.acquire() as conn:
         if horizons.raw is not None:
             async with conn.transaction():
@@ -190,15 +201,18 @@ async def enforce_retention(pool: asyncpg.Pool, horizons: Horizons, shard: int) 
                     "DO UPDATE SET raw_before = greatest(rollup_horizon.raw_before, excluded.raw_before)",
                     horizons.raw,
                 )
-            async with conn.transaction():
-                status = await conn.execute("DELETE FROM points WHERE ts < $1", horizons.raw)
-                deleted["raw"] = int(status.rsplit(" ", 1)[-1])
-                await conn.execute(
-                    "INSERT INTO counters (shard, points) VALUES ($1, $2) "
-                    "ON CONFLICT (shard) DO UPDATE SET points = counters.points + excluded.points",
-                    shard,
-                    -deleted["raw"],
-                )
+            if width_us is not None:
+                deleted["raw"], dropped = await drop_old_partitions(conn, horizons.raw, width_us, shard)
+            else:
+                async with conn.transaction():
+                    status = await conn.execute("DELETE FROM points WHERE ts < $1", horizons.raw)
+                    deleted["raw"] = int(status.rsplit(" ", 1)[-1])
+                    await conn.execute(
+                        "INSERT INTO counters (shard, points) VALUES ($1, $2) "
+                        "ON CONFLICT (shard) DO UPDATE SET points = counters.points + excluded.points",
+                        shard,
+                        -deleted["raw"],
+                    )
         tiers = {t.name: t for t in TIERS}
         for name, before in (("1m", horizons.rollup_1m), ("1h", horizons.rollup_1h)):
             if before is not None:
@@ -207,4 +221,4 @@ async def enforce_retention(pool: asyncpg.Pool, horizons: Horizons, shard: int) 
                     f"DELETE FROM {tier.table} WHERE bucket <= $1", before - tier.width
                 )
                 deleted[name] = int(status.rsplit(" ", 1)[-1])
-    return deleted
+    return deleted, dropped

@@ -31,6 +31,7 @@ import asyncpg
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
 from plantwire_platform.store import value_shapes
+from plantwire_platform.store.device_changes import GATEWAY_COUNTS, ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
@@ -48,7 +49,14 @@ from plantwire_platform.store.model import (
     TagRecord,
     WriteResult,
 )
-from plantwire_platform.store.postgresql import catalog, ownership, rollups, schema, schema_value_types
+from plantwire_platform.store.postgresql import (
+    catalog,
+    device_changes,
+    ownership,
+    rollups,
+    schema,
+    schema_value_types,
+)
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -100,6 +108,7 @@ _AGG_SQL: Final[dict[str, str]] = {
     "max": "max(fval), max(ival), NULL::text, NULL::jsonb",
     "last": ", ".join(f"(array_agg({c} ORDER BY ts DESC))[1]" for c in VALUE_COLUMNS),
     "count": "NULL::float8, count(*), NULL::text, NULL::jsonb",
+    "first": ", ".join(f"(array_agg({c} ORDER BY ts ASC))[1]" for c in VALUE_COLUMNS),
 }
 
 
@@ -184,6 +193,7 @@ class PostgresStore:
                 self.points_kind = await schema.create(conn, s.schema_name, s.timescaledb, self._width)
                 await ownership.create(conn)
                 await schema_value_types.migrate(conn, s.schema_name)
+                await device_changes.migrate(conn, s.schema_name)
                 if self.points_kind == "partitioned":
                     await rollups.create(conn, s.schema_name, now_us())
                     self.rollups = True
@@ -445,6 +455,12 @@ class PostgresStore:
         )
         return DevicePage([DeviceRecord(*r) for r in rows], total)
 
+    def gateway_device_counts(self) -> list[tuple[str, int]]:
+        return [(r[0], int(r[1])) for r in self._fetch(GATEWAY_COUNTS)]
+
+    def changed_devices(self, after: ChangeCursor, limit: int) -> list[DeviceChange]:
+        return self._run(device_changes.changes(self._db, after, limit))
+
     def get_device(self, device: str) -> DeviceRecord | None:
         rows = self._fetch(catalog.DEVICE_SELECT + " WHERE d.id = $1", device)
         return DeviceRecord(*rows[0]) if rows else None
@@ -492,7 +508,7 @@ class PostgresStore:
         sid, data_type, json_values = info
         if value_shapes.aggregates_in_python(data_type, json_values):
             return self._run(self._python_buckets(sid, start, end, every, agg, data_type))
-        typed = data_type if agg in ("min", "max", "last") else None
+        typed = data_type if agg in ("min", "max", "first", "last") else None
         rolled = rollups.bucket_rows(self._fetch, sid, start, end, every, agg) if self.rollups else None
         if rolled is not None:
             return [
@@ -515,8 +531,14 @@ class PostgresStore:
         return out
 
     def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
-        """Retention per tier (store.retention), in store.postgresql.rollups."""
-        return self._run(rollups.enforce_retention(self._db, horizons, self._shard))
+        """Retention per tier (store.retention), in store.postgresql.rollups; partitions dropped whole."""
+        return self._run(self._enforce_retention(horizons))
+
+    async def _enforce_retention(self, horizons: Horizons) -> dict[str, int]:
+        width = self._width if self.points_kind == "partitioned" else None
+        deleted, dropped = await rollups.enforce_retention(self._db, horizons, self._shard, width)
+        self._partitions.difference_update(dropped)  # a late point there creates it again
+        return deleted
 
     async def _python_buckets(
         self, sid: int, start: int, end: int, every: int, agg: Agg, data_type: str | None

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from plantwire import wire
 from plantwire_platform.commands.bus import MAX_TIMEOUT_S
+from plantwire_platform.commands.gateway_page import GATEWAY_DEVICES, GATEWAY_PAGE, MAX_GATEWAY_PAGE
 from plantwire_platform.commands.service import MAX_AUDIT
 from plantwire_platform.web.api_models.common import (
     COMMAND_ID_PATTERN,
@@ -227,16 +228,41 @@ class GatewayDevice(Strict):
     last_data: TimeOrNull
 
 
+class GatewayListQuery(Strict):
+    """A page of the gateways, ordered by id, each with at most `devices` of its devices."""
+
+    offset: int = Field(0, ge=0, le=10**9, description="Gateways to skip (the page's start).")
+    limit: int = Field(
+        GATEWAY_PAGE, ge=0, le=MAX_GATEWAY_PAGE, description="Most gateways to return (0: only the total)."
+    )
+    devices: int = Field(
+        GATEWAY_DEVICES,
+        ge=0,
+        le=MAX_GATEWAY_PAGE,
+        description="Most devices listed per gateway, first by id (0: only `device_count`); "
+        "the rest are in `GET /api/devices?gateway=`.",
+    )
+
+
 class Gateway(Strict):
     id: str
     state: str = Field(examples=["online", "offline", "unknown"])
     since: TimeOrNull
     version: str | None
-    devices: list[GatewayDevice]
+    devices: list[GatewayDevice] = Field(description="Its first devices by id, at most `devices` of them.")
+    device_count: Count = Field(description="All its devices (those listed and the rest).")
+    devices_url: str = Field(
+        description="Where all its devices are, paged.", examples=["/api/devices?gateway=line-a"]
+    )
 
 
 class GatewayList(Strict):
+    """One page of the gateways, ordered by id; `total` counts all pages."""
+
     gateways: list[Gateway]
+    total: Count = Field(description="Gateways known, on all pages.")
+    offset: Count = Field(description="The page's start, as asked.")
+    limit: Count = Field(description="The page's size, as asked.")
 
 
 class AttachResult(Receipt):
