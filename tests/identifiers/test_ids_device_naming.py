@@ -112,10 +112,37 @@ async def test_naming_reads_each_change_once_in_pages_and_resumes_after_a_restar
             async with open_identifiers(settings, ids_path) as service:
                 pages = []
                 namer = DeviceNamer(service.registry, reader(store, pages), page=1000)
-                assert await namer.once() == 2 and namer.rows_read == 2 and pages == [2]
+                assert await namer.once() == 2 and namer.rows_read == 2
+                # One probe that the saved cursor's row is still there (the row and the two
+                # changes after it), then the one page of the two changes.
+                assert pages == [3, 2]
                 again = await service.catalog.get("0.TEST/device.dev-00002")
                 assert again is not None and again.value("gateway") == "gw-3"
                 assert await namer.identifier_of("dev-later") == "0.TEST/device.dev-later"
                 assert await namer.once() == 0 and namer.rows_read == 2
     finally:
         store.close()
+
+
+async def test_a_store_made_anew_beside_a_kept_identifiers_file_gets_its_devices_named(
+    settings: IdentifierSettings, tmp_path: Path
+) -> None:
+    """The saved cursor belongs to the old store: its change numbers mean nothing in the new one."""
+    ids_path = tmp_path / "identifiers.sqlite"
+    old = SqliteStore.open(tmp_path / "old.sqlite")
+    try:
+        for d in range(5):
+            old.apply_meta("gw", f"old-{d}", DeviceMeta(f"opc.tcp://h:{d}", "ns=2;s=O", []))
+        async with asyncio.timeout(20), open_identifiers(settings, ids_path) as service:
+            assert await DeviceNamer(service.registry, reader(old)).once() == 5
+    finally:
+        old.close()
+    new = SqliteStore.open(tmp_path / "new.sqlite")  # change numbers start again at 1
+    try:
+        new.apply_meta("gw", "new-0", DeviceMeta("opc.tcp://h:9", "ns=2;s=N", []))
+        async with asyncio.timeout(20), open_identifiers(settings, ids_path) as service:
+            namer = DeviceNamer(service.registry, reader(new))
+            assert await namer.once() == 1
+            assert await namer.identifier_of("new-0") == "0.TEST/device.new-0"
+    finally:
+        new.close()

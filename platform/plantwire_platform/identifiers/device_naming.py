@@ -24,6 +24,7 @@ log = get_logger("plantwire.identifiers")
 ChangeReader = Callable[[ChangeCursor, int], Awaitable[Sequence[DeviceChange]]]
 CURSOR_NAME: Final = "device_naming"
 PAGE: Final = 1000
+_AFTER_ANY_ID: Final = "\U0010ffff"  # sorts after every device id
 
 
 class DeviceNamer:
@@ -49,8 +50,20 @@ class DeviceNamer:
     async def _start(self) -> ChangeCursor:
         if self._cursor is None:
             saved = await self.registry.catalog.cursor(CURSOR_NAME)
-            self._cursor = START if saved is None else ChangeCursor(*saved)
+            cursor = START if saved is None else ChangeCursor(*saved)
+            if cursor != START and not await self._still_there(cursor):
+                # The store is not the one the cursor was saved against (a reset store beside a
+                # kept identifiers file), or the last device named changed while we were down:
+                # name from the start again (ensuring an identifier twice is a no-op).
+                log.warning("device_naming_cursor_reset", changed=cursor.changed, device=cursor.device)
+                cursor = START
+            self._cursor = cursor
         return self._cursor
+
+    async def _still_there(self, cursor: ChangeCursor) -> bool:
+        """Whether the store still holds the row the cursor points at, with the same change number."""
+        rows = await self._changes(ChangeCursor(cursor.changed - 1, _AFTER_ANY_ID), self._page)
+        return any(r.cursor == cursor for r in rows)
 
     async def once(self) -> int:
         """Name the devices that are new or changed since the last call; returns how many."""
