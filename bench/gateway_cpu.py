@@ -20,8 +20,9 @@ The issue's figures (1,000 tags every 100 ms = 10k values/s, and 20k values/s as
     .venv/bin/python bench/gateway_cpu.py --scenarios 1000x10 --profile var/gw.html     # pyinstrument
 
 `--profile FILE` runs the gateway under pyinstrument (installed separately: it is not a project
-dependency) and writes its report to FILE (HTML for .html, text otherwise) when the gateway stops;
-CPU figures of a profiled run are not comparable with an unprofiled one.
+dependency) and writes its report to FILE when the gateway stops: HTML for .html, a session for
+`pyinstrument --load FILE --show-all` for .pyisession, text otherwise. CPU figures of a profiled run
+are not comparable with an unprofiled one.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def run_scenario(args: argparse.Namespace, tags: int, hz: float) -> Result:
         config.write_text(_gateway_config(opc_port, tags, hz, args.publishing_ms, args.security))
         profiler = []
         if args.profile is not None:
-            renderer = "html" if args.profile.suffix == ".html" else "text"
+            renderers = {".html": "html", ".pyisession": "session"}
+            renderer = renderers.get(args.profile.suffix, "text")
             profiler = ["-m", "pyinstrument", "-r", renderer, "-o", str(args.profile)]
         gateway = subprocess.Popen(
             [sys.executable, *profiler, *CLI, "gateway", "--config", str(config), "--mqtt-port",
