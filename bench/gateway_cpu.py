@@ -1,11 +1,12 @@
 """Gateway efficiency: simulator process -> gateway process -> Mosquitto -> subscriber, per value rate.
 
-Each scenario `TAGSxHZ` runs one simulated meter (`plantwire sim`, the simulator's cheap write path)
-with TAGS extra tags written HZ times a second, a `plantwire gateway` process subscribed to all of
-them (publishing interval `--publishing-ms`, 100 ms by default, and a queue that holds a few
-intervals) and an MQTT subscriber in this process that counts the values of every data message and
-checks each device's seq (no gap, no repeat). The gateway's CPU is measured alone (psutil, its
-process CPU time over the steady window after a warm-up), so the figures hold on a loaded machine:
+Each scenario `TAGSxHZ` runs a simulated meter (`plantwire sim`, the simulator's cheap write path;
+`--sims N` splits the tags over N machines in N processes) with TAGS extra tags written HZ times a
+second, a `plantwire gateway` process subscribed to all of them (publishing interval
+`--publishing-ms`, 100 ms by default, and a queue that holds a few intervals) and an MQTT
+subscriber in this process that counts the values of every data message and checks each device's
+seq (no gap, no repeat). The gateway's CPU is measured alone (psutil, its process CPU time over the
+steady window after a warm-up), so the figures hold on a loaded machine:
 
   delivered      values/s the subscriber received during the steady window
   per core-s     delivered values per second of gateway CPU (user + system)
@@ -16,6 +17,7 @@ The issue's figures (1,000 tags every 100 ms = 10k values/s, and 20k values/s as
 
     .venv/bin/python bench/gateway_cpu.py                        # --scenarios 1000x10,2000x10
     .venv/bin/python bench/gateway_cpu.py --scenarios 1000x20    # 20k as 1,000 tags every 50 ms
+    .venv/bin/python bench/gateway_cpu.py --sims 2               # one simulator cannot write 20k/s here
     .venv/bin/python bench/gateway_cpu.py --scenarios 1000x10 --security Basic256Sha256  # SignAndEncrypt
     .venv/bin/python bench/gateway_cpu.py --scenarios 1000x10 --profile var/gw.html     # pyinstrument
 
@@ -64,7 +66,7 @@ class Counter:
     messages: int = 0
     gaps: int = 0
     repeats: int = 0
-    last_seq: int = 0
+    last_seq: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -73,11 +75,12 @@ class Counter:
         with self.lock:
             self.values += len(body["values"])
             self.messages += 1
-            if self.last_seq and seq > self.last_seq + 1:
-                self.gaps += seq - self.last_seq - 1
-            elif seq <= self.last_seq:
+            last = self.last_seq.get(msg.topic, 0)
+            if last and seq > last + 1:
+                self.gaps += seq - last - 1
+            elif seq <= last:
                 self.repeats += 1
-            self.last_seq = max(seq, self.last_seq)
+            self.last_seq[msg.topic] = max(seq, last)
 
     def count(self) -> int:
         with self.lock:
@@ -110,14 +113,13 @@ def _parse_scenario(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(f"scenario {text!r} is not TAGSxHZ, e.g. 1000x10") from None
 
 
-def _gateway_config(port: int, tags: int, hz: float, publishing_ms: int, security: str) -> str:
+def _device_config(device: str, port: int, hz: float, publishing_ms: int, security: str) -> str:
     per_interval = int(hz * publishing_ms / 1000) + 1
     lines = [
-        f'id = "{GATEWAY_ID}"',
         "[[devices]]",
-        f'id = "{DEVICE}"',
+        f'id = "{device}"',
         f'endpoint = "opc.tcp://127.0.0.1:{port}"',
-        f'root = "ns=2;s={DEVICE}"',
+        f'root = "ns=2;s={device}"',
         f"publishing_interval_ms = {publishing_ms}",
         f"queue_size = {max(100, per_interval * 10)}",
     ]
@@ -130,25 +132,36 @@ def run_scenario(args: argparse.Namespace, tags: int, hz: float) -> Result:
     work = Path(tempfile.mkdtemp(prefix="gwbench-"))
     broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto")
     broker.start()
-    opc_port = free_port()
-    sim_cmd = [sys.executable, *CLI, "sim", "--profile", "meter", "--name", DEVICE, "--port",
-               str(opc_port), "--tags", str(tags), "--rate", str(hz)]  # fmt: skip
-    if args.security != "None":
-        sim_cmd += ["--security", f"{args.security}:SignAndEncrypt", "--cert-dir", str(work / "simpki")]
-    sim = subprocess.Popen(sim_cmd, stdout=subprocess.PIPE, text=True)
+    ports = [free_port() for _ in range(args.sims)]
+    devices = [f"{DEVICE}{i + 1}" if args.sims > 1 else DEVICE for i in range(args.sims)]
+    sims = []
+    for i, (port, device) in enumerate(zip(ports, devices, strict=True)):
+        share = tags // args.sims + (i < tags % args.sims)
+        sim_cmd = [sys.executable, *CLI, "sim", "--profile", "meter", "--name", device, "--port",
+                   str(port), "--tags", str(share), "--rate", str(hz), "--seed", str(i + 1)]  # fmt: skip
+        if args.security != "None":
+            sim_cmd += ["--security", f"{args.security}:SignAndEncrypt", "--cert-dir", str(work / "simpki")]
+        sims.append(subprocess.Popen(sim_cmd, stdout=subprocess.PIPE, text=True))
     counter = Counter()
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gwbench-sub")
     sub.on_message = counter.on_message
     gateway: subprocess.Popen[bytes] | None = None
     try:
-        assert sim.stdout is not None
-        sim.stdout.readline()  # the machine's line: it listens
-        wait_for_port("127.0.0.1", opc_port, timeout=60)
+        for sim, port in zip(sims, ports, strict=True):
+            assert sim.stdout is not None
+            sim.stdout.readline()  # the machine's line: it listens
+            wait_for_port("127.0.0.1", port, timeout=60)
         sub.connect("127.0.0.1", broker.port)
-        sub.subscribe(wire.device_topic(GATEWAY_ID, DEVICE, "data"), qos=1)
+        sub.subscribe(wire.device_topic(GATEWAY_ID, "+", "data"), qos=1)
         sub.loop_start()
         config = work / "gateway.toml"
-        config.write_text(_gateway_config(opc_port, tags, hz, args.publishing_ms, args.security))
+        config.write_text(
+            f'id = "{GATEWAY_ID}"\n'
+            + "".join(
+                _device_config(device, port, hz, args.publishing_ms, args.security)
+                for device, port in zip(devices, ports, strict=True)
+            )
+        )
         profiler = []
         if args.profile is not None:
             renderers = {".html": "html", ".pyisession": "session"}
@@ -198,8 +211,9 @@ def run_scenario(args: argparse.Namespace, tags: int, hz: float) -> Result:
         if gateway is not None:
             gateway.terminate()
             gateway.wait(60)
-        sim.terminate()
-        sim.wait(30)
+        for sim in sims:
+            sim.terminate()
+            sim.wait(30)
         sub.loop_stop()
         broker.stop()
 
@@ -216,6 +230,9 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="measured (steady) window per scenario")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after the first values")
+    parser.add_argument(
+        "--sims", type=int, default=1, help="simulator processes (one machine each) to split the tags over"
+    )
     parser.add_argument("--publishing-ms", type=int, default=100, help="the device's publishing interval")
     parser.add_argument(
         "--security", default="None", help="None or a policy (Basic256Sha256, ...) with SignAndEncrypt"
@@ -227,7 +244,8 @@ def main() -> None:
     args = parser.parse_args()
     results = [run_scenario(args, tags, hz) for tags, hz in args.scenarios]
     print(
-        f"gateway bench: publishing {args.publishing_ms} ms, security {args.security}, "
+        f"gateway bench: {args.sims} simulator process(es), publishing {args.publishing_ms} ms, "
+        f"security {args.security}, "
         f"{args.seconds:.0f} s window after {args.warmup:.0f} s warm-up, {os.cpu_count()} cores"
     )
     print(
