@@ -99,9 +99,9 @@ class CompactDataChange(ua.DataChangeNotification):
 
     @property
     def MonitoredItems(self) -> list[ua.MonitoredItemNotification]:  # a dataclass field in asyncua
-        if self._items is None and self.rows is not None:  # rows None: asyncua's absent list
+        if self._items is None:
             self._items = [_item(r) if isinstance(r, tuple) else r for r in self.rows]
-        return self._items  # None where asyncua decodes None
+        return self._items
 
     @MonitoredItems.setter
     def MonitoredItems(self, items: list[ua.MonitoredItemNotification]) -> None:
@@ -234,7 +234,7 @@ def _decode_body(body: bytes, pos: int) -> CompactDataChange:
     unpack_i64 = _I64.unpack_from
     unpack_u32 = _U32.unpack_from
     scalars = _SCALARS
-    for _ in range(max(count, 0)):
+    for _ in range(count):  # an absent list (-1) is an empty one, as asyncua decodes it
         handle, mask = unpack_head(body, pos)
         pos += 5
         value: Any = None
@@ -273,8 +273,6 @@ def _decode_body(body: bytes, pos: int) -> CompactDataChange:
             (server,) = unpack_i64(body, pos)
             pos += 8
         append((handle, value, status or 0, source, server, kind))
-    if count == -1:
-        rows = None  # type: ignore[assignment]  # as asyncua decodes an absent list
     diagnostics = ua_binary.unpack_uatype_array(ua.VariantType.DiagnosticInfo, Buffer(body, pos))
     return CompactDataChange(rows, diagnostics)
 

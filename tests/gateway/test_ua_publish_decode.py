@@ -152,6 +152,26 @@ def test_other_notifications_and_the_envelope_decode_as_asyncua_decodes_them(dat
     assert ours.Parameters.NotificationMessage.SequenceNumber == 42
 
 
+@pytest.mark.parametrize(
+    ("data", "absent"),
+    [
+        ([ua.DataChangeNotification(MonitoredItems=None, DiagnosticInfos=None)], {}),  # type: ignore[arg-type]
+        (None, {}),
+        ([], {"AvailableSequenceNumbers": None, "Results": None, "DiagnosticInfos": None}),
+    ],
+)
+def test_absent_lists_decode_as_asyncua_decodes_them(
+    data: list[object] | None, absent: dict[str, None]
+) -> None:
+    encoded = _response(data, **absent)  # type: ignore[arg-type]
+    if data is None:  # no notification at all (a keep-alive)
+        stock = struct_from_binary(ua.PublishResponse, Buffer(encoded))
+        assert ua_publish_decode.decode_publish_response(Buffer(encoded)) == stock
+    else:
+        ours, stock = _both(encoded)
+        assert ours == stock
+
+
 def test_a_truncated_response_is_an_error_not_a_short_result() -> None:
     items = [ua.MonitoredItemNotification(ClientHandle=1, Value=VALUES[0])]
     encoded = _response([ua.DataChangeNotification(MonitoredItems=items)])
