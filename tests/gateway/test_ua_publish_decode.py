@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from datetime import UTC, datetime
 
 import pytest
-from asyncua import ua
+from asyncua import Client, Server, ua
 from asyncua.common.utils import Buffer
 from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
 
+from plantwire.broker import free_port
 from plantwire_gateway import device_session, ua_publish_decode
 from plantwire_gateway.ua_values import to_us
 
@@ -185,3 +187,33 @@ def test_the_gateway_runs_on_it() -> None:
     # Every other response type still goes to asyncua's decoder.
     read = ua.ReadResponse(Results=[VALUES[0]])
     assert ua_publish_decode._struct_from_binary(ua.ReadResponse, Buffer(struct_to_binary(read))) == read
+
+
+async def test_a_real_subscription_delivers_one_batch_of_rows_per_publish_response() -> None:
+    """Through asyncua's own session and subscription: the decoder is in their path, and
+    `deliver_compact` turns a notification message into one CompactBatch of rows."""
+    server = Server()
+    await server.init()
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    server.set_endpoint(endpoint)
+    idx = await server.register_namespace("urn:plantwire:test:publish-decode")
+    obj = await server.nodes.objects.add_object(ua.NodeId("d", idx), ua.QualifiedName("d", idx))
+    nodes = [await obj.add_variable(ua.NodeId(f"d.v{i}", idx), f"v{i}", 0.0) for i in range(3)]
+    async with server, Client(endpoint) as client:
+        sub = await client.create_subscription(50, handler=None)
+        ua_publish_decode.deliver_compact(sub)
+        await sub.subscribe_data_change(nodes)
+        for i, node in enumerate(nodes):
+            await node.write_value(ua.Variant(10.5 + i, ua.VariantType.Double))
+        seen: dict[int, float] = {}
+        async with asyncio.timeout(10):
+            async for event in sub:
+                assert type(event) is ua_publish_decode.CompactBatch
+                for row in event.rows:
+                    assert isinstance(row, tuple)
+                    handle, value, status, _source, server_ts, kind = row
+                    assert status == 0 and kind == ua.VariantType.Double.value and server_ts is not None
+                    seen[handle] = value
+                if sorted(seen.values()) == [10.5, 11.5, 12.5]:
+                    break
+        await sub.delete()
