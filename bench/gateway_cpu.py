@@ -1,24 +1,43 @@
-"""Gateway CPU at a given value rate: real OPC UA server -> gateway -> Mosquitto -> subscriber.
+"""Gateway efficiency: simulator process -> gateway process -> Mosquitto -> subscriber, per value rate.
 
-The server and the gateway run as separate processes, so the gateway's CPU is measured alone
-(psutil, over the steady part of the run). Prints the rate written, the rate delivered to an MQTT
-subscriber, and the gateway's CPU in % of one core.
+Each scenario `TAGSxHZ` runs a simulated meter (`plantwire sim`, the simulator's cheap write path;
+`--sims N` splits the tags over N machines in N processes) with TAGS extra tags written HZ times a
+second, a `plantwire gateway` process subscribed to all of them (publishing interval
+`--publishing-ms`, 100 ms by default, and a queue that holds a few intervals) and an MQTT
+subscriber in this process that counts the values of every data message and checks each device's
+seq (no gap, no repeat). The gateway's CPU is measured alone (psutil, its process CPU time over the
+steady window after a warm-up), so the figures hold on a loaded machine:
 
-    /tmp/pwvenv/bin/python bench/gateway_cpu.py --rate 10000 --tags 100 --seconds 20
-    /tmp/pwvenv/bin/python bench/gateway_cpu.py --rate 10000 --security Basic256Sha256   # SignAndEncrypt
+  delivered      values/s the subscriber received during the steady window
+  per core-s     delivered values per second of gateway CPU (user + system)
+  RSS            the gateway's resident memory: peak over the whole run, steady = median of the window
+
+The issue's figures (1,000 tags every 100 ms = 10k values/s, and 20k values/s as 2,000 tags every
+100 ms), both in one command, with the load average printed beside them:
+
+    .venv/bin/python bench/gateway_cpu.py                        # --scenarios 1000x10,2000x10
+    .venv/bin/python bench/gateway_cpu.py --scenarios 1000x20    # 20k as 1,000 tags every 50 ms
+    .venv/bin/python bench/gateway_cpu.py --sims 2               # one simulator cannot write 20k/s here
+    .venv/bin/python bench/gateway_cpu.py --scenarios 1000x10 --security Basic256Sha256  # SignAndEncrypt
+    .venv/bin/python bench/gateway_cpu.py --scenarios 1000x10 --profile var/gw.html     # pyinstrument
+
+`--profile FILE` runs the gateway under pyinstrument (installed separately: it is not a project
+dependency) and writes its report to FILE when the gateway stops: HTML for .html, a session for
+`pyinstrument --load FILE --show-all` for .pyisession, text otherwise. CPU figures of a profiled run
+are not comparable with an unprofiled one.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -34,181 +53,212 @@ try:
 except ModuleNotFoundError:
     sys.exit(missing_extra_message("psutil", "bench", "bench/gateway_cpu.py"))
 
+CLI = ["-m", "plantwire", "--log-format", "json", "--log-level", "warning"]
+GATEWAY_ID = "bench"
+DEVICE = "m1"
 
-async def serve(port: int, rate: int, tags: int, seconds: float, security: str, pki: Path) -> None:
-    """The value source: `tags` Double variables under ns=2;s=bench, `rate` writes a second in all."""
-    from asyncua import Server, ua
 
-    server = Server()
-    await server.init()
-    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
+@dataclass
+class Counter:
+    """What the subscriber saw: values, messages, seq gaps and repeats (updated on paho's thread)."""
+
+    values: int = 0
+    messages: int = 0
+    gaps: int = 0
+    repeats: int = 0
+    last_seq: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        body = orjson.loads(msg.payload)
+        seq = body["seq"]
+        with self.lock:
+            self.values += len(body["values"])
+            self.messages += 1
+            last = self.last_seq.get(msg.topic, 0)
+            if last and seq > last + 1:
+                self.gaps += seq - last - 1
+            elif seq <= last:
+                self.repeats += 1
+            self.last_seq[msg.topic] = max(seq, last)
+
+    def count(self) -> int:
+        with self.lock:
+            return self.values
+
+
+@dataclass
+class Result:
+    tags: int
+    hz: float
+    seconds: float
+    delivered: float
+    cpu_s: float
+    rss_peak: int
+    rss_steady: int
+    load: tuple[float, float]
+    gaps: int
+    repeats: int
+
+    @property
+    def per_core_s(self) -> float:
+        return self.delivered * self.seconds / self.cpu_s if self.cpu_s else 0.0
+
+
+def _parse_scenario(text: str) -> tuple[int, float]:
+    tags, _, hz = text.partition("x")
+    try:
+        return int(tags), float(hz)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scenario {text!r} is not TAGSxHZ, e.g. 1000x10") from None
+
+
+def _device_config(device: str, port: int, hz: float, publishing_ms: int, security: str) -> str:
+    per_interval = int(hz * publishing_ms / 1000) + 1
+    lines = [
+        "[[devices]]",
+        f'id = "{device}"',
+        f'endpoint = "opc.tcp://127.0.0.1:{port}"',
+        f'root = "ns=2;s={device}"',
+        f"publishing_interval_ms = {publishing_ms}",
+        f"queue_size = {max(100, per_interval * 10)}",
+    ]
     if security != "None":
-        from asyncua.crypto import cert_gen
-        from cryptography.x509.oid import ExtendedKeyUsageOID
+        lines += [f'security_policy = "{security}"', 'trust_server_certificate = "first-use"']
+    return "\n".join(lines) + "\n"
 
-        uri = "urn:plantwire:bench:server"
-        await server.set_application_uri(uri)
-        key, cert = pki / "server-key.pem", pki / "server-cert.der"
-        await cert_gen.setup_self_signed_certificate(
-            key, cert, uri, "127.0.0.1", [ExtendedKeyUsageOID.SERVER_AUTH], {}
+
+def run_scenario(args: argparse.Namespace, tags: int, hz: float) -> Result:
+    work = Path(tempfile.mkdtemp(prefix="gwbench-"))
+    broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto")
+    broker.start()
+    ports = [free_port() for _ in range(args.sims)]
+    devices = [f"{DEVICE}{i + 1}" if args.sims > 1 else DEVICE for i in range(args.sims)]
+    sims = []
+    for i, (port, device) in enumerate(zip(ports, devices, strict=True)):
+        share = tags // args.sims + (i < tags % args.sims)
+        sim_cmd = [sys.executable, *CLI, "sim", "--profile", "meter", "--name", device, "--port",
+                   str(port), "--tags", str(share), "--rate", str(hz), "--seed", str(i + 1)]  # fmt: skip
+        if args.security != "None":
+            sim_cmd += ["--security", f"{args.security}:SignAndEncrypt", "--cert-dir", str(work / "simpki")]
+        sims.append(subprocess.Popen(sim_cmd, stdout=subprocess.PIPE, text=True))
+    counter = Counter()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gwbench-sub")
+    sub.on_message = counter.on_message
+    gateway: subprocess.Popen[bytes] | None = None
+    try:
+        for sim, port in zip(sims, ports, strict=True):
+            assert sim.stdout is not None
+            sim.stdout.readline()  # the machine's line: it listens
+            wait_for_port("127.0.0.1", port, timeout=60)
+        sub.connect("127.0.0.1", broker.port)
+        sub.subscribe(wire.device_topic(GATEWAY_ID, "+", "data"), qos=1)
+        sub.loop_start()
+        config = work / "gateway.toml"
+        config.write_text(
+            f'id = "{GATEWAY_ID}"\n'
+            + "".join(
+                _device_config(device, port, hz, args.publishing_ms, args.security)
+                for device, port in zip(devices, ports, strict=True)
+            )
         )
-        await server.load_certificate(str(cert))
-        await server.load_private_key(str(key))
-        server.set_security_policy([getattr(ua.SecurityPolicyType, f"{security}_SignAndEncrypt")])
-    idx = await server.register_namespace("urn:plantwire:bench")
-    root = await server.nodes.objects.add_object(ua.NodeId("bench", idx), ua.QualifiedName("bench", idx))
-    nodes = [await root.add_variable(ua.NodeId(f"bench.v{i}", idx), f"v{i}", 0.0) for i in range(tags)]
-    async with server:
-        print("ready", flush=True)
-        await asyncio.to_thread(sys.stdin.readline)  # the bench says when the gateway is subscribed
-        tick = 0.01
-        per_tick = max(1, round(rate * tick))
-        start = time.monotonic()
-        n = 0
-        while time.monotonic() - start < seconds:
-            for _ in range(per_tick):
-                node = nodes[n % tags]
-                dv = ua.DataValue(
-                    ua.Variant(float(n), ua.VariantType.Double), SourceTimestamp=datetime.now(UTC)
-                )
-                await server.write_attribute_value(node.nodeid, dv)
-                n += 1
-            next_at = start + (n / rate)
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        print(f"written {n}", flush=True)
-        await asyncio.to_thread(sys.stdin.readline)
+        profiler = []
+        if args.profile is not None:
+            renderers = {".html": "html", ".pyisession": "session"}
+            renderer = renderers.get(args.profile.suffix, "text")
+            profiler = ["-m", "pyinstrument", "-r", renderer, "-o", str(args.profile)]
+        gateway = subprocess.Popen(
+            [sys.executable, *profiler, *CLI, "gateway", "--config", str(config), "--mqtt-port",
+             str(broker.port), "--data-dir", str(work / "gw")],
+            env={**os.environ, **dict(e.split("=", 1) for e in args.gateway_env)},
+        )  # fmt: skip
+        proc = psutil.Process(gateway.pid)
+        rss: list[int] = []
+        deadline = time.monotonic() + 60
+        while counter.count() < tags:  # the first values: the gateway is subscribed
+            if time.monotonic() > deadline or gateway.poll() is not None:
+                raise SystemExit("the gateway did not deliver the first values")
+            rss.append(proc.memory_info().rss)
+            time.sleep(0.1)
+        warm_until = time.monotonic() + args.warmup
+        while time.monotonic() < warm_until:
+            rss.append(proc.memory_info().rss)
+            time.sleep(0.25)
+        load0 = os.getloadavg()[0]
+        t = proc.cpu_times()
+        cpu0, t0, n0 = t.user + t.system, time.monotonic(), counter.count()
+        steady: list[int] = []
+        while time.monotonic() - t0 < args.seconds:
+            time.sleep(0.25)
+            steady.append(proc.memory_info().rss)
+        t = proc.cpu_times()
+        cpu1, t1, n1 = t.user + t.system, time.monotonic(), counter.count()
+        load1 = os.getloadavg()[0]
+        rss += steady
+        return Result(
+            tags=tags,
+            hz=hz,
+            seconds=t1 - t0,
+            delivered=(n1 - n0) / (t1 - t0),
+            cpu_s=cpu1 - cpu0,
+            rss_peak=max(rss),
+            rss_steady=int(statistics.median(steady)),
+            load=(load0, load1),
+            gaps=counter.gaps,
+            repeats=counter.repeats,
+        )
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(60)
+        for sim in sims:
+            sim.terminate()
+            sim.wait(30)
+        sub.loop_stop()
+        broker.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rate", type=int, default=10_000, help="values written per second in all")
-    parser.add_argument("--tags", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--scenarios",
+        type=lambda s: [_parse_scenario(x) for x in s.split(",")],
+        default=[(1000, 10.0), (2000, 10.0)],
+        help="comma-separated TAGSxHZ (default 1000x10,2000x10: 10k and 20k values/s)",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured (steady) window per scenario")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds after the first values")
+    parser.add_argument(
+        "--sims", type=int, default=1, help="simulator processes (one machine each) to split the tags over"
+    )
+    parser.add_argument("--publishing-ms", type=int, default=100, help="the device's publishing interval")
     parser.add_argument(
         "--security", default="None", help="None or a policy (Basic256Sha256, ...) with SignAndEncrypt"
     )
-    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--pki", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=Path, help="run the gateway under pyinstrument, report to FILE")
+    parser.add_argument(
+        "--gateway-env", action="append", default=[], metavar="NAME=VALUE", help="extra gateway environment"
+    )
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(serve(args.serve, args.rate, args.tags, args.seconds, args.security, args.pki))
-        return
-
-    work = Path(tempfile.mkdtemp(prefix="gwbench-"))
-    broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto")
-    broker.start()
-    opc_port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            str(opc_port),
-            "--rate",
-            str(args.rate),
-            "--tags",
-            str(args.tags),
-            "--seconds",
-            str(args.seconds),
-            "--security",
-            args.security,
-            "--pki",
-            str(work),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    results = [run_scenario(args, tags, hz) for tags, hz in args.scenarios]
+    print(
+        f"gateway bench: {args.sims} simulator process(es), publishing {args.publishing_ms} ms, "
+        f"security {args.security}, "
+        f"{args.seconds:.0f} s window after {args.warmup:.0f} s warm-up, {os.cpu_count()} cores"
     )
-    assert server.stdout is not None and server.stdin is not None
-    assert server.stdout.readline().strip() == "ready"
-    wait_for_port("127.0.0.1", opc_port)
-
-    received = 0
-    lock = threading.Lock()
-
-    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        nonlocal received
-        with lock:
-            received += len(orjson.loads(msg.payload)["values"])
-
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gwbench-sub")
-    sub.on_message = on_message
-    sub.connect("127.0.0.1", broker.port)
-    sub.subscribe(wire.device_topic("bench", "m1", "data"), qos=1)
-    sub.loop_start()
-
-    config = work / "gateway.toml"
-    security = (
-        ""
-        if args.security == "None"
-        else (f'security_policy = "{args.security}"\ntrust_server_certificate = "first-use"\n')
+    print(
+        f"{'scenario':>14} {'offered/s':>10} {'delivered/s':>12} {'CPU %':>7} {'per core-s':>11} "
+        f"{'RSS peak':>9} {'steady':>8} {'seq gaps':>9} {'load avg':>11}"
     )
-    config.write_text(
-        f'[[devices]]\nid = "m1"\nendpoint = "opc.tcp://127.0.0.1:{opc_port}"\n'
-        f'root = "ns=2;s=bench"\n{security}'
-    )
-    code = (
-        "from plantwire.logs import configure_logging; configure_logging('warning', 'console');"
-        "from plantwire_gateway import cli; import argparse, sys;"
-        "p = argparse.ArgumentParser(); cli.add_arguments(p); sys.exit(cli.run(p.parse_args(sys.argv[1:])))"
-    )
-    gateway = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "--id",
-            "bench",
-            "--mqtt-port",
-            str(broker.port),
-            "--data-dir",
-            str(work / "gw"),
-            "--config",
-            str(config),
-        ],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    proc = psutil.Process(gateway.pid)
-    try:
-        deadline = time.monotonic() + 20
-        while received < args.tags:  # initial values: the gateway is subscribed
-            if time.monotonic() > deadline:
-                raise SystemExit("gateway did not deliver the initial values")
-            time.sleep(0.05)
-        with lock:
-            start_count = received
-        server.stdin.write("go\n")
-        server.stdin.flush()
-        time.sleep(min(2.0, args.seconds / 4))  # warm-up
-        cpu0, t0 = proc.cpu_times(), time.monotonic()
-        with lock:
-            r0 = received
-        time.sleep(args.seconds - min(2.0, args.seconds / 4) - 1.0)
-        cpu1, t1 = proc.cpu_times(), time.monotonic()
-        with lock:
-            r1 = received
-        written = int(server.stdout.readline().split()[1])
-        deadline = time.monotonic() + 30
-        while received - start_count < written and time.monotonic() < deadline:
-            time.sleep(0.1)
-        cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0) * 100
-        print(f"security           {args.security}{'' if args.security == 'None' else ' SignAndEncrypt'}")
-        print(f"target rate        {args.rate} values/s over {args.tags} tags")
-        print(f"delivered rate     {(r1 - r0) / (t1 - t0):.0f} values/s (steady window)")
-        print(f"gateway CPU        {cpu:.1f} % of one core")
-        print(f"per value          {cpu / 100 / max(1.0, (r1 - r0) / (t1 - t0)) * 1e6:.1f} us")
-        delivered = received - start_count
-        print(f"written/delivered  {written} / {delivered} (missing {written - delivered})")
-    finally:
-        gateway.terminate()
-        gateway.wait(15)
-        server.stdin.write("bye\n")
-        server.stdin.flush()
-        server.wait(15)
-        sub.loop_stop()
-        broker.stop()
+    for r in results:
+        print(
+            f"{f'{r.tags}x{r.hz:g}Hz':>14} {r.tags * r.hz:>10,.0f} {r.delivered:>12,.0f} "
+            f"{r.cpu_s / r.seconds * 100:>7.1f} {r.per_core_s:>11,.0f} {r.rss_peak / 2**20:>7.1f}MB "
+            f"{r.rss_steady / 2**20:>6.1f}MB {r.gaps:>4}/{r.repeats:<4} {r.load[0]:>5.1f}-{r.load[1]:<5.1f}"
+        )
+    print("(offered: extra tags x Hz; the meter's own ~10 tags come on top; seq gaps/repeats: gaps/repeats)")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,19 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named in `argv` (the first word that is one), None for none (`--help`)."""
+    return next((word for word in argv if word in COMMANDS), None)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, that subcommand's module is the only one imported.
+
+    A service is started as `plantwire gateway ...`: importing every other command's module (the
+    platform's web stack, the simulators, the Sparkplug codec) would only cost start-up time and
+    memory (tens of MB of resident memory for the gateway). The other subcommands stay known by
+    name, so a typo's error still lists them.
+    """
     parser = argparse.ArgumentParser(
         prog="plantwire",
         description="Plantwire connects OPC UA machines through an edge gateway and MQTT to a platform "
@@ -52,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name)
+            continue
         module: Command = importlib.import_module(module_name)
         p = sub.add_parser(
             name,
@@ -65,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(chosen_command(words))
+    args = parser.parse_args(words)
     configure_logging(args.log_level, args.log_format)
     try:
         return int(args._module.run(args) or 0)

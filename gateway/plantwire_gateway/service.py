@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from plantwire import wire
 from plantwire.logs import get_logger
@@ -18,13 +18,14 @@ from plantwire.logs import get_logger
 from .commands import CommandService
 from .device_registry import DeviceRegistry
 from .device_session import BATCH_MAX, DeviceSession
-from .health_http import serve_health
 from .mqtt_link import MqttLink
 from .northbound import Northbound
 from .outbox import Outbox
 from .settings import GatewaySettings
-from .sparkplug_link import SparkplugLink
 from .stats import GatewayStats
+
+if TYPE_CHECKING:
+    from .sparkplug_link import SparkplugLink
 
 log = get_logger(__name__)
 
@@ -121,6 +122,8 @@ class Gateway:
                 )
                 self._link = links[0]
             if settings.northbound in ("sparkplug", "both"):
+                from .sparkplug_link import SparkplugLink  # its codec only where it runs (memory)
+
                 path = settings.data_dir / SPARKPLUG_OUTBOX_FILE
                 spb_outbox = await Outbox.open(path, settings.outbox.max_bytes)
                 stack.push_async_callback(spb_outbox.close)
@@ -148,6 +151,8 @@ class Gateway:
                 if self.sparkplug is not None:
                     tg.create_task(self.sparkplug.run_writes(), name="sparkplug-writes")
                 if settings.health.port is not None:
+                    from .health_http import serve_health  # aiohttp only where it serves (memory)
+
                     tg.create_task(serve_health(settings.health.host, settings.health.port, self.stats))
 
     async def _store(self, device: str, samples: list[wire.Sample]) -> None:
