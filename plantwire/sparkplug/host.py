@@ -17,16 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, NamedTuple
 
+from google.protobuf.message import DecodeError
+
+from plantwire.sparkplug import sparkplug_b_pb2 as pb
 from plantwire.sparkplug.edge import BDSEQ, REBIRTH, now_ms
 from plantwire.sparkplug.payload import (
+    _INT_WIDTH,
+    _SIGNED,
+    NO_PROPERTIES,
     DataType,
     Metric,
     MetricValue,
     Payload,
     PayloadError,
     UnknownMetricError,
+    _convert,
+    _datatype,
+    _decode_properties,
     decode_payload,
     encode_metrics,
     encode_payload,
@@ -46,6 +55,7 @@ from plantwire.sparkplug.topics import (
     parse_topic,
     state_topic,
 )
+from plantwire.wire import MAX_PAYLOAD_BYTES
 
 REBIRTH_INTERVAL_MS: Final = 5_000
 MAX_NODES: Final = 4_096
@@ -53,9 +63,11 @@ MAX_DEVICES_PER_NODE: Final = 1_024
 """Bounds on what a host tracks, so invented ids cannot grow its memory without end."""
 
 
-@dataclass(frozen=True, slots=True)
-class MetricRecord:
-    """One value, in the shape the platform's ingest stores."""
+class MetricRecord(NamedTuple):
+    """One value, in the shape the platform's ingest stores.
+
+    A NamedTuple rather than a frozen dataclass: a DDATA makes one per value, and building a frozen
+    dataclass of eleven fields costs more than decoding the value."""
 
     group_id: str
     edge_node_id: str
@@ -98,10 +110,45 @@ class HostResult:
     errors: list[str] = field(default_factory=list)
 
 
+_AS_IS: Final[dict[DataType, tuple[str, ...]]] = {
+    DataType.Double: ("double_value", "float_value"),
+    DataType.Float: ("float_value", "double_value"),
+    DataType.Boolean: ("boolean_value",),
+    DataType.String: ("string_value",),
+    DataType.Text: ("string_value",),
+    DataType.UUID: ("string_value",),
+}
+_INT_FIELDS: Final = ("int_value", "long_value")
+
+
+class _Decoder(NamedTuple):
+    """How a DATA value of one metric is read, worked out at its birth."""
+
+    info: MetricInfo
+    fields: tuple[str, ...]
+    """Protobuf fields whose value is used as it is (ints: masked and sign-read); others: `_convert`."""
+    mask: int
+    sign: int
+    """The sign bit of a signed integer type, 0 for every other type."""
+    skip: bool
+    """Node Control metrics: never records."""
+
+
+def _decoder(info: MetricInfo) -> _Decoder:
+    bits = _INT_WIDTH.get(info.datatype)
+    skip = info.name.startswith("Node Control/")
+    if bits is None:
+        return _Decoder(info, _AS_IS.get(info.datatype, ()), 0, 0, skip)
+    sign = 1 << (bits - 1) if info.datatype in _SIGNED else 0
+    return _Decoder(info, _INT_FIELDS, (1 << bits) - 1, sign, skip)
+
+
 @dataclass(slots=True)
 class _Metrics:
     by_name: dict[str, MetricInfo] = field(default_factory=dict)
     by_alias: dict[int, MetricInfo] = field(default_factory=dict)
+    decoders: dict[int, _Decoder] = field(default_factory=dict)
+    """By alias, for the DATA fast path."""
 
     def lookup(self, alias: int | None, name: str | None) -> DataType | None:
         info = self.by_alias.get(alias) if alias is not None else self.by_name.get(name or "")
@@ -274,6 +321,9 @@ class HostApplication:
         if t.message_type == "DBIRTH":
             decoded = decode_payload(payload)
         elif t.device_id is None:
+            if t.message_type == "NDATA":
+                self._on_data(t, node, node.seq, metrics, payload, result)
+                return
             decoded = decode_payload(payload, metrics.lookup)
         else:
             dev = node.devices.get(t.device_id)
@@ -282,6 +332,9 @@ class HostApplication:
                     return
                 self.counters.dropped_messages += 1
                 self._ask_rebirth(t, node, result, force=True)
+                return
+            if t.message_type == "DDATA":
+                self._on_data(t, node, node.seq, dev, payload, result)
                 return
             metrics = dev
             decoded = decode_payload(payload, dev.lookup)
@@ -308,6 +361,23 @@ class HostApplication:
             return
         self._records(t, decoded, metrics, result)
 
+    def _on_data(
+        self, t: SparkplugTopic, node: _Node, last: int, metrics: _Metrics, payload: bytes, result: HostResult
+    ) -> None:
+        """NDATA/DDATA: every value decoded (or the message refused) before its seq is believed."""
+        msg = _parse(payload)
+        ts = msg.timestamp if msg.HasField("timestamp") else self._clock()
+        records = _data_records(t, msg, metrics, ts)
+        seq = msg.seq if msg.HasField("seq") else None
+        if seq is None or seq != (last + 1) % 256:
+            self.counters.seq_gaps += 1
+            self.counters.dropped_messages += 1
+            result.errors.append(f"{t.message_type} seq {seq}, expected {(last + 1) % 256}")
+            self._ask_rebirth(t, node, result, force=True)
+            return
+        node.seq = seq
+        result.records += records
+
     def _device_death(self, t: SparkplugTopic, node: _Node, decoded: Payload, result: HostResult) -> None:
         device_id = t.device_id or ""
         if device_id not in node.devices_online:
@@ -327,6 +397,7 @@ class HostApplication:
             metrics.by_name[m.name] = info
             if m.alias is not None:
                 metrics.by_alias[m.alias] = info
+                metrics.decoders[m.alias] = _decoder(info)
 
     def _records(
         self,
@@ -395,6 +466,96 @@ class HostApplication:
             m = Metric(metric, None, value, timestamp=now)
         data = encode_metrics(now, None, [m], [info.datatype])
         return Outgoing(device_topic(group_id, "DCMD", edge_node_id, device_id), data, 0, False)
+
+
+def _parse(payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+    msg = pb.Payload()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as err:
+        raise PayloadError(f"payload is not a Sparkplug B protobuf: {err}") from err
+    return msg
+
+
+def _data_records(t: SparkplugTopic, msg: Any, metrics: _Metrics, ts: int) -> list[MetricRecord]:
+    """The records of a DATA payload, straight from its protobuf metrics (the same checks as
+    `decode_payload` with the birth's datatypes, without building a `Metric` per value)."""
+    group, edge, device = t.group_id, t.edge_node_id, t.device_id
+    decoders = metrics.decoders
+    records = []
+    for m in msg.metrics:
+        d = decoders.get(m.alias) if m.HasField("alias") else None
+        if d is None or m.HasField("datatype"):  # by name, unknown, or with a datatype of its own
+            record = _general_record(t, m, metrics, ts)
+            if record is not None:
+                records.append(record)
+            continue
+        info = d.info
+        if m.is_null:
+            value: MetricValue = None
+        else:
+            which = m.WhichOneof("value")
+            if which in d.fields:
+                raw: Any = getattr(m, which)
+                if d.mask:
+                    raw &= d.mask
+                    if raw & d.sign:
+                        raw -= d.mask + 1
+                value = raw
+            else:
+                value = _value(info.datatype, which, m, m.alias)
+        q = quality(_properties(m, m.alias)) if m.HasField("properties") else None
+        if d.skip:
+            continue
+        records.append(
+            MetricRecord(
+                group, edge, device, info.name, info.datatype, info.unit, value,
+                m.timestamp if m.HasField("timestamp") else ts, m.is_historical, q,
+            )
+        )  # fmt: skip
+    return records
+
+
+def _value(datatype: DataType, which: str | None, m: Any, where: object) -> MetricValue:
+    try:
+        if which is None:
+            raise PayloadError(f"{datatype.name} metric has neither a value nor is_null")
+        return _convert(datatype, which, getattr(m, which))
+    except PayloadError as err:
+        raise PayloadError(f"metric {where!r}: {err}") from err
+
+
+def _properties(m: Any, where: object) -> Any:
+    try:
+        return _decode_properties(m.properties)
+    except PayloadError as err:
+        raise PayloadError(f"metric {where!r}: {err}") from err
+
+
+def _general_record(t: SparkplugTopic, m: Any, metrics: _Metrics, ts: int) -> MetricRecord | None:
+    """A DATA metric sent by name, or with a datatype, or unknown (UnknownMetricError)."""
+    name: str | None = m.name if m.HasField("name") else None
+    alias: int | None = m.alias if m.HasField("alias") else None
+    where = name if name is not None else alias
+    info = metrics.by_alias.get(alias) if alias is not None else metrics.by_name.get(name or "")
+    if m.HasField("datatype"):
+        datatype = _datatype(m.datatype, f"metric {where!r}")
+    elif info is not None:
+        datatype = info.datatype
+    else:
+        raise UnknownMetricError(alias, name)
+    value = None if m.is_null else _value(datatype, m.WhichOneof("value"), m, where)
+    props = _properties(m, where) if m.HasField("properties") else NO_PROPERTIES
+    if info is None:
+        raise UnknownMetricError(alias, name)
+    if info.name.startswith("Node Control/"):
+        return None
+    return MetricRecord(
+        t.group_id, t.edge_node_id, t.device_id, info.name, info.datatype, info.unit, value,
+        m.timestamp if m.HasField("timestamp") else ts, m.is_historical, quality(props),
+    )  # fmt: skip
 
 
 def rebirth_request(group_id: str, edge_node_id: str, timestamp: int) -> Outgoing:
