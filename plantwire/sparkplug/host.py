@@ -4,7 +4,7 @@
     ... connect, subscribe to host.subscriptions() ...
     birth = host.birth()          # STATE online with the Will's timestamp
     result = host.on_message(topic, payload)
-        result.records   MetricRecord rows for the platform's ingest
+        result.data      DataRecords per message (result.records: as MetricRecord rows)
         result.status    node/device online/offline changes
         result.publish   Rebirth NCMDs (on a seq gap, data before birth, an unknown alias) and STATE
     out = host.command(group, edge, device, metric, value)   # a DCMD typed by the device's DBIRTH
@@ -102,12 +102,60 @@ class MetricInfo:
     alias: int | None
 
 
+_PLAIN: Final = frozenset({*_INT_WIDTH, DataType.Float, DataType.Double, DataType.Boolean, DataType.String,
+                           DataType.Text, DataType.UUID})  # fmt: skip
+"""Datatypes whose decoded values are ints, floats, bools or strs (or None)."""
+_PLAIN_VALUES: Final = frozenset({int, float, bool, str, type(None)})
+
+
+@dataclass(slots=True)
+class DataRecords:
+    """The values of one message (a birth's or a DATA's), all of one edge node or device, as
+    columns: a DDATA carries hundreds, and the platform's ingest turns them straight into samples.
+    `plain`: every value is an int, float, bool, str or None of a non-DateTime type, none has a
+    quality."""
+
+    group_id: str
+    edge_node_id: str
+    device_id: str | None
+    metrics: list[MetricInfo] = field(default_factory=list)
+    values: list[MetricValue] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+    """Milliseconds since the epoch: the metric's own, else the payload's."""
+    historical: list[bool] = field(default_factory=list)
+    quality: list[int | None] = field(default_factory=list)
+    plain: bool = True
+
+    def add(self, info: MetricInfo, value: MetricValue, ts: int, historical: bool, q: int | None) -> None:
+        self.metrics.append(info)
+        self.values.append(value)
+        self.timestamps.append(ts)
+        self.historical.append(historical)
+        self.quality.append(q)
+        if q is not None or info.datatype not in _PLAIN or type(value) not in _PLAIN_VALUES:
+            self.plain = False
+
+    def records(self) -> list[MetricRecord]:
+        g, e, d = self.group_id, self.edge_node_id, self.device_id
+        return [
+            MetricRecord(g, e, d, info.name, info.datatype, info.unit, value, ts, historical, q)
+            for info, value, ts, historical, q in zip(
+                self.metrics, self.values, self.timestamps, self.historical, self.quality, strict=True
+            )
+        ]
+
+
 @dataclass(slots=True)
 class HostResult:
-    records: list[MetricRecord] = field(default_factory=list)
+    data: list[DataRecords] = field(default_factory=list)
     status: list[StatusChange] = field(default_factory=list)
     publish: list[Outgoing] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[MetricRecord]:
+        """Every value of `data` as a `MetricRecord`."""
+        return [r for chunk in self.data for r in chunk.records()]
 
 
 _AS_IS: Final[dict[DataType, tuple[str, ...]]] = {
@@ -132,15 +180,18 @@ class _Decoder(NamedTuple):
     """The sign bit of a signed integer type, 0 for every other type."""
     skip: bool
     """Node Control metrics: never records."""
+    plain: bool
+    """The datatype is in `_PLAIN`."""
 
 
 def _decoder(info: MetricInfo) -> _Decoder:
     bits = _INT_WIDTH.get(info.datatype)
     skip = info.name.startswith("Node Control/")
+    plain = info.datatype in _PLAIN
     if bits is None:
-        return _Decoder(info, _AS_IS.get(info.datatype, ()), 0, 0, skip)
+        return _Decoder(info, _AS_IS.get(info.datatype, ()), 0, 0, skip, plain)
     sign = 1 << (bits - 1) if info.datatype in _SIGNED else 0
-    return _Decoder(info, _INT_FIELDS, (1 << bits) - 1, sign, skip)
+    return _Decoder(info, _INT_FIELDS, (1 << bits) - 1, sign, skip, plain)
 
 
 @dataclass(slots=True)
@@ -367,7 +418,7 @@ class HostApplication:
         """NDATA/DDATA: every value decoded (or the message refused) before its seq is believed."""
         msg = _parse(payload)
         ts = msg.timestamp if msg.HasField("timestamp") else self._clock()
-        records = _data_records(t, msg, metrics, ts)
+        values = _data_values(DataRecords(t.group_id, t.edge_node_id, t.device_id), msg, metrics, ts)
         seq = msg.seq if msg.HasField("seq") else None
         if seq is None or seq != (last + 1) % 256:
             self.counters.seq_gaps += 1
@@ -376,7 +427,7 @@ class HostApplication:
             self._ask_rebirth(t, node, result, force=True)
             return
         node.seq = seq
-        result.records += records
+        result.data.append(values)
 
     def _device_death(self, t: SparkplugTopic, node: _Node, decoded: Payload, result: HostResult) -> None:
         device_id = t.device_id or ""
@@ -408,26 +459,16 @@ class HostApplication:
         skip: tuple[str, ...] = (),
     ) -> None:
         ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
+        values = DataRecords(t.group_id, t.edge_node_id, t.device_id)
         for m in decoded.metrics:
             info = metrics.info(m)
             if info is None:
                 raise UnknownMetricError(m.alias, m.name)
             if info.name in skip or info.name.startswith("Node Control/"):
                 continue
-            result.records.append(
-                MetricRecord(
-                    group_id=t.group_id,
-                    edge_node_id=t.edge_node_id,
-                    device_id=t.device_id,
-                    metric=info.name,
-                    datatype=info.datatype,
-                    unit=info.unit,
-                    value=m.value,
-                    timestamp=m.timestamp if m.timestamp is not None else ts,
-                    historical=m.is_historical,
-                    quality=quality(m.properties),
-                )
-            )
+            stamp = m.timestamp if m.timestamp is not None else ts
+            values.add(info, m.value, stamp, m.is_historical, quality(m.properties))
+        result.data.append(values)
 
     def _ask_rebirth(self, t: SparkplugTopic, node: _Node, result: HostResult, force: bool = False) -> None:
         now = self._clock()
@@ -479,43 +520,56 @@ def _parse(payload: bytes) -> Any:
     return msg
 
 
-def _data_records(t: SparkplugTopic, msg: Any, metrics: _Metrics, ts: int) -> list[MetricRecord]:
-    """The records of a DATA payload, straight from its protobuf metrics (the same checks as
+def _data_values(out: DataRecords, msg: Any, metrics: _Metrics, ts: int) -> DataRecords:
+    """The values of a DATA payload, straight from its protobuf metrics (the same checks as
     `decode_payload` with the birth's datatypes, without building a `Metric` per value)."""
-    group, edge, device = t.group_id, t.edge_node_id, t.device_id
     decoders = metrics.decoders
-    records = []
+    infos, values, stamps, hist, quals = out.metrics, out.values, out.timestamps, out.historical, out.quality
+    plain = True
     for m in msg.metrics:
-        d = decoders.get(m.alias) if m.HasField("alias") else None
-        if d is None or m.HasField("datatype"):  # by name, unknown, or with a datatype of its own
-            record = _general_record(t, m, metrics, ts)
-            if record is not None:
-                records.append(record)
+        alias = m.alias
+        d = decoders.get(alias)
+        # By name, unknown, or with a datatype of its own: the general path. (A datatype field of 0,
+        # Unknown, reads as none sent: the birth's datatype decodes the value.)
+        if d is None or m.datatype or (alias == 0 and not m.HasField("alias")):
+            found = _general_value(m, metrics, ts)
+            if found is not None:
+                out.add(*found)
+                plain = plain and out.plain
             continue
-        info = d.info
         if m.is_null:
             value: MetricValue = None
         else:
-            which = m.WhichOneof("value")
-            if which in d.fields:
-                raw: Any = getattr(m, which)
+            # The usual field read directly: a value other than 0/0.0/False/"" proves it is the
+            # one set (the value is a oneof); otherwise ask which field holds the value.
+            raw: Any = getattr(m, d.fields[0]) if d.fields else None
+            if not raw:
+                which = m.WhichOneof("value")
+                if which not in d.fields:
+                    value = _value(d.info.datatype, which, m, alias)
+                    raw = None
+                else:
+                    raw = getattr(m, which)
+            if raw is not None:
                 if d.mask:
                     raw &= d.mask
                     if raw & d.sign:
                         raw -= d.mask + 1
                 value = raw
-            else:
-                value = _value(info.datatype, which, m, m.alias)
-        q = quality(_properties(m, m.alias)) if m.HasField("properties") else None
-        if d.skip:
-            continue
-        records.append(
-            MetricRecord(
-                group, edge, device, info.name, info.datatype, info.unit, value,
-                m.timestamp if m.HasField("timestamp") else ts, m.is_historical, q,
-            )
-        )  # fmt: skip
-    return records
+        q = quality(_properties(m, alias)) if m.HasField("properties") else None
+        stamp = m.timestamp
+        if not stamp and not m.HasField("timestamp"):
+            stamp = ts
+        if not d.skip:
+            infos.append(d.info)
+            values.append(value)
+            stamps.append(stamp)
+            hist.append(m.is_historical)
+            quals.append(q)
+            if q is not None or not d.plain:
+                plain = False
+    out.plain = plain
+    return out
 
 
 def _value(datatype: DataType, which: str | None, m: Any, where: object) -> MetricValue:
@@ -534,7 +588,9 @@ def _properties(m: Any, where: object) -> Any:
         raise PayloadError(f"metric {where!r}: {err}") from err
 
 
-def _general_record(t: SparkplugTopic, m: Any, metrics: _Metrics, ts: int) -> MetricRecord | None:
+def _general_value(
+    m: Any, metrics: _Metrics, ts: int
+) -> tuple[MetricInfo, MetricValue, int, bool, int | None] | None:
     """A DATA metric sent by name, or with a datatype, or unknown (UnknownMetricError)."""
     name: str | None = m.name if m.HasField("name") else None
     alias: int | None = m.alias if m.HasField("alias") else None
@@ -552,10 +608,7 @@ def _general_record(t: SparkplugTopic, m: Any, metrics: _Metrics, ts: int) -> Me
         raise UnknownMetricError(alias, name)
     if info.name.startswith("Node Control/"):
         return None
-    return MetricRecord(
-        t.group_id, t.edge_node_id, t.device_id, info.name, info.datatype, info.unit, value,
-        m.timestamp if m.HasField("timestamp") else ts, m.is_historical, quality(props),
-    )  # fmt: skip
+    return info, value, m.timestamp if m.HasField("timestamp") else ts, m.is_historical, quality(props)
 
 
 def rebirth_request(group_id: str, edge_node_id: str, timestamp: int) -> Outgoing:
