@@ -157,6 +157,22 @@ class WireCounter:
         self.client.loop_stop()
 
 
+def _add_arrivals_trigger(path: Path, timeout: float = 60) -> None:
+    """Once the platform made its schema: note each stored point's insert time (bench_arrivals)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            db.executescript(_ARRIVALS)
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            db.close()
+        time.sleep(0.2)
+
+
 def _percentile(sorted_values: list[int], q: float) -> float | None:
     if not sorted_values:
         return None
@@ -255,8 +271,7 @@ def run(args: argparse.Namespace, northbound: str) -> dict[str, object]:
             env={"PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms), **platform_env, **host_env},
         )  # fmt: skip
         wait_for_port("127.0.0.1", http_port, timeout=30)
-        with sqlite3.connect(work / "platform.sqlite", timeout=30) as arrivals_db:
-            arrivals_db.executescript(_ARRIVALS)
+        _add_arrivals_trigger(work / "platform.sqlite")
         wire_count = WireCounter(broker.port, northbound) if not (args.auth or args.tls) else None
         config = work / "gateway.toml"
         config.write_text(f'id = "bench"\nnorthbound = "{northbound}"\n\n' + "\n".join(devices_toml))
@@ -337,6 +352,7 @@ def run(args: argparse.Namespace, northbound: str) -> dict[str, object]:
         print(f"delivered      {rate:,.0f} values/s into the store")
         lat = ingest.get("latency", {})
         p50, p99 = _percentile(delays, 0.5), _percentile(delays, 0.99)
+        p50, p99 = (None if p is None else round(p, 1) for p in (p50, p99))
         print(f"latency        device->store (store insert - source ts) p50 {p50} ms, p99 {p99} ms "
               f"({len(delays):,} values, whole run)")  # fmt: skip
         if lat.get("count"):
