@@ -11,7 +11,7 @@ own records against the store), and CPU and RSS of each process.
 `--northbound` runs the whole set-up once per mode (a fresh broker, store and gateway each time) and
 prints the runs side by side: `plantwire` is the JSON wire, `sparkplug` the gateway as a Sparkplug B
 edge node and the platform as its host application. Per run: delivered values/s, the gateway's CPU
-(% of a core and µs of CPU per delivered value), bytes per value on the wire (the data messages'
+(% of a core, µs of CPU per value delivered to the store and per value it published), bytes per value on the wire (the data messages'
 MQTT payloads over the values they carry, seen by a subscriber of the bench; not with --auth/--tls),
 device->store latency (store insert time minus source timestamp, from a trigger the bench adds to
 the store, the same for both modes; ms resolution), lost and duplicated values. Sparkplug carries
@@ -364,9 +364,12 @@ def run(args: argparse.Namespace, northbound: str) -> dict[str, object]:
               f"duplicated {duplicated}; redelivered (ignored) {ingest.get('duplicates')}")  # fmt: skip
         per_value = gw_cpu / (n1 - n0) * 1e6 if n1 > n0 else float("nan")
         print(f"gateway        {per_value:.1f} µs CPU per delivered value")
-        bpv = None
+        bpv = per_published = None
         if wire_count is not None and wire_count.values:
             bpv = round(wire_count.bytes / wire_count.values, 1)
+            per_published = round(gw_cpu / wire_count.values * 1e6, 1)
+            print(f"               {per_published} µs CPU per value it published "
+                  f"({wire_count.values / elapsed:,.0f} values/s)")  # fmt: skip
             print(f"wire           {bpv} bytes per value ({wire_count.messages:,} data messages, "
                   f"{wire_count.values / max(wire_count.messages, 1):.0f} values each)")  # fmt: skip
         for p in measured:
@@ -378,6 +381,8 @@ def run(args: argparse.Namespace, northbound: str) -> dict[str, object]:
             "delivered values/s": round(rate),
             "gateway CPU % of a core": round(gw_cpu / elapsed * 100, 1),
             "gateway µs CPU / value": round(per_value, 1),
+            "  ... / published value": per_published,
+            "published values/s": None if wire_count is None else round(wire_count.values / elapsed),
             "platform CPU % of a core": round((platform.cpu1 - platform.cpu0) / elapsed * 100, 1),
             "mosquitto CPU % of a core": round((mosq.cpu1 - mosq.cpu0) / elapsed * 100, 1),
             "bytes / value on the wire": bpv,
