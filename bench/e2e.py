@@ -10,9 +10,10 @@ own records against the store), and CPU and RSS of each process.
 
 `--northbound` runs the whole set-up once per mode (a fresh broker, store and gateway each time) and
 prints the runs side by side: `plantwire` is the JSON wire, `sparkplug` the gateway as a Sparkplug B
-edge node and the platform as its host application. Per run: delivered values/s, the gateway's CPU
-(% of a core, µs of CPU per value delivered to the store and per value it published), bytes per value on the wire (the data messages'
-MQTT payloads over the values they carry, seen by a subscriber of the bench; not with --auth/--tls),
+edge node and the platform as its host application. Per run: delivered values/s, the gateway's
+CPU (% of a core, µs of CPU per value delivered to the store and per value it published), bytes
+per value on the wire (the data messages' MQTT payloads over the values they carry, seen by a
+subscriber of the bench; not with --auth/--tls),
 device->store latency (store insert time minus source timestamp, from a trigger the bench adds to
 the store, the same for both modes; ms resolution), lost and duplicated values. Sparkplug carries
 milliseconds, so its loss/dup check compares timestamps in ms.
@@ -322,20 +323,23 @@ def run(args: argparse.Namespace, northbound: str) -> dict[str, object]:
 
         db = sqlite3.connect(work / "platform.sqlite")
         stored: Counter[tuple[str, str, int]] = Counter()
-        for device, tag, ts in db.execute(
-            "SELECT s.device, s.tag, p.ts FROM points p JOIN series s ON s.series_id = p.series_id "
-            "WHERE NOT (p.value IS NULL AND p.status = ?)",
+        first: dict[tuple[str, str], int] = {}
+        for device, tag, ts, null in db.execute(
+            "SELECT s.device, s.tag, p.ts, p.value IS NULL FROM points p "
+            "JOIN series s ON s.series_id = p.series_id WHERE NOT (p.value IS NULL AND p.status = ?)",
             (STATUS_BAD_NO_COMMUNICATION,),
         ):
-            stored[(device, tag, ts // 1000 if sparkplug else ts)] += 1
+            key = ts // 1000 if sparkplug else ts
+            stored[(device, tag, key)] += 1
+            # A subscription delivers from the moment it starts: values a machine produced before the
+            # gateway subscribed to a tag were never sampled. Every value from a tag's first stored one
+            # on is. (A DBIRTH's metric without a value yet is stored as a null at the birth's time:
+            # not a sampled value.)
+            if not null:
+                first[(device, tag)] = min(key, first.get((device, tag), key))
         (markers,) = db.execute(
             "SELECT count(*) FROM points WHERE value IS NULL AND status = ?", (STATUS_BAD_NO_COMMUNICATION,)
         ).fetchone()
-        # A subscription delivers from the moment it starts: values a machine produced before the
-        # gateway subscribed to a tag were never sampled. Every value from a tag's first stored one on is.
-        first: dict[tuple[str, str], int] = {}
-        for device, tag, ts in stored:
-            first[(device, tag)] = min(ts, first.get((device, tag), ts))
         # A machine told to stop may exit before its server publishes its last tick: values from the
         # last second before the stop are left out of the count (the chaos tests use the same cut-off).
         cutoff = (stopping_us - 1_000_000) // (1000 if sparkplug else 1)
