@@ -156,20 +156,21 @@ def encode_wire_values(
             v = item["v"]
             q = item.get("q", STATUS_GOOD)
             quality = None if q == STATUS_GOOD else sparkplug_quality(q)
-            if type(v) is slot.fast_type and (not slot.ranged or slot.low <= v <= slot.high):
-                which, raw = slot.field, (v & slot.mask) if slot.ranged else v
-            else:
+            fast = type(v) is slot.fast_type and (not slot.ranged or slot.low <= v <= slot.high)
+            if not fast:
                 v = wire_metric_value(slot.datatype, v)
-                which, raw = ("is_null", True) if v is None else slot.raw(v)
+            ts = item["ts"] // 1000
             if not historical:
-                if slot.unchanged(v, quality):
-                    continue
-                ts = item["ts"] // 1000
-                undo.append((slot, slot.recorded, slot.value, slot.timestamp, slot.quality))
+                old = slot.value
+                if slot.recorded and old == v and type(old) is type(v) and slot.quality == quality:
+                    continue  # report by exception
+                undo.append((slot, slot.recorded, old, slot.timestamp, slot.quality))
                 slot.recorded, slot.value, slot.timestamp, slot.quality = True, v, ts, quality
+            if fast:
+                m = add(alias=slot.alias, timestamp=ts, **{slot.field: (v & slot.mask) if slot.ranged else v})
             else:
-                ts = item["ts"] // 1000
-            m = add(alias=slot.alias, timestamp=ts, **{which: raw})
+                which, raw = ("is_null", True) if v is None else slot.raw(v)
+                m = add(alias=slot.alias, timestamp=ts, **{which: raw})
             if historical:
                 m.is_historical = True
             if quality is not None:
