@@ -28,20 +28,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import paho.mqtt.client as mqtt
 
 from plantwire import wire
 from plantwire.broker_auth import gateway_sparkplug_client_id
 from plantwire.logs import get_logger
 from plantwire.mqtt_control import new_client
-from plantwire.sparkplug.edge import EdgeNode, MetricSpec, Sample, WriteRequest
+from plantwire.sparkplug.edge import EdgeNode, MetricSpec, WriteRequest
 from plantwire.sparkplug.payload import DataType, PayloadError, Property, engineering_properties
 from plantwire.sparkplug.tag_types import (
     READ_ONLY_KEY,
     read_only_property,
-    sparkplug_quality,
     sparkplug_type,
-    to_metric_value,
     to_wire_value,
 )
 from plantwire.sparkplug.topics import Outgoing
@@ -80,6 +79,21 @@ def _properties(t: wire.TagInfo) -> dict[str, Property]:
 def scalar(value: wire.JsonValue) -> Value:
     """A wire value as a Sparkplug scalar: arrays and structures as their compact JSON text."""
     return json.dumps(value, separators=(",", ":")) if isinstance(value, list | dict) else value
+
+
+def _row_items(payload: bytes) -> tuple[int, list[dict[str, Any]]]:
+    """(sent, values) of an outbox row, the gateway's own JSON data batch, read as plain dicts: the
+    edge node checks each value against its metric's type. Raises WireError for anything else."""
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        raise wire.WireError(f"not JSON: {err}") from err
+    sent = obj.get("sent") if type(obj) is dict else None
+    items = obj.get("values") if type(obj) is dict else None
+    if type(sent) is not int or type(items) is not list:
+        wire.decode_data(payload)  # raises WireError saying what is wrong
+        raise wire.WireError("not a data batch")
+    return sent, items
 
 
 def read_next_bd_seq(path: Path) -> int:
@@ -245,52 +259,50 @@ class SparkplugLink(MqttLink):
         return self.node.born
 
     def _publish_row(self, client: mqtt.Client, row: OutboxRow) -> mqtt.MQTTMessageInfo | None:
-        try:
-            batch = wire.decode_data(row.payload)
-        except wire.WireError as err:  # cannot happen for rows this gateway wrote; never block on one
-            self.rejected += 1
-            log.error("sparkplug_row_unreadable", device_id=row.device, row_id=row.id, error=str(err))
-            return None
         device = row.device
-        self._ensure_metrics(device, batch.samples)
-        historical = batch.sent < self._since_us
-        samples = [self._sample(device, s, historical) for s in batch.samples]
+        try:
+            sent, items = _row_items(row.payload)
+            self._ensure_metrics(device, items)
+        except (wire.WireError, KeyError, TypeError, AttributeError) as err:
+            self._unreadable(row, err)  # cannot happen for rows this gateway wrote
+            return None
         lost = self._online.get(device) is False
         out: list[Outgoing] = []
         if lost:  # values sampled before the loss but published after the DDEATH: birth, data, death
             out += self.node.add_device(device, self._specs[device])
         try:
-            out += self.node.update(device, samples)
+            out += self.node.update_wire(device, items, historical=sent < self._since_us)
         except PayloadError as err:
             self.rejected += 1
             log.error("sparkplug_values_unencodable", device_id=device, row_id=row.id, error=str(err))
+        except (KeyError, TypeError, AttributeError) as err:
+            self._unreadable(row, err)
+            return None
         if lost:
             out += self.node.device_lost(device)
         info = None
         for o in out:
             is_data = "/DDATA/" in o.topic
-            sent = client.publish(
+            sent_info = client.publish(
                 o.topic, o.payload, qos=self.data_qos if is_data else o.qos, retain=o.retain
             )
             if is_data:
-                info = sent
+                info = sent_info
         return info
 
-    def _sample(self, device: str, s: wire.Sample, historical: bool) -> Sample:
-        datatype = self._types[device][s.tag]
-        return Sample(
-            s.tag,
-            to_metric_value(datatype, scalar(s.value)),
-            s.ts // 1000,
-            historical,
-            sparkplug_quality(s.status),
-        )
+    def _unreadable(self, row: OutboxRow, err: Exception) -> None:
+        """A row that is not a data batch of this gateway's: counted, logged, never blocking the pump."""
+        self.rejected += 1
+        log.error("sparkplug_row_unreadable", device_id=row.device, row_id=row.id, error=repr(err))
 
-    def _ensure_metrics(self, device: str, samples: list[wire.Sample]) -> None:
+    def _ensure_metrics(self, device: str, items: list[dict[str, Any]]) -> None:
         """Values of a device (or tag) with no meta yet: add the metric, typed by its value, and rebirth."""
+        types = self._types.get(device)
+        if types is not None and all(item["tag"] in types for item in items):
+            return
         specs = self._specs.get(device, [])
         known = {spec.name for spec in specs}
-        new = {s.tag: s.value for s in samples if s.tag not in known}
+        new = {item["tag"]: item["v"] for item in items if item["tag"] not in known}
         if not new:
             return
         specs = [*specs, *(MetricSpec(tag, sparkplug_type("", scalar(value))) for tag, value in new.items())]

@@ -16,23 +16,23 @@ grows by one per connection (0..255) and stays the same for a rebirth on the sam
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
+from plantwire.sparkplug import sparkplug_b_pb2 as pb
+from plantwire.sparkplug.metric_slots import MetricSlot, Undo, encode_wire_values, quality_properties, restore
 from plantwire.sparkplug.payload import (
-    NO_PROPERTIES,
     QUALITY_KEY,
     DataType,
-    DataValue,
     Metric,
     MetricValue,
     Payload,
     PayloadError,
     Property,
     UnknownMetricError,
+    _encode_properties,
     decode_payload,
-    encode_data,
     encode_payload,
 )
 from plantwire.sparkplug.topics import (
@@ -107,20 +107,10 @@ class EdgeActions:
 class _Device:
     specs: dict[str, MetricSpec]
     aliases: dict[str, int]
-    values: dict[str, tuple[MetricValue, int]]
+    """Every metric name the device ever had: a metric that comes back keeps its alias."""
+    slots: dict[str, MetricSlot]
+    """By metric name: alias, how to encode, the last value recorded (what a DBIRTH says)."""
     online: bool = True
-    quality: dict[str, int | None] = field(default_factory=dict)
-
-
-def _unchanged(state: _Device, changes: dict[str, tuple[MetricValue, int, int | None]], s: Sample) -> bool:
-    """Report by exception: the same value (of the same type) with the same quality is not sent."""
-    if s.name in changes:
-        value, _, q = changes[s.name]
-    elif s.name in state.values:
-        value, q = state.values[s.name][0], state.quality.get(s.name)
-    else:
-        return False
-    return value == s.value and type(value) is type(s.value) and q == s.quality
 
 
 class EdgeNode:
@@ -208,18 +198,20 @@ class EdgeNode:
         check_sparkplug_id("device id", device_id)
         known = self._devices.get(device_id)
         aliases = dict(known.aliases) if known is not None else {}
+        old = known.slots if known is not None else {}
+        slots: dict[str, MetricSlot] = {}
         for spec in specs:
             if spec.name not in aliases:
                 aliases[spec.name] = self._next_alias
                 self._next_alias += 1
-        names = {s.name for s in specs}
-        kept = {n: v for n, v in known.values.items() if n in names} if known is not None else {}
-        state = _Device({s.name: s for s in specs}, aliases, kept)
-        if known is not None:
-            state.quality = {n: q for n, q in known.quality.items() if n in names}
+            slot = slots[spec.name] = MetricSlot(spec.name, spec.datatype, aliases[spec.name])
+            was = old.get(spec.name)
+            if was is not None and was.recorded:
+                slot.record(was.value, was.timestamp, was.quality)
         for sample in values:
-            state.values[sample.name] = (sample.value, sample.timestamp)
-            state.quality[sample.name] = sample.quality
+            if sample.name in slots:
+                slots[sample.name].record(sample.value, sample.timestamp, sample.quality)
+        state = _Device({s.name: s for s in specs}, aliases, slots)
         self._devices[device_id] = state
         return [self._dbirth(device_id, state)] if self._born else []
 
@@ -236,31 +228,52 @@ class EdgeNode:
     def update(self, device_id: str, samples: Iterable[Sample]) -> list[Outgoing]:
         """DDATA with the values that changed (historical ones always), aliases only."""
         state = self._devices[device_id]
-        values: list[DataValue] = []
-        changes: dict[str, tuple[MetricValue, int, int | None]] = {}
-        for s in samples:
-            spec = state.specs.get(s.name)
-            if spec is None:
-                raise KeyError(f"device {device_id!r} has no metric {s.name!r} in its birth")
-            if not s.historical:
-                if _unchanged(state, changes, s):
-                    continue
-                changes[s.name] = (s.value, s.timestamp, s.quality)
-            props = NO_PROPERTIES if s.quality is None else {QUALITY_KEY: Property(DataType.Int32, s.quality)}
-            values.append(
-                DataValue(state.aliases[s.name], spec.datatype, s.value, s.timestamp, s.historical, props)
-            )
-        if not values:
-            return []
-        # Encode before recording anything: a value that does not fit its type raises PayloadError
-        # naming the metric, and the device's state (what the next DBIRTH says) stays as it was.
-        data = encode_data(self._clock(), self._seq, values)
-        for name, (value, ts, q) in changes.items():
-            state.values[name] = (value, ts)
-            state.quality[name] = q
-        if not self._born or not state.online:
+        msg = pb.Payload(timestamp=self._clock(), seq=self._seq)
+        add = msg.metrics.add
+        undo: Undo = []
+        try:
+            for s in samples:
+                slot = state.slots.get(s.name)
+                if slot is None:
+                    raise KeyError(f"device {device_id!r} has no metric {s.name!r} in its birth")
+                if not s.historical:
+                    if slot.unchanged(s.value, s.quality):
+                        continue
+                    undo.append((slot, slot.recorded, slot.value, slot.timestamp, slot.quality))
+                    slot.record(s.value, s.timestamp, s.quality)
+                which, raw = ("is_null", True) if s.value is None else slot.raw(s.value)
+                m = add(alias=slot.alias, timestamp=s.timestamp, **{which: raw})
+                if s.historical:
+                    m.is_historical = True
+                if s.quality is not None:
+                    _encode_properties(m.properties, quality_properties(s.quality))
+        except BaseException:
+            # A value that does not fit its type raises PayloadError naming the metric, and the
+            # device's state (what the next DBIRTH says) stays as it was.
+            restore(undo)
+            raise
+        return self._ddata(device_id, state, msg)
+
+    def update_wire(
+        self, device_id: str, items: Iterable[Mapping[str, Any]], historical: bool = False
+    ) -> list[Outgoing]:
+        """Like `update`, from the JSON wire's data items (`tag`, `ts` in µs, `v`, `q` an OPC UA
+        status code), as the gateway's outbox rows hold them: the DDATA is filled straight from
+        them, nothing built per value. `historical` flags every item (a store-and-forward backlog).
+        """
+        state = self._devices[device_id]
+        msg = pb.Payload(timestamp=self._clock(), seq=self._seq)
+        try:
+            encode_wire_values(msg, state.slots, items, historical)
+        except KeyError as err:
+            raise KeyError(f"device {device_id!r} has no metric {err.args[0]!r} in its birth") from None
+        return self._ddata(device_id, state, msg)
+
+    def _ddata(self, device_id: str, state: _Device, msg: pb.Payload) -> list[Outgoing]:
+        if not msg.metrics or not self._born or not state.online:
             return []
         self._take_seq()
+        data = msg.SerializeToString()
         return [Outgoing(device_topic(self.group_id, "DDATA", self.edge_node_id, device_id), data, 0, False)]
 
     # --- incoming -----------------------------------------------------------------------------
@@ -385,12 +398,10 @@ class EdgeNode:
         ts = self._clock()
         metrics = []
         for name, spec in state.specs.items():
-            value, value_ts = state.values.get(name, (None, ts))
+            slot = state.slots[name]
+            value, value_ts = (slot.value, slot.timestamp) if slot.recorded else (None, ts)
             props = spec.properties
-            q = state.quality.get(name)
-            if q is not None:
-                props = {**props, QUALITY_KEY: Property(DataType.Int32, q)}
-            metrics.append(
-                Metric(name, spec.datatype, value, state.aliases[name], value_ts, properties=props)
-            )
+            if slot.quality is not None:
+                props = {**props, QUALITY_KEY: Property(DataType.Int32, slot.quality)}
+            metrics.append(Metric(name, spec.datatype, value, slot.alias, value_ts, properties=props))
         return self._publish("DBIRTH", Payload(ts, self._take_seq(), metrics), device_id)

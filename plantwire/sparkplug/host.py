@@ -4,7 +4,7 @@
     ... connect, subscribe to host.subscriptions() ...
     birth = host.birth()          # STATE online with the Will's timestamp
     result = host.on_message(topic, payload)
-        result.records   MetricRecord rows for the platform's ingest
+        result.data      DataRecords per message (result.records: as MetricRecord rows)
         result.status    node/device online/offline changes
         result.publish   Rebirth NCMDs (on a seq gap, data before birth, an unknown alias) and STATE
     out = host.command(group, edge, device, metric, value)   # a DCMD typed by the device's DBIRTH
@@ -17,16 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, NamedTuple
 
+from google.protobuf.message import DecodeError
+
+from plantwire.sparkplug import sparkplug_b_pb2 as pb
 from plantwire.sparkplug.edge import BDSEQ, REBIRTH, now_ms
 from plantwire.sparkplug.payload import (
+    _INT_WIDTH,
+    _SIGNED,
+    NO_PROPERTIES,
     DataType,
     Metric,
     MetricValue,
     Payload,
     PayloadError,
     UnknownMetricError,
+    _convert,
+    _datatype,
+    _decode_properties,
     decode_payload,
     encode_metrics,
     encode_payload,
@@ -47,6 +56,7 @@ from plantwire.sparkplug.topics import (
     parse_topic,
     state_topic,
 )
+from plantwire.wire import MAX_PAYLOAD_BYTES
 
 REBIRTH_INTERVAL_MS: Final = 5_000
 MAX_NODES: Final = 4_096
@@ -54,9 +64,11 @@ MAX_DEVICES_PER_NODE: Final = 1_024
 """Bounds on what a host tracks, so invented ids cannot grow its memory without end."""
 
 
-@dataclass(frozen=True, slots=True)
-class MetricRecord:
-    """One value, in the shape the platform's ingest stores."""
+class MetricRecord(NamedTuple):
+    """One value, in the shape the platform's ingest stores.
+
+    A NamedTuple rather than a frozen dataclass: a DDATA makes one per value, and building a frozen
+    dataclass of eleven fields costs more than decoding the value."""
 
     group_id: str
     edge_node_id: str
@@ -93,18 +105,104 @@ class MetricInfo:
     """The birth's `readOnly` property (tag_types.READ_ONLY_KEY) is true: no DCMD to it."""
 
 
+_PLAIN: Final = frozenset({*_INT_WIDTH, DataType.Float, DataType.Double, DataType.Boolean, DataType.String,
+                           DataType.Text, DataType.UUID})  # fmt: skip
+"""Datatypes whose decoded values are ints, floats, bools or strs (or None)."""
+_PLAIN_VALUES: Final = frozenset({int, float, bool, str, type(None)})
+
+
+@dataclass(slots=True)
+class DataRecords:
+    """The values of one message (a birth's or a DATA's), all of one edge node or device, as
+    columns: a DDATA carries hundreds, and the platform's ingest turns them straight into samples.
+    `plain`: every value is an int, float, bool, str or None of a non-DateTime type, none has a
+    quality."""
+
+    group_id: str
+    edge_node_id: str
+    device_id: str | None
+    metrics: list[MetricInfo] = field(default_factory=list)
+    values: list[MetricValue] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+    """Milliseconds since the epoch: the metric's own, else the payload's."""
+    historical: list[bool] = field(default_factory=list)
+    quality: list[int | None] = field(default_factory=list)
+    plain: bool = True
+
+    def add(self, info: MetricInfo, value: MetricValue, ts: int, historical: bool, q: int | None) -> None:
+        self.metrics.append(info)
+        self.values.append(value)
+        self.timestamps.append(ts)
+        self.historical.append(historical)
+        self.quality.append(q)
+        if q is not None or info.datatype not in _PLAIN or type(value) not in _PLAIN_VALUES:
+            self.plain = False
+
+    def records(self) -> list[MetricRecord]:
+        g, e, d = self.group_id, self.edge_node_id, self.device_id
+        return [
+            MetricRecord(g, e, d, info.name, info.datatype, info.unit, value, ts, historical, q)
+            for info, value, ts, historical, q in zip(
+                self.metrics, self.values, self.timestamps, self.historical, self.quality, strict=True
+            )
+        ]
+
+
 @dataclass(slots=True)
 class HostResult:
-    records: list[MetricRecord] = field(default_factory=list)
+    data: list[DataRecords] = field(default_factory=list)
     status: list[StatusChange] = field(default_factory=list)
     publish: list[Outgoing] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[MetricRecord]:
+        """Every value of `data` as a `MetricRecord`."""
+        return [r for chunk in self.data for r in chunk.records()]
+
+
+_AS_IS: Final[dict[DataType, tuple[str, ...]]] = {
+    DataType.Double: ("double_value", "float_value"),
+    DataType.Float: ("float_value", "double_value"),
+    DataType.Boolean: ("boolean_value",),
+    DataType.String: ("string_value",),
+    DataType.Text: ("string_value",),
+    DataType.UUID: ("string_value",),
+}
+_INT_FIELDS: Final = ("int_value", "long_value")
+
+
+class _Decoder(NamedTuple):
+    """How a DATA value of one metric is read, worked out at its birth."""
+
+    info: MetricInfo
+    fields: tuple[str, ...]
+    """Protobuf fields whose value is used as it is (ints: masked and sign-read); others: `_convert`."""
+    mask: int
+    sign: int
+    """The sign bit of a signed integer type, 0 for every other type."""
+    skip: bool
+    """Node Control metrics: never records."""
+    plain: bool
+    """The datatype is in `_PLAIN`."""
+
+
+def _decoder(info: MetricInfo) -> _Decoder:
+    bits = _INT_WIDTH.get(info.datatype)
+    skip = info.name.startswith("Node Control/")
+    plain = info.datatype in _PLAIN
+    if bits is None:
+        return _Decoder(info, _AS_IS.get(info.datatype, ()), 0, 0, skip, plain)
+    sign = 1 << (bits - 1) if info.datatype in _SIGNED else 0
+    return _Decoder(info, _INT_FIELDS, (1 << bits) - 1, sign, skip, plain)
 
 
 @dataclass(slots=True)
 class _Metrics:
     by_name: dict[str, MetricInfo] = field(default_factory=dict)
     by_alias: dict[int, MetricInfo] = field(default_factory=dict)
+    decoders: dict[int, _Decoder] = field(default_factory=dict)
+    """By alias, for the DATA fast path."""
 
     def lookup(self, alias: int | None, name: str | None) -> DataType | None:
         info = self.by_alias.get(alias) if alias is not None else self.by_name.get(name or "")
@@ -277,6 +375,9 @@ class HostApplication:
         if t.message_type == "DBIRTH":
             decoded = decode_payload(payload)
         elif t.device_id is None:
+            if t.message_type == "NDATA":
+                self._on_data(t, node, node.seq, metrics, payload, result)
+                return
             decoded = decode_payload(payload, metrics.lookup)
         else:
             dev = node.devices.get(t.device_id)
@@ -285,6 +386,9 @@ class HostApplication:
                     return
                 self.counters.dropped_messages += 1
                 self._ask_rebirth(t, node, result, force=True)
+                return
+            if t.message_type == "DDATA":
+                self._on_data(t, node, node.seq, dev, payload, result)
                 return
             metrics = dev
             decoded = decode_payload(payload, dev.lookup)
@@ -311,6 +415,23 @@ class HostApplication:
             return
         self._records(t, decoded, metrics, result)
 
+    def _on_data(
+        self, t: SparkplugTopic, node: _Node, last: int, metrics: _Metrics, payload: bytes, result: HostResult
+    ) -> None:
+        """NDATA/DDATA: every value decoded (or the message refused) before its seq is believed."""
+        msg = _parse(payload)
+        ts = msg.timestamp if msg.HasField("timestamp") else self._clock()
+        values = _data_values(DataRecords(t.group_id, t.edge_node_id, t.device_id), msg, metrics, ts)
+        seq = msg.seq if msg.HasField("seq") else None
+        if seq is None or seq != (last + 1) % 256:
+            self.counters.seq_gaps += 1
+            self.counters.dropped_messages += 1
+            result.errors.append(f"{t.message_type} seq {seq}, expected {(last + 1) % 256}")
+            self._ask_rebirth(t, node, result, force=True)
+            return
+        node.seq = seq
+        result.data.append(values)
+
     def _device_death(self, t: SparkplugTopic, node: _Node, decoded: Payload, result: HostResult) -> None:
         device_id = t.device_id or ""
         if device_id not in node.devices_online:
@@ -330,6 +451,7 @@ class HostApplication:
             metrics.by_name[m.name] = info
             if m.alias is not None:
                 metrics.by_alias[m.alias] = info
+                metrics.decoders[m.alias] = _decoder(info)
 
     def _records(
         self,
@@ -340,26 +462,16 @@ class HostApplication:
         skip: tuple[str, ...] = (),
     ) -> None:
         ts = decoded.timestamp if decoded.timestamp is not None else self._clock()
+        values = DataRecords(t.group_id, t.edge_node_id, t.device_id)
         for m in decoded.metrics:
             info = metrics.info(m)
             if info is None:
                 raise UnknownMetricError(m.alias, m.name)
             if info.name in skip or info.name.startswith("Node Control/"):
                 continue
-            result.records.append(
-                MetricRecord(
-                    group_id=t.group_id,
-                    edge_node_id=t.edge_node_id,
-                    device_id=t.device_id,
-                    metric=info.name,
-                    datatype=info.datatype,
-                    unit=info.unit,
-                    value=m.value,
-                    timestamp=m.timestamp if m.timestamp is not None else ts,
-                    historical=m.is_historical,
-                    quality=quality(m.properties),
-                )
-            )
+            stamp = m.timestamp if m.timestamp is not None else ts
+            values.add(info, m.value, stamp, m.is_historical, quality(m.properties))
+        result.data.append(values)
 
     def _ask_rebirth(self, t: SparkplugTopic, node: _Node, result: HostResult, force: bool = False) -> None:
         now = self._clock()
@@ -423,6 +535,108 @@ class HostApplication:
             m = Metric(metric, info.datatype, value, timestamp=now)
         data = encode_metrics(now, None, [m], [info.datatype])
         return Outgoing(device_topic(group_id, "DCMD", edge_node_id, device_id), data, 0, False)
+
+
+def _parse(payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+    msg = pb.Payload()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as err:
+        raise PayloadError(f"payload is not a Sparkplug B protobuf: {err}") from err
+    return msg
+
+
+def _data_values(out: DataRecords, msg: Any, metrics: _Metrics, ts: int) -> DataRecords:
+    """The values of a DATA payload, straight from its protobuf metrics (the same checks as
+    `decode_payload` with the birth's datatypes, without building a `Metric` per value)."""
+    decoders = metrics.decoders
+    infos, values, stamps, hist, quals = out.metrics, out.values, out.timestamps, out.historical, out.quality
+    plain = True
+    for m in msg.metrics:
+        alias = m.alias
+        d = decoders.get(alias)
+        # By name, unknown, or with a datatype of its own: the general path. (A datatype field of 0,
+        # Unknown, reads as none sent: the birth's datatype decodes the value.)
+        if d is None or m.datatype or (alias == 0 and not m.HasField("alias")):
+            found = _general_value(m, metrics, ts)
+            if found is not None:
+                out.add(*found)
+                plain = plain and out.plain
+            continue
+        if m.is_null:
+            value: MetricValue = None
+        else:
+            # The usual field read directly: a value other than 0/0.0/False/"" proves it is the
+            # one set (the value is a oneof); otherwise ask which field holds the value.
+            raw: Any = getattr(m, d.fields[0]) if d.fields else None
+            if not raw:
+                which = m.WhichOneof("value")
+                if which not in d.fields:
+                    value = _value(d.info.datatype, which, m, alias)
+                    raw = None
+                else:
+                    raw = getattr(m, which)
+            if raw is not None:
+                if d.mask:
+                    raw &= d.mask
+                    if raw & d.sign:
+                        raw -= d.mask + 1
+                value = raw
+        q = quality(_properties(m, alias)) if m.HasField("properties") else None
+        stamp = m.timestamp
+        if not stamp and not m.HasField("timestamp"):
+            stamp = ts
+        if not d.skip:
+            infos.append(d.info)
+            values.append(value)
+            stamps.append(stamp)
+            hist.append(m.is_historical)
+            quals.append(q)
+            if q is not None or not d.plain:
+                plain = False
+    out.plain = plain
+    return out
+
+
+def _value(datatype: DataType, which: str | None, m: Any, where: object) -> MetricValue:
+    try:
+        if which is None:
+            raise PayloadError(f"{datatype.name} metric has neither a value nor is_null")
+        return _convert(datatype, which, getattr(m, which))
+    except PayloadError as err:
+        raise PayloadError(f"metric {where!r}: {err}") from err
+
+
+def _properties(m: Any, where: object) -> Any:
+    try:
+        return _decode_properties(m.properties)
+    except PayloadError as err:
+        raise PayloadError(f"metric {where!r}: {err}") from err
+
+
+def _general_value(
+    m: Any, metrics: _Metrics, ts: int
+) -> tuple[MetricInfo, MetricValue, int, bool, int | None] | None:
+    """A DATA metric sent by name, or with a datatype, or unknown (UnknownMetricError)."""
+    name: str | None = m.name if m.HasField("name") else None
+    alias: int | None = m.alias if m.HasField("alias") else None
+    where = name if name is not None else alias
+    info = metrics.by_alias.get(alias) if alias is not None else metrics.by_name.get(name or "")
+    if m.HasField("datatype"):
+        datatype = _datatype(m.datatype, f"metric {where!r}")
+    elif info is not None:
+        datatype = info.datatype
+    else:
+        raise UnknownMetricError(alias, name)
+    value = None if m.is_null else _value(datatype, m.WhichOneof("value"), m, where)
+    props = _properties(m, where) if m.HasField("properties") else NO_PROPERTIES
+    if info is None:
+        raise UnknownMetricError(alias, name)
+    if info.name.startswith("Node Control/"):
+        return None
+    return info, value, m.timestamp if m.HasField("timestamp") else ts, m.is_historical, quality(props)
 
 
 def rebirth_request(group_id: str, edge_node_id: str, timestamp: int) -> Outgoing:

@@ -473,38 +473,6 @@ def encode_metrics(
     return out.SerializeToString()
 
 
-class DataValue(NamedTuple):
-    """One aliased value of a DATA message: what `encode_data` needs, nothing more."""
-
-    alias: int
-    datatype: DataType
-    value: MetricValue
-    timestamp: int
-    historical: bool = False
-    properties: Mapping[str, Property] = NO_PROPERTIES
-
-
-def encode_data(timestamp: int, seq: int, values: Sequence[DataValue]) -> bytes:
-    """An NDATA/DDATA payload: aliases only, no names or datatypes. The edge node's hot path,
-    so it fills the protobuf directly, one add() per value."""
-    msg = pb.Payload(timestamp=timestamp, seq=seq)
-    add = msg.metrics.add
-    for v in values:
-        if v.value is None:
-            m = add(alias=v.alias, timestamp=v.timestamp, is_null=True)
-        else:
-            try:
-                which, raw = _raw_value(v.datatype, v.value)
-            except PayloadError as err:
-                raise PayloadError(f"metric alias {v.alias}: {err}") from err
-            m = add(alias=v.alias, timestamp=v.timestamp, **{which: raw})
-        if v.historical:
-            m.is_historical = True
-        if v.properties:
-            _encode_properties(m.properties, v.properties)
-    return msg.SerializeToString()
-
-
 TypeLookup = Callable[[int | None, str | None], DataType | None]
 """(alias, name) -> the datatype a birth certificate gave it, None when unknown."""
 

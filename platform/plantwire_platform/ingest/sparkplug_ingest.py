@@ -36,8 +36,8 @@ from plantwire.broker_auth import PLATFORM_SPARKPLUG_CLIENT_PREFIX
 from plantwire.logs import get_logger
 from plantwire.mqtt_control import new_client
 from plantwire.sparkplug.edge import BDSEQ, REBIRTH
-from plantwire.sparkplug.host import HostApplication, HostResult, MetricInfo, MetricRecord, StatusChange
-from plantwire.sparkplug.payload import PayloadError
+from plantwire.sparkplug.host import HostApplication, HostResult, MetricInfo, StatusChange
+from plantwire.sparkplug.payload import DataType, PayloadError
 from plantwire.sparkplug.tag_types import opcua_status, plantwire_type, to_wire_value
 from plantwire_platform.ingest.mqtt_ingest import CommittedCallback
 from plantwire_platform.ingest.ownership import DeviceOwners
@@ -205,12 +205,28 @@ class SparkplugIngest:
     def _outcome(self, result: HostResult) -> _Outcome:
         out = _Outcome()
         samples: dict[tuple[str, str], list[wire.Sample]] = {}
-        for r in result.records:
-            if r.metric in _NODE_CONTROL and r.device_id is None:
+        sample, as_is, good, date_time = wire.Sample, _AS_IS, wire.STATUS_GOOD, DataType.DateTime
+        for chunk in result.data:
+            ids = self._ids(chunk.group_id, chunk.edge_node_id, chunk.device_id) if chunk.metrics else None
+            if ids is None:
                 continue
-            ids = self._ids(r.group_id, r.edge_node_id, r.device_id)
-            if ids is not None:
-                samples.setdefault(ids, []).append(_sample(r))
+            batch = samples.setdefault(ids, [])
+            names = [m.name for m in chunk.metrics]
+            stamps = [ts * 1000 for ts in chunk.timestamps]
+            if chunk.plain and chunk.device_id is not None:  # a device's DDATA: the values as they are
+                batch.extend(map(sample, names, stamps, chunk.values))  # type: ignore[arg-type]
+                continue
+            for name, metric, v, ts, q in zip(
+                names, chunk.metrics, chunk.values, stamps, chunk.quality, strict=True
+            ):
+                if chunk.device_id is None and name in _NODE_CONTROL:
+                    continue
+                datatype = metric.datatype
+                value = v if type(v) in as_is and datatype is not date_time else to_wire_value(datatype, v)
+                status = good if q is None else opcua_status(q)
+                batch.append(sample(name, ts, value, status))  # type: ignore[arg-type]
+            if not batch:
+                del samples[ids]
         for c in result.status:  # a birth: the device's (or node's) metrics become its meta
             info = self.host.metric_info(c.group_id, c.edge_node_id, c.device_id) if c.online else {}
             if any(name not in _NODE_CONTROL for name in info):
@@ -339,9 +355,8 @@ class SparkplugIngest:
         return True
 
 
-def _sample(r: MetricRecord) -> wire.Sample:
-    value = to_wire_value(r.datatype, r.value)
-    return wire.Sample(r.metric, r.timestamp * 1000, value, opcua_status(r.quality))
+_AS_IS: Final = frozenset({float, int, bool, str})
+"""Decoded value types that are wire values as they are (`to_wire_value` for the others)."""
 
 
 def _meta(group: str, edge: str, device: str | None, info: dict[str, MetricInfo]) -> wire.DeviceMeta:
