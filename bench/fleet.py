@@ -46,6 +46,8 @@ from plantwire.broker import MosquittoProcess, free_port, wait_for_port
 from plantwire.config import MqttSettings
 from plantwire.extras import missing_extra_message
 from plantwire.mqtt_control import new_client
+from plantwire_platform.auth.scopes import Scope
+from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
 
 try:
     import psutil
@@ -175,11 +177,13 @@ class Run:
     broker: MosquittoProcess
     dsn: str | None
     urls: list[str] = field(default_factory=list)
+    token: str = ""
     procs: list[Proc] = field(default_factory=list)
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+def _get(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
         return json.loads(resp.read())
 
 
@@ -216,6 +220,11 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
     run = Run(backend, work, broker, dsn)
+    catalog = TokenCatalog(tokens_path(work))  # the platforms' data folder: they read it
+    try:
+        run.token = catalog.create("fleet", Scope.READ)
+    finally:
+        catalog.close()
     run.procs.append(Proc("mosquitto", psutil.Process(broker.process.pid)))  # type: ignore[union-attr]
     for i in range(args.workers):
         port = free_port()
@@ -318,7 +327,7 @@ async def _count_pg(dsn: str, sql: str, sent: Sent) -> tuple[int, int, int]:
 
 
 def _points(run: Run) -> int:
-    return int(_get(f"{run.urls[0]}/api/health")["points"])
+    return int(_get(f"{run.urls[0]}/api/health", run.token)["points"])
 
 
 def bench(args: argparse.Namespace, backend: str) -> None:
@@ -349,7 +358,7 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
         run.procs.append(Proc(f"pub{i}", psutil.Process(pub.pid)))
     fleet = args.gateways * args.devices
     deadline = time.monotonic() + args.register_timeout
-    while (registered := len(_get(f"{run.urls[0]}/api/devices")["devices"])) < fleet:
+    while (registered := _get(f"{run.urls[0]}/api/devices?limit=0", run.token)["total"]) < fleet:
         if time.monotonic() > deadline:
             raise SystemExit(f"only {registered} of {fleet} devices registered in {args.register_timeout} s")
         time.sleep(0.5)
@@ -363,9 +372,9 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
         run.procs += [Proc(f"pg{pid}", psutil.Process(pid)) for pid in asyncio.run(_pg_pids(run.dsn))]
     for p in run.procs:
         p.cpu0 = p.cpu()
-    n0, w0 = _points(run), time.monotonic()
+    n0, w0, load0 = _points(run), time.monotonic(), os.getloadavg()
     time.sleep(args.duration)
-    n1, w1 = _points(run), time.monotonic()
+    n1, w1, load1 = _points(run), time.monotonic(), os.getloadavg()
     for p in run.procs:
         p.cpu1 = p.cpu()
     sent: Sent = []
@@ -378,7 +387,7 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     while (done := _points(run)) < expected and time.monotonic() < deadline:
         time.sleep(0.5)
     drained = time.monotonic()
-    health = [_get(f"{u}/api/health") for u in run.urls]
+    health = [_get(f"{u}/api/health", run.token) for u in run.urls]
     present, all_points, twice = count_store(run, sent, t0, period)
     offered = args.gateways * args.devices * args.tags * args.rate
     print(f"\n== {run.backend}, {args.workers} worker(s): {args.gateways} gateways x {args.devices} "
@@ -396,11 +405,16 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     print(f"checked        sent {expected:,} values in {sum(m for _, _, m, _ in sent):,} messages; "
           f"lost {expected - present}; extra {all_points - present}; stored twice {twice}")  # fmt: skip
     elapsed = w1 - w0
+    stored = max(n1 - n0, 1)
     for p in run.procs:
-        print(f"  {p.name:<10} CPU {(p.cpu1 - p.cpu0) / elapsed * 100:5.1f}% of a core")
-    server = sum(p.cpu1 - p.cpu0 for p in run.procs if p.name.startswith("pg")) / elapsed * 100
+        cpu = p.cpu1 - p.cpu0
+        print(f"  {p.name:<10} CPU {cpu / elapsed * 100:5.1f}% of a core, "
+              f"{cpu / stored * 1e6:5.2f} µs per value stored")  # fmt: skip
+    server = sum(p.cpu1 - p.cpu0 for p in run.procs if p.name.startswith("pg"))
     if run.dsn is not None:
-        print(f"  PostgreSQL server processes of the run: CPU {server:5.1f}% of a core")
+        print(f"  PostgreSQL server processes of the run: CPU {server / elapsed * 100:5.1f}% of a core, "
+              f"{server / stored * 1e6:5.2f} µs per value stored")  # fmt: skip
+    print(f"load average   {load0[0]:.2f} at the start, {load1[0]:.2f} at the end of publishing (1 min)")
     print(f"work dir: {run.work}")
 
 
