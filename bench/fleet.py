@@ -177,7 +177,8 @@ class Run:
     broker: MosquittoProcess
     dsn: str | None
     urls: list[str] = field(default_factory=list)
-    token: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
+    """A read token per platform URL (each worker has its own data folder and token catalog)."""
     procs: list[Proc] = field(default_factory=list)
 
 
@@ -288,11 +289,6 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
     if args.registered:
         took = preregister(args, backend, work, dsn)
         print(f"pre-registered {args.registered:,} idle devices x {args.idle_tags} tags in {took:.1f} s")
-    catalog = TokenCatalog(tokens_path(work))  # the platforms' data folder: they read it
-    try:
-        run.token = catalog.create("fleet", Scope.READ)
-    finally:
-        catalog.close()
     run.procs.append(Proc("mosquitto", psutil.Process(broker.process.pid)))  # type: ignore[union-attr]
     for i in range(args.workers):
         port = free_port()
@@ -309,8 +305,15 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
         if args.workers > 1:
             env["PLANTWIRE_INGEST__SHARED_GROUP"] = "fleet"
         log = (work / f"worker{i}.log").open("wb")
+        data = work if i == 0 else work / f"worker{i}"  # a data folder each (tokens, ids, lock)
+        data.mkdir(exist_ok=True)
+        catalog = TokenCatalog(tokens_path(data))
+        try:
+            run.tokens[f"http://127.0.0.1:{port}"] = catalog.create("fleet", Scope.READ)
+        finally:
+            catalog.close()
         argv = [*CLI, "platform", "--http-port", str(port), "--mqtt-port", str(broker.port),
-                "--store", str(work / "platform.sqlite")]  # fmt: skip
+                "--store", str(data / "platform.sqlite")]  # fmt: skip
         popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
         run.procs.append(Proc(f"worker{i}", psutil.Process(popen.pid), popen))
         run.urls.append(f"http://127.0.0.1:{port}")
@@ -395,7 +398,7 @@ async def _count_pg(dsn: str, sql: str, sent: Sent) -> tuple[int, int, int]:
 
 
 def _points(run: Run) -> int:
-    return int(_get(f"{run.urls[0]}/api/health", run.token)["points"])
+    return int(_get(f"{run.urls[0]}/api/health", run.tokens[run.urls[0]])["points"])
 
 
 def bench(args: argparse.Namespace, backend: str) -> None:
@@ -426,7 +429,8 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
         run.procs.append(Proc(f"pub{i}", psutil.Process(pub.pid)))
     fleet = args.gateways * args.devices + args.registered
     deadline = time.monotonic() + args.register_timeout
-    while (registered := _get(f"{run.urls[0]}/api/devices?limit=0", run.token)["total"]) < fleet:
+    count_url = f"{run.urls[0]}/api/devices?limit=0"
+    while (registered := _get(count_url, run.tokens[run.urls[0]])["total"]) < fleet:
         if time.monotonic() > deadline:
             raise SystemExit(f"only {registered} of {fleet} devices registered in {args.register_timeout} s")
         time.sleep(0.5)
@@ -455,7 +459,7 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     while (done := _points(run)) < expected and time.monotonic() < deadline:
         time.sleep(0.5)
     drained = time.monotonic()
-    health = [_get(f"{u}/api/health", run.token) for u in run.urls]
+    health = [_get(f"{u}/api/health", run.tokens[u]) for u in run.urls]
     present, all_points, twice = count_store(run, sent, t0, period)
     offered = args.gateways * args.devices * args.tags * args.rate
     print(f"\n== {run.backend}, {args.workers} worker(s): {args.gateways} gateways x {args.devices} "
