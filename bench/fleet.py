@@ -286,40 +286,46 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
     run = Run(backend, work, broker, dsn)
-    if args.registered:
-        took = preregister(args, backend, work, dsn)
-        print(f"pre-registered {args.registered:,} idle devices x {args.idle_tags} tags in {took:.1f} s")
-    run.procs.append(Proc("mosquitto", psutil.Process(broker.process.pid)))  # type: ignore[union-attr]
-    for i in range(args.workers):
-        port = free_port()
-        env = {
-            **os.environ,
-            "PLANTWIRE_STORE__BACKEND": backend,
-            "PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms),
-            "PLANTWIRE_CLIENT_ID": f"fleet-worker-{i}",
-            "PLANTWIRE_APPS__BUILTIN": "false",
-            "PLANTWIRE_APPS__PATH": str(work / "no-apps"),
-        }
+    try:
+        if args.registered:
+            took = preregister(args, backend, work, dsn)
+            print(f"pre-registered {args.registered:,} idle devices x {args.idle_tags} tags in {took:.1f} s")
+        run.procs.append(Proc("mosquitto", psutil.Process(broker.process.pid)))  # type: ignore[union-attr]
+        for i in range(args.workers):
+            port = free_port()
+            env = {
+                **os.environ,
+                "PLANTWIRE_STORE__BACKEND": backend,
+                "PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms),
+                "PLANTWIRE_CLIENT_ID": f"fleet-worker-{i}",
+                "PLANTWIRE_APPS__BUILTIN": "false",
+                "PLANTWIRE_APPS__PATH": str(work / "no-apps"),
+            }
+            if dsn is not None:
+                env["PLANTWIRE_STORE__POSTGRESQL__DSN"] = dsn
+            if args.workers > 1:
+                env["PLANTWIRE_INGEST__SHARED_GROUP"] = "fleet"
+            log = (work / f"worker{i}.log").open("wb")
+            data = work if i == 0 else work / f"worker{i}"  # a data folder each (tokens, ids, lock)
+            data.mkdir(exist_ok=True)
+            catalog = TokenCatalog(tokens_path(data))
+            try:
+                run.tokens[f"http://127.0.0.1:{port}"] = catalog.create("fleet", Scope.READ)
+            finally:
+                catalog.close()
+            argv = [*CLI, "platform", "--http-port", str(port), "--mqtt-port", str(broker.port),
+                    "--store", str(data / "platform.sqlite")]  # fmt: skip
+            popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+            run.procs.append(Proc(f"worker{i}", psutil.Process(popen.pid), popen))
+            run.urls.append(f"http://127.0.0.1:{port}")
+        for url in run.urls:
+            wait_for_port("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+            _wait_ready(url)
+    except BaseException:  # a platform that did not start: stop what did, drop the database
+        stop_platform(run)
         if dsn is not None:
-            env["PLANTWIRE_STORE__POSTGRESQL__DSN"] = dsn
-        if args.workers > 1:
-            env["PLANTWIRE_INGEST__SHARED_GROUP"] = "fleet"
-        log = (work / f"worker{i}.log").open("wb")
-        data = work if i == 0 else work / f"worker{i}"  # a data folder each (tokens, ids, lock)
-        data.mkdir(exist_ok=True)
-        catalog = TokenCatalog(tokens_path(data))
-        try:
-            run.tokens[f"http://127.0.0.1:{port}"] = catalog.create("fleet", Scope.READ)
-        finally:
-            catalog.close()
-        argv = [*CLI, "platform", "--http-port", str(port), "--mqtt-port", str(broker.port),
-                "--store", str(data / "platform.sqlite")]  # fmt: skip
-        popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
-        run.procs.append(Proc(f"worker{i}", psutil.Process(popen.pid), popen))
-        run.urls.append(f"http://127.0.0.1:{port}")
-    for url in run.urls:
-        wait_for_port("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
-        _wait_ready(url)
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        raise
     return run
 
 
