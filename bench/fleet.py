@@ -46,6 +46,8 @@ from plantwire.broker import MosquittoProcess, free_port, wait_for_port
 from plantwire.config import MqttSettings
 from plantwire.extras import missing_extra_message
 from plantwire.mqtt_control import new_client
+from plantwire_platform.auth.scopes import Scope
+from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
 
 try:
     import psutil
@@ -175,11 +177,14 @@ class Run:
     broker: MosquittoProcess
     dsn: str | None
     urls: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+    """A read token per platform URL (each worker has its own data folder and token catalog)."""
     procs: list[Proc] = field(default_factory=list)
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+def _get(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
         return json.loads(resp.read())
 
 
@@ -206,6 +211,71 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
+def preregister(args: argparse.Namespace, backend: str, work: Path, dsn: str | None) -> float:
+    """Register `--registered` idle devices (gateway `idle`, `--idle-tags` tags each) before the
+    platform starts; they send no data. SQLite: through the store's own registration calls
+    (`apply_meta`, `apply_device_status`: what ingest calls for those messages). PostgreSQL: the
+    first device so, the rest as the same rows (devices, series) in two multi-row statements (one
+    device at a time takes ~3 ms of round trips here: minutes for 100k). Returns the seconds taken."""
+    from pydantic import SecretStr
+
+    from plantwire_platform.store.model import Store
+    from plantwire_platform.store.postgresql.settings import PostgresSettings
+    from plantwire_platform.store.postgresql.store import PostgresStore
+    from plantwire_platform.store.sqlite import SqliteStore
+
+    started = time.monotonic()
+    store: Store
+    if backend == "sqlite":
+        store = SqliteStore.open(work / "platform.sqlite")
+    else:
+        store = PostgresStore.open(PostgresSettings(dsn=SecretStr(dsn or ""), pool_max=4))
+    now = wire.now_us()
+    tags = [wire.TagInfo(t, f"ns=2;s={t}", "Double", unit="u") for t in _tags(args.idle_tags)]
+
+    def register(dev: str) -> None:
+        store.apply_meta("idle", dev, wire.DeviceMeta(f"fleet://{dev}", "fleet", tags))
+        store.apply_device_status("idle", dev, wire.DeviceStatus("online", now, f"fleet://{dev}"))
+
+    try:
+        store.apply_gateway_status("idle", wire.GatewayStatus("online", now, "fleet"))
+        devices = _device_ids("idle", args.registered)
+        if backend == "sqlite":  # one writer: threads would only take turns
+            for dev in devices:
+                register(dev)
+        else:
+            register(devices[0])
+            asyncio.run(_pg_bulk_register(dsn or "", devices[1:], _tags(args.idle_tags), now))
+    finally:
+        store.close()
+    return time.monotonic() - started
+
+
+async def _pg_bulk_register(dsn: str, devices: list[str], tags: list[str], now: int) -> None:
+    """The rows `apply_meta` + `apply_device_status` write for these devices, in bulk."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO devices (id, gateway, endpoint, root, state, state_since, first_seen) "
+                "SELECT d, 'idle', 'fleet://' || d, 'fleet', 'online', $2, $2 FROM unnest($1::text[]) d "
+                "ON CONFLICT (id) DO NOTHING",
+                devices,
+                now,
+            )
+            await conn.execute(
+                "INSERT INTO series (device, tag, node_id, data_type, unit) "
+                "SELECT d, t, 'ns=2;s=' || t, 'Double', 'u' FROM unnest($1::text[]) d, unnest($2::text[]) t "
+                "ON CONFLICT (device, tag) DO NOTHING",
+                devices,
+                tags,
+            )
+    finally:
+        await conn.close()
+
+
 def start_platform(args: argparse.Namespace, backend: str) -> Run:
     work = Path(tempfile.mkdtemp(prefix=f"plantwire-fleet-{backend}-"))
     broker = MosquittoProcess(port=free_port(), data_dir=work / "mosquitto")
@@ -216,30 +286,46 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
     run = Run(backend, work, broker, dsn)
-    run.procs.append(Proc("mosquitto", psutil.Process(broker.process.pid)))  # type: ignore[union-attr]
-    for i in range(args.workers):
-        port = free_port()
-        env = {
-            **os.environ,
-            "PLANTWIRE_STORE__BACKEND": backend,
-            "PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms),
-            "PLANTWIRE_CLIENT_ID": f"fleet-worker-{i}",
-            "PLANTWIRE_APPS__BUILTIN": "false",
-            "PLANTWIRE_APPS__PATH": str(work / "no-apps"),
-        }
+    try:
+        if args.registered:
+            took = preregister(args, backend, work, dsn)
+            print(f"pre-registered {args.registered:,} idle devices x {args.idle_tags} tags in {took:.1f} s")
+        run.procs.append(Proc("mosquitto", psutil.Process(broker.process.pid)))  # type: ignore[union-attr]
+        for i in range(args.workers):
+            port = free_port()
+            env = {
+                **os.environ,
+                "PLANTWIRE_STORE__BACKEND": backend,
+                "PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms),
+                "PLANTWIRE_CLIENT_ID": f"fleet-worker-{i}",
+                "PLANTWIRE_APPS__BUILTIN": "false",
+                "PLANTWIRE_APPS__PATH": str(work / "no-apps"),
+            }
+            if dsn is not None:
+                env["PLANTWIRE_STORE__POSTGRESQL__DSN"] = dsn
+            if args.workers > 1:
+                env["PLANTWIRE_INGEST__SHARED_GROUP"] = "fleet"
+            log = (work / f"worker{i}.log").open("wb")
+            data = work if i == 0 else work / f"worker{i}"  # a data folder each (tokens, ids, lock)
+            data.mkdir(exist_ok=True)
+            catalog = TokenCatalog(tokens_path(data))
+            try:
+                run.tokens[f"http://127.0.0.1:{port}"] = catalog.create("fleet", Scope.READ)
+            finally:
+                catalog.close()
+            argv = [*CLI, "platform", "--http-port", str(port), "--mqtt-port", str(broker.port),
+                    "--store", str(data / "platform.sqlite")]  # fmt: skip
+            popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+            run.procs.append(Proc(f"worker{i}", psutil.Process(popen.pid), popen))
+            run.urls.append(f"http://127.0.0.1:{port}")
+        for url in run.urls:
+            wait_for_port("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+            _wait_ready(url)
+    except BaseException:  # a platform that did not start: stop what did, drop the database
+        stop_platform(run)
         if dsn is not None:
-            env["PLANTWIRE_STORE__POSTGRESQL__DSN"] = dsn
-        if args.workers > 1:
-            env["PLANTWIRE_INGEST__SHARED_GROUP"] = "fleet"
-        log = (work / f"worker{i}.log").open("wb")
-        argv = [*CLI, "platform", "--http-port", str(port), "--mqtt-port", str(broker.port),
-                "--store", str(work / "platform.sqlite")]  # fmt: skip
-        popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
-        run.procs.append(Proc(f"worker{i}", psutil.Process(popen.pid), popen))
-        run.urls.append(f"http://127.0.0.1:{port}")
-    for url in run.urls:
-        wait_for_port("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
-        _wait_ready(url)
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        raise
     return run
 
 
@@ -318,7 +404,7 @@ async def _count_pg(dsn: str, sql: str, sent: Sent) -> tuple[int, int, int]:
 
 
 def _points(run: Run) -> int:
-    return int(_get(f"{run.urls[0]}/api/health")["points"])
+    return int(_get(f"{run.urls[0]}/api/health", run.tokens[run.urls[0]])["points"])
 
 
 def bench(args: argparse.Namespace, backend: str) -> None:
@@ -347,9 +433,10 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
         pub.start()
         pubs.append(pub)
         run.procs.append(Proc(f"pub{i}", psutil.Process(pub.pid)))
-    fleet = args.gateways * args.devices
+    fleet = args.gateways * args.devices + args.registered
     deadline = time.monotonic() + args.register_timeout
-    while (registered := len(_get(f"{run.urls[0]}/api/devices")["devices"])) < fleet:
+    count_url = f"{run.urls[0]}/api/devices?limit=0"
+    while (registered := _get(count_url, run.tokens[run.urls[0]])["total"]) < fleet:
         if time.monotonic() > deadline:
             raise SystemExit(f"only {registered} of {fleet} devices registered in {args.register_timeout} s")
         time.sleep(0.5)
@@ -363,9 +450,9 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
         run.procs += [Proc(f"pg{pid}", psutil.Process(pid)) for pid in asyncio.run(_pg_pids(run.dsn))]
     for p in run.procs:
         p.cpu0 = p.cpu()
-    n0, w0 = _points(run), time.monotonic()
+    n0, w0, load0 = _points(run), time.monotonic(), os.getloadavg()
     time.sleep(args.duration)
-    n1, w1 = _points(run), time.monotonic()
+    n1, w1, load1 = _points(run), time.monotonic(), os.getloadavg()
     for p in run.procs:
         p.cpu1 = p.cpu()
     sent: Sent = []
@@ -378,7 +465,7 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     while (done := _points(run)) < expected and time.monotonic() < deadline:
         time.sleep(0.5)
     drained = time.monotonic()
-    health = [_get(f"{u}/api/health") for u in run.urls]
+    health = [_get(f"{u}/api/health", run.tokens[u]) for u in run.urls]
     present, all_points, twice = count_store(run, sent, t0, period)
     offered = args.gateways * args.devices * args.tags * args.rate
     print(f"\n== {run.backend}, {args.workers} worker(s): {args.gateways} gateways x {args.devices} "
@@ -396,11 +483,16 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     print(f"checked        sent {expected:,} values in {sum(m for _, _, m, _ in sent):,} messages; "
           f"lost {expected - present}; extra {all_points - present}; stored twice {twice}")  # fmt: skip
     elapsed = w1 - w0
+    stored = max(n1 - n0, 1)
     for p in run.procs:
-        print(f"  {p.name:<10} CPU {(p.cpu1 - p.cpu0) / elapsed * 100:5.1f}% of a core")
-    server = sum(p.cpu1 - p.cpu0 for p in run.procs if p.name.startswith("pg")) / elapsed * 100
+        cpu = p.cpu1 - p.cpu0
+        print(f"  {p.name:<10} CPU {cpu / elapsed * 100:5.1f}% of a core, "
+              f"{cpu / stored * 1e6:5.2f} µs per value stored")  # fmt: skip
+    server = sum(p.cpu1 - p.cpu0 for p in run.procs if p.name.startswith("pg"))
     if run.dsn is not None:
-        print(f"  PostgreSQL server processes of the run: CPU {server:5.1f}% of a core")
+        print(f"  PostgreSQL server processes of the run: CPU {server / elapsed * 100:5.1f}% of a core, "
+              f"{server / stored * 1e6:5.2f} µs per value stored")  # fmt: skip
+    print(f"load average   {load0[0]:.2f} at the start, {load1[0]:.2f} at the end of publishing (1 min)")
     print(f"work dir: {run.work}")
 
 
@@ -423,6 +515,10 @@ def main() -> None:
     ap.add_argument(
         "--drain-timeout", type=float, default=120.0, help="longest wait for the store to catch up"
     )
+    ap.add_argument(
+        "--registered", type=int, default=0, help="idle devices registered through the store first"
+    )
+    ap.add_argument("--idle-tags", type=int, default=10, help="tags of each idle device")
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database of the run")
     args = ap.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]

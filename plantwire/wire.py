@@ -337,30 +337,35 @@ def decode_data(payload: bytes, compound: Literal["text", "native"] = "text") ->
     if len(values) > MAX_VALUES_PER_MESSAGE:
         raise WireError(f"'values' has {len(values)} items; at most {MAX_VALUES_PER_MESSAGE} are allowed")
     samples = []
+    # orjson gives exact types (dict, list, str, int, float, bool, None): `type(x) is` checks are
+    # the isinstance checks here, at a fraction of their cost per value; the common case goes first.
     for i, item in enumerate(values):
-        if not isinstance(item, dict):
+        if type(item) is not dict:
             raise WireError(f"values[{i}] must be an object")
         tag = item.get("tag")
         ts = item.get("ts")
         v = item.get("v")
         q = item.get("q", STATUS_GOOD)
-        if not isinstance(tag, str) or not tag or len(tag) > 256:
+        if type(tag) is not str or not tag or len(tag) > 256:
             raise WireError(f"values[{i}].tag must be a non-empty string of at most 256 characters")
         if type(ts) is not int or not 0 <= ts <= MAX_TS:
             raise WireError(f"values[{i}].ts must be an integer from 0 to {MAX_TS} (µs since epoch)")
         if type(q) is not int or not 0 <= q <= 0xFFFFFFFF:
             raise WireError(f"values[{i}].q must be an OPC UA status code (uint32)")
-        if isinstance(v, str):
+        kind = type(v)
+        if kind is float or kind is bool or v is None:
+            pass
+        elif kind is str:
             if len(v) > MAX_STRING_VALUE:
                 raise WireError(f"values[{i}].v is a string longer than {MAX_STRING_VALUE}")
-        elif type(v) is int:
+        elif kind is int:
             if not -MAX_INT - 1 <= v <= MAX_INT:
                 raise WireError(f"values[{i}].v is an integer outside the signed 64-bit range")
-        elif isinstance(v, list | dict):
+        elif kind is list or kind is dict:
             _check_compound(v, f"values[{i}].v")
             if compound == "text":
                 v = orjson.dumps(v).decode()
-        elif not (v is None or isinstance(v, float | bool)):
+        else:
             raise WireError(f"values[{i}].v must be a number, boolean, string, null, array or object")
         h = item.get("h", False)
         if type(h) is not bool:

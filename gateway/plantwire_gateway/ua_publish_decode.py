@@ -129,7 +129,7 @@ def deliver_compact(sub: Subscription) -> None:
         else:
             yield from stock(datachange)
 
-    sub._explode_datachange = explode  # type: ignore[method-assign]
+    sub._explode_datachange = explode  # type: ignore[method-assign]  # per-instance override of an asyncua method
 
 
 def _item(row: Row) -> ua.MonitoredItemNotification:

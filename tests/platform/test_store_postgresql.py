@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from plantwire.wire import DataBatch, JsonValue, Sample
 from plantwire_platform.settings import PlatformSettings
+from plantwire_platform.store.bounded_cache import TwoGenerationCache
 from plantwire_platform.store.factory import open_store
 from plantwire_platform.store.model import IncomingBatch, StoreError
 from plantwire_platform.store.postgresql.schema import DAY_US
@@ -240,3 +241,33 @@ def test_a_database_from_before_device_changes_gains_them_and_lists_its_devices_
         while not (moved := again.changed_devices(old[-1].cursor, 10)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [(r.id, r.gateway) for r in moved] == [("a", "gw2")]
+
+
+def test_the_series_and_device_caches_are_bounded_and_a_miss_still_answers_right(
+    store: PostgresStore,
+) -> None:
+    store._series_ids = TwoGenerationCache(6)  # as SERIES_CACHE_MAX = 6, for 40 series
+    store._known_devices = TwoGenerationCache(4)  # as KNOWN_DEVICES_MAX = 4, for 8 devices
+    devices = [f"dev{d}" for d in range(8)]
+    gaps = stored = 0
+    for seq in (1, 3, 3, 4):  # one gap per device at 3; the second 3 is a redelivery
+        for dev in devices:
+            result = store.write_batches([_batch(dev, seq, n=5)])
+            gaps += result.seq_gaps
+            stored += result.stored
+        assert len(store._series_ids) <= 6 and len(store._known_devices) <= 4
+    assert gaps == 8
+    assert stored == 8 * 5 * 3  # the redelivered seq 3 stored nothing
+    assert store.count_points() == stored
+
+    async def catalog() -> tuple[int, list[tuple[str, int]]]:
+        async with store._db.acquire() as conn:
+            series = await conn.fetchval("SELECT count(*) FROM series")
+            rows = await conn.fetch("SELECT id, last_seq FROM devices ORDER BY id")
+            return int(series), [(r["id"], r["last_seq"]) for r in rows]
+
+    series, last = store._loop.run(catalog(), 10)
+    assert series == 8 * 5  # a miss found the existing series, never made a second one
+    assert last == [(dev, 4) for dev in devices]
+    for dev in devices:
+        assert [p.value for p in store.series(dev, "t0", T0, T0 + 10_000, 10)] == [1.0, 3.0, 4.0]

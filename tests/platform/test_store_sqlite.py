@@ -18,6 +18,7 @@ from plantwire.wire import (
     Sample,
     TagInfo,
 )
+from plantwire_platform.store.bounded_cache import TwoGenerationCache
 from plantwire_platform.store.model import Bucket, IncomingBatch, LatestValue, Point, WriteResult
 from plantwire_platform.store.sqlite import SqliteStore
 
@@ -374,18 +375,14 @@ def test_an_app_integer_beyond_64_bits_is_stored_as_a_float(store: SqliteStore) 
     ]
 
 
-def test_the_writers_series_id_cache_is_bounded_and_stays_right(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from plantwire_platform.store import sqlite as sqlite_module
-
-    monkeypatch.setattr(sqlite_module, "SERIES_CACHE_MAX", 10)
+def test_the_writers_series_id_cache_is_bounded_and_stays_right(store: SqliteStore) -> None:
+    store._series_ids = TwoGenerationCache(10)  # as SERIES_CACHE_MAX = 10
     t0 = 1_700_000_000_000_000
     for round_ in range(3):  # every series written again after the cache turned over
         for d in range(8):
             samples = [Sample(f"t{k}", t0 + round_, float(d * 10 + k)) for k in range(5)]
             store.write_batches([batch(f"dev{d}", round_ + 1, *samples)])
-        assert len(store._series_ids) + len(store._series_ids_old) <= 10
+        assert len(store._series_ids) <= 10
     for d in range(8):
         for k in range(5):
             points = store.series(f"dev{d}", f"t{k}", t0, t0 + 10, 10)
@@ -416,3 +413,26 @@ def test_a_file_from_before_device_changes_gains_them_and_lists_its_devices_firs
             ("c", "gw"),
             ("a", "gw2"),
         ]
+
+
+def test_the_writers_last_seq_cache_is_bounded_and_gaps_stay_exact_after_eviction(
+    store: SqliteStore,
+) -> None:
+    store._last_seq = TwoGenerationCache(4)  # as LAST_SEQ_CACHE_MAX = 4, for 10 devices
+    devices = [f"dev{d}" for d in range(10)]
+    t0 = 1_700_000_000_000_000
+    results = []
+    # seq 1, then 3 (one gap each), then 3 again (a redelivery: no gap), then 4 (no gap)
+    for k, seq in enumerate([1, 3, 3, 4]):
+        for dev in devices:  # one device per commit: the cache turns over between a device's writes
+            results.append(store.write_batches([batch(dev, seq, Sample("t", t0 + k, float(seq)))]))
+        assert len(store._last_seq) <= 4
+    assert sum(r.seq_gaps for r in results) == 10
+    assert [r.seq_gaps for r in results[10:20]] == [1] * 10
+    assert sum(r.stored for r in results) == 40  # the redelivered seq 3 has a new ts: stored too
+    rows = sqlite3.connect(store.path).execute("SELECT id, last_seq FROM devices ORDER BY id").fetchall()
+    assert rows == [(dev, 4) for dev in devices]
+    # several devices in one commit, some cached and some not
+    result = store.write_batches([batch(dev, 6, Sample("t", t0 + 9, 0.0)) for dev in devices])
+    assert result.seq_gaps == 10
+    assert len(store._last_seq) <= 4

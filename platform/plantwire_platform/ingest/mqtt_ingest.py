@@ -9,14 +9,14 @@ The zero-loss promise rests on three things:
 - idempotent writes: the store ignores points it already has, so redelivery never duplicates.
 
 Threads: paho's network thread decodes and puts messages into a bounded queue (a blocking put
-when it is full is the backpressure: the broker keeps the rest); one writer thread groups data
-messages into commits of up to `commit_interval_ms` / `max_batch_points`, then acknowledges them.
+when it is full is the backpressure: the broker keeps the rest); one writer thread
+(`ack_after_commit.AckAfterCommitWriter`, shared with the Sparkplug host) groups data messages into
+commits of up to `commit_interval_ms` / `max_batch_points`, then acknowledges them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,11 +32,12 @@ from plantwire import wire
 from plantwire.logs import get_logger
 from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
 from plantwire.mqtt_control import disable_nagle, new_client
+from plantwire_platform.ingest.ack_after_commit import AckAfterCommitWriter
 from plantwire_platform.ingest.ownership import DeviceOwners
 from plantwire_platform.ingest.sample_window import WINDOW_REASONS, in_window
 from plantwire_platform.ingest.stats import IngestStats, LatencyHistogram, RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
-from plantwire_platform.store.model import IncomingBatch, Store, StoreError
+from plantwire_platform.store.model import IncomingBatch, Store
 
 log = get_logger(__name__)
 
@@ -44,10 +45,6 @@ RejectReason = Literal["topic", "json", "oversized", "schema"]
 REJECT_REASONS: Final[tuple[RejectReason, ...]] = ("topic", "json", "oversized", "schema")
 Body = wire.DataBatch | wire.DeviceMeta | wire.DeviceStatus | wire.GatewayStatus
 CommittedCallback = Callable[[Sequence[IncomingBatch]], None]
-
-_PUT_POLL_S: Final = 0.1
-_RETRY_MAX_S: Final = 5.0
-_SHUTDOWN_TIMEOUT_S: Final = 30.0
 
 
 def subscription_filters(shared_group: str | None) -> tuple[str, ...]:
@@ -100,19 +97,6 @@ def decode_message(topic: str, payload: bytes) -> Decoded:
     return Decoded(parsed, body)
 
 
-@dataclass(frozen=True, slots=True)
-class _Received:
-    decoded: Decoded | None
-    """None for a rejected message: it only needs its acknowledgement."""
-    mid: int
-    qos: int
-    generation: int
-    """Which connection delivered it; an ack is only valid on that same connection."""
-
-
-_STOP: Final = object()
-
-
 class MqttIngest:
     """Subscribes to every gateway's topics and writes what arrives into the store.
 
@@ -130,18 +114,22 @@ class MqttIngest:
         self._settings = settings
         self._store = store
         self._on_committed = on_committed
-        self._queue: queue.Queue[_Received | object] = queue.Queue(maxsize=settings.store.queue_max_messages)
-        self._stopping = threading.Event()
-        self._abandon = threading.Event()
         self._subscribed = threading.Event()
         self._ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = False
-        self._generation = 0
         self._subscribe_mid: int | None = None
         self._filters = subscription_filters(settings.ingest.shared_group)
         self._client = self._make_client()
-        self._writer = threading.Thread(target=self._writer_main, name="plantwire-ingest-writer", daemon=True)
+        self._writer: AckAfterCommitWriter[Decoded | None] = AckAfterCommitWriter(
+            name="plantwire-ingest-writer",
+            client=self._client,
+            queue_max=settings.store.queue_max_messages,
+            commit_interval_s=settings.store.commit_interval_ms / 1000,
+            max_points=settings.store.max_batch_points,
+            points=_points,
+            commit=self._commit,
+        )
         self._latency = LatencyHistogram()
         self._rejects = RateLimitedWarning(__name__, "mqtt_message_rejected")
         self._refused = RateLimitedWarning(__name__, "ingest_message_refused")
@@ -159,10 +147,7 @@ class MqttIngest:
         self._values_rejected: dict[str, int] = dict.fromkeys(WINDOW_REASONS, 0)
         self._commits = 0
         self._last_commit_ms: float | None = None
-        self._store_errors = 0
         self._connects = 0
-        self._store_failing = False
-        self._writer_crashed = False
         self._reader_crashed = False
         self.commit_seconds = Histogram(SECONDS_BOUNDS)
         """Store write time per commit (the writer thread observes, /metrics reads)."""
@@ -202,18 +187,7 @@ class MqttIngest:
 
     def _shutdown(self) -> None:
         """Stop taking messages, commit and acknowledge what was taken, disconnect, join threads."""
-        self._stopping.set()
-        while self._writer.is_alive():
-            try:
-                self._queue.put(_STOP, timeout=_PUT_POLL_S)
-                break
-            except queue.Full:
-                continue
-        self._writer.join(_SHUTDOWN_TIMEOUT_S)
-        if self._writer.is_alive():
-            log.error("ingest_writer_stuck", waited_s=_SHUTDOWN_TIMEOUT_S)
-            self._abandon.set()  # its messages stay unacknowledged: the broker delivers them again
-            self._writer.join(_SHUTDOWN_TIMEOUT_S)
+        self._writer.stop()
         self._client.disconnect()
         self._client.loop_stop()
         self._connected = False
@@ -246,7 +220,7 @@ class MqttIngest:
             log.warning("mqtt_connect_refused", reason=str(reason_code))
             return
         disable_nagle(client)
-        self._generation += 1
+        self._writer.connected()
         self._connects += 1
         self._connected = True
         m = self._settings.mqtt
@@ -286,7 +260,7 @@ class MqttIngest:
         self._subscribed.clear()
         self._set_ready(False)
         if was_connected:
-            log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
+            log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._writer.stopping)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -298,7 +272,7 @@ class MqttIngest:
             raise
 
     def _take(self, msg: mqtt.MQTTMessage) -> None:
-        if self._stopping.is_set():
+        if self._writer.stopping:
             return  # not acknowledged: the broker delivers it again to our next session
         self._messages += 1
         try:
@@ -317,67 +291,36 @@ class MqttIngest:
             except MessageRejected as err:
                 self._decode_errors[err.reason] += 1
                 self._rejects.warn(err.reason, topic=topic, problem=str(err))
-        item = _Received(decoded, msg.mid, msg.qos, self._generation)
         # Blocking put: while the writer is behind, paho stops reading and the broker holds the rest.
-        while not self._stopping.is_set():
-            try:
-                self._queue.put(item, timeout=_PUT_POLL_S)
-                return
-            except queue.Full:
-                continue
+        self._writer.offer(decoded, msg.mid, msg.qos)
 
     # --- writer thread ---------------------------------------------------------------------------
 
-    def _writer_main(self) -> None:
-        try:
-            self._write_loop()
-        except BaseException:
-            self._writer_crashed = True  # /readyz and /api/health say so from now on
-            log.exception("ingest_writer_crashed")
-
-    def _write_loop(self) -> None:
-        interval = self._settings.store.commit_interval_ms / 1000
-        max_points = self._settings.store.max_batch_points
+    def _commit(self, values: list[Decoded | None]) -> bool:
+        """Store one group (data messages, or one meta/status alone); False: abandoned, not acked."""
         batches: list[IncomingBatch] = []
-        acks: list[_Received] = []
-        points = 0
-        deadline = 0.0
-        while True:
-            timeout = max(deadline - time.monotonic(), 0.0) if acks else None
+        for decoded in values:
+            if decoded is None:
+                continue  # rejected or an empty meta: acknowledged, nothing to store
+            owned = self._owned(decoded)
+            if owned is None:
+                return False  # abandoned while the store failed: leave them unacknowledged
+            if not owned:
+                continue  # refused: acknowledged with the others, never stored
+            if isinstance(decoded.body, wire.DataBatch):
+                assert decoded.topic.device is not None
+                body = self._windowed(decoded)
+                batches.append(IncomingBatch(decoded.topic.gateway, decoded.topic.device, body))
+            elif not self._apply(decoded):
+                return False
+        if batches and not self._write(batches):
+            return False
+        if batches and self._on_committed is not None:
             try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                self._commit(batches, acks)
-                batches, acks, points = [], [], 0
-                continue
-            if item is _STOP:
-                self._commit(batches, acks)
-                return
-            assert isinstance(item, _Received)
-            decoded = item.decoded
-            if decoded is not None and isinstance(decoded.body, wire.DataBatch):
-                if not acks:
-                    deadline = time.monotonic() + interval
-                owned = self._owned(decoded)
-                if owned is None:
-                    continue  # abandoned while the store failed: leave it unacknowledged
-                acks.append(item)  # a refused message is acknowledged with the batch, never stored
-                if owned:
-                    assert decoded.topic.device is not None
-                    body = self._windowed(decoded)
-                    batches.append(IncomingBatch(decoded.topic.gateway, decoded.topic.device, body))
-                    points += len(body.samples)
-                if points >= max_points or time.monotonic() >= deadline:
-                    self._commit(batches, acks)
-                    batches, acks, points = [], [], 0
-                continue
-            # Meta and status are rare: commit what came before them, so everything stays in order.
-            self._commit(batches, acks)
-            batches, acks, points = [], [], 0
-            owned = True if decoded is None else self._owned(decoded)
-            if owned is None or (owned and decoded is not None and not self._apply(decoded)):
-                continue  # abandoned while the store failed: leave it unacknowledged
-            self._ack([item])
+                self._on_committed(batches)
+            except Exception:
+                log.exception("on_committed_failed")
+        return True
 
     def _owned(self, decoded: Decoded) -> bool | None:
         """Whether the message's gateway owns its device (gateway status: always); None: abandoned."""
@@ -390,7 +333,7 @@ class MqttIngest:
             nonlocal allowed
             allowed = self.owners.allows(gateway, device)
 
-        if not self._retry("claim_device", check):
+        if not self._writer.retry("claim_device", check):
             return None
         if not allowed:
             kind = decoded.topic.kind if decoded.topic.kind in self._ownership_rejected else "status"
@@ -414,70 +357,40 @@ class MqttIngest:
         topic, body = decoded.topic, decoded.body
         gateway, device, store = topic.gateway, topic.device or "", self._store
         if isinstance(body, wire.DeviceMeta):
-            return self._retry("apply_meta", lambda: store.apply_meta(gateway, device, body))
+            return self._writer.retry("apply_meta", lambda: store.apply_meta(gateway, device, body))
         if isinstance(body, wire.DeviceStatus):
-            return self._retry(
+            return self._writer.retry(
                 "apply_device_status", lambda: store.apply_device_status(gateway, device, body)
             )
         if isinstance(body, wire.GatewayStatus):
-            return self._retry("apply_gateway_status", lambda: store.apply_gateway_status(gateway, body))
+            return self._writer.retry(
+                "apply_gateway_status", lambda: store.apply_gateway_status(gateway, body)
+            )
         raise TypeError(f"unexpected message body {type(body).__name__}")
 
-    def _retry(self, what: str, write: Callable[[], object]) -> bool:
-        """Run a store write until it succeeds (True) or shutdown gives up on it (False)."""
-        delay = 0.1
-        while True:
-            try:
-                write()
-                self._store_failing = False
-                return True
-            except StoreError as err:
-                self._store_errors += 1
-                self._store_failing = True
-                log.error("store_write_failed", operation=what, error=str(err), retry_in_s=delay)
-            if self._abandon.wait(delay):
-                return False
-            delay = min(delay * 2, _RETRY_MAX_S)
+    def _write(self, batches: list[IncomingBatch]) -> bool:
+        started = time.perf_counter()
+        result = None
 
-    def _commit(self, batches: list[IncomingBatch], acks: list[_Received]) -> None:
-        if not acks:
-            return
-        if batches:
-            started = time.perf_counter()
-            result = None
+        def write() -> None:
+            nonlocal result
+            result = self._store.write_batches(batches)
 
-            def write() -> None:
-                nonlocal result
-                result = self._store.write_batches(batches)
-
-            if not self._retry("write_batches", write):
-                return
-            assert result is not None
-            commit_us = wire.now_us()
-            self._commits += 1
-            self._last_commit_ms = (time.perf_counter() - started) * 1000
-            self.commit_seconds.observe(self._last_commit_ms / 1000)
-            self._points_stored += result.stored
-            self._duplicates += result.duplicates
-            self._seq_gaps += result.seq_gaps
-            if result.seq_jumps:
-                self._seq_jumps += result.seq_jumps
-                self._refused.warn("seq_jump", messages=result.seq_jumps)
-            self._latency.add(commit_us, (s.ts for b in batches for s in b.batch.samples))
-        self._ack(acks)
-        if batches and self._on_committed is not None:
-            try:
-                self._on_committed(batches)
-            except Exception:
-                log.exception("on_committed_failed")
-
-    def _ack(self, items: list[_Received]) -> None:
-        generation = self._generation
-        for item in items:
-            # An ack belongs to the connection that delivered the message; after a reconnect the
-            # broker delivers it again (and the store ignores the copy), so a stale ack is skipped.
-            if item.generation == generation and item.qos > 0:
-                self._client.ack(item.mid, item.qos)
+        if not self._writer.retry("write_batches", write):
+            return False
+        assert result is not None
+        commit_us = wire.now_us()
+        self._commits += 1
+        self._last_commit_ms = (time.perf_counter() - started) * 1000
+        self.commit_seconds.observe(self._last_commit_ms / 1000)
+        self._points_stored += result.stored
+        self._duplicates += result.duplicates
+        self._seq_gaps += result.seq_gaps
+        if result.seq_jumps:
+            self._seq_jumps += result.seq_jumps
+            self._refused.warn("seq_jump", messages=result.seq_jumps)
+        self._latency.add(commit_us, (s.ts for b in batches for s in b.batch.samples))
+        return True
 
     # --- observation -----------------------------------------------------------------------------
 
@@ -493,17 +406,24 @@ class MqttIngest:
             decode_errors={reason: n for reason, n in self._decode_errors.items()},
             ownership_rejected=dict(self._ownership_rejected),
             values_rejected=dict(self._values_rejected),
-            store_errors=self._store_errors,
-            store_failing=self._store_failing,
-            queue_depth=self._queue.qsize(),
-            queue_max=self._queue.maxsize,
+            store_errors=self._writer.store_errors,
+            store_failing=self._writer.store_failing,
+            queue_depth=self._writer.depth,
+            queue_max=self._writer.capacity,
             reconnects=max(self._connects - 1, 0),
             commits=self._commits,
             last_commit_ms=self._last_commit_ms,
             latency=self._latency.summary(),
-            writer_alive=not self._writer_crashed,
+            writer_alive=not self._writer.crashed,
             reader_alive=not self._reader_crashed,
         )
 
     def reset_latency(self) -> None:
         self._latency.reset()
+
+
+def _points(decoded: Decoded | None) -> int | None:
+    """A data message joins the current commit (with its value count); anything else commits alone."""
+    if decoded is not None and isinstance(decoded.body, wire.DataBatch):
+        return len(decoded.body.samples)
+    return None

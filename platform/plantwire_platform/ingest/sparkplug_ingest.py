@@ -6,13 +6,16 @@ the matching bdSeq); this module owns its MQTT connection and the store writes:
 
 - own connection, client id `pw-spb-<client_id>`, clean session (what the specification asks of a
   host), Will = STATE offline; after the SUBACK for `spBv1.0/#` the STATE birth (retained, QoS 1);
-- paho's thread runs the host session (one thread: no locks) and puts each message's outcome into a
-  bounded queue (a full queue stops paho reading: the broker holds the rest); rebirth NCMDs are
-  published from there;
-- a writer thread stores in message order: a DBIRTH's metrics become the device's meta (tags with
-  types, units, ranges), values become points, NDEATH/DDEATH the gateway's/device's status offline;
-  each message is acknowledged only after its writes committed (manual acks, as `mqtt_ingest`); the
-  store ignores points it already has, so a redelivered message stores nothing twice.
+- paho's thread runs the host session (under a lock that REST writes' `send_dcmd` shares) and
+  puts each message's outcome into a bounded queue (a full queue stops paho reading: the broker
+  holds the rest); rebirth NCMDs are published from there;
+- the writer thread (`ack_after_commit.AckAfterCommitWriter`, the one `mqtt_ingest` uses) stores in
+  message order: a DBIRTH's metrics become the device's meta (tags with types, units, ranges),
+  values become points, NDEATH/DDEATH the gateway's/device's status offline; messages that carry
+  only values share a commit; each message is acknowledged only after its writes committed (manual
+  acks); a failing store is retried with backoff, and at shutdown a writer stuck on it is abandoned
+  with its messages unacknowledged; the store ignores points it already has, so a redelivered
+  message stores nothing twice.
 
 Ids: group `G`, edge node `E`, device `D` -> gateway id `G.E`, device id `D`; node-level metrics
 (other than bdSeq and Node Control) -> device id `E`. Ids that are not valid Plantwire ids
@@ -22,10 +25,10 @@ Ids: group `G`, edge node `E`, device `D` -> gateway id `G.E`, device id `D`; no
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any, Final
 
@@ -39,16 +42,15 @@ from plantwire.sparkplug.edge import BDSEQ, REBIRTH
 from plantwire.sparkplug.host import HostApplication, HostResult, MetricInfo, StatusChange
 from plantwire.sparkplug.payload import DataType, PayloadError
 from plantwire.sparkplug.tag_types import opcua_status, plantwire_type, to_wire_value
+from plantwire_platform.ingest.ack_after_commit import AckAfterCommitWriter
 from plantwire_platform.ingest.mqtt_ingest import CommittedCallback
 from plantwire_platform.ingest.ownership import DeviceOwners
 from plantwire_platform.ingest.stats import RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
-from plantwire_platform.store.model import IncomingBatch, Store, StoreError
+from plantwire_platform.store.model import IncomingBatch, Store
 
 log = get_logger(__name__)
 
-_PUT_POLL_S: Final = 0.1
-_STOP: Final = object()
 _NODE_CONTROL: Final = frozenset({BDSEQ, REBIRTH})
 ENDPOINT_PREFIX: Final = "sparkplug://"
 
@@ -66,9 +68,12 @@ class _Outcome:
     batches: list[IncomingBatch] = field(default_factory=list)
     device_status: list[tuple[str, str, wire.DeviceStatus]] = field(default_factory=list)
     gateway_status: list[tuple[str, wire.GatewayStatus]] = field(default_factory=list)
-    mid: int = 0
-    qos: int = 0
-    generation: int = 0
+
+    def points(self) -> int | None:
+        """Values only: it may share a commit (with its value count); anything else commits alone."""
+        if self.metas or self.device_status or self.gateway_status:
+            return None
+        return sum(len(b.batch.samples) for b in self.batches)
 
 
 @dataclass(slots=True)
@@ -96,9 +101,6 @@ class SparkplugIngest:
         self._on_committed = on_committed
         self.host = HostApplication(settings.sparkplug_host.host_id)
         self.stats = SparkplugIngestStats()
-        self._queue: queue.Queue[_Outcome | object] = queue.Queue(maxsize=settings.store.queue_max_messages)
-        self._stopping = threading.Event()
-        self._generation = 0
         self._subscribe_mid: int | None = None
         self.subscribed = threading.Event()
         self._seq: dict[tuple[str, str], int] = {}
@@ -110,7 +112,15 @@ class SparkplugIngest:
         """Device ownership, shared rule with the JSON ingest: an edge node cannot take a device
         another gateway (Plantwire or Sparkplug) owns, and none can take its devices."""
         self._client = self._make_client()
-        self._writer = threading.Thread(target=self._write_loop, name="plantwire-spb-writer", daemon=True)
+        self._writer: AckAfterCommitWriter[_Outcome] = AckAfterCommitWriter(
+            name="plantwire-spb-writer",
+            client=self._client,
+            queue_max=settings.store.queue_max_messages,
+            commit_interval_s=settings.store.commit_interval_ms / 1000,
+            max_points=settings.store.max_batch_points,
+            points=_Outcome.points,
+            commit=self._commit,
+        )
 
     def _make_client(self) -> mqtt.Client:
         s = self._settings
@@ -139,14 +149,8 @@ class SparkplugIngest:
         await asyncio.to_thread(self._shutdown)
 
     def _shutdown(self) -> None:
-        self._stopping.set()
-        while self._writer.is_alive():
-            try:
-                self._queue.put(_STOP, timeout=_PUT_POLL_S)
-                break
-            except queue.Full:
-                continue
-        self._writer.join(30)
+        self._writer.stop()
+        self.stats.store_errors = self._writer.store_errors
         death = self.host.death()
         info = self._client.publish(death.topic, death.payload, qos=death.qos, retain=death.retain)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
@@ -161,7 +165,7 @@ class SparkplugIngest:
         if reason.is_failure:
             log.warning("sparkplug_host_connect_refused", reason=str(reason))
             return
-        self._generation += 1
+        self._writer.connected()
         self._connected = True
         _, self._subscribe_mid = client.subscribe([(t, 1) for t in self.host.subscriptions()])
 
@@ -179,7 +183,7 @@ class SparkplugIngest:
         log.info("sparkplug_host_online", host_id=self.host.host_id)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._stopping.is_set():
+        if self._writer.stopping:
             return
         self.stats.messages += 1
         try:
@@ -194,13 +198,7 @@ class SparkplugIngest:
         for error in result.errors:
             self.stats.errors += 1
             self._warn.warn("sparkplug", topic=topic, problem=error)
-        outcome.mid, outcome.qos, outcome.generation = msg.mid, msg.qos, self._generation
-        while not self._stopping.is_set():
-            try:
-                self._queue.put(outcome, timeout=_PUT_POLL_S)
-                return
-            except queue.Full:
-                continue
+        self._writer.offer(outcome, msg.mid, msg.qos)
 
     def _outcome(self, result: HostResult) -> _Outcome:
         out = _Outcome()
@@ -214,7 +212,7 @@ class SparkplugIngest:
             names = [m.name for m in chunk.metrics]
             stamps = [ts * 1000 for ts in chunk.timestamps]
             if chunk.plain and chunk.device_id is not None:  # a device's DDATA: the values as they are
-                batch.extend(map(sample, names, stamps, chunk.values))  # type: ignore[arg-type]
+                batch.extend(map(sample, names, stamps, chunk.values))  # type: ignore[arg-type]  # decoded values are wire values
                 continue
             for name, metric, v, ts, q in zip(
                 names, chunk.metrics, chunk.values, stamps, chunk.quality, strict=True
@@ -224,7 +222,7 @@ class SparkplugIngest:
                 datatype = metric.datatype
                 value = v if type(v) in as_is and datatype is not date_time else to_wire_value(datatype, v)
                 status = good if q is None else opcua_status(q)
-                batch.append(sample(name, ts, value, status))  # type: ignore[arg-type]
+                batch.append(sample(name, ts, value, status))  # type: ignore[arg-type]  # as above
             if not batch:
                 del samples[ids]
         for c in result.status:  # a birth: the device's (or node's) metrics become its meta
@@ -303,8 +301,8 @@ class SparkplugIngest:
         return None
 
     def _owned(self, o: _Outcome) -> None:
-        """Drop (and count) what `o` says about devices another gateway owns (writer thread; may
-        raise StoreError, which leaves the message unacknowledged)."""
+        """Drop (and count) what `o` says about devices another gateway owns (writer thread; a
+        StoreError is retried by the writer like any store write)."""
         o.metas = [m for m in o.metas if self._allowed("meta", m[0], m[1])]
         o.batches = [b for b in o.batches if self._allowed("data", b.gateway, b.device)]
         o.device_status = [d for d in o.device_status if self._allowed("status", d[0], d[1])]
@@ -318,38 +316,35 @@ class SparkplugIngest:
 
     # --- writer thread -------------------------------------------------------------------------
 
-    def _write_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            assert isinstance(item, _Outcome)
-            if not self._store_outcome(item):
-                continue  # not acknowledged: the broker delivers it again on this connection's next life
-            if item.qos > 0 and item.generation == self._generation:
-                self._client.ack(item.mid, item.qos)
-
-    def _store_outcome(self, o: _Outcome) -> bool:
-        store = self._store
-        try:
-            self._owned(o)
-            for gw, dev, meta in o.metas:
-                store.apply_meta(gw, dev, meta)
-            if o.batches:
-                result = store.write_batches(o.batches)
-                self.stats.points_stored += result.stored
-                self.stats.duplicates += result.duplicates
-            for gw, dev, status in o.device_status:
-                store.apply_device_status(gw, dev, status)
-            for gw, gstatus in o.gateway_status:
-                store.apply_gateway_status(gw, gstatus)
-        except StoreError as err:
-            self.stats.store_errors += 1
-            log.error("sparkplug_store_write_failed", error=str(err))
+    def _commit(self, outcomes: list[_Outcome]) -> bool:
+        """Store one group in order (False: abandoned at shutdown, left unacknowledged)."""
+        store, retry = self._store, self._writer.retry
+        if not all(retry("ownership", partial(self._owned, o)) for o in outcomes):
             return False
-        if o.batches and self._on_committed is not None:
+        metas = [partial(store.apply_meta, *m) for o in outcomes for m in o.metas]
+        statuses = [partial(store.apply_device_status, *d) for o in outcomes for d in o.device_status]
+        statuses += [partial(store.apply_gateway_status, *g) for o in outcomes for g in o.gateway_status]
+        if not all(retry("apply_meta", write) for write in metas):
+            return False
+        batches = [b for o in outcomes for b in o.batches]
+        if batches:
+            result = None
+
+            def write() -> None:
+                nonlocal result
+                result = store.write_batches(batches)
+
+            if not retry("write_batches", write):
+                return False
+            assert result is not None
+            self.stats.points_stored += result.stored
+            self.stats.duplicates += result.duplicates
+        if not all(retry("apply_status", write) for write in statuses):
+            return False
+        self.stats.store_errors = self._writer.store_errors
+        if batches and self._on_committed is not None:
             try:
-                self._on_committed(o.batches)
+                self._on_committed(batches)
             except Exception:
                 log.exception("on_committed_failed")
         return True

@@ -77,7 +77,11 @@ class LatencyHistogram:
         self._total = 0
 
     def add(self, commit_us: int, source_ts: Iterable[int]) -> None:
-        local = Counter(bisect_left(_BOUNDS_US, commit_us - ts) for ts in source_ts)
+        local: Counter[int] = Counter()
+        # Samples of one commit share few timestamps (every tag of a message is sampled at once):
+        # count them per timestamp first (C speed), then find each timestamp's bucket once.
+        for ts, n in Counter(source_ts).items():
+            local[bisect_left(_BOUNDS_US, commit_us - ts)] += n
         with self._lock:
             for index, n in local.items():
                 self._counts[index] += n

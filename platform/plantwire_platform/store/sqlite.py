@@ -36,6 +36,7 @@ from plantwire_platform.store import (
 )
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
+from plantwire_platform.store.bounded_cache import TwoGenerationCache
 from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
 from plantwire_platform.store.model import (
@@ -60,6 +61,8 @@ from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 SCHEMA_VERSION: Final = 1
 SERIES_CACHE_MAX: Final = 200_000
 """Series ids the writer keeps in memory at most (~60 MB at 1M series otherwise ~280 MB: bench/devices.py)."""
+LAST_SEQ_CACHE_MAX: Final = 200_000
+"""Devices whose last committed seq the writer keeps in memory (a miss reads the devices table)."""
 BOOLEAN: Final = "Boolean"
 _INT64_MAX: Final = 2**63 - 1
 
@@ -214,12 +217,9 @@ class SqliteStore:
         self.path = path
         self._max_seq_jump = max_seq_jump
         self._writer = writer
-        # Series ids in two generations, bounded (SERIES_CACHE_MAX): lookups hit the current one;
-        # a miss looks in the previous one, then in the table, and fills the current one; a full
-        # current generation becomes the previous one. Recently written series stay cached.
-        self._series_ids: dict[tuple[str, str], int] = {}
-        self._series_ids_old: dict[tuple[str, str], int] = {}
-        self._last_seq: dict[str, int] = {}
+        # Bounded caches of the writer (store/bounded_cache.py): a miss is one indexed lookup.
+        self._series_ids: TwoGenerationCache[tuple[str, str], int] = TwoGenerationCache(SERIES_CACHE_MAX)
+        self._last_seq: TwoGenerationCache[str, int] = TwoGenerationCache(LAST_SEQ_CACHE_MAX)
         self._json_series: set[int] = set()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -298,7 +298,6 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 # Ids and sequence numbers learnt inside the transaction are gone with it.
                 self._series_ids.clear()
-                self._series_ids_old.clear()
                 self._last_seq.clear()
                 self._json_series.clear()
                 raise
@@ -315,16 +314,13 @@ class SqliteStore:
                 (device, gateway, now_us()),
             )
             last = conn.execute("SELECT last_seq FROM devices WHERE id = ?", (device,)).fetchone()[0]
-            self._last_seq[device] = last
-        return last
+            self._last_seq.put(device, last)
+        return int(last)
 
     def _series_id(self, conn: sqlite3.Connection, device: str, tag: str, value: JsonValue) -> int:
         """The id of a series, created on the fly for a tag that `meta` has not described yet."""
         key = (device, tag)
         sid = self._series_ids.get(key)
-        if sid is not None:
-            return sid
-        sid = self._series_ids_old.get(key)
         if sid is None:
             row = conn.execute("SELECT series_id FROM series WHERE device = ? AND tag = ?", key).fetchone()
             if row is None:
@@ -335,9 +331,7 @@ class SqliteStore:
                     (device, tag, data_type),
                 ).fetchone()
             sid = int(row[0])
-        if len(self._series_ids) >= SERIES_CACHE_MAX // 2:
-            self._series_ids_old, self._series_ids = self._series_ids, {}
-        self._series_ids[key] = sid
+            self._series_ids.put(key, sid)
         return sid
 
     def write_batches(self, batches: Sequence[IncomingBatch]) -> WriteResult:
@@ -346,17 +340,18 @@ class SqliteStore:
         with self._transaction() as conn:
             rows: list[tuple[int, int, JsonValue, int]] = []
             seq_updates: dict[str, int] = {}
-            series_ids = self._series_ids
+            seq_before: dict[str, int] = {}
             compound: set[int] = set()
             for item in batches:
                 device = item.device
                 last = seq_updates.get(device)
                 if last is None:
-                    last = self._device_last_seq(conn, item.gateway, device)
+                    last = seq_before[device] = self._device_last_seq(conn, item.gateway, device)
                 step = advance(last, item.batch.seq, self._max_seq_jump)
                 gaps += step.gaps
                 jumps += step.jumped
                 seq_updates[device] = step.last
+                series_ids = self._series_ids.current  # the hot path; `_series_id` on a miss
                 for s in item.batch.samples:
                     sid = series_ids.get((device, s.tag))
                     if sid is None:
@@ -369,10 +364,11 @@ class SqliteStore:
             total = len(rows)
             self._mark_json_series(conn, compound)
             stored = _insert_points(conn, rows)
-            changed = [(seq, dev) for dev, seq in seq_updates.items() if seq != self._last_seq[dev]]
+            changed = [(seq, dev) for dev, seq in seq_updates.items() if seq != seq_before[dev]]
             conn.executemany("UPDATE devices SET last_seq = ? WHERE id = ?", changed)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = 'points'", (stored,))
-        self._last_seq.update(seq_updates)
+        for dev, seq in seq_updates.items():
+            self._last_seq.put(dev, seq)
         return WriteResult(stored=stored, duplicates=total - stored, seq_gaps=gaps, seq_jumps=jumps)
 
     def _mark_json_series(self, conn: sqlite3.Connection, sids: set[int]) -> None:

@@ -58,20 +58,25 @@ def _group_sql(tier: Tier, source: str) -> str:
     """`source`'s rows grouped per (series, bucket of the tier) into `temp.new_<tier>`.
 
     The source is `temp.new_points` (points) for the finest tier, else the next finer tier's
-    groups: an hour is rolled up from its minutes, not from its points again.
+    groups: an hour is rolled up from its minutes, not from its points again. A group of one row
+    (the usual case: one sample per series per commit) takes its first and last value from that
+    row (SQLite's bare column of an aggregate query is a value of the group); only a group of
+    several rows looks them up by key.
     """
     if source == "new_points":
         num = _NUM.format(v="value")
         agg = (
             f"count(*) AS count, count({num}) AS n, min({num}) AS vmin, max({num}) AS vmax, "
-            f"sum(CAST({num} AS REAL)) AS vsum, min(ts) AS first_ts, max(ts) AS last_ts"
+            f"sum(CAST({num} AS REAL)) AS vsum, min(ts) AS first_ts, max(ts) AS last_ts, "
+            "count(*) AS rows, value AS first_v, value AS last_v"
         )
         key, first, last = "ts", "f.ts = g.first_ts", "l.ts = g.last_ts"
         first_value, last_value = "f.value", "l.value"
     else:
         agg = (
             "sum(count) AS count, sum(n) AS n, min(vmin) AS vmin, max(vmax) AS vmax, sum(vsum) AS vsum, "
-            "min(first_ts) AS first_ts, max(last_ts) AS last_ts"
+            "min(first_ts) AS first_ts, max(last_ts) AS last_ts, "
+            "count(*) AS rows, first_value AS first_v, last_value AS last_v"
         )
         key, first_value, last_value = "bucket", "f.first_value", "l.last_value"
         finer = next(t for t in TIERS if f"new_{t.name}" == source)
@@ -79,12 +84,14 @@ def _group_sql(tier: Tier, source: str) -> str:
         last = f"l.bucket = g.last_ts - g.last_ts % {finer.width}"
     return f"""
 INSERT INTO temp.new_{tier.name}
-SELECT g.series_id, g.b, g.count, g.n, g.vmin, g.vmax, g.vsum,
-       g.first_ts, {first_value}, g.last_ts, {last_value}
+SELECT g.series_id, g.b, g.count, g.n, g.vmin, g.vmax, g.vsum, g.first_ts,
+       CASE WHEN g.rows = 1 THEN g.first_v
+            ELSE (SELECT {first_value} FROM temp.{source} f WHERE f.series_id = g.series_id AND {first}) END,
+       g.last_ts,
+       CASE WHEN g.rows = 1 THEN g.last_v
+            ELSE (SELECT {last_value} FROM temp.{source} l WHERE l.series_id = g.series_id AND {last}) END
 FROM (SELECT series_id, {key} - {key} % {tier.width} AS b, {agg}
-      FROM temp.{source} GROUP BY series_id, b) g
-JOIN temp.{source} f ON f.series_id = g.series_id AND {first}
-JOIN temp.{source} l ON l.series_id = g.series_id AND {last}"""
+      FROM temp.{source} GROUP BY series_id, b) g"""
 
 
 def _merge_sql(tier: Tier) -> str:

@@ -71,11 +71,28 @@ SELECT series_id, ts - ts % {tier.width}, count(*), count({NUMERIC_SQL}),
 FROM {source} WHERE ts >= {_HORIZON} GROUP BY 1, 2 ORDER BY 1, 2"""
 
 
+def _grouped_sql(tier: Tier, source: str) -> str:
+    """As `_aggregate_sql`, for a source without duplicate (series_id, ts) (the trigger's
+    transition table): one hash aggregate, then the first and last point's columns joined back by
+    (series_id, ts), instead of six sorted `array_agg` per group (~4x cheaper per point here)."""
+    return f"""
+WITH g AS (
+    SELECT series_id, ts - ts % {tier.width} AS bucket, count(*) AS count, count({NUMERIC_SQL}) AS n,
+           min(fval) AS min_f, min(ival) AS min_i, max(fval) AS max_f, max(ival) AS max_i,
+           sum({NUMERIC_SQL}) AS vsum, min(ts) AS first_ts, max(ts) AS last_ts
+    FROM {source} WHERE ts >= {_HORIZON} GROUP BY 1, 2)
+SELECT g.series_id, g.bucket, g.count, g.n, g.min_f, g.min_i, g.max_f, g.max_i, g.vsum,
+       g.first_ts, f.fval, f.ival, f.sval, g.last_ts, l.fval, l.ival, l.sval
+FROM g JOIN {source} f ON f.series_id = g.series_id AND f.ts = g.first_ts
+       JOIN {source} l ON l.series_id = g.series_id AND l.ts = g.last_ts
+ORDER BY 1, 2"""
+
+
 def _upsert_sql(tier: Tier, source: str) -> str:
     first = "CASE WHEN excluded.first_ts < r.first_ts THEN excluded.{c} ELSE r.{c} END"
     last = "CASE WHEN excluded.last_ts > r.last_ts THEN excluded.{c} ELSE r.{c} END"
     return f"""
-INSERT INTO {tier.table} AS r {_aggregate_sql(tier, source)}
+INSERT INTO {tier.table} AS r {_grouped_sql(tier, source)}
 ON CONFLICT (series_id, bucket) DO UPDATE SET
     count = r.count + excluded.count,
     n = r.n + excluded.n,
@@ -88,14 +105,10 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET
     last_ts = greatest(r.last_ts, excluded.last_ts);"""
 
 
-def _ddl() -> str:
-    tables = "".join(f"CREATE TABLE IF NOT EXISTS {t.table} ({_COLUMNS});\n" for t in TIERS)
+def _function_ddl() -> str:
+    """The trigger's function (replaced at every start: a newer version's body reaches old schemas)."""
     body = "".join(_upsert_sql(t, "new_points") for t in TIERS)
     return f"""
-CREATE TABLE IF NOT EXISTS store_steps (name text PRIMARY KEY, done_at bigint NOT NULL);
-{tables}
-CREATE TABLE IF NOT EXISTS rollup_text_series (series_id integer PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS rollup_horizon (id integer PRIMARY KEY CHECK (id = 1), raw_before bigint NOT NULL);
 CREATE OR REPLACE FUNCTION plantwire_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
 {body}
@@ -103,7 +116,17 @@ BEGIN
         ORDER BY series_id ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
-$fn$;
+$fn$;"""
+
+
+def _ddl() -> str:
+    tables = "".join(f"CREATE TABLE IF NOT EXISTS {t.table} ({_COLUMNS});\n" for t in TIERS)
+    return f"""
+CREATE TABLE IF NOT EXISTS store_steps (name text PRIMARY KEY, done_at bigint NOT NULL);
+{tables}
+CREATE TABLE IF NOT EXISTS rollup_text_series (series_id integer PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS rollup_horizon (id integer PRIMARY KEY CHECK (id = 1), raw_before bigint NOT NULL);
+{_function_ddl()}
 DROP TRIGGER IF EXISTS points_rollup ON points;
 CREATE TRIGGER points_rollup AFTER INSERT ON points REFERENCING NEW TABLE AS new_points
     FOR EACH STATEMENT EXECUTE FUNCTION plantwire_rollup();
@@ -119,6 +142,8 @@ async def create(conn: asyncpg.Connection, schema: str, now: int) -> None:
             "CREATE TABLE IF NOT EXISTS store_steps (name text PRIMARY KEY, done_at bigint NOT NULL)"
         )
         if await conn.fetchval("SELECT 1 FROM store_steps WHERE name = $1", STEP):
+            if await conn.fetchval("SELECT to_regproc('plantwire_rollup') IS NOT NULL"):
+                await conn.execute(_function_ddl())
             return
         await conn.execute(_ddl())
         for tier in TIERS:

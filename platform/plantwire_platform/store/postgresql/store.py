@@ -31,6 +31,7 @@ import asyncpg
 from plantwire.logs import get_logger
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
 from plantwire_platform.store import value_shapes
+from plantwire_platform.store.bounded_cache import TwoGenerationCache
 from plantwire_platform.store.device_changes import GATEWAY_COUNTS, ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
 from plantwire_platform.store.loop_thread import LoopThread
@@ -75,6 +76,10 @@ T = TypeVar("T")
 Record = tuple[int, int, float | None, int | None, str | None, str | None, int]
 _STAGING_COLUMNS: Final = ("series_id", "ts", *VALUE_COLUMNS, "status")
 _COUNTER_SHARDS: Final = 1024
+SERIES_CACHE_MAX: Final = 200_000
+"""Series ids one store instance keeps in memory at most."""
+KNOWN_DEVICES_MAX: Final = 200_000
+"""Devices one store instance remembers as registered (a miss re-runs the idempotent registration)."""
 _RETRY_S: Final = 0.2
 
 _LOCK_DEVICES: Final = "SELECT id, last_seq FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
@@ -139,10 +144,11 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._width = schema.WIDTH_US[settings.partition]
         self.points_kind: schema.PointsKind = "partitioned"
-        self._series_ids: dict[tuple[str, str], int] = {}
+        # Bounded (store/bounded_cache.py): a miss asks the database again, which always answers right.
+        self._series_ids: TwoGenerationCache[tuple[str, str], int] = TwoGenerationCache(SERIES_CACHE_MAX)
         self._json_series: set[int] = set()
         self._partitions: set[int] = set()
-        self._known_devices: set[str] = set()
+        self._known_devices: TwoGenerationCache[str, bool] = TwoGenerationCache(KNOWN_DEVICES_MAX)
         self._shard = random.randrange(_COUNTER_SHARDS)
         self.rollups = False
         """Whether bucketed queries may read rollups (not on a TimescaleDB hypertable)."""
@@ -299,7 +305,8 @@ class PostgresStore:
                 list(last),
                 list(last.values()),
             )
-        self._known_devices.update(last)
+        for device in last:
+            self._known_devices.put(device, True)
         return WriteResult(stored=stored, duplicates=len(records) - stored, seq_gaps=gaps, seq_jumps=jumps)
 
     async def _lock_devices(self, conn: asyncpg.Connection, gateways: dict[str, str]) -> dict[str, int]:
@@ -309,7 +316,8 @@ class PostgresStore:
         row be missing anyway, the INSERT runs and the lock is taken again.
         """
         devices = sorted(gateways)
-        if not self._known_devices.issuperset(devices):
+        known = self._known_devices
+        if not all(d in known for d in devices):
             await self._register_devices(conn, devices, gateways)
         rows = await conn.fetch(_LOCK_DEVICES, devices)
         if len(rows) < len(devices):
@@ -347,8 +355,16 @@ class PostgresStore:
 
     async def _ensure_series(self, wanted: dict[tuple[str, str], JsonValue]) -> dict[tuple[str, str], int]:
         """Ids of these (device, tag) series, creating the missing ones (committed at once)."""
-        ids = self._series_ids
-        missing = sorted(k for k in wanted if k not in ids)
+        cache = self._series_ids
+        ids: dict[tuple[str, str], int] = {}
+        missing = []
+        for k in wanted:
+            sid = cache.get(k)
+            if sid is None:
+                missing.append(k)
+            else:
+                ids[k] = sid
+        missing.sort()
         if missing:
             devices = [d for d, _ in missing]
             tags = [t for _, t in missing]
@@ -370,8 +386,10 @@ class PostgresStore:
                     tags,
                 )
             for r in rows:
-                ids[(r["device"], r["tag"])] = r["series_id"]
-        return {k: ids[k] for k in wanted}
+                key = (r["device"], r["tag"])
+                ids[key] = r["series_id"]
+                cache.put(key, r["series_id"])
+        return ids
 
     async def _mark_json_series(self, sids: set[int]) -> None:
         """Flag series that hold arrays or structures (once per series and process; idempotent)."""
