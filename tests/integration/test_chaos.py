@@ -169,6 +169,7 @@ def test_gateway_kill_9_delivers_its_outbox(plant: Plant) -> None:
 
 def test_opcua_server_restart_resubscribes_and_marks_the_outage(plant: Plant) -> None:
     sim = plant.sims[0]
+    stopping_at = wire.now_us()  # SIGTERM: what the server sampled but had not published dies with it
     sim.stop()
     stopped_at = wire.now_us()
     latest_url = f"{plant.url}/api/latest?device={sim.name}"
@@ -190,7 +191,7 @@ def test_opcua_server_restart_resubscribes_and_marks_the_outage(plant: Plant) ->
     wait_until(lambda: plant.last_connected_us(sim.name) > restarted_at, 10, "the new subscription logged")
     subscribed_at = plant.last_connected_us(sim.name)
     _finish(
-        plant, unsampled_from=stopped_at - SETTLE_US, unsampled_after=stopped_at, subscribed_at=subscribed_at
+        plant, unsampled_from=stopping_at - SETTLE_US, unsampled_after=stopped_at, subscribed_at=subscribed_at
     )
     # Exactly one marker per tag for the restart (the final stop adds another set), never a value.
     stored = plant.stored()
