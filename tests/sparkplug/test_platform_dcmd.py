@@ -184,6 +184,13 @@ async def test_a_read_only_metric_and_a_device_without_a_birth_this_session_are_
                 assert (status, body["error"]["code"]) == (403, "tag_not_writable")
                 status, body = await write(http, device, tag="target", value=0.1, timeout=0.3)
                 assert (status, body["confirmed"]) == (202, False)  # our test node applies nothing
+                # The edge node's devices follow its births: attach and detach are refused, not sent
+                gateway = f"{group}.edge2"
+                attach = {"endpoint": "opc.tcp://127.0.0.1:4840", "id": f"new{suffix}"}
+                async with http.post(f"/api/gateways/{gateway}/devices", json=attach) as resp:
+                    assert (resp.status, (await resp.json())["error"]["code"]) == (422, "not_supported")
+                async with http.delete(f"/api/gateways/{gateway}/devices/{device}") as resp:
+                    assert (resp.status, (await resp.json())["error"]["code"]) == (422, "not_supported")
         # A new platform process (clean session) has seen no birth yet: refused, a rebirth asked
         settings = host_settings(mosquitto, tmp_path, f"{suffix}b")
         async with asyncio.timeout(60), platform_running(settings) as platform:

@@ -49,6 +49,7 @@ from plantwire_platform.commands.errors import (
     InvalidCommand,
     NotWritable,
     UnknownTarget,
+    UnsupportedCommand,
 )
 from plantwire_platform.commands.gateway_page import GATEWAY_DEVICES, GATEWAY_PAGE
 from plantwire_platform.commands.sparkplug_writes import (
@@ -59,6 +60,7 @@ from plantwire_platform.commands.sparkplug_writes import (
     not_supported,
     sparkplug_target,
 )
+from plantwire_platform.commands.sparkplug_writes import ENDPOINT_PREFIX as SPARKPLUG_ENDPOINT_PREFIX
 from plantwire_platform.store import device_state
 from plantwire_platform.store.device_query import DeviceQuery
 from plantwire_platform.store.model import AuditEntry, Catalog, DeviceRecord
@@ -501,6 +503,18 @@ class CommandService:
             out.append(view)
         return GatewayPage(out, len(ids))
 
+    async def _refuse_sparkplug_gateway(self, gateway: str, what: str) -> None:
+        """An edge node's devices come and go with its births and deaths: nothing to attach there."""
+        if gateway in self._require_bus().gateways:
+            return  # a Plantwire gateway (its status arrives on plantwire/v1)
+        page = await self._threads.run(self._store.page_devices, DeviceQuery(gateway=gateway, limit=1))
+        if page.devices and (page.devices[0].endpoint or "").startswith(SPARKPLUG_ENDPOINT_PREFIX):
+            raise UnsupportedCommand(
+                f"gateway {gateway!r} is a Sparkplug B edge node: its devices follow its births and "
+                f"deaths, so {what} is done at the edge node, not from the platform",
+                "not_supported",
+            )
+
     async def _gateway_known(self, gateway: str) -> None:
         status = self._require_bus().gateways.get(gateway)
         if status is None and not await self._gateway_has_devices(gateway):
@@ -551,6 +565,7 @@ class CommandService:
             if request.root is not None and not isinstance(request.root, str):
                 raise BadCommand("'root' must be a NodeId or a browse path")
             timeout = check_timeout(timeout_s, ATTACH_TIMEOUT_S)
+            await self._refuse_sparkplug_gateway(gateway, "attaching a device")
             await self._attach_policy.check(endpoint)
             await self._gateway_known(gateway)
             existing = await self._threads.run(self._store.get_device, device)
@@ -592,6 +607,7 @@ class CommandService:
 
         async def body() -> Receipt:
             timeout = check_timeout(timeout_s, DEFAULT_TIMEOUT_S)
+            await self._refuse_sparkplug_gateway(gateway, "detaching a device")
             await self._gateway_known(gateway)
             command = make_command("detach", device, {}, timeout, user)
             return Receipt.of(await self._send(audit, gateway, command, timeout), gateway)

@@ -194,7 +194,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             "(endpoint_not_allowed).",
             404: "Unknown gateway, or the root node does not exist (unknown_node).",
             409: "Device id taken (duplicate_device).",
-            422: "A field of the wrong type or out of range.",
+            422: "A field of the wrong type or out of range; or the gateway is a Sparkplug B edge node "
+            "(not_supported).",
             502: _DEVICE_FAILED,
             503: "Gateway offline, or no broker connection.",
             504: "No reply in time.",
@@ -214,6 +215,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         {
             404: "Unknown gateway or device.",
             409: "The device comes from the gateway's config file (device_configured).",
+            422: "The gateway is a Sparkplug B edge node (not_supported).",
             503: "Gateway offline, or no broker connection.",
             504: "No reply in time.",
         },
