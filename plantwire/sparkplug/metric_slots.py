@@ -143,7 +143,8 @@ def wire_metric_value(datatype: DataType, value: Any) -> MetricValue:
 def encode_wire_values(
     msg: pb.Payload, slots: Mapping[str, MetricSlot], items: Iterable[Mapping[str, Any]], historical: bool
 ) -> tuple[int, Undo]:
-    """Add the items that changed (all when `historical`) to `msg`; returns (metrics added, undo).
+    """Add the items that changed (all when `historical`; an item with `"h": true` always, as
+    historical) to `msg`; returns (metrics added, undo).
 
     Raises KeyError for a tag that is not a metric of `slots`, PayloadError for a value that does not
     fit its metric; either way the slots are as they were. Recorded are live values only."""
@@ -160,7 +161,8 @@ def encode_wire_values(
             if not fast:
                 v = wire_metric_value(slot.datatype, v)
             ts = item["ts"] // 1000
-            if not historical:
+            hist = historical or item.get("h") is True  # read back from the server's history
+            if not hist:
                 old = slot.value
                 if slot.recorded and old == v and type(old) is type(v) and slot.quality == quality:
                     continue  # report by exception
@@ -171,7 +173,7 @@ def encode_wire_values(
             else:
                 which, raw = ("is_null", True) if v is None else slot.raw(v)
                 m = add(alias=slot.alias, timestamp=ts, **{which: raw})
-            if historical:
+            if hist:
                 m.is_historical = True
             if quality is not None:
                 _encode_properties(m.properties, quality_properties(quality))

@@ -145,3 +145,22 @@ def test_the_link_reads_its_rows_and_refuses_what_is_not_a_data_batch() -> None:
     for bad in (b"not json", b"[1, 2]", b'{"seq": 1, "sent": "x", "values": []}', b'{"sent": 1}'):
         with pytest.raises(wire.WireError):
             _row_items(bad)
+
+
+def test_values_read_back_from_history_go_out_historical_and_leave_the_current_value_alone() -> None:
+    node, _ = pair()
+    (live,) = node.update_wire("press", [item("speed", 5.0, ts=US + 5000)])
+    backfill = [
+        dict(item("speed", 5.0, ts=US + 1000), h=True),
+        dict(item("speed", 4.0, ts=US + 2000), h=True),
+    ]
+    (old,) = node.update_wire("press", backfill)
+    metrics = pb.Payload.FromString(old.payload).metrics
+    # Both sent (no report by exception against the live value), both flagged is_historical
+    assert [(m.double_value, m.timestamp, m.is_historical) for m in metrics] == [
+        (5.0, (US + 1000) // 1000, True),
+        (4.0, (US + 2000) // 1000, True),
+    ]
+    assert not pb.Payload.FromString(live.payload).metrics[0].is_historical
+    # The current value is still the live 5.0: the same live value again is not re-sent
+    assert node.update_wire("press", [item("speed", 5.0, ts=US + 6000)]) == []
