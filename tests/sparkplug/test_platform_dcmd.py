@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from sparkplug_link import Link, Peer
 from test_platform_host import poll
 
 from plantwire import wire
-from plantwire.broker import MosquittoProcess
+from plantwire.broker import MosquittoProcess, free_port
 from plantwire.config import MqttSettings
 from plantwire.mqtt_control import new_client
 from plantwire.sparkplug.edge import EdgeNode, MetricSpec, Sample
@@ -30,6 +30,16 @@ from plantwire_platform.service import platform_running
 from plantwire_platform.settings import PlatformSettings
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoProcess]:
+    """A broker of this module's own: the session's holds every earlier test's retained metas and
+    statuses, which a new platform ingests first (one commit each) and whose devices it must own."""
+    broker = MosquittoProcess(port=free_port(), data_dir=tmp_path_factory.mktemp("mosquitto-dcmd"))
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 class DcmdTap:
