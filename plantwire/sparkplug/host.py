@@ -19,9 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-from google.protobuf.message import DecodeError
-
-from plantwire.sparkplug import sparkplug_b_pb2 as pb
 from plantwire.sparkplug.edge import BDSEQ, REBIRTH, now_ms
 from plantwire.sparkplug.payload import (
     _INT_WIDTH,
@@ -39,6 +36,7 @@ from plantwire.sparkplug.payload import (
     decode_payload,
     encode_metrics,
     encode_payload,
+    parse_payload,
     quality,
     unit_and_range,
 )
@@ -56,7 +54,6 @@ from plantwire.sparkplug.topics import (
     parse_topic,
     state_topic,
 )
-from plantwire.wire import MAX_PAYLOAD_BYTES
 
 REBIRTH_INTERVAL_MS: Final = 5_000
 MAX_NODES: Final = 4_096
@@ -419,7 +416,7 @@ class HostApplication:
         self, t: SparkplugTopic, node: _Node, last: int, metrics: _Metrics, payload: bytes, result: HostResult
     ) -> None:
         """NDATA/DDATA: every value decoded (or the message refused) before its seq is believed."""
-        msg = _parse(payload)
+        msg = parse_payload(payload)
         ts = msg.timestamp if msg.HasField("timestamp") else self._clock()
         values = _data_values(DataRecords(t.group_id, t.edge_node_id, t.device_id), msg, metrics, ts)
         seq = msg.seq if msg.HasField("seq") else None
@@ -535,17 +532,6 @@ class HostApplication:
             m = Metric(metric, info.datatype, value, timestamp=now)
         data = encode_metrics(now, None, [m], [info.datatype])
         return Outgoing(device_topic(group_id, "DCMD", edge_node_id, device_id), data, 0, False)
-
-
-def _parse(payload: bytes) -> Any:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
-    msg = pb.Payload()
-    try:
-        msg.ParseFromString(payload)
-    except DecodeError as err:
-        raise PayloadError(f"payload is not a Sparkplug B protobuf: {err}") from err
-    return msg
 
 
 def _data_values(out: DataRecords, msg: Any, metrics: _Metrics, ts: int) -> DataRecords:

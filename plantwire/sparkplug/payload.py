@@ -477,10 +477,8 @@ TypeLookup = Callable[[int | None, str | None], DataType | None]
 """(alias, name) -> the datatype a birth certificate gave it, None when unknown."""
 
 
-def decode_payload(data: bytes, lookup: TypeLookup | None = None) -> Payload:
-    """Decode a payload. Metrics without a datatype (DATA, CMD) take theirs from `lookup`;
-    one that `lookup` does not know raises UnknownMetricError (a host answers with a rebirth).
-    """
+def parse_payload(data: bytes) -> pb.Payload:
+    """The protobuf message of a payload, within the size limit; PayloadError otherwise."""
     if len(data) > MAX_PAYLOAD_BYTES:
         raise PayloadError(f"payload of {len(data)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
     msg = pb.Payload()
@@ -488,6 +486,14 @@ def decode_payload(data: bytes, lookup: TypeLookup | None = None) -> Payload:
         msg.ParseFromString(data)
     except DecodeError as err:
         raise PayloadError(f"payload is not a Sparkplug B protobuf: {err}") from err
+    return msg
+
+
+def decode_payload(data: bytes, lookup: TypeLookup | None = None) -> Payload:
+    """Decode a payload. Metrics without a datatype (DATA, CMD) take theirs from `lookup`;
+    one that `lookup` does not know raises UnknownMetricError (a host answers with a rebirth).
+    """
+    msg = parse_payload(data)
     metrics = [_decode_metric(m, lookup) for m in msg.metrics]
     return Payload(
         timestamp=msg.timestamp if msg.HasField("timestamp") else None,
