@@ -78,12 +78,14 @@ class ControlClient:
         client_id: str,
         subscriptions: Sequence[str],
         on_message: OnMessage,
+        subscribed: asyncio.Event | None = None,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
         self.subscriptions = list(subscriptions)
         self.on_message = on_message
-        self.subscribed = asyncio.Event()
+        self.subscribed = asyncio.Event() if subscribed is None else subscribed
+        """Set while connected with every subscription acknowledged (pass one in to share it)."""
         self._loop = asyncio.get_running_loop()
         self._client = new_client(settings, client_id, clean_session=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(settings.reconnect_max_delay)))

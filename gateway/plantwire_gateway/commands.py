@@ -42,6 +42,8 @@ class CommandService:
         self._closing: set[asyncio.Task[None]] = set()
         self._client: ControlClient | None = None
         self._log: CommandLog | None = None
+        self.subscribed = asyncio.Event()
+        """Set while the command topic's subscription is acknowledged (the link's `online` waits for it)."""
         self.executed = 0
         """Commands actually run (not answered from the log); for tests and stats."""
 
@@ -51,7 +53,11 @@ class CommandService:
         self._log = cmd_log
         try:
             async with ControlClient(
-                self.settings.mqtt, f"plantwire-gw-{gw}-cmd", [wire.command_topic(gw)], self._on_message
+                self.settings.mqtt,
+                f"plantwire-gw-{gw}-cmd",
+                [wire.command_topic(gw)],
+                self._on_message,
+                subscribed=self.subscribed,
             ) as client:
                 self._client = client
                 sem = asyncio.Semaphore(MAX_CONCURRENT)

@@ -41,6 +41,8 @@ DRAIN_TIMEOUT: Final = 2.0
 """Graceful stop: how long to keep publishing the outbox before the goodbye (the rest stays on disk)."""
 _RETAINED_SLOTS: Final = 64
 """Extra paho in-flight slots for retained status/meta messages beside the data window."""
+ANNOUNCE_WAIT: Final = 5.0
+"""How long a new connection holds back the `online` status until the command side is subscribed."""
 
 
 class MqttConnectError(Exception):
@@ -124,6 +126,10 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.before_goodbye: Callable[[], Awaitable[None]] | None = None
         """Called on a graceful stop before the drain: the gateway moves pending values into the outbox."""
+        self.announce_when: asyncio.Event | None = None
+        """Set once commands can be received: `online` waits for it (at most `ANNOUNCE_WAIT`), because
+        the platform sends commands as soon as it reads `online`, and MQTT drops what arrives before
+        the SUBACK."""
 
     # --- called by the rest of the gateway --------------------------------------------------
 
@@ -250,10 +256,22 @@ class MqttLink:
 
     async def _session_start(self, conn: LoopConnection) -> None:
         """First messages of a connection: the gateway's online status and every retained message."""
+        await self._wait_for_commands()
         online = wire.GatewayStatus(state="online", since=wire.now_us(), version=__version__)
         self._retained[self._status_topic] = wire.encode_gateway_status(online)
         for topic, payload in self._retained.items():
             conn.client.publish(topic, payload, qos=1, retain=True)
+
+    async def _wait_for_commands(self) -> None:
+        ready = self.announce_when
+        if ready is None or ready.is_set():
+            return
+        try:
+            async with asyncio.timeout(ANNOUNCE_WAIT):
+                await ready.wait()
+        except TimeoutError:
+            # Values must not wait for the command side: announce anyway (a command sent now times out).
+            log.warning("online_before_commands_subscribed", waited_s=ANNOUNCE_WAIT)
 
     async def _misc(self, conn: LoopConnection) -> None:
         """Keepalive pings and the keepalive timeout check, which paho leaves to its loop."""

@@ -140,6 +140,8 @@ class Gateway:
             self.registry = DeviceRegistry(settings, northbound, self._store, self._stats)
             self._sessions = self.registry.sessions
             self.commands = CommandService(settings, self.registry)
+            if self._link is not None:
+                self._link.announce_when = self.commands.subscribed
             if self.sparkplug is not None:
                 self.sparkplug.writer = self.commands.execute
             stack.push_async_callback(self._flush_all)
