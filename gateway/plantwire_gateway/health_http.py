@@ -65,6 +65,28 @@ def readiness(stats: dict[str, Any], trend: OutboxTrend | None = None) -> dict[s
     }
 
 
+def _sparkplug_metrics(out: MetricsText, stats: dict[str, Any]) -> None:
+    out.gauge(
+        "sparkplug_connected",
+        "1 while the Sparkplug edge node is connected.",
+        int(stats["sparkplug_connected"]),
+    )
+    out.gauge(
+        "sparkplug_born", "1 once NBIRTH went out on this connection.", int(bool(stats.get("sparkplug_born")))
+    )
+    out.gauge("sparkplug_bd_seq", "The edge node's current bdSeq.", stats.get("sparkplug_bd_seq"))
+    out.gauge(
+        "sparkplug_outbox_rows",
+        "Sparkplug data messages in the outbox, not yet acknowledged.",
+        stats.get("sparkplug_outbox_rows", 0),
+    )
+    out.counter(
+        "sparkplug_commands_rejected_total",
+        "NCMD/DCMD messages refused (bad payload, unknown metric, not writable).",
+        stats.get("sparkplug_rejected", 0),
+    )
+
+
 def render_metrics(stats: dict[str, Any], trend: OutboxTrend | None = None) -> str:
     out = MetricsText("plantwire_gateway_")
     out.gauge("up", "1 while the gateway answers.", 1)
@@ -126,6 +148,8 @@ def render_metrics(stats: dict[str, Any], trend: OutboxTrend | None = None) -> s
         "Tags a back-fill found no history for (the server keeps none for them).",
         stats.get("backfill_unsupported", 0),
     )
+    if "sparkplug_connected" in stats:
+        _sparkplug_metrics(out, stats)
     states = stats.get("devices", {})
     for device, state in states.items():
         for candidate in ("online", "connecting", "offline"):

@@ -254,6 +254,11 @@ class HostApplication:
         self._max_devices = max_devices_per_node
         self.counters = HostCounters()
 
+    def online_counts(self) -> tuple[int, int]:
+        """(edge nodes online, their devices online). Not thread-safe: call under the session's lock."""
+        nodes = [node for node in self._nodes.values() if node.online]
+        return len(nodes), sum(len(node.devices_online) for node in nodes)
+
     # --- own STATE ------------------------------------------------------------------------------
 
     def will(self) -> Outgoing:

@@ -103,7 +103,18 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
         auth = await stack.enter_async_context(
             api_auth_running(settings.auth, settings.store.path.parent, settings.http.host, http_port)
         )
-        app = create_app(PlatformRuntime(store, ingest.stats, commands, bus, ingest, apps, identifiers=ids))
+        app = create_app(
+            PlatformRuntime(
+                store,
+                ingest.stats,
+                commands,
+                bus,
+                ingest,
+                apps,
+                identifiers=ids,
+                sparkplug_status=spb.status if spb is not None else None,
+            )
+        )
         secure_app(app, auth)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -17,6 +17,7 @@ from plantwire.sparkplug.edge import REBIRTH
 from plantwire.sparkplug.payload import DataType, Metric, Payload, encode_payload
 from plantwire.sparkplug.tag_types import READ_ONLY_KEY
 from plantwire.sparkplug.topics import encode_state, state_topic
+from plantwire_gateway.health_http import render_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +134,10 @@ async def test_tck_id_operational_behavior_edge_node_rebirth_ncmd_and_dcmd_write
             command(mosquitto.port, dcmd, [Metric(None, DataType.Double, 1.0, alias=999)])
             await wait_for(lambda: gateway.stats()["sparkplug_rejected"] == 2, what="unknown alias refused")
             assert gateway.commands.executed == 2  # type: ignore[union-attr]
+            metrics = render_metrics(gateway.stats())
+            assert "plantwire_gateway_sparkplug_commands_rejected_total 2" in metrics
+            assert f"plantwire_gateway_sparkplug_bd_seq {bd_seq}" in metrics
+            assert "plantwire_gateway_sparkplug_born 1" in metrics
     finally:
         rec.stop()
 

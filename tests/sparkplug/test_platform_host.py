@@ -59,6 +59,10 @@ async def test_tck_id_host_births_data_rebirth_on_seq_gap_and_deaths_from_a_pysp
             latest = await poll(http, "/api/latest", lambda b: len(b["values"]) >= 3, device=device)
             values = {v["tag"]: v["value"] for v in latest["values"]}
             assert (values["temp"], values["speed"], values["label"]) == (-40, 1.5, "a")
+            health = await poll(http, "/api/health", lambda b: b["sparkplug"]["devices_online"] == 1)
+            spb = health["sparkplug"]
+            assert (spb["host_id"], spb["connected"], spb["subscribed"]) == (suffix, True, True)
+            assert spb["nodes_online"] == 1 and spb["points_stored"] >= 3 and spb["rebirths_requested"] == 0
 
             # DDATA by alias
             edge.send("update")
@@ -69,6 +73,14 @@ async def test_tck_id_host_births_data_rebirth_on_seq_gap_and_deaths_from_a_pysp
             edge.send("gap")
             ncmd = await asyncio.to_thread(edge.next, "ncmd")
             assert ncmd["metrics"] == [{"name": REBIRTH, "datatype": "BOOLEAN", "value": True}]
+            spb = (await poll(http, "/api/health", lambda b: b["sparkplug"]["rebirths_requested"] == 1))[
+                "sparkplug"
+            ]
+            assert spb["seq_gaps"] == 1 and spb["dropped_messages"] >= 1
+            async with http.get("/metrics") as resp:
+                metrics = await resp.text()
+            assert "plantwire_platform_sparkplug_rebirths_requested_total 1" in metrics
+            assert "plantwire_platform_sparkplug_seq_gaps_total 1" in metrics
 
             # tck-id-operational-behavior-device-ddeath: the device goes offline
             edge.send("ddeath")
@@ -78,6 +90,7 @@ async def test_tck_id_host_births_data_rebirth_on_seq_gap_and_deaths_from_a_pysp
             # the edge node's Will (NDEATH with the NBIRTH's bdSeq): its gateway goes offline
             edge.kill()
             await poll(http, f"/api/devices/{device}", lambda b: b["gateway_state"] == "offline")
+            await poll(http, "/api/health", lambda b: b["sparkplug"]["nodes_online"] == 0)
             assert platform.store.get_device(device) is not None
 
 

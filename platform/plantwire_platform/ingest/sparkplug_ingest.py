@@ -45,6 +45,7 @@ from plantwire.sparkplug.tag_types import opcua_status, plantwire_type, to_wire_
 from plantwire_platform.ingest.ack_after_commit import AckAfterCommitWriter
 from plantwire_platform.ingest.mqtt_ingest import CommittedCallback
 from plantwire_platform.ingest.ownership import DeviceOwners
+from plantwire_platform.ingest.sparkplug_status import SparkplugHostStatus
 from plantwire_platform.ingest.stats import RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
 from plantwire_platform.store.model import IncomingBatch, Store
@@ -158,6 +159,36 @@ class SparkplugIngest:
         self._client.disconnect()
         self._client.loop_stop()
         log.info("sparkplug_host_stopped", messages=self.stats.messages, points=self.stats.points_stored)
+
+    def status(self) -> SparkplugHostStatus:
+        """A snapshot of the counters and the sessions' state (any thread)."""
+        with self._host_lock:
+            nodes, devices = self.host.online_counts()
+            c = self.host.counters
+        st = self.stats
+        return SparkplugHostStatus(
+            host_id=self.host.host_id,
+            connected=self._connected,
+            subscribed=self.subscribed.is_set(),
+            nodes_online=nodes,
+            devices_online=devices,
+            messages=st.messages,
+            points_stored=st.points_stored,
+            duplicates=st.duplicates,
+            rebirths_requested=c.rebirths_requested,
+            seq_gaps=c.seq_gaps,
+            dropped_messages=c.dropped_messages,
+            stale_ndeaths=c.stale_ndeaths,
+            bad_payloads=c.bad_payloads,
+            refused={
+                "ids": st.refused_ids,
+                "nodes": c.refused_nodes,
+                "devices": c.refused_devices,
+                "errors": st.errors,
+            },
+            ownership_rejected=dict(st.ownership_rejected),
+            store_errors=self._writer.store_errors,
+        )
 
     # --- paho thread ---------------------------------------------------------------------------
 

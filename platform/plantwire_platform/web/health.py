@@ -18,6 +18,7 @@ from aiohttp import web
 from plantwire.metrics_text import CONTENT_TYPE, MetricsText
 from plantwire_platform.auth.scopes import Scope
 from plantwire_platform.ingest.live_bus import LiveBus
+from plantwire_platform.ingest.sparkplug_status import SparkplugHostStatus
 from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.web.auth_middleware import AUTH_KEY, public, requires
 from plantwire_platform.web.responses import json_response
@@ -137,6 +138,51 @@ def _live_metrics(out: MetricsText, bus: LiveBus) -> None:
     )
 
 
+def _sparkplug_metrics(out: MetricsText, st: SparkplugHostStatus) -> None:
+    out.gauge("sparkplug_connected", "1 while the Sparkplug host is connected.", int(st.connected))
+    out.gauge(
+        "sparkplug_nodes_online", "Sparkplug edge nodes online (NBIRTH seen, no NDEATH).", st.nodes_online
+    )
+    out.gauge("sparkplug_devices_online", "Sparkplug devices online behind those nodes.", st.devices_online)
+    out.counter("sparkplug_messages_total", "Sparkplug messages received (spBv1.0/#).", st.messages)
+    out.counter("sparkplug_points_stored_total", "Sparkplug points newly committed.", st.points_stored)
+    out.counter(
+        "sparkplug_duplicate_points_total", "Sparkplug points received again and ignored.", st.duplicates
+    )
+    out.counter(
+        "sparkplug_rebirths_requested_total", "Rebirth NCMDs sent to edge nodes.", st.rebirths_requested
+    )
+    out.counter("sparkplug_seq_gaps_total", "Messages whose seq did not follow the last one.", st.seq_gaps)
+    out.counter(
+        "sparkplug_dropped_messages_total",
+        "Data not stored until a rebirth (seq gap, data before a birth, unknown device).",
+        st.dropped_messages,
+    )
+    out.counter(
+        "sparkplug_stale_ndeaths_total",
+        "NDEATHs of an older session (bdSeq mismatch), ignored.",
+        st.stale_ndeaths,
+    )
+    out.counter(
+        "sparkplug_bad_payloads_total", "Payloads that are not Sparkplug B protobuf.", st.bad_payloads
+    )
+    out.labelled(
+        "counter",
+        "sparkplug_refused_total",
+        "Sparkplug messages refused before the store, by reason.",
+        "reason",
+        st.refused,
+    )
+    out.labelled(
+        "counter",
+        "sparkplug_ownership_rejected_total",
+        "Sparkplug births, data and deaths of a device another gateway owns (not stored), by kind.",
+        "kind",
+        st.ownership_rejected,
+    )
+    out.counter("sparkplug_store_errors_total", "Failed Sparkplug store writes (retried).", st.store_errors)
+
+
 @requires(Scope.READ)  # public only with auth.metrics_public
 async def metrics(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
@@ -147,6 +193,8 @@ async def metrics(request: web.Request) -> web.Response:
         runtime.ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
     if runtime.live_bus is not None:
         _live_metrics(out, runtime.live_bus)
+    if runtime.sparkplug_status is not None:
+        _sparkplug_metrics(out, runtime.sparkplug_status())
     auth = request.app.get(AUTH_KEY)
     if auth is not None:
         auth.stats.render(out)

@@ -122,14 +122,15 @@ async def health(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     points = await runtime.reads.run(runtime.store.count_points)
     ingest = runtime.status()
-    return json_response(
-        {
-            "status": "ok" if ingest_ok(ingest) else "degraded",
-            "version": plantwire.__version__,
-            "points": points,
-            "ingest": ingest.as_json(),
-        }
-    )
+    body: dict[str, Any] = {
+        "status": "ok" if ingest_ok(ingest) else "degraded",
+        "version": plantwire.__version__,
+        "points": points,
+        "ingest": ingest.as_json(),
+    }
+    if runtime.sparkplug_status is not None:
+        body["sparkplug"] = runtime.sparkplug_status().as_json()
+    return json_response(body)
 
 
 async def list_devices(request: web.Request) -> web.Response:

@@ -20,11 +20,13 @@ from plantwire_platform.commands.service import CommandService
 from plantwire_platform.identifiers.running import PlatformIdentifiers
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
+from plantwire_platform.ingest.sparkplug_status import SparkplugHostStatus
 from plantwire_platform.ingest.stats import IngestStats
 from plantwire_platform.store.model import Store
 from plantwire_platform.store.threads import StoreThreads
 
 StatusFn = Callable[[], IngestStats]
+SparkplugStatusFn = Callable[[], SparkplugHostStatus]
 
 READ_THREADS: Final = 2
 """SQLite serves reads concurrently under WAL; two threads match the machine and bound the load."""
@@ -43,6 +45,8 @@ class PlatformRuntime:
     apps: AppHost | None = None
     identifiers: PlatformIdentifiers | None = None
     """The identifier room (handle routes, device identifiers); None: no /api/handles routes."""
+    sparkplug_status: SparkplugStatusFn | None = None
+    """The Sparkplug host's counters (`SparkplugIngest.status`); None: the host is off."""
     reads: StoreThreads = field(default_factory=lambda: StoreThreads("pw-api-read", READ_THREADS))
     """The API's store threads, closed (waiting) by the app's cleanup."""
     _owns_commands: bool = field(default=False, init=False, repr=False)

@@ -48,11 +48,37 @@ class IngestFigures(Strict):
     reader_alive: bool
 
 
+class SparkplugHostFigures(Strict):
+    """The Sparkplug B host's session and counters (present while `sparkplug_host.enabled`)."""
+
+    host_id: str = Field(examples=["plantwire"])
+    connected: bool
+    subscribed: bool = Field(description="Subscribed to spBv1.0/# and its STATE birth published.")
+    nodes_online: Count = Field(description="Edge nodes online (NBIRTH seen, no NDEATH since).")
+    devices_online: Count
+    messages: Count
+    points_stored: Count
+    duplicates: Count
+    rebirths_requested: Count = Field(
+        description="Rebirth NCMDs sent (seq gap, data before birth, unknown alias)."
+    )
+    seq_gaps: Count
+    dropped_messages: Count = Field(description="Data not stored until the node's rebirth.")
+    stale_ndeaths: Count = Field(description="NDEATHs of an older session (bdSeq mismatch), ignored.")
+    bad_payloads: Count
+    refused: dict[str, Count] = Field(
+        description="Refused before the store, by reason: ids, nodes, devices, errors."
+    )
+    ownership_rejected: dict[str, Count] = Field(description="Of devices another gateway owns, by kind.")
+    store_errors: Count
+
+
 class Health(Strict):
     status: Literal["ok", "degraded"] = Field(description="degraded: no MQTT, or ingest stopped.")
     version: str = Field(examples=["0.1.0"])
     points: Count = Field(description="Points stored.")
     ingest: IngestFigures
+    sparkplug: SparkplugHostFigures | None = Field(None, description="Only while the Sparkplug host runs.")
 
 
 class Device(Strict):
