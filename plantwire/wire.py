@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar, dataclass_transform
 
 import orjson
 
@@ -142,7 +142,21 @@ def parse_topic(topic: str) -> Topic:
 # Payloads
 
 
-@dataclass(frozen=True, slots=True)
+_R = TypeVar("_R")
+
+
+@dataclass_transform(frozen_default=True)
+def _value_record(cls: type[_R]) -> type[_R]:
+    """A slotted dataclass that type checkers treat as frozen (assigning a field is an error there).
+
+    At run time it is not frozen: a frozen dataclass's `__init__` sets each field through
+    `object.__setattr__`, four times the cost of a plain one (~0.85 against ~0.2 µs here), paid for
+    every value a gateway reads and the platform receives. Equality and hash are a frozen one's.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
+
+@_value_record
 class Sample:
     """One sampled value: tag name, source timestamp (µs), value, OPC UA status code."""
 
