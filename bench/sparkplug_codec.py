@@ -7,9 +7,11 @@ Same 50 values both ways, each with its own timestamp: 40 Doubles, 5 Int32s (som
 from what the gateway holds and end where the platform's store takes over:
 
 gateway   JSON: build the `wire.Sample`s, `wire.encode_data` (the outbox row, which the JSON link
-          publishes as it is). Sparkplug: the same row, then what `SparkplugLink` adds to turn it
-          into a DDATA (orjson, `EdgeNode.update_wire`: change detection, aliases, protobuf).
-          For reference, `EdgeNode.update` from `Sample` objects (its general API).
+          publishes as it is). Sparkplug, instead of `encode_data`: `EdgeNode.encode_samples` (the
+          outbox row: change detection, aliases, the metrics' protobuf bytes), and when the row is
+          published `EdgeNode.ddata_of_row` (the DDATA's timestamp and seq around those bytes).
+          For reference: the path before (the JSON row turned into a DDATA when published: orjson,
+          `EdgeNode.update_wire`) and `EdgeNode.update` from `Sample` objects (its general API).
 platform  JSON: `wire.decode_data` (orjson plus validation) -> `wire.Sample`s, as `mqtt_ingest`.
           Sparkplug: `HostApplication.on_message` (seq check, alias lookup, datatype masking) and
           `SparkplugIngest`'s records -> `wire.Sample`s of an `IncomingBatch`, as on its paho thread.
@@ -87,7 +89,18 @@ def main() -> None:
     rows = [json_row(step) for step in range(256)]
     spb_link, _ = node()
 
-    def sp_link(step: int) -> bytes:  # SparkplugLink._publish_row's work on an outbox row
+    spb_store, _ = node()
+    sp_batches = [samples(step) for step in range(256)]
+
+    def sp_store(step: int) -> bytes:  # SparkplugLink.store's work on a batch (instead of encode_data)
+        return spb_store.encode_samples("press", sp_batches[step % 256]).data
+
+    sp_rows = [sp_store(step) for step in range(256)]
+
+    def sp_publish(step: int) -> bytes:  # SparkplugLink._publish_row's work on such a row
+        return spb_store.ddata_of_row("press", sp_rows[step % 256], 0)[0].payload
+
+    def sp_link(step: int) -> bytes:  # the path before: the JSON row as a DDATA when published
         obj = orjson.loads(rows[step % 256])
         return spb_link.update_wire("press", obj["values"], obj["sent"] < 0)[0].payload
 
@@ -123,6 +136,8 @@ def main() -> None:
 
     gw_json_build = best_of(samples, args.rounds)
     gw_json_encode = best_of(lambda _: wire.encode_data(wire.DataBatch(1, T0, batch_samples)), args.rounds)
+    gw_sp_store = best_of(sp_store, args.rounds)  # each batch changes every value: all encoded
+    gw_sp_publish = best_of(sp_publish, args.rounds)
     gw_sp_link = best_of(sp_link, args.rounds)
     gw_sp_api = best_of(sp_api, args.rounds)
     pf_json = best_of(lambda _: wire.decode_data(js_bytes, compound="native"), args.rounds)
@@ -141,8 +156,10 @@ def main() -> None:
     print(f"  {'JSON: build wire.Samples':56}{us(gw_json_build)}")
     print(f"  {'JSON: wire.encode_data (the outbox row, published as is)':56}{us(gw_json_encode)}"
           f"{len(js_bytes) / N:>13.1f}")  # fmt: skip
-    print(f"  {'Sparkplug: + the row as a DDATA (orjson, update_wire)':56}{us(gw_sp_link)}"
+    print(f"  {'Sparkplug: EdgeNode.encode_samples (the outbox row)':56}{us(gw_sp_store)}")
+    print(f"  {'Sparkplug: + EdgeNode.ddata_of_row (when published)':56}{us(gw_sp_publish)}"
           f"{len(sp_bytes) / N:>13.1f}")  # fmt: skip
+    print(f"  {'(before: JSON row + orjson, update_wire when published)':56}{us(gw_sp_link)}")
     print(f"  {'(Sparkplug: EdgeNode.update, incl. building Samples)':56}{us(gw_sp_api)}")
     print("platform (from the MQTT payload to the wire.Samples the store takes)")
     print(f"  {'JSON: wire.decode_data':56}{us(pf_json)}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from plantwire.runner import run_until_signalled
 
 from . import pki_cli
+from .outbox import LinkStateError
 from .service import run_gateway
 from .settings import load_settings, parse_device_flag
 
@@ -74,5 +76,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["health"] = health
     devices = [parse_device_flag(text) for text in args.device]
     settings = load_settings(args.config, overrides, devices)
-    run_until_signalled(lambda: run_gateway(settings))
+    try:
+        run_until_signalled(lambda: run_gateway(settings))
+    except LinkStateError as err:
+        print(f"plantwire gateway: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -146,6 +146,11 @@ class MqttLink:
         """New rows are in the outbox."""
         self._wake.set()
 
+    async def store(self, device: str, batches: list[list[wire.Sample]]) -> None:
+        """Put a device's batches into this link's outbox (one message each), then publish them."""
+        await self.outbox.append(device, batches)
+        self.notify_data()
+
     # --- the connection loop ----------------------------------------------------------------
 
     async def run(self) -> None:

@@ -42,10 +42,18 @@ CREATE TABLE IF NOT EXISTS device_seq (
     device TEXT PRIMARY KEY,
     seq    INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_state (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    state BLOB    NOT NULL
+);
 """
 _ROW_OVERHEAD: Final = 64
 """Rough per-row cost on disk beyond the payload, so many tiny rows still count against max_bytes."""
 _DROP_WARN_EVERY: Final = 10.0
+
+
+class LinkStateError(Exception):
+    """The state a link keeps in its outbox cannot be read (so neither can the rows that need it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +68,9 @@ class Outbox:
     """An append-only queue of encoded data messages on disk, with per-device sequence numbers.
 
     Open with `await Outbox.open(path, max_bytes)`, close with `await outbox.close()`.
-    The counters (`rows`, `bytes`, `dropped`) are plain ints anyone may read.
+    The counters (`rows`, `bytes`, `dropped`) are plain ints anyone may read. `link_state` is what
+    the link that reads this outbox needs to read its rows (Sparkplug: the metric aliases), kept in
+    the same transactions as the rows (`append_encoded`), so rows and state are never apart.
     """
 
     def __init__(self, path: Path, max_bytes: int) -> None:
@@ -72,6 +82,7 @@ class Outbox:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._db: sqlite3.Connection | None = None
         self._seq: dict[str, int] = {}
+        self.link_state: bytes | None = None
         self._last_drop_warning = 0.0
         self._dropped_since_warning = 0
 
@@ -104,6 +115,14 @@ class Outbox:
             return []
         return await self._call(self._append_sync, device, batches)
 
+    async def append_encoded(
+        self, device: str, payloads: list[bytes], link_state: bytes | None = None
+    ) -> None:
+        """Store payloads encoded by the link (one message each) and, if given, its new `link_state`,
+        in one transaction."""
+        if payloads or link_state is not None:
+            await self._call(self._append_encoded_sync, device, payloads, link_state)
+
     async def read_after(self, after_id: int, limit: int) -> list[OutboxRow]:
         """The next `limit` rows with id > `after_id`, oldest first."""
         return await self._call(self._read_sync, after_id, limit)
@@ -127,6 +146,8 @@ class Outbox:
         db.executescript(_SCHEMA)
         self._db = db
         self._seq = dict(db.execute("SELECT device, seq FROM device_seq").fetchall())
+        state = db.execute("SELECT state FROM link_state").fetchone()
+        self.link_state = bytes(state[0]) if state else None
         self.rows, payload_bytes = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
         ).fetchone()
@@ -139,27 +160,43 @@ class Outbox:
             self._db = None
 
     def _append_sync(self, device: str, batches: list[list[wire.Sample]]) -> list[int]:
+        seq = self._seq.get(device, 0)
+        sent = wire.now_us()
+        payloads = [
+            wire.encode_data(wire.DataBatch(seq=seq + i, sent=sent, samples=samples))
+            for i, samples in enumerate(batches, start=1)
+        ]
+        return self._append_encoded_sync(device, payloads, None)
+
+    def _append_encoded_sync(self, device: str, payloads: list[bytes], link_state: bytes | None) -> list[int]:
         db = self._db
         assert db is not None
         seq = self._seq.get(device, 0)
         rows = []
         added = 0
-        sent = wire.now_us()
-        for samples in batches:
+        for payload in payloads:
             seq += 1
-            payload = wire.encode_data(wire.DataBatch(seq=seq, sent=sent, samples=samples))
             rows.append((device, seq, payload))
             added += len(payload) + _ROW_OVERHEAD
-        with db:  # one transaction: the rows and the device's new seq, or neither
+        with db:  # one transaction: the rows, the device's new seq and the link's state, or none
             db.execute("BEGIN")
+            if link_state is not None:
+                db.execute(
+                    "INSERT INTO link_state (id, state) VALUES (1, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+                    (link_state,),
+                )
             db.executemany("INSERT INTO outbox (device, seq, payload) VALUES (?, ?, ?)", rows)
-            db.execute(
-                "INSERT INTO device_seq (device, seq) VALUES (?, ?) "
-                "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq",
-                (device, seq),
-            )
+            if rows:
+                db.execute(
+                    "INSERT INTO device_seq (device, seq) VALUES (?, ?) "
+                    "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq",
+                    (device, seq),
+                )
             dropped, freed = self._drop_oldest_sync(db, self.bytes + added - self.max_bytes)
         self._seq[device] = seq
+        if link_state is not None:
+            self.link_state = link_state
         self.rows += len(rows) - dropped
         self.bytes += added - freed
         if dropped:

@@ -61,7 +61,7 @@ class Gateway:
         self._stats = GatewayStats()
         self._outbox: Outbox | None = None
         self._link: MqttLink | None = None
-        self._outboxes: list[Outbox] = []
+        self._links: list[MqttLink] = []
         self._spb_stats = GatewayStats()
         self.sparkplug: SparkplugLink | None = None
         """The Sparkplug B edge node's link when `northbound` is sparkplug or both."""
@@ -131,8 +131,8 @@ class Gateway:
                     self._spb_stats = self._stats  # its link is the gateway's MQTT link then
                 self.sparkplug = SparkplugLink(settings, spb_outbox, self._spb_stats)
                 links.append(self.sparkplug)
-            self._outboxes = [link.outbox for link in links]
-            self._outbox = self._outboxes[0]
+            self._links = links
+            self._outbox = links[0].outbox
             for link in links:
                 link.before_goodbye = self._flush_sessions
             northbound = Northbound(links)
@@ -159,13 +159,9 @@ class Gateway:
 
     async def _store(self, device: str, samples: list[wire.Sample]) -> None:
         batches = split_batches(samples)
-        for outbox in self._outboxes:
-            await outbox.append(device, batches)
+        for link in self._links:
+            await link.store(device, batches)
         self._stats.batches_appended += len(batches)
-        if self._link is not None:
-            self._link.notify_data()
-        if self.sparkplug is not None:
-            self.sparkplug.notify_data()
 
     async def _flush_sessions(self) -> None:
         for session in self._sessions:

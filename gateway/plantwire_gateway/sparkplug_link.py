@@ -8,9 +8,13 @@ the NDEATH while the JSON link's Will stays the gateway's offline status):
 - CONNECT with the NDEATH (bdSeq) as Will; bdSeq survives restarts in `<data_dir>/sparkplug.json`;
 - after SUBACK (NCMD, DCMD, the primary host's STATE): NBIRTH + a DBIRTH per device, or nothing
   until the primary host says it is online;
-- each outbox row (a JSON data batch) becomes one DDATA by exception with aliases; rows made before
-  this connection came up (the store-and-forward backlog) go out with `is_historical`; the row
-  leaves the outbox on the DDATA's PUBACK (`data_qos` 1) or once written (`data_qos` 0);
+- each batch of a device's values is encoded when the gateway stores it (`store`): the DDATA's
+  metrics by exception with aliases (`plantwire.sparkplug.metric_bytes`), one outbox row; the
+  aliases are kept in the same outbox, in the same transactions, so a row means the same metrics
+  after a restart. Publishing a row only adds the DDATA's timestamp and seq; rows made before this
+  connection came up (the store-and-forward backlog) go out with `is_historical`; the row leaves
+  the outbox on the DDATA's PUBACK (`data_qos` 1) or once written (`data_qos` 0). (Rows of JSON
+  data batches, from a gateway before this format, are still read and sent.)
 - a device's meta becomes its DBIRTH (the tag list: name, datatype, unit and range), its offline
   status a DDEATH, its next online status a DBIRTH again;
 - NCMD `Node Control/Rebirth` re-sends the births on the same connection; DCMD writes go to the
@@ -36,6 +40,7 @@ from plantwire.broker_auth import gateway_sparkplug_client_id
 from plantwire.logs import get_logger
 from plantwire.mqtt_control import new_client
 from plantwire.sparkplug.edge import EdgeNode, MetricSpec, WriteRequest
+from plantwire.sparkplug.metric_bytes import ROW_MAGIC, pack_row, unpack_row
 from plantwire.sparkplug.payload import DataType, PayloadError, Property, engineering_properties
 from plantwire.sparkplug.tag_types import (
     READ_ONLY_KEY,
@@ -47,7 +52,7 @@ from plantwire.sparkplug.topics import Outgoing
 from plantwire.wire import Value
 
 from .mqtt_link import LoopConnection, MqttLink
-from .outbox import Outbox, OutboxRow
+from .outbox import LinkStateError, Outbox, OutboxRow
 from .settings import GatewaySettings
 from .stats import GatewayStats
 
@@ -124,6 +129,14 @@ class SparkplugLink(MqttLink):
             primary_host_id=spb.primary_host_id,
             bd_seq=read_next_bd_seq(self._state_file),
         )
+        if outbox.link_state is not None:
+            try:
+                self.node.restore_aliases(orjson.loads(outbox.link_state))
+            except (orjson.JSONDecodeError, ValueError) as err:
+                raise LinkStateError(
+                    f"the metric aliases kept in {outbox.path} cannot be read ({err}); its "
+                    f"{outbox.rows} unsent rows need them: move the file away to start over without them"
+                ) from None
         self.data_qos = spb.data_qos
         self.writer: Writer | None = None
         """The gateway's command path for DCMD writes (set by the gateway)."""
@@ -138,6 +151,38 @@ class SparkplugLink(MqttLink):
         """Commands and values that could not be used (logged)."""
 
     # --- from the device sessions (the same calls the JSON link gets) ---------------------------
+
+    async def store(self, device: str, batches: list[list[wire.Sample]]) -> None:
+        """Encode each batch's metrics now (by exception, the device's aliases) into an outbox row."""
+        sent = wire.now_us()
+        payloads: list[bytes] = []
+        refused: list[str] = []
+        for samples in batches:
+            enc = self.node.encode_samples(device, samples)
+            data = enc.data
+            if enc.unknown:  # a device or tag with no meta yet: add its metrics, then those values
+                self._ensure_sample_metrics(device, enc.unknown)
+                more = self.node.encode_samples(device, enc.unknown)
+                data += more.data
+                enc.added += more.added
+                refused += more.refused
+            refused += enc.refused
+            if enc.added:
+                payloads.append(pack_row(sent, self.node.epoch(device), data))
+        state = orjson.dumps(self.node.aliases_state()) if self.node.aliases_changed else None
+        # Shielded: once called, the rows are stored even if this task is cancelled (as recorded).
+        await self.outbox.append_encoded(device, payloads, state)
+        if refused:
+            self.rejected += len(refused)
+            log.error("sparkplug_values_unencodable", device_id=device, values=len(refused), first=refused[0])
+        self.notify_data()
+
+    def _ensure_sample_metrics(self, device: str, samples: list[wire.Sample]) -> None:
+        """Values of a device (or tag) with no meta yet: add the metrics, typed by value, and rebirth."""
+        specs = self._specs.get(device) or self.node.remembered_specs(device)
+        known = {spec.name for spec in specs}
+        new = {s.tag: s.value for s in samples if s.tag not in known}
+        self._add_metrics(device, specs, new)
 
     def publish_retained(self, topic: str, payload: bytes) -> None:
         """A device's meta becomes its DBIRTH, its status DDEATH (offline) or DBIRTH (online again)."""
@@ -259,6 +304,55 @@ class SparkplugLink(MqttLink):
         return self.node.born
 
     def _publish_row(self, client: mqtt.Client, row: OutboxRow) -> mqtt.MQTTMessageInfo | None:
+        if row.payload.startswith(ROW_MAGIC):
+            return self._publish_encoded(client, row)
+        return self._publish_json_row(client, row)
+
+    def _publish_encoded(self, client: mqtt.Client, row: OutboxRow) -> mqtt.MQTTMessageInfo | None:
+        device = row.device
+        try:
+            encoded = unpack_row(row.payload)
+        except ValueError as err:
+            self._unreadable(row, err)
+            return None
+        if self.node.device_specs(device) is None:  # stored before a restart, the device not back yet
+            specs = self.node.remembered_specs(device)
+            if not specs:
+                self._unreadable(row, KeyError(f"no aliases kept for device {device!r}"))
+                return None
+            self._add_metrics(device, specs, {})
+        lost = self._online.get(device) is False
+        out: list[Outgoing] = []
+        if lost:  # values sampled before the loss but published after the DDEATH: birth, data, death
+            out += self.node.add_device(device, self._specs[device])
+        historical = encoded.sent_us < self._since_us
+        out += self.node.ddata_of_row(device, encoded.metrics, encoded.epoch, historical=historical)
+        for drop in self.node.row_drops:
+            self.rejected += drop.dropped
+            log.warning(
+                "sparkplug_values_of_changed_metrics_dropped",
+                device_id=drop.device_id,
+                values=drop.dropped,
+                reason="the tag was removed or retyped after the values were stored",
+            )
+        self.node.row_drops.clear()
+        if lost:
+            out += self.node.device_lost(device)
+        return self._send(client, out)
+
+    def _send(self, client: mqtt.Client, out: list[Outgoing]) -> mqtt.MQTTMessageInfo | None:
+        """Publish what a row became; the DDATA's message info (None if there is no DDATA)."""
+        info = None
+        for o in out:
+            is_data = "/DDATA/" in o.topic
+            sent_info = client.publish(
+                o.topic, o.payload, qos=self.data_qos if is_data else o.qos, retain=o.retain
+            )
+            if is_data:
+                info = sent_info
+        return info
+
+    def _publish_json_row(self, client: mqtt.Client, row: OutboxRow) -> mqtt.MQTTMessageInfo | None:
         device = row.device
         try:
             sent, items = _row_items(row.payload)
@@ -280,15 +374,7 @@ class SparkplugLink(MqttLink):
             return None
         if lost:
             out += self.node.device_lost(device)
-        info = None
-        for o in out:
-            is_data = "/DDATA/" in o.topic
-            sent_info = client.publish(
-                o.topic, o.payload, qos=self.data_qos if is_data else o.qos, retain=o.retain
-            )
-            if is_data:
-                info = sent_info
-        return info
+        return self._send(client, out)
 
     def _unreadable(self, row: OutboxRow, err: Exception) -> None:
         """A row that is not a data batch of this gateway's: counted, logged, never blocking the pump."""
@@ -303,14 +389,16 @@ class SparkplugLink(MqttLink):
         specs = self._specs.get(device, [])
         known = {spec.name for spec in specs}
         new = {item["tag"]: item["v"] for item in items if item["tag"] not in known}
-        if not new:
-            return
+        if new:
+            self._add_metrics(device, specs, new)
+
+    def _add_metrics(self, device: str, specs: list[MetricSpec], new: dict[str, wire.JsonValue]) -> None:
+        """The device with `specs` and a metric per `new` tag (typed by its value); a DBIRTH."""
         specs = [*specs, *(MetricSpec(tag, sparkplug_type("", scalar(value))) for tag, value in new.items())]
         self._set_specs(device, specs)
         online = self._online.setdefault(device, True)
-        if online:
-            self._publish(self.node.add_device(device, specs))
-        log.info("sparkplug_metrics_without_meta", device_id=device, tags=len(new))
+        self._publish(self.node.add_device(device, specs, online=online))
+        log.info("sparkplug_metrics_without_meta", device_id=device, tags=len(new) or len(specs))
 
     def _set_specs(self, device: str, specs: list[MetricSpec]) -> None:
         self._specs[device] = specs

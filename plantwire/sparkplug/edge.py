@@ -6,11 +6,19 @@ Use, per MQTT connection:
     ... connect with `will`, subscribe to node.subscriptions() ...
     out = node.on_connected()           # NBIRTH + DBIRTHs, or nothing while waiting for the host
     out = node.update("press", [...])   # DDATA by exception, aliases only
+    enc = node.encode_samples("press", samples)       # or: the metrics now, the DDATA later
+    out = node.ddata_of_row("press", enc.data, epoch)  # (the gateway's outbox rows: metric_bytes)
     actions = node.on_message(topic, payload)   # STATE, NCMD (rebirth), DCMD (writes)
     out = node.shutdown()               # NDEATH to publish before a clean DISCONNECT
 
 `seq` runs 0..255 and wraps, gap-free over every message of the node; NBIRTH is seq 0. bdSeq
 grows by one per connection (0..255) and stays the same for a rebirth on the same connection.
+
+Aliases: a metric (name and datatype) keeps its alias for as long as the node's `aliases_state()`
+is kept (the gateway keeps it across restarts), so metrics encoded before a rebirth or a restart
+still mean the same metric. A datatype change gets a new alias. A device's `epoch` grows when a
+birth leaves out an alias its previous birth had: metrics encoded before that are checked against
+the current birth when they are published (`ddata_of_row`).
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from plantwire import wire
 from plantwire.sparkplug import sparkplug_b_pb2 as pb
+from plantwire.sparkplug.metric_bytes import EncodedMetrics, ddata_payload, encode_samples
 from plantwire.sparkplug.metric_slots import MetricSlot, Undo, encode_wire_values, quality_properties, restore
 from plantwire.sparkplug.payload import (
     QUALITY_KEY,
@@ -106,11 +116,27 @@ class EdgeActions:
 @dataclass(slots=True)
 class _Device:
     specs: dict[str, MetricSpec]
-    aliases: dict[str, int]
-    """Every metric name the device ever had: a metric that comes back keeps its alias."""
     slots: dict[str, MetricSlot]
     """By metric name: alias, how to encode, the last value recorded (what a DBIRTH says)."""
+    epoch: int
     online: bool = True
+
+
+@dataclass(slots=True)
+class _AliasBook:
+    """Every (metric name, datatype) a device ever had, with its alias; what its last birth had."""
+
+    aliases: dict[tuple[str, DataType], int] = field(default_factory=dict)
+    born: set[int] = field(default_factory=set)
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RowDrops:
+    """Metrics of a row that the device's current birth no longer has (left out, counted)."""
+
+    device_id: str
+    dropped: int
 
 
 class EdgeNode:
@@ -136,7 +162,11 @@ class EdgeNode:
         self._host_online = primary_host_id is None
         self._host_ts = -1
         self._devices: dict[str, _Device] = {}
+        self._books: dict[str, _AliasBook] = {}
         self._next_alias = 1
+        self.aliases_changed = False
+        """New aliases since `aliases_state()` was last read: keep it before using them."""
+        self.row_drops: list[RowDrops] = []
 
     # --- connection lifecycle -----------------------------------------------------------------
 
@@ -189,31 +219,92 @@ class EdgeNode:
     # --- devices and data ---------------------------------------------------------------------
 
     def add_device(
-        self, device_id: str, specs: Sequence[MetricSpec], values: Iterable[Sample] = ()
+        self, device_id: str, specs: Sequence[MetricSpec], values: Iterable[Sample] = (), online: bool = True
     ) -> list[Outgoing]:
-        """A device is up (again): DBIRTH with every metric, if the node is born.
+        """A device is up (again): DBIRTH with every metric, if the node is born (`online` False: the
+        metrics only, for values stored while the device is lost; the DBIRTH comes with `add_device`).
 
         Values not given keep the last one `update` recorded (also while the node waited to be born).
         """
         check_sparkplug_id("device id", device_id)
         known = self._devices.get(device_id)
-        aliases = dict(known.aliases) if known is not None else {}
+        book = self._books.setdefault(device_id, _AliasBook())
         old = known.slots if known is not None else {}
         slots: dict[str, MetricSlot] = {}
         for spec in specs:
-            if spec.name not in aliases:
-                aliases[spec.name] = self._next_alias
+            key = (spec.name, spec.datatype)
+            alias = book.aliases.get(key)
+            if alias is None:
+                alias = book.aliases[key] = self._next_alias
                 self._next_alias += 1
-            slot = slots[spec.name] = MetricSlot(spec.name, spec.datatype, aliases[spec.name])
+                self.aliases_changed = True
+            slot = slots[spec.name] = MetricSlot(spec.name, spec.datatype, alias)
             was = old.get(spec.name)
-            if was is not None and was.recorded:
+            if was is not None and was.recorded and was.datatype == spec.datatype:
                 slot.record(was.value, was.timestamp, was.quality)
         for sample in values:
             if sample.name in slots:
                 slots[sample.name].record(sample.value, sample.timestamp, sample.quality)
-        state = _Device({s.name: s for s in specs}, aliases, slots)
+        born = {slot.alias for slot in slots.values()}
+        if book.born - born:  # an alias left out: metrics encoded before are checked when published
+            book.epoch += 1
+            self.aliases_changed = True
+        book.born = born
+        state = _Device({s.name: s for s in specs}, slots, book.epoch, online)
         self._devices[device_id] = state
-        return [self._dbirth(device_id, state)] if self._born else []
+        return [self._dbirth(device_id, state)] if self._born and online else []
+
+    def aliases_state(self) -> dict[str, Any]:
+        """The aliases as JSON-able data, for `restore_aliases` after a restart; clears `aliases_changed`."""
+        self.aliases_changed = False
+        return {
+            "next_alias": self._next_alias,
+            "devices": {
+                device_id: {
+                    "epoch": book.epoch,
+                    "born": sorted(book.born),
+                    "aliases": [[name, int(dt), alias] for (name, dt), alias in book.aliases.items()],
+                }
+                for device_id, book in self._books.items()
+            },
+        }
+
+    def restore_aliases(self, state: Mapping[str, Any]) -> None:
+        """Take back what `aliases_state()` gave (before any device is added); ValueError if malformed."""
+        try:
+            books = {
+                str(device_id): _AliasBook(
+                    {(str(name), DataType(dt)): int(alias) for name, dt, alias in entry["aliases"]},
+                    {int(a) for a in entry["born"]},
+                    int(entry["epoch"]),
+                )
+                for device_id, entry in state.get("devices", {}).items()
+            }
+            used = [a for book in books.values() for a in book.aliases.values()]
+            next_alias = max(int(state.get("next_alias", 1)), max(used, default=0) + 1)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"not an alias state: {err!r}") from None
+        self._books, self._next_alias = books, next_alias
+
+    def epoch(self, device_id: str) -> int:
+        """The device's alias epoch now (what `encode_samples`' metrics are to be stored with)."""
+        return self._devices[device_id].epoch
+
+    def has_metrics(self, device_id: str, names: Iterable[str]) -> bool:
+        state = self._devices.get(device_id)
+        return state is not None and all(n in state.slots for n in names)
+
+    def device_specs(self, device_id: str) -> list[MetricSpec] | None:
+        state = self._devices.get(device_id)
+        return list(state.specs.values()) if state is not None else None
+
+    def remembered_specs(self, device_id: str) -> list[MetricSpec]:
+        """The metrics of the device's last birth as remembered by its aliases (no properties):
+        for a device whose stored metrics come before its description, e.g. after a restart."""
+        book = self._books.get(device_id)
+        if book is None:
+            return []
+        return [MetricSpec(name, dt) for (name, dt), alias in book.aliases.items() if alias in book.born]
 
     def device_lost(self, device_id: str) -> list[Outgoing]:
         """DDEATH on behalf of a device the node lost; `add_device` again when it is back."""
@@ -268,6 +359,45 @@ class EdgeNode:
         except KeyError as err:
             raise KeyError(f"device {device_id!r} has no metric {err.args[0]!r} in its birth") from None
         return self._ddata(device_id, state, msg)
+
+    def encode_samples(self, device_id: str, samples: Iterable[wire.Sample]) -> EncodedMetrics:
+        """The DDATA metrics of these samples, by exception, recorded now (what a DBIRTH says);
+        publish them later with `ddata_of_row`. Samples of tags the device has no metric for (all of
+        them for an unknown device) come back in `unknown`, nothing recorded."""
+        state = self._devices.get(device_id)
+        if state is None:
+            return EncodedMetrics(unknown=list(samples))
+        return encode_samples(state.slots, samples)
+
+    def ddata_of_row(
+        self, device_id: str, metrics: bytes, epoch: int, historical: bool = False
+    ) -> list[Outgoing]:
+        """The DDATA of metrics `encode_samples` made while the device's alias epoch was `epoch`:
+        nothing if the node is not born or the device is offline; `historical` flags every metric
+        (a store-and-forward backlog). Metrics whose alias the current birth no longer has (a tag
+        removed or retyped since) are left out and noted in `row_drops`."""
+        state = self._devices[device_id]
+        if not metrics or not self._born or not state.online:
+            return []
+        if historical or epoch != state.epoch:
+            msg = pb.Payload.FromString(metrics)
+            if epoch != state.epoch:
+                born = {slot.alias for slot in state.slots.values()}
+                keep = [m for m in msg.metrics if m.alias in born]
+                if len(keep) < len(msg.metrics):
+                    self.row_drops.append(RowDrops(device_id, len(msg.metrics) - len(keep)))
+                    msg = pb.Payload(metrics=keep)
+                    if not keep:
+                        return []
+            if historical:
+                for m in msg.metrics:
+                    m.is_historical = True
+            msg.timestamp = self._clock()
+            msg.seq = self._take_seq()
+            data = msg.SerializeToString()
+        else:
+            data = ddata_payload(self._clock(), self._take_seq(), metrics)
+        return [Outgoing(device_topic(self.group_id, "DDATA", self.edge_node_id, device_id), data, 0, False)]
 
     def _ddata(self, device_id: str, state: _Device, msg: pb.Payload) -> list[Outgoing]:
         if not msg.metrics or not self._born or not state.online:
@@ -332,7 +462,7 @@ class EdgeNode:
         if state is None:
             actions.rejected.append(f"DCMD for unknown device {device_id!r}")
             return
-        by_alias = {a: n for n, a in state.aliases.items()}
+        by_alias = {slot.alias: name for name, slot in state.slots.items()}
 
         def lookup(alias: int | None, name: str | None) -> DataType | None:
             key = by_alias.get(alias) if alias is not None else name

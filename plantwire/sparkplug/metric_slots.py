@@ -32,6 +32,7 @@ from plantwire.sparkplug.payload import (
     _encode_properties,
     _raw_value,
 )
+from plantwire.sparkplug.protobuf_fields import value_packer, varint
 from plantwire.sparkplug.tag_types import sparkplug_quality, to_metric_value
 from plantwire.wire import STATUS_GOOD
 
@@ -90,10 +91,16 @@ class MetricSlot:
     value: MetricValue = None
     timestamp: int = 0
     quality: int | None = None
+    head: bytes = b""
+    """The metric's first field as protobuf bytes (its alias), for `metric_bytes`."""
+    pack: Any = None
+    """`value_packer(datatype)`: the value field's bytes of a fast-type value."""
 
     def __post_init__(self) -> None:
         self.field = _FIELD.get(self.datatype, "")
         self.fast_type = _FAST_TYPE.get(self.datatype)
+        self.head = b"\x10" + varint(self.alias)
+        self.pack = value_packer(self.datatype)
         bits = _INT_WIDTH.get(self.datatype)
         if bits is not None:
             self.ranged = True

@@ -26,7 +26,11 @@ async def test_no_token_is_401_with_bearer_challenge(api: Platform) -> None:
     assert api.auth.stats.auth_failures_total["missing_credentials"] == 1
 
 
-@pytest.mark.parametrize("header", [f"Bearer {new_token()}", "Bearer not-a-token", "Basic dXNlcjpwdw=="])
+@pytest.mark.parametrize(
+    "header",
+    [f"Bearer {new_token()}", "Bearer not-a-token", "Basic dXNlcjpwdw=="],
+    ids=["unknown-token", "malformed-token", "basic-scheme"],  # the same ids in every collection
+)
 async def test_unknown_or_malformed_credential_is_401(api: Platform, header: str) -> None:
     status, body, resp = await api.request("GET", "/api/things", headers={"Authorization": header})
     assert status == 401

@@ -258,6 +258,45 @@ async def test_tck_id_payloads_historical_store_and_forward_after_a_broker_outag
     assert metrics_by_name(rec.of("NBIRTH")[0])["bdSeq"].value == bd_seq_after > 0
 
 
+async def test_tck_id_payloads_historical_rows_stored_before_a_gateway_restart_go_out_after_it(
+    machine: Machine, own_mosquitto: MosquittoProcess, tmp_path: Path, group: str
+) -> None:
+    """The outbox's rows are DDATA metrics encoded with the aliases of the gateway that stored them:
+    the next gateway process reads those aliases from the outbox and publishes the rows (as
+    historical) under the same metric names, even before the device's description is back."""
+    broker = own_mosquitto
+    s = settings("gw7", broker.port, tmp_path, machine, northbound="sparkplug", sparkplug={"group_id": group})
+    async with asyncio.timeout(120):
+        rec = Recorder(broker.port, group)
+        try:
+            async with running(s) as gateway:
+                dbirth = (await wait_for(lambda: rec.of("DBIRTH"), what="DBIRTH"))[0]
+                await machine.write("Count", 1)
+                await wait_for(lambda: (1, False) in rec.values("Count", aliases(dbirth)), what="live value")
+                broker.stop()
+                await wait_for(lambda: not gateway.stats()["sparkplug_connected"], what="outage noticed")
+                for i in range(2, 6):
+                    await machine.write("Count", i)
+                    await wait_for(lambda: gateway.stats()["values_in"] >= i, what="value sampled")  # noqa: B023
+                await wait_for(lambda: gateway.stats()["sparkplug_outbox_rows"] > 0, what="values held")
+        finally:
+            rec.stop()
+        broker.start()
+        rec = Recorder(broker.port, group)
+        try:
+            async with running(s) as gateway:
+                await wait_for(
+                    lambda: gateway.stats()["sparkplug_outbox_rows"] == 0, within=30, what="backlog sent"
+                )
+                births = await wait_for(lambda: rec.of("DBIRTH"), what="DBIRTH after the restart")
+                counts = [v for birth in births for v in rec.values("Count", aliases(birth))]
+                rejected = gateway.stats()["sparkplug_rejected"]
+        finally:
+            rec.stop()
+    assert {v: h for v, h in counts if v in (2, 3, 4, 5)} == dict.fromkeys(range(2, 6), True)
+    assert rejected == 0
+
+
 async def test_tck_id_topics_dbirth_metrics_the_running_gateway_decoded_by_pysparkplug(
     machine: Machine, mosquitto: MosquittoProcess, tmp_path: Path, group: str, start_peer: Callable[..., Peer]
 ) -> None:
