@@ -1,13 +1,19 @@
-"""Rollups in the SQLite store: tables, how the writer maintains them, their queries and retention.
+"""Rollups in the SQLite store: tables, how they are kept, their queries and retention.
 
-A temporary trigger of the writer connection (AFTER INSERT on `points`) notes each newly stored
-point in a temporary table; after its insert, the writer's `flush` merges them, grouped, into
-`rollup_1m` and `rollup_1h` (one upsert per series and bucket, not per point: measured in
-bench/rollups.py) in the same transaction. SQLite fires the trigger only for rows really
-inserted: a point `INSERT OR IGNORE` skips as a duplicate never reaches the rollups, so they
-follow the raw dedup exactly (a rolled-back write leaves no trace in them either). A series that
-stores a text value (strings, arrays and structures as JSON text) is noted in
-`rollup_text_series`; its `last` is read from raw points.
+Off the commit path. A temporary trigger of the writer connection (AFTER INSERT on `points`)
+notes each newly stored point in `rollup_pending` (series, time, value; keyed like `points`, so
+one B-tree entry in a small, hot table), in the transaction that stores the point: a committed
+point is either merged or pending, never lost. The merger (store/rollup_merger.py, its own thread
+and connection) moves the notes, a bounded chunk per transaction, into `rollup_1m` and
+`rollup_1h` (grouped: one upsert per series and bucket, hours from minutes) and deletes the notes
+it merged in that same transaction: never merged twice, a crash mid-merge leaves them pending.
+SQLite fires the trigger only for rows really inserted: a point `INSERT OR IGNORE` skips as a
+duplicate never reaches the notes, so the rollups follow the raw dedup exactly (a rolled-back
+write leaves no note either). Queries read the rollups and the pending notes of their range in
+one read snapshot and fold both (`bucket_rows`): the answer never depends on how far the merger
+is. A series that stores a text value (strings, arrays and structures as JSON text) is noted in
+`rollup_text_series` (by the merger; a pending text note counts too); its `first` and `last` are
+read from raw points.
 
 The schema is one migration step of its own (`STEP`, kept in `store_steps`), independent of the
 store's `user_version`: opening an older file creates the tables and trigger and rolls up the
@@ -127,8 +133,19 @@ WHERE true
 ON CONFLICT (series_id, bucket) DO NOTHING;"""
 
 
+PENDING_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS rollup_pending (
+    series_id INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,
+    value,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID"""
+"""Points stored but not merged into the rollups yet (the merger's input; queries fold them in)."""
+
 SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS store_steps (name TEXT PRIMARY KEY, done_at INTEGER NOT NULL) WITHOUT ROWID;"
+    PENDING_SCHEMA
+    + ";\nCREATE TABLE IF NOT EXISTS store_steps (name TEXT PRIMARY KEY, done_at INTEGER NOT NULL) "
+    + "WITHOUT ROWID;"
     + "".join(_table_sql(t) for t in TIERS)
     + """
 CREATE TABLE IF NOT EXISTS rollup_text_series (series_id INTEGER PRIMARY KEY);
@@ -140,16 +157,40 @@ CREATE TABLE IF NOT EXISTS rollup_horizon (
 
 _FINEST_FIRST: Final = tuple(reversed(TIERS))
 WRITER_SCHEMA: Final = (
+    """CREATE TEMP TRIGGER IF NOT EXISTS points_rollup AFTER INSERT ON main.points
+WHEN NEW.ts >= coalesce((SELECT raw_before FROM main.rollup_horizon), 0) BEGIN
+    INSERT INTO rollup_pending (series_id, ts, value) VALUES (NEW.series_id, NEW.ts, NEW.value);
+END""",
+)
+"""On the writer connection only: newly stored points are noted in `rollup_pending`, in the same
+transaction (the trigger fires for rows really inserted, never for a duplicate `INSERT OR IGNORE`
+skipped)."""
+MERGER_SCHEMA: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS new_points "
     "(series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
     *(_table_sql(t).replace(f"IF NOT EXISTS {t.table}", f"IF NOT EXISTS temp.new_{t.name}") for t in TIERS),
-    """CREATE TEMP TRIGGER IF NOT EXISTS points_rollup AFTER INSERT ON main.points
-WHEN NEW.ts >= coalesce((SELECT raw_before FROM main.rollup_horizon), 0) BEGIN
-    INSERT INTO new_points (series_id, ts, value) VALUES (NEW.series_id, NEW.ts, NEW.value);
-END""",
 )
-"""On the writer connection only: newly stored points are noted in a temporary table (the trigger
-fires for rows really inserted, never for a duplicate `INSERT OR IGNORE` skipped)."""
+"""On the merger's connection: the chunk being merged and its groups per tier."""
+_CHUNK_END: Final = (
+    "SELECT series_id, ts FROM main.rollup_pending WHERE (series_id, ts) > (?, ?) "
+    "ORDER BY series_id, ts LIMIT 1 OFFSET ?"
+)
+_TAKE: Final = (
+    "INSERT INTO temp.new_points (series_id, ts, value) SELECT series_id, ts, value FROM main.rollup_pending "
+    "WHERE (series_id, ts) > (?, ?) AND (series_id, ts) <= (?, ?)"
+)
+_TAKE_REST: Final = (
+    "INSERT INTO temp.new_points (series_id, ts, value) SELECT series_id, ts, value FROM main.rollup_pending "
+    "WHERE (series_id, ts) > (?, ?)"
+)
+_TAKEN: Final = (
+    "DELETE FROM main.rollup_pending WHERE (series_id, ts) > (?, ?) "
+    "AND (series_id, ts) <= "
+    "(SELECT series_id, ts FROM temp.new_points ORDER BY series_id DESC, ts DESC LIMIT 1)"
+)
+Key = tuple[int, int]
+START_KEY: Final[Key] = (-(2**63), -(2**63))
+"""Before every (series_id, ts) key."""
 _FLUSH: Final = (
     *(
         statement
@@ -172,19 +213,34 @@ def attach_writer(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-def flush(conn: sqlite3.Connection) -> None:
-    """Roll up the points noted since the last flush: one upsert per (series, bucket) and tier.
-
-    Called by the writer after inserting points, in the same transaction. Points noted in a
-    transaction whose flush did not run stay noted (the temporary table is transactional too) and
-    are rolled up by the next flush.
-    """
-    for statement in _FLUSH:
+def attach_merger(conn: sqlite3.Connection) -> None:
+    """Give the merger's connection its temporary tables (after `migrate`)."""
+    for statement in MERGER_SCHEMA:
         conn.execute(statement)
+
+
+def merge_chunk(conn: sqlite3.Connection, after: Key, limit: int) -> tuple[int, Key | None]:
+    """Merge the first `limit` pending notes after key `after` into the rollups and delete them.
+
+    Call inside a write transaction of the merger's connection (`attach_merger`): the merge and
+    the deletion of the notes commit together or not at all. Returns how many notes were merged
+    and the key to continue after (None: the end of the table was reached).
+    """
+    end = conn.execute(_CHUNK_END, (*after, limit - 1)).fetchone()
+    if end is None:
+        taken = conn.execute(_TAKE_REST, after).rowcount
+    else:
+        taken = conn.execute(_TAKE, (*after, *end)).rowcount
+    if taken:
+        conn.execute(_TAKEN, after)
+        for statement in _FLUSH:
+            conn.execute(statement)
+    return taken, (int(end[0]), int(end[1])) if end is not None else None
 
 
 def migrate(conn: sqlite3.Connection, now: int) -> None:
     """Create the rollups and roll up the points stored before them, once (call in autocommit mode)."""
+    conn.execute(PENDING_SCHEMA)  # also in files whose rollups predate it
     if conn.execute("SELECT name FROM sqlite_master WHERE name = 'store_steps'").fetchone():
         if conn.execute("SELECT 1 FROM store_steps WHERE name = ?", (STEP,)).fetchone():
             return
@@ -192,6 +248,7 @@ def migrate(conn: sqlite3.Connection, now: int) -> None:
     try:
         for statement in _statements(SCHEMA):
             conn.execute(statement)
+        conn.execute("DELETE FROM rollup_pending")  # the backfill covers every stored point
         for tier in TIERS:
             conn.execute(_backfill_sql(tier))
         conn.execute(
@@ -218,11 +275,22 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+_TEXT_SEEN: Final = (
+    "SELECT 1 FROM rollup_text_series WHERE series_id = ?1 UNION ALL "
+    "SELECT 1 FROM rollup_pending WHERE series_id = ?1 AND typeof(value) IN ('text', 'blob') LIMIT 1"
+)
+
+
 def bucket_rows(
     query: Query, sid: int, start: int, end: int, every: int, agg: Agg
 ) -> list[tuple[int, JsonValue, int]] | None:
-    """(bucket start, aggregate, count) rows from rollups, or None when raw points must answer."""
-    text_seen = bool(query("SELECT 1 FROM rollup_text_series WHERE series_id = ?", (sid,)))
+    """(bucket start, aggregate, count) rows from rollups, or None when raw points must answer.
+
+    `query` must read one snapshot (a read transaction): a point is then in the rollups or in
+    `rollup_pending`, never in both nor in neither. The pending notes of the range read from a
+    tier are folded in as points.
+    """
+    text_seen = bool(query(_TEXT_SEEN, (sid,)))
     plan = rollup_plan.segments(start, end, every, agg, text_seen)
     if plan is None:
         return None
@@ -240,13 +308,26 @@ def bucket_rows(
                 "WHERE series_id = ? AND bucket >= ? AND bucket < ?",
                 (sid, lo, hi),
             )
+            points += query(
+                "SELECT ts, value FROM rollup_pending WHERE series_id = ? AND ts >= ? AND ts < ?",
+                (sid, lo, hi),
+            )
     return rollup_plan.fold(every, agg, points, rows)
 
 
-def enforce_retention(transaction: Transaction, query: Query, horizons: Horizons) -> dict[str, int]:
+def pending_count(query: Query) -> int:
+    """Points noted but not merged yet."""
+    return int(query("SELECT count(*) FROM rollup_pending", ())[0][0])
+
+
+def enforce_retention(
+    transaction: Transaction, query: Query, horizons: Horizons, merge: Callable[[], object]
+) -> dict[str, int]:
     """Delete raw points and rollup buckets older than their horizons, a few series per transaction.
 
-    The raw horizon is recorded first: the trigger then no longer rolls up points older than it.
+    The raw horizon is recorded first: the trigger then no longer notes points older than it.
+    Then `merge` merges the pending notes (those noted before): a note merged after its bucket was
+    deleted would bring back a bucket holding only part of its points.
     """
     deleted = {"raw": 0, "1m": 0, "1h": 0}
     tiers = {t.name: t for t in TIERS}
@@ -259,6 +340,7 @@ def enforce_retention(transaction: Transaction, query: Query, horizons: Horizons
                 "ON CONFLICT (id) DO UPDATE SET raw_before = max(raw_before, excluded.raw_before)",
                 (horizons.raw,),
             )
+    merge()
     for name, before in (("1m", horizons.rollup_1m), ("1h", horizons.rollup_1h)):
         if before is not None:  # whole buckets only: one that ends after the horizon stays
             tier = tiers[name]
