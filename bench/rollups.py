@@ -3,9 +3,14 @@
     python bench/rollups.py [--days 365] [--backend sqlite|postgresql|both] [--dir /tmp/pwbench]
 
 1. Ingest cost: 100 devices x 10 tags, one message per device per time step (interleaved series,
-   as a plant writes), 10,000 points per transaction, into a store with rollups and into the same
-   store with the rollup trigger dropped. Points/s of `write_batches`, side by side
-   (median of 3 alternating runs: the machine's load drifts).
+   as a plant writes), 10,000 points per transaction. Points/s of `write_batches`, side by side
+   (median of 3 alternating runs: the machine's load drifts), for
+   - PostgreSQL: with the rollup trigger, and with it dropped;
+   - SQLite: the commit path alone (new points noted in `rollup_pending`, no merger running);
+     with the background merger (every 2 s, as in the platform) and the final catch-up counted
+     (points / (write time + time to merge what is left)); merged after every commit (the old
+     cost, roughly: the former in-transaction merge plus a commit); the trigger dropped.
+   The merge's own rate (notes/s, 20k per transaction) is printed too.
 2. A year (`--days`) of one tag at 1 Hz (31.5M points for 365 days), written through
    `write_batches` in key order, 50,000 points per transaction (rollups kept on the way). Then
    `buckets(every=1h)` and `buckets(every=1d)` (avg) over the whole range: from rollups (the
@@ -130,8 +135,59 @@ def ingest_rate(store: Store, steps: int) -> float:
     return n / (time.perf_counter() - t)
 
 
+def ingest_rate_sqlite(store: SqliteStore, steps: int, merge: str) -> float:
+    """Points/s of `write_batches`, with the merges `merge` says counted in ("none": none)."""
+    for tx in interleaved(10):  # series created, caches warm
+        store.write_batches(tx)
+    store.merge_rollups()
+    t = time.perf_counter()
+    n = 0
+    for tx in interleaved(steps, 10):
+        n += store.write_batches(tx).stored
+        if merge == "every-commit":
+            store.merge_rollups()
+    if merge != "none":
+        store.merge_rollups()  # the catch-up: what the background merger had not done yet
+    return n / (time.perf_counter() - t)
+
+
+SQLITE_MODES = {
+    "none": "commit path (notes only)",
+    "background": "background merger + catch-up",
+    "every-commit": "merged after every commit",
+    "no-trigger": "without rollups",
+}
+
+
+def bench_ingest_sqlite(folder: Path, steps: int, rounds: int = 3) -> None:
+    rates: dict[str, list[float]] = {m: [] for m in SQLITE_MODES}
+    merge_rates: list[float] = []
+    for r in range(rounds):
+        for mode in SQLITE_MODES:
+            every = 2.0 if mode == "background" else None
+            with SqliteStore.open(folder / f"ingest-{mode}-{r}.sqlite", merge_every_s=every) as store:
+                if mode == "no-trigger":
+                    drop_trigger("sqlite", store)
+                rates[mode].append(ingest_rate_sqlite(store, steps, "none" if mode == "no-trigger" else mode))
+                if mode == "none":  # the notes of the whole run, merged at once: the merger's own rate
+                    t = time.perf_counter()
+                    merged = store.merge_rollups()
+                    merge_rates.append(merged / (time.perf_counter() - t))
+    print(f"[sqlite] ingest, 1,000 interleaved series, 10k points per transaction "
+          f"({steps * 1000:,} points, median of {rounds} alternating runs)")  # fmt: skip
+    without = statistics.median(rates["no-trigger"])
+    for mode, label in SQLITE_MODES.items():
+        rate = statistics.median(rates[mode])
+        cost = "" if mode == "no-trigger" else f"   (rollups cost {100 * (1 - rate / without):.0f}%)"
+        print(f"  {label:31} {rate:10,.0f} points/s{cost}")
+    print(f"  merger alone (20k notes per transaction): {statistics.median(merge_rates):10,.0f} notes/s")
+
+
 def bench_ingest(backend: str, folder: Path, steps: int, rounds: int = 3) -> None:
     """Alternating runs with and without rollups (the machine's load drifts), medians."""
+    if backend == "sqlite":
+        bench_ingest_sqlite(folder, steps, rounds)
+        return
     rates: dict[bool, list[float]] = {True: [], False: []}
     for r in range(rounds):
         for rolled in (True, False):
@@ -193,7 +249,9 @@ def bench_year(backend: str, folder: Path, days: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=365, help="days of 1 Hz data for the long-range query")
+    ap.add_argument(
+        "--days", type=int, default=365, help="days of 1 Hz data for the long-range query (0: skip it)"
+    )
     ap.add_argument(
         "--ingest-steps", type=int, default=200, help="time steps (1,000 points each) for the ingest cost"
     )
@@ -206,7 +264,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="plantwire-rollups-", dir=args.dir) as tmp:
         for backend in backends:
             bench_ingest(backend, Path(tmp), args.ingest_steps)
-            bench_year(backend, Path(tmp), args.days)
+            if args.days:
+                bench_year(backend, Path(tmp), args.days)
 
 
 if __name__ == "__main__":

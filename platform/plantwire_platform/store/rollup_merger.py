@@ -1,6 +1,6 @@
 """The SQLite store's rollup merger: pending notes into the rollup tables, off the commit path.
 
-One thread with its own connection. Every `every_s` it sweeps `rollup_pending` once in key order,
+One thread with its own connection. Every `every_s` it sweeps `rollup_pending` once, oldest first,
 `chunk` notes per transaction (store.sqlite_rollups.merge_chunk: the notes merged are deleted in
 that transaction), so a write of the ingest path waits for one chunk at most. It takes the store's
 write lock for each transaction (SQLite has one writer at a time; the lock lets the two take turns
@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 from plantwire.logs import get_logger
 from plantwire_platform.store import sqlite_rollups
 from plantwire_platform.store.model import StoreError
 
 log = get_logger(__name__)
+T = TypeVar("T")
 DEFAULT_EVERY_S: Final = 2.0
 CHUNK: Final = 20_000
 """Notes per merge transaction (~30 ms of the write lock, bench/rollups.py)."""
@@ -59,31 +61,42 @@ class RollupMerger:
                 log.warning("rollup_merge_failed", error=str(err))
 
     def merge_all(self) -> int:
-        """One sweep of the pending notes (those noted during the sweep may be left); returns notes merged."""
+        """Merge the notes pending now, oldest first, a chunk per transaction; returns how many.
+
+        Notes taken while it runs wait for the next sweep: a sweep ends even when ingest is faster.
+        """
+        with self._lock:
+            up_to = self._run_sql(sqlite_rollups.last_note)
         total = 0
-        after: sqlite_rollups.Key | None = sqlite_rollups.START_KEY
-        while after is not None and not self._stop.is_set():
+        while up_to is not None and not self._stop.is_set():
             with self._lock:
                 if self._stop.is_set():
                     break
-                n, after = self._merge_one(after)
+                n = self._merge_one(up_to)
             total += n
+            if n < self._chunk:
+                break
         self.merged += total
         return total
 
-    def _merge_one(self, after: sqlite_rollups.Key) -> tuple[int, sqlite_rollups.Key | None]:
-        conn = self._conn
+    def _run_sql(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
+            return fn(self._conn)
+        except sqlite3.Error as err:
+            raise StoreError(f"rollup merge failed: {err}") from err
+
+    def _merge_one(self, up_to: int) -> int:
+        def merge(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                out = sqlite_rollups.merge_chunk(conn, after, self._chunk)
+                n = sqlite_rollups.merge_chunk(conn, up_to, self._chunk)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as err:
-            raise StoreError(f"rollup merge failed: {err}") from err
-        return out
+            return n
+
+        return self._run_sql(merge)
 
     def stop(self) -> None:
         """End the thread after its current transaction and close the connection."""
