@@ -3,8 +3,9 @@
     python bench/rollups.py [--days 365] [--backend sqlite|postgresql|both] [--dir /tmp/pwbench]
 
 1. Ingest cost: 100 devices x 10 tags, one message per device per time step (interleaved series,
-   as a plant writes), 10,000 points per transaction. Points/s of `write_batches`, side by side
-   (median of 3 alternating runs: the machine's load drifts), for
+   as a plant writes), 10,000 points per transaction (SQLite also 1,000: one point per series
+   per commit, as the platform's writer commits at 1 Hz, on half the points). Points/s of
+   `write_batches`, side by side (median of 3 alternating runs: the machine's load drifts), for
    - PostgreSQL: with the rollup trigger, and with it dropped;
    - SQLite: the commit path alone (new points noted in `rollup_pending`, no merger running);
      with the background merger (every 2 s, as in the platform) and the final catch-up counted
@@ -113,11 +114,11 @@ def raw_only(store: Store) -> Iterator[None]:
 # --- 1. ingest cost --------------------------------------------------------------------------------
 
 
-def interleaved(steps: int, first: int = 0) -> Iterator[list[IncomingBatch]]:
-    """Transactions of 10,000 points: 10 time steps x 100 devices x 10 tags."""
-    for chunk in range(first, first + steps, 10):
+def interleaved(steps: int, first: int = 0, per_tx: int = 10) -> Iterator[list[IncomingBatch]]:
+    """Transactions of `per_tx` x 1,000 points: `per_tx` time steps x 100 devices x 10 tags."""
+    for chunk in range(first, first + steps, per_tx):
         out = []
-        for step in range(chunk, chunk + 10):
+        for step in range(chunk, chunk + per_tx):
             ts = START + step * S
             for d in range(100):
                 samples = [Sample(f"t{t}", ts, float((step + d + t) % 97)) for t in range(10)]
@@ -135,14 +136,14 @@ def ingest_rate(store: Store, steps: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def ingest_rate_sqlite(store: SqliteStore, steps: int, merge: str) -> float:
+def ingest_rate_sqlite(store: SqliteStore, steps: int, merge: str, per_tx: int) -> float:
     """Points/s of `write_batches`, with the merges `merge` says counted in ("none": none)."""
-    for tx in interleaved(10):  # series created, caches warm
+    for tx in interleaved(10, 0, per_tx):  # series created, caches warm
         store.write_batches(tx)
     store.merge_rollups()
     t = time.perf_counter()
     n = 0
-    for tx in interleaved(steps, 10):
+    for tx in interleaved(steps, 10, per_tx):
         n += store.write_batches(tx).stored
         if merge == "every-commit":
             store.merge_rollups()
@@ -159,21 +160,24 @@ SQLITE_MODES = {
 }
 
 
-def bench_ingest_sqlite(folder: Path, steps: int, rounds: int = 3) -> None:
+def bench_ingest_sqlite(folder: Path, steps: int, per_tx: int, rounds: int = 3) -> None:
     rates: dict[str, list[float]] = {m: [] for m in SQLITE_MODES}
     merge_rates: list[float] = []
     for r in range(rounds):
         for mode in SQLITE_MODES:
             every = 2.0 if mode == "background" else None
-            with SqliteStore.open(folder / f"ingest-{mode}-{r}.sqlite", merge_every_s=every) as store:
+            with SqliteStore.open(
+                folder / f"ingest-{mode}-{per_tx}-{r}.sqlite", merge_every_s=every
+            ) as store:
                 if mode == "no-trigger":
                     drop_trigger("sqlite", store)
-                rates[mode].append(ingest_rate_sqlite(store, steps, "none" if mode == "no-trigger" else mode))
+                merge = "none" if mode == "no-trigger" else mode
+                rates[mode].append(ingest_rate_sqlite(store, steps, merge, per_tx))
                 if mode == "none":  # the notes of the whole run, merged at once: the merger's own rate
                     t = time.perf_counter()
                     merged = store.merge_rollups()
                     merge_rates.append(merged / (time.perf_counter() - t))
-    print(f"[sqlite] ingest, 1,000 interleaved series, 10k points per transaction "
+    print(f"[sqlite] ingest, 1,000 interleaved series, {per_tx}k points per transaction "
           f"({steps * 1000:,} points, median of {rounds} alternating runs)")  # fmt: skip
     without = statistics.median(rates["no-trigger"])
     for mode, label in SQLITE_MODES.items():
@@ -186,7 +190,8 @@ def bench_ingest_sqlite(folder: Path, steps: int, rounds: int = 3) -> None:
 def bench_ingest(backend: str, folder: Path, steps: int, rounds: int = 3) -> None:
     """Alternating runs with and without rollups (the machine's load drifts), medians."""
     if backend == "sqlite":
-        bench_ingest_sqlite(folder, steps, rounds)
+        for per_tx in (10, 1):  # 1: one point per series per commit, as the platform's writer at 1 Hz
+            bench_ingest_sqlite(folder, steps if per_tx == 10 else steps // 2, per_tx, rounds)
         return
     rates: dict[bool, list[float]] = {True: [], False: []}
     for r in range(rounds):
