@@ -23,7 +23,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 DEFAULT_EVERY_S: Final = 2.0
 CHUNK: Final = 20_000
-"""Notes per merge transaction (~30 ms of the write lock, bench/rollups.py)."""
+"""Notes per merge transaction (50-120 ms of the write lock on 2 shared cores, bench/rollups.py)."""
 
 
 class RollupMerger:

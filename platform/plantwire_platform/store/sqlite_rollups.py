@@ -1,8 +1,8 @@
 """Rollups in the SQLite store: tables, how they are kept, their queries and retention.
 
 Off the commit path. A temporary trigger of the writer connection (AFTER INSERT on `points`)
-notes each newly stored point in `rollup_pending` (series, time, value; keyed like `points`, so
-one B-tree entry in a small, hot table), in the transaction that stores the point: a committed
+notes each newly stored point in `rollup_pending` (series, time, value; in arrival order, so an
+append at the end of a short table), in the transaction that stores the point: a committed
 point is either merged or pending, never lost. The merger (store/rollup_merger.py, its own thread
 and connection) moves the notes, a bounded chunk per transaction, into `rollup_1m` and
 `rollup_1h` (grouped: one upsert per series and bucket, hours from minutes) and deletes the notes
