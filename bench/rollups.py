@@ -103,8 +103,12 @@ def drop_trigger(backend: str, store: Store) -> None:
 def raw_only(store: Store) -> Iterator[None]:
     """The store's own raw path: the planner is told rollups cannot help."""
     saved = sqlite_rollups.bucket_rows, pg_rollups.bucket_rows
+
+    async def no_rollups(*a: object) -> None:
+        return None
+
     sqlite_rollups.bucket_rows = lambda *a: None  # type: ignore[assignment]  # bench: planner off
-    pg_rollups.bucket_rows = lambda *a: None  # type: ignore[assignment]  # bench: planner off
+    pg_rollups.bucket_rows = no_rollups  # type: ignore[assignment]  # bench: planner off
     try:
         yield
     finally:

@@ -31,6 +31,7 @@ from plantwire.timeunits import from_iso
 from plantwire.wire import DataBatch, Sample
 from plantwire_platform.store import rollup_plan
 from plantwire_platform.store.model import AGGREGATES, Agg, Bucket, IncomingBatch, Store
+from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
 from plantwire_platform.store.retention import Horizons, RetentionStore
 from plantwire_platform.store.sqlite import SqliteStore
 
@@ -65,12 +66,12 @@ def _samples(tag: str) -> list[Sample]:
 
 
 _MERGE_AFTER_WRITE: set[int] = set()
-"""ids of the SQLite stores whose tests run after a merge (the others keep every note pending)."""
+"""ids of the stores whose tests run after a merge (the others keep every note pending)."""
 
 
 def _write(store: Store, dev: str) -> None:
     _write_points(store, dev)
-    if isinstance(store, SqliteStore):
+    if isinstance(store, SqliteStore | PostgresStore):
         if id(store) in _MERGE_AFTER_WRITE:
             assert store.merge_rollups() == store.count_points()
             assert store.pending_rollups() == 0
@@ -131,21 +132,21 @@ WINDOWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite-pending", "sqlite-merged", "postgresql"])
+@pytest.fixture(params=["sqlite-pending", "sqlite-merged", "postgresql-pending", "postgresql-merged"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store without background merger: its notes stay pending, or are merged after `_write`."""
     s: Store
     if request.param.startswith("sqlite"):
         s = SqliteStore.open(tmp_path / "rollups.sqlite", merge_every_s=None)
-        if request.param == "sqlite-merged":
-            _MERGE_AFTER_WRITE.add(id(s))
     else:
         from pydantic import SecretStr
 
-        from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
-
         dsn: str = request.getfixturevalue("postgres_dsn")
         schema: str = request.getfixturevalue("postgres_schema")
-        s = PostgresStore.open(PostgresSettings(dsn=SecretStr(dsn), schema_name=schema, startup_timeout_s=5))
+        settings = PostgresSettings(dsn=SecretStr(dsn), schema_name=schema, startup_timeout_s=5)
+        s = PostgresStore.open(settings, merge_every_s=None)
+    if request.param.endswith("-merged"):
+        _MERGE_AFTER_WRITE.add(id(s))
     yield s
     s.close()
     _MERGE_AFTER_WRITE.discard(id(s))
@@ -430,3 +431,37 @@ def test_kill_9_while_merging_loses_nothing_and_counts_nothing_twice(tmp_path: P
             s.series("press", "mixed", *window, 10**7)
         )
     _assert_rollup_tables_equal_raw(path)
+
+
+def test_postgresql_workers_merging_at_once_take_each_note_once(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """Two store instances (two workers) on one schema merge the same backlog at the same time."""
+    import threading
+
+    from pydantic import SecretStr
+
+    settings = PostgresSettings(dsn=SecretStr(postgres_dsn), schema_name=postgres_schema, startup_timeout_s=5)
+    with (
+        PostgresStore.open(settings, merge_every_s=None) as a,
+        PostgresStore.open(settings, merge_every_s=None) as b,
+    ):
+        _write_points(a, "press")
+        b.write_batches([IncomingBatch(GW, "press", DataBatch(9999, T0, _samples_at(0, 3000)))])
+        pending = a.pending_rollups()
+        assert pending == a.count_points() > 0
+        merged: list[int] = []
+        workers = [
+            threading.Thread(target=lambda s=s: merged.append(s.merge_rollups())) for s in (a, b, a, b)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert sum(merged) == pending and a.pending_rollups() == 0
+        window = (T0 - DAY, T0 + 2 * DAY)
+        for tag in ("mixed", "flag", "mode"):
+            for agg in AGGREGATES:
+                for every in (MIN, HOUR):
+                    got = b.buckets("press", tag, *window, every, agg)
+                    assert got == _expected(b, "press", tag, *window, every, agg), (tag, agg, every)
