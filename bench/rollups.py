@@ -5,9 +5,8 @@
 1. Ingest cost: 100 devices x 10 tags, one message per device per time step (interleaved series,
    as a plant writes), 10,000 points per transaction (SQLite also 1,000: one point per series
    per commit, as the platform's writer commits at 1 Hz, on half the points). Points/s of
-   `write_batches`, side by side (median of 3 alternating runs: the machine's load drifts), for
-   - PostgreSQL: with the rollup trigger, and with it dropped;
-   - SQLite: the commit path alone (new points noted in `rollup_pending`, no merger running);
+   `write_batches`, side by side (median of 3 alternating runs: the machine's load drifts), on
+   SQLite and PostgreSQL: the commit path alone (new points noted in `rollup_pending`, no merger running);
      with the background merger (every 2 s, as in the platform) and the final catch-up counted
      (points / (write time + time to merge what is left)); merged after every commit (the old
      cost, roughly: the former in-transaction merge plus a commit); the trigger dropped.
@@ -75,9 +74,11 @@ async def _admin(sql: str) -> None:
 
 
 @contextmanager
-def open_store(backend: str, folder: Path, name: str) -> Iterator[Store]:
+def open_store(
+    backend: str, folder: Path, name: str, merge_every_s: float | None = 2.0
+) -> Iterator[SqliteStore | PostgresStore]:
     if backend == "sqlite":
-        with SqliteStore.open(folder / f"{name}.sqlite") as store:
+        with SqliteStore.open(folder / f"{name}.sqlite", merge_every_s=merge_every_s) as store:
             yield store
         return
     db = f"plantwire_bench_{uuid.uuid4().hex[:8]}"
@@ -85,9 +86,9 @@ def open_store(backend: str, folder: Path, name: str) -> Iterator[Store]:
     try:
         dsn = SecretStr(ADMIN_DSN.rsplit("/", 1)[0] + "/" + db)
         with PostgresStore.open(
-            PostgresSettings(dsn=dsn, startup_timeout_s=10, request_timeout_s=600)
-        ) as store:
-            yield store
+            PostgresSettings(dsn=dsn, startup_timeout_s=10, request_timeout_s=600), merge_every_s
+        ) as pg:
+            yield pg
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
 
@@ -130,17 +131,7 @@ def interleaved(steps: int, first: int = 0, per_tx: int = 10) -> Iterator[list[I
         yield out
 
 
-def ingest_rate(store: Store, steps: int) -> float:
-    for tx in interleaved(10):  # series created, caches warm
-        store.write_batches(tx)
-    t = time.perf_counter()
-    n = 0
-    for tx in interleaved(steps, 10):
-        n += store.write_batches(tx).stored
-    return n / (time.perf_counter() - t)
-
-
-def ingest_rate_sqlite(store: SqliteStore, steps: int, merge: str, per_tx: int) -> float:
+def ingest_rate_noted(store: SqliteStore | PostgresStore, steps: int, merge: str, per_tx: int) -> float:
     """Points/s of `write_batches`, with the merges `merge` says counted in ("none": none)."""
     for tx in interleaved(10, 0, per_tx):  # series created, caches warm
         store.write_batches(tx)
@@ -156,7 +147,7 @@ def ingest_rate_sqlite(store: SqliteStore, steps: int, merge: str, per_tx: int) 
     return n / (time.perf_counter() - t)
 
 
-SQLITE_MODES = {
+MODES = {
     "none": "commit path (notes only)",
     "background": "background merger + catch-up",
     "every-commit": "merged after every commit",
@@ -164,27 +155,25 @@ SQLITE_MODES = {
 }
 
 
-def bench_ingest_sqlite(folder: Path, steps: int, per_tx: int, rounds: int = 3) -> None:
-    rates: dict[str, list[float]] = {m: [] for m in SQLITE_MODES}
+def bench_ingest_modes(backend: str, folder: Path, steps: int, per_tx: int, rounds: int = 3) -> None:
+    rates: dict[str, list[float]] = {m: [] for m in MODES}
     merge_rates: list[float] = []
     for r in range(rounds):
-        for mode in SQLITE_MODES:
+        for mode in MODES:
             every = 2.0 if mode == "background" else None
-            with SqliteStore.open(
-                folder / f"ingest-{mode}-{per_tx}-{r}.sqlite", merge_every_s=every
-            ) as store:
+            with open_store(backend, folder, f"ingest-{mode}-{per_tx}-{r}", every) as store:
                 if mode == "no-trigger":
-                    drop_trigger("sqlite", store)
+                    drop_trigger(backend, store)
                 merge = "none" if mode == "no-trigger" else mode
-                rates[mode].append(ingest_rate_sqlite(store, steps, merge, per_tx))
+                rates[mode].append(ingest_rate_noted(store, steps, merge, per_tx))
                 if mode == "none":  # the notes of the whole run, merged at once: the merger's own rate
                     t = time.perf_counter()
                     merged = store.merge_rollups()
                     merge_rates.append(merged / (time.perf_counter() - t))
-    print(f"[sqlite] ingest, 1,000 interleaved series, {per_tx}k points per transaction "
+    print(f"[{backend}] ingest, 1,000 interleaved series, {per_tx}k points per transaction "
           f"({steps * 1000:,} points, median of {rounds} alternating runs)")  # fmt: skip
     without = statistics.median(rates["no-trigger"])
-    for mode, label in SQLITE_MODES.items():
+    for mode, label in MODES.items():
         rate = statistics.median(rates[mode])
         cost = "" if mode == "no-trigger" else f"   (rollups cost {100 * (1 - rate / without):.0f}%)"
         print(f"  {label:31} {rate:10,.0f} points/s{cost}")
@@ -192,24 +181,9 @@ def bench_ingest_sqlite(folder: Path, steps: int, per_tx: int, rounds: int = 3) 
 
 
 def bench_ingest(backend: str, folder: Path, steps: int, rounds: int = 3) -> None:
-    """Alternating runs with and without rollups (the machine's load drifts), medians."""
-    if backend == "sqlite":
-        for per_tx in (10, 1):  # 1: one point per series per commit, as the platform's writer at 1 Hz
-            bench_ingest_sqlite(folder, steps if per_tx == 10 else steps // 2, per_tx, rounds)
-        return
-    rates: dict[bool, list[float]] = {True: [], False: []}
-    for r in range(rounds):
-        for rolled in (True, False):
-            with open_store(backend, folder, f"ingest-{rolled}-{r}") as store:
-                if not rolled:
-                    drop_trigger(backend, store)
-                rates[rolled].append(ingest_rate(store, steps))
-    with_rollups, without = statistics.median(rates[True]), statistics.median(rates[False])
-    print(f"[{backend}] ingest, 1,000 interleaved series, 10k points per transaction "
-          f"({steps * 1000:,} points, median of {rounds} alternating runs)")  # fmt: skip
-    print(f"  with rollups:    {with_rollups:10,.0f} points/s")
-    cost = 100 * (1 - with_rollups / without)
-    print(f"  without rollups: {without:10,.0f} points/s   (rollups cost {cost:.0f}%)")
+    """Alternating runs of each mode (the machine's load drifts), medians."""
+    for per_tx in (10, 1) if backend == "sqlite" else (10,):  # 1: one point per series per commit
+        bench_ingest_modes(backend, folder, steps if per_tx == 10 else steps // 2, per_tx, rounds)
 
 
 # --- 2. a year of 1 Hz ----------------------------------------------------------------------------
