@@ -109,14 +109,15 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET
 
 _PENDING_DDL: Final = """
 CREATE TABLE IF NOT EXISTS rollup_pending (
-    seq       bigserial PRIMARY KEY,
     series_id integer NOT NULL,
     ts        bigint NOT NULL,
     fval      double precision,
     ival      bigint,
     sval      text
 )"""
-"""Points stored but not merged yet, in arrival order (queries scan it: it stays short)."""
+"""Points stored but not merged yet (queries scan it: it stays short). A heap without index or
+sequence: a note is one heap append; merges take notes by `ctid` (bench/rollups.py: a `bigserial`
+primary key made the commit path slower than merging in the trigger)."""
 
 
 def _function_ddl() -> str:
@@ -132,15 +133,15 @@ $fn$;"""
 
 
 def _merge_sql() -> str:
-    """Take up to $2 of the oldest notes (none after seq $1), merge them and delete them: one statement."""
+    """Take up to $1 notes no other merge holds, merge them and delete them: one statement."""
     upserts = ",\n".join(
         f"up_{t.name} AS ({_upsert_sql(t, 'taken', horizon=False).rstrip().rstrip(';')} RETURNING 1)"
         for t in TIERS
     )
     return f"""
 WITH taken AS (
-    DELETE FROM rollup_pending WHERE seq IN (
-        SELECT seq FROM rollup_pending WHERE seq <= $1 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+    DELETE FROM rollup_pending WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM rollup_pending LIMIT $1 FOR UPDATE SKIP LOCKED))
     RETURNING series_id, ts, fval, ival, sval),
 {upserts},
 text_series AS (
@@ -160,10 +161,10 @@ async def merge(pool: asyncpg.Pool, chunk: int = CHUNK) -> int:
     Notes other workers hold are skipped (they merge them); notes taken meanwhile wait for the
     next call.
     """
-    up_to = await pool.fetchval("SELECT max(seq) FROM rollup_pending")
+    chunks = -(-int(await pool.fetchval("SELECT count(*) FROM rollup_pending")) // chunk)
     total = 0
-    while up_to is not None:
-        n = int(await pool.fetchval(MERGE_SQL, up_to, chunk))
+    for _ in range(chunks):
+        n = int(await pool.fetchval(MERGE_SQL, chunk))
         total += n
         if n < chunk:
             break
