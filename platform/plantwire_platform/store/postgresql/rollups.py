@@ -5,7 +5,7 @@ the commit path the same way: a statement-level AFTER INSERT trigger on `points`
 statement's transition table, which holds only the rows really inserted (`ON CONFLICT DO
 NOTHING` leaves redelivered points out), and appends them to `rollup_pending`, in the inserting
 transaction. `merge` (run every few seconds by each store instance, store.postgresql.store)
-takes the oldest notes, `FOR UPDATE SKIP LOCKED` (several workers merge at once without taking
+takes up to 20,000 notes, `FOR UPDATE SKIP LOCKED` (several workers merge at once without taking
 the same notes), and in one statement deletes them and upserts one row per (series, bucket) into
 `rollup_1m` and `rollup_1h`, in key order: merged once, or still pending. Queries read rollups and
 pending notes in one REPEATABLE READ snapshot and fold the notes in (`bucket_rows`).
