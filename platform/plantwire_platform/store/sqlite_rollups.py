@@ -275,20 +275,33 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+_PENDING_GROUPS: Final = (
+    f"SELECT ts / ?1 * ?1 AS b, count(*), count({_NUM.format(v='value')}), min({_NUM.format(v='value')}), "
+    f"max({_NUM.format(v='value')}), sum(CAST({_NUM.format(v='value')} AS REAL)), min(ts), max(ts) "
+    "FROM rollup_pending WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b"
+)
+# SQLite documents that a bare column next to min() or max() comes from the row holding it.
+_PENDING_EDGE: Final = (
+    "SELECT ts / ?1 * ?1 AS b, value, {fn}(ts) FROM rollup_pending "
+    "WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b"
+)
+
+
 def bucket_rows(
     query: Query, sid: int, start: int, end: int, every: int, agg: Agg
 ) -> list[tuple[int, JsonValue, int]] | None:
     """(bucket start, aggregate, count) rows from rollups, or None when raw points must answer.
 
     `query` must read one snapshot (a read transaction): a point is then in the rollups or in
-    `rollup_pending`, never in both nor in neither. The pending notes of the range read from a
-    tier are folded in as points (one scan of the short `rollup_pending`).
+    `rollup_pending`, never in both nor in neither. The pending notes of the range read from tiers
+    are grouped per bucket of `every` in SQL and folded in as rollup rows.
     """
-    pending: list[tuple[int, JsonValue]] = query(
-        "SELECT ts, value FROM rollup_pending WHERE series_id = ?", (sid,)
-    )
-    text_seen = any(type(v) in (str, bytes) for _, v in pending) or bool(
+    text_seen = bool(
         query("SELECT 1 FROM rollup_text_series WHERE series_id = ?", (sid,))
+        or query(
+            "SELECT 1 FROM rollup_pending WHERE series_id = ? AND typeof(value) IN ('text', 'blob') LIMIT 1",
+            (sid,),
+        )
     )
     plan = rollup_plan.segments(start, end, every, agg, text_seen)
     if plan is None:
@@ -307,8 +320,26 @@ def bucket_rows(
                 "WHERE series_id = ? AND bucket >= ? AND bucket < ?",
                 (sid, lo, hi),
             )
-            points += [(ts, v) for ts, v in pending if lo <= ts < hi]
+    tiered = [(lo, hi) for tier, lo, hi in plan if tier is not None]  # contiguous: raw only at the ends
+    rows += _pending_rows(query, sid, tiered[0][0], tiered[-1][1], every, agg)
     return rollup_plan.fold(every, agg, points, rows)
+
+
+def _pending_rows(
+    query: Query, sid: int, lo: int, hi: int, every: int, agg: Agg
+) -> list[rollup_plan.RollupRow]:
+    """The pending notes of [lo, hi) as rollup rows, one per bucket of `every` (first/last values
+    only when `agg` needs them)."""
+    args = (every, sid, lo, hi)
+    edges: dict[str, dict[int, JsonValue]] = {"first": {}, "last": {}}
+    if agg in rollup_plan.EDGES:
+        edges[agg] = {
+            b: v for b, v, _ in query(_PENDING_EDGE.format(fn="min" if agg == "first" else "max"), args)
+        }
+    return [
+        (b, count, n, mn, mx, total, first_ts, edges["first"].get(b), last_ts, edges["last"].get(b))
+        for b, count, n, mn, mx, total, first_ts, last_ts in query(_PENDING_GROUPS, args)
+    ]
 
 
 def pending_count(query: Query) -> int:

@@ -229,14 +229,11 @@ async def bucket_rows(
     Values as stored: integers stay integers (the caller reads a Boolean tag's back as booleans).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        pending = [
-            (ts, from_columns(f, i, s, None, None), s is not None)
-            for ts, f, i, s in await conn.fetch(
-                "SELECT ts, fval, ival, sval FROM rollup_pending WHERE series_id = $1", sid
-            )
-        ]
-        text_seen = any(t for _, _, t in pending) or bool(
+        text_seen = bool(
             await conn.fetchval("SELECT 1 FROM rollup_text_series WHERE series_id = $1", sid)
+            or await conn.fetchval(
+                "SELECT 1 FROM rollup_pending WHERE series_id = $1 AND sval IS NOT NULL LIMIT 1", sid
+            )
         )
         plan = rollup_plan.segments(start, end, every, agg, text_seen)
         if plan is None:
@@ -256,7 +253,6 @@ async def bucket_rows(
                     )
                 ]
                 continue
-            points += [(ts, v) for ts, v, _ in pending if lo <= ts < hi]
             for r in await conn.fetch(
                 "SELECT bucket, count, n, min_f, min_i, max_f, max_i, vsum, "
                 "first_ts, first_f, first_i, first_s, last_ts, last_f, last_i, last_s "
@@ -271,7 +267,39 @@ async def bucket_rows(
                 first = from_columns(first_f, first_i, first_s, None, None)
                 last = from_columns(last_f, last_i, last_s, None, None)
                 rows.append((b, count, n, mn, mx, total, first_ts, first, last_ts, last))
+        tiered = [(lo, hi) for tier, lo, hi in plan if tier is not None]  # contiguous: raw only at the ends
+        rows += await _pending_rows(conn, sid, tiered[0][0], tiered[-1][1], every, agg)
     return rollup_plan.fold(every, agg, points, rows)
+
+
+_PENDING_GROUPS: Final = f"""
+SELECT ts / $1 * $1 AS b, count(*), count({NUMERIC_SQL}), min(fval), min(ival), max(fval), max(ival),
+       sum({NUMERIC_SQL}), min(ts), max(ts)
+FROM rollup_pending WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b"""
+_PENDING_EDGE: Final = """
+SELECT DISTINCT ON (b) ts / $1 * $1 AS b, fval, ival, sval
+FROM rollup_pending WHERE series_id = $2 AND ts >= $3 AND ts < $4 ORDER BY b, ts {order}"""
+
+
+async def _pending_rows(
+    conn: asyncpg.Connection, sid: int, lo: int, hi: int, every: int, agg: Agg
+) -> list[rollup_plan.RollupRow]:
+    """The pending notes of [lo, hi) as rollup rows, one per bucket of `every` (first/last values
+    only when `agg` needs them)."""
+    args = (every, sid, lo, hi)
+    edges: dict[str, dict[int, JsonValue]] = {"first": {}, "last": {}}
+    if agg in rollup_plan.EDGES:
+        sql = _PENDING_EDGE.format(order="ASC" if agg == "first" else "DESC")
+        edges[agg] = {b: from_columns(f, i, s, None, None) for b, f, i, s in await conn.fetch(sql, *args)}
+    out: list[rollup_plan.RollupRow] = []
+    for b, count, n, min_f, min_i, max_f, max_i, total, first_ts, last_ts in await conn.fetch(
+        _PENDING_GROUPS, *args
+    ):
+        mn, mx = _pick(True, min_f, min_i), _pick(False, max_f, max_i)
+        out.append(
+            (b, count, n, mn, mx, total, first_ts, edges["first"].get(b), last_ts, edges["last"].get(b))
+        )
+    return out
 
 
 async def enforce_retention(
