@@ -3,9 +3,14 @@
     python bench/rollups.py [--days 365] [--backend sqlite|postgresql|both] [--dir /tmp/pwbench]
 
 1. Ingest cost: 100 devices x 10 tags, one message per device per time step (interleaved series,
-   as a plant writes), 10,000 points per transaction, into a store with rollups and into the same
-   store with the rollup trigger dropped. Points/s of `write_batches`, side by side
-   (median of 3 alternating runs: the machine's load drifts).
+   as a plant writes), 10,000 points per transaction (SQLite also 1,000: one point per series
+   per commit, as the platform's writer commits at 1 Hz, on half the points). Points/s of
+   `write_batches`, side by side (median of 3 alternating runs: the machine's load drifts), on
+   SQLite and PostgreSQL: the commit path alone (new points noted in `rollup_pending`, no merger running);
+     with the background merger (every 2 s, as in the platform) and the final catch-up counted
+     (points / (write time + time to merge what is left)); merged after every commit (the old
+     cost, roughly: the former in-transaction merge plus a commit); the trigger dropped.
+   The merge's own rate (notes/s, 20k per transaction) is printed too.
 2. A year (`--days`) of one tag at 1 Hz (31.5M points for 365 days), written through
    `write_batches` in key order, 50,000 points per transaction (rollups kept on the way). Then
    `buckets(every=1h)` and `buckets(every=1d)` (avg) over the whole range: from rollups (the
@@ -69,9 +74,11 @@ async def _admin(sql: str) -> None:
 
 
 @contextmanager
-def open_store(backend: str, folder: Path, name: str) -> Iterator[Store]:
+def open_store(
+    backend: str, folder: Path, name: str, merge_every_s: float | None = 2.0
+) -> Iterator[SqliteStore | PostgresStore]:
     if backend == "sqlite":
-        with SqliteStore.open(folder / f"{name}.sqlite") as store:
+        with SqliteStore.open(folder / f"{name}.sqlite", merge_every_s=merge_every_s) as store:
             yield store
         return
     db = f"plantwire_bench_{uuid.uuid4().hex[:8]}"
@@ -79,9 +86,9 @@ def open_store(backend: str, folder: Path, name: str) -> Iterator[Store]:
     try:
         dsn = SecretStr(ADMIN_DSN.rsplit("/", 1)[0] + "/" + db)
         with PostgresStore.open(
-            PostgresSettings(dsn=dsn, startup_timeout_s=10, request_timeout_s=600)
-        ) as store:
-            yield store
+            PostgresSettings(dsn=dsn, startup_timeout_s=10, request_timeout_s=600), merge_every_s
+        ) as pg:
+            yield pg
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
 
@@ -97,8 +104,12 @@ def drop_trigger(backend: str, store: Store) -> None:
 def raw_only(store: Store) -> Iterator[None]:
     """The store's own raw path: the planner is told rollups cannot help."""
     saved = sqlite_rollups.bucket_rows, pg_rollups.bucket_rows
+
+    async def no_rollups(*a: object) -> None:
+        return None
+
     sqlite_rollups.bucket_rows = lambda *a: None  # type: ignore[assignment]  # bench: planner off
-    pg_rollups.bucket_rows = lambda *a: None  # type: ignore[assignment]  # bench: planner off
+    pg_rollups.bucket_rows = no_rollups  # type: ignore[assignment]  # bench: planner off
     try:
         yield
     finally:
@@ -108,11 +119,11 @@ def raw_only(store: Store) -> Iterator[None]:
 # --- 1. ingest cost --------------------------------------------------------------------------------
 
 
-def interleaved(steps: int, first: int = 0) -> Iterator[list[IncomingBatch]]:
-    """Transactions of 10,000 points: 10 time steps x 100 devices x 10 tags."""
-    for chunk in range(first, first + steps, 10):
+def interleaved(steps: int, first: int = 0, per_tx: int = 10) -> Iterator[list[IncomingBatch]]:
+    """Transactions of `per_tx` x 1,000 points: `per_tx` time steps x 100 devices x 10 tags."""
+    for chunk in range(first, first + steps, per_tx):
         out = []
-        for step in range(chunk, chunk + 10):
+        for step in range(chunk, chunk + per_tx):
             ts = START + step * S
             for d in range(100):
                 samples = [Sample(f"t{t}", ts, float((step + d + t) % 97)) for t in range(10)]
@@ -120,31 +131,59 @@ def interleaved(steps: int, first: int = 0) -> Iterator[list[IncomingBatch]]:
         yield out
 
 
-def ingest_rate(store: Store, steps: int) -> float:
-    for tx in interleaved(10):  # series created, caches warm
+def ingest_rate_noted(store: SqliteStore | PostgresStore, steps: int, merge: str, per_tx: int) -> float:
+    """Points/s of `write_batches`, with the merges `merge` says counted in ("none": none)."""
+    for tx in interleaved(10, 0, per_tx):  # series created, caches warm
         store.write_batches(tx)
+    store.merge_rollups()
     t = time.perf_counter()
     n = 0
-    for tx in interleaved(steps, 10):
+    for tx in interleaved(steps, 10, per_tx):
         n += store.write_batches(tx).stored
+        if merge == "every-commit":
+            store.merge_rollups()
+    if merge != "none":
+        store.merge_rollups()  # the catch-up: what the background merger had not done yet
     return n / (time.perf_counter() - t)
 
 
-def bench_ingest(backend: str, folder: Path, steps: int, rounds: int = 3) -> None:
-    """Alternating runs with and without rollups (the machine's load drifts), medians."""
-    rates: dict[bool, list[float]] = {True: [], False: []}
+MODES = {
+    "none": "commit path (notes only)",
+    "background": "background merger + catch-up",
+    "every-commit": "merged after every commit",
+    "no-trigger": "without rollups",
+}
+
+
+def bench_ingest_modes(backend: str, folder: Path, steps: int, per_tx: int, rounds: int = 3) -> None:
+    rates: dict[str, list[float]] = {m: [] for m in MODES}
+    merge_rates: list[float] = []
     for r in range(rounds):
-        for rolled in (True, False):
-            with open_store(backend, folder, f"ingest-{rolled}-{r}") as store:
-                if not rolled:
+        for mode in MODES:
+            every = 2.0 if mode == "background" else None
+            with open_store(backend, folder, f"ingest-{mode}-{per_tx}-{r}", every) as store:
+                if mode == "no-trigger":
                     drop_trigger(backend, store)
-                rates[rolled].append(ingest_rate(store, steps))
-    with_rollups, without = statistics.median(rates[True]), statistics.median(rates[False])
-    print(f"[{backend}] ingest, 1,000 interleaved series, 10k points per transaction "
+                merge = "none" if mode == "no-trigger" else mode
+                rates[mode].append(ingest_rate_noted(store, steps, merge, per_tx))
+                if mode == "none":  # the notes of the whole run, merged at once: the merger's own rate
+                    t = time.perf_counter()
+                    merged = store.merge_rollups()
+                    merge_rates.append(merged / (time.perf_counter() - t))
+    print(f"[{backend}] ingest, 1,000 interleaved series, {per_tx}k points per transaction "
           f"({steps * 1000:,} points, median of {rounds} alternating runs)")  # fmt: skip
-    print(f"  with rollups:    {with_rollups:10,.0f} points/s")
-    cost = 100 * (1 - with_rollups / without)
-    print(f"  without rollups: {without:10,.0f} points/s   (rollups cost {cost:.0f}%)")
+    without = statistics.median(rates["no-trigger"])
+    for mode, label in MODES.items():
+        rate = statistics.median(rates[mode])
+        cost = "" if mode == "no-trigger" else f"   (rollups cost {100 * (1 - rate / without):.0f}%)"
+        print(f"  {label:31} {rate:10,.0f} points/s{cost}")
+    print(f"  merger alone (20k notes per transaction): {statistics.median(merge_rates):10,.0f} notes/s")
+
+
+def bench_ingest(backend: str, folder: Path, steps: int, rounds: int = 3) -> None:
+    """Alternating runs of each mode (the machine's load drifts), medians."""
+    for per_tx in (10, 1) if backend == "sqlite" else (10,):  # 1: one point per series per commit
+        bench_ingest_modes(backend, folder, steps if per_tx == 10 else steps // 2, per_tx, rounds)
 
 
 # --- 2. a year of 1 Hz ----------------------------------------------------------------------------
@@ -193,7 +232,9 @@ def bench_year(backend: str, folder: Path, days: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=365, help="days of 1 Hz data for the long-range query")
+    ap.add_argument(
+        "--days", type=int, default=365, help="days of 1 Hz data for the long-range query (0: skip it)"
+    )
     ap.add_argument(
         "--ingest-steps", type=int, default=200, help="time steps (1,000 points each) for the ingest cost"
     )
@@ -206,7 +247,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="plantwire-rollups-", dir=args.dir) as tmp:
         for backend in backends:
             bench_ingest(backend, Path(tmp), args.ingest_steps)
-            bench_year(backend, Path(tmp), args.days)
+            if args.days:
+                bench_year(backend, Path(tmp), args.days)
 
 
 if __name__ == "__main__":

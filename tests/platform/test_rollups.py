@@ -6,11 +6,21 @@ The data: three series over 30 hours at irregular times, written out of order, p
 (redelivered), with integers, quarter floats (sums of them are exact), booleans, missing values
 (bad status) and, in one series, text. The windows: whole, unaligned on both ends, aligned on
 hours, inside one minute, empty; `every` from 1 minute to a day, for every aggregate.
+
+SQLite keeps rollups off the commit path (new points are noted in `rollup_pending`, a merger
+folds the notes into the rollup tables later): its cases run with every point still pending
+(no merger) and after a merge, and the rollup tables themselves are compared with the raw points
+after merges, a kill -9 mid-merge, redeliveries and a reopen.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +31,9 @@ from plantwire.timeunits import from_iso
 from plantwire.wire import DataBatch, Sample
 from plantwire_platform.store import rollup_plan
 from plantwire_platform.store.model import AGGREGATES, Agg, Bucket, IncomingBatch, Store
+from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
 from plantwire_platform.store.retention import Horizons, RetentionStore
+from plantwire_platform.store.sqlite import SqliteStore
 
 GW = "gw"
 S = 1_000_000
@@ -53,7 +65,21 @@ def _samples(tag: str) -> list[Sample]:
     return out
 
 
+_MERGE_AFTER_WRITE: set[int] = set()
+"""ids of the stores whose tests run after a merge (the others keep every note pending)."""
+
+
 def _write(store: Store, dev: str) -> None:
+    _write_points(store, dev)
+    if isinstance(store, SqliteStore | PostgresStore):
+        if id(store) in _MERGE_AFTER_WRITE:
+            assert store.merge_rollups() == store.count_points()
+            assert store.pending_rollups() == 0
+        else:  # no merger ran: every point is still a note
+            assert store.pending_rollups() == store.count_points() > 0
+
+
+def _write_points(store: Store, dev: str) -> None:
     samples = [s for tag in ("mixed", "flag", "mode") for s in _samples(tag)]
     chunks = [samples[i : i + 700] for i in range(0, len(samples), 700)]
     order = list(reversed(chunks[::2])) + chunks[1::2]  # out of order
@@ -106,23 +132,24 @@ WINDOWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite-pending", "sqlite-merged", "postgresql-pending", "postgresql-merged"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store without background merger: its notes stay pending, or are merged after `_write`."""
     s: Store
-    if request.param == "sqlite":
-        from plantwire_platform.store.sqlite import SqliteStore
-
-        s = SqliteStore.open(tmp_path / "rollups.sqlite")
+    if request.param.startswith("sqlite"):
+        s = SqliteStore.open(tmp_path / "rollups.sqlite", merge_every_s=None)
     else:
         from pydantic import SecretStr
 
-        from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
-
         dsn: str = request.getfixturevalue("postgres_dsn")
         schema: str = request.getfixturevalue("postgres_schema")
-        s = PostgresStore.open(PostgresSettings(dsn=SecretStr(dsn), schema_name=schema, startup_timeout_s=5))
+        settings = PostgresSettings(dsn=SecretStr(dsn), schema_name=schema, startup_timeout_s=5)
+        s = PostgresStore.open(settings, merge_every_s=None)
+    if request.param.endswith("-merged"):
+        _MERGE_AFTER_WRITE.add(id(s))
     yield s
     s.close()
+    _MERGE_AFTER_WRITE.discard(id(s))
 
 
 def test_bucketed_queries_from_rollups_equal_the_raw_points(store: Store) -> None:
@@ -197,10 +224,8 @@ def test_retention_keeps_rollups_after_raw_points_go_and_never_counts_twice(stor
 
 
 def test_an_older_sqlite_file_gets_its_points_rolled_up_when_opened(tmp_path: Path) -> None:
-    from plantwire_platform.store.sqlite import SqliteStore
-
     path = tmp_path / "old.sqlite"
-    with SqliteStore.open(path) as s:
+    with SqliteStore.open(path, merge_every_s=None) as s:
         _write(s, "press")
         want = {agg: s.buckets("press", "mixed", T0 - DAY, T0 + 2 * DAY, HOUR, agg) for agg in AGGREGATES}
     conn = sqlite3.connect(path)  # as the file was before rollups
@@ -209,7 +234,9 @@ def test_an_older_sqlite_file_gets_its_points_rolled_up_when_opened(tmp_path: Pa
         "DROP TABLE rollup_text_series; DROP TABLE rollup_horizon; DROP TABLE store_steps;"
     )
     conn.close()
-    with SqliteStore.open(path) as s:
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        assert s.pending_rollups() == 0  # the backfill counted them all, once
+        _assert_rollup_tables_equal_raw(path)
         for agg in AGGREGATES:
             assert s.buckets("press", "mixed", T0 - DAY, T0 + 2 * DAY, HOUR, agg) == want[agg]
         assert s.buckets("press", "mode", T0 - DAY, T0 + 2 * DAY, HOUR, "last") == _expected(
@@ -221,9 +248,8 @@ async def test_the_platform_applies_retention_in_the_background(tmp_path: Path) 
     import asyncio
 
     from plantwire_platform.store.retention import RetentionSettings, retention_running
-    from plantwire_platform.store.sqlite import SqliteStore
 
-    with SqliteStore.open(tmp_path / "r.sqlite") as s:
+    with SqliteStore.open(tmp_path / "r.sqlite", merge_every_s=None) as s:
         _write(s, "press")  # March 2026: older than a day
         kept = s.buckets("press", "mixed", T0 - DAY, T0 + 2 * DAY, DAY, "count")
         settings = RetentionSettings(raw_days=1, every_s=1)
@@ -233,3 +259,209 @@ async def test_the_platform_applies_retention_in_the_background(tmp_path: Path) 
         assert s.series("press", "mixed", T0 - DAY, T0 + 2 * DAY, 10) == []
         # Whole days of the rollups stay (the window's edges are read from the 1-minute tier).
         assert s.buckets("press", "mixed", T0 - DAY, T0 + 2 * DAY, DAY, "count") == kept
+
+
+# --- SQLite: the rollup tables themselves, against the raw points -------------------------------------
+
+
+def _assert_rollup_tables_equal_raw(path: Path) -> None:
+    """Every rollup row is what a grouping of the raw points gives, and no bucket is missing or extra.
+
+    Read from the file with a connection of its own (no store code), after the notes were merged.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0] == 0
+        points = conn.execute("SELECT series_id, ts, value FROM points WHERE ts >= 0 ORDER BY series_id, ts")
+        want: dict[tuple[str, int, int], list[Any]] = {}
+        n_points = 0
+        for sid, ts, value in points:
+            n_points += 1
+            numeric = type(value) in (int, float)
+            for tier in rollup_plan.TIERS:
+                key = (tier.table, sid, ts - ts % tier.width)
+                row = want.get(key)
+                if row is None:  # count, n, min, max, sum, first_ts, first_value, last_ts, last_value
+                    row = want[key] = [0, 0, None, None, None, ts, value, ts, value]
+                row[0] += 1
+                row[7], row[8] = ts, value  # ordered by ts: the newest so far
+                if numeric:
+                    row[1] += 1
+                    row[2] = value if row[2] is None else min(row[2], value)
+                    row[3] = value if row[3] is None else max(row[3], value)
+                    row[4] = float(value) if row[4] is None else row[4] + value
+        assert n_points > 0
+        got: dict[tuple[str, int, int], list[Any]] = {}
+        for tier in rollup_plan.TIERS:
+            for sid, bucket, *rest in conn.execute(
+                "SELECT series_id, bucket, count, n, vmin, vmax, vsum, first_ts, first_value, last_ts, "
+                f"last_value FROM {tier.table}"
+            ):
+                got[(tier.table, sid, bucket)] = rest
+        assert got.keys() == want.keys()
+        for key, row in want.items():
+            text = any(type(v) is str for v in (row[6], row[8], *got[key][5::2]))
+            if text:  # a text series' first/last values are read raw; its numbers must still match
+                assert got[key][:6] == row[:6] and got[key][7] == row[7], key
+            else:
+                assert got[key] == row, key
+    finally:
+        conn.close()
+
+
+def _samples_at(first: int, n: int, tags: tuple[str, ...] = ("mixed", "flag", "mode")) -> list[Sample]:
+    out = []
+    for tag in tags:
+        for k in range(first, first + n):
+            v = _value(tag, k)
+            out.append(Sample(tag, T0 + k * 13 * S, v, BAD if v is None else 0))
+    return out
+
+
+def test_a_bucket_half_merged_half_pending_answers_as_raw(tmp_path: Path) -> None:
+    path = tmp_path / "half.sqlite"
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        s.write_batches([IncomingBatch(GW, "press", DataBatch(1, T0, _samples_at(0, 3000, ("mixed",))[::2]))])
+        assert s.merge_rollups() == 1500
+        # The other half of the same buckets, pending, plus a redelivery of merged points.
+        s.write_batches([IncomingBatch(GW, "press", DataBatch(2, T0, _samples_at(0, 3000, ("mixed",))))])
+        assert s.pending_rollups() == 1500
+        window = (T0 - DAY, T0 + 2 * DAY)
+        for every in (MIN, HOUR):
+            for agg in AGGREGATES:
+                got = s.buckets("press", "mixed", *window, every, agg)
+                assert got == _expected(s, "press", "mixed", *window, every, agg), (every, agg)
+        assert sum(b.count for b in s.buckets("press", "mixed", *window, HOUR, "count")) == 3000
+        assert s.merge_rollups() == 1500
+    _assert_rollup_tables_equal_raw(path)
+
+
+def test_redelivered_points_never_count_twice_pending_or_merged(tmp_path: Path) -> None:
+    path = tmp_path / "dup.sqlite"
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        _write(s, "press")  # redelivers inside, while its notes are pending
+        total = s.count_points()
+        s.merge_rollups()
+        again = s.write_batches([IncomingBatch(GW, "press", DataBatch(1, T0, _samples_at(0, 2000)))])
+        assert again.stored < again.stored + again.duplicates  # some were stored already
+        assert s.pending_rollups() == again.stored  # duplicates leave no note
+        again2 = s.write_batches([IncomingBatch(GW, "press", DataBatch(1, T0, _samples_at(0, 2000)))])
+        assert (again2.stored, s.pending_rollups()) == (0, again.stored)
+        window = (T0 - DAY, T0 + 2 * DAY)
+        counted = sum(
+            b.count
+            for tag in ("mixed", "flag", "mode")
+            for b in s.buckets("press", tag, *window, HOUR, "count")
+        )
+        assert counted == s.count_points() == total + again.stored
+        s.merge_rollups()
+    _assert_rollup_tables_equal_raw(path)
+
+
+def test_a_store_reopened_with_pending_notes_catches_up(tmp_path: Path) -> None:
+    path = tmp_path / "reopen.sqlite"
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        _write(s, "press")
+        pending = s.pending_rollups()
+    assert pending > 0  # closing left them durable
+    with SqliteStore.open(path, merge_every_s=0.01) as s:  # the background merger
+        window = (T0 - DAY, T0 + 2 * DAY)
+        deadline = time.monotonic() + 30
+        while s.pending_rollups() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.pending_rollups() == 0
+        for agg in AGGREGATES:
+            assert s.buckets("press", "mixed", *window, HOUR, agg) == _expected(
+                s, "press", "mixed", *window, HOUR, agg
+            )
+    _assert_rollup_tables_equal_raw(path)
+
+
+_WRITER = """
+import sys
+from plantwire.wire import DataBatch
+from plantwire_platform.store.model import IncomingBatch
+from plantwire_platform.store.sqlite import SqliteStore
+from test_rollups import GW, _samples_at
+
+store = SqliteStore.open(sys.argv[1], merge_every_s=0.0)  # the merger sweeps without pause
+first = int(sys.argv[2])
+k = first
+while True:  # each message twice (redelivered), and overlapping the one before
+    for _ in range(2):
+        store.write_batches([IncomingBatch(GW, "press", DataBatch(k + 1, 0, _samples_at(k, 400)))])
+    k += 300
+    if k == first + 3000:
+        print("ready", flush=True)
+"""
+
+
+def test_kill_9_while_merging_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> None:
+    """A real process writing and merging without pause is killed five times; the file stays exact."""
+    path = tmp_path / "killed.sqlite"
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path])}
+    for round_ in range(5):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(round_ * 5000)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == b"ready\n"
+            conn = sqlite3.connect(path)
+            deadline = time.monotonic() + 30  # both kinds of transaction committed at least once
+            while time.monotonic() < deadline:
+                merged = conn.execute("SELECT count(*) FROM rollup_1m").fetchone()[0]
+                pending = conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]
+                if merged and pending:
+                    break
+                time.sleep(0.005)
+            conn.close()
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        s.merge_rollups()
+        window = (T0 - DAY, T0 + 200 * DAY)
+        assert sum(b.count for b in s.buckets("press", "mixed", *window, DAY, "count")) == len(
+            s.series("press", "mixed", *window, 10**7)
+        )
+    _assert_rollup_tables_equal_raw(path)
+
+
+def test_postgresql_workers_merging_at_once_take_each_note_once(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """Two store instances (two workers) on one schema merge the same backlog at the same time."""
+    import threading
+
+    from pydantic import SecretStr
+
+    settings = PostgresSettings(dsn=SecretStr(postgres_dsn), schema_name=postgres_schema, startup_timeout_s=5)
+    with (
+        PostgresStore.open(settings, merge_every_s=None) as a,
+        PostgresStore.open(settings, merge_every_s=None) as b,
+    ):
+        _write_points(a, "press")
+        b.write_batches([IncomingBatch(GW, "press", DataBatch(9999, T0, _samples_at(0, 3000)))])
+        pending = a.pending_rollups()
+        assert pending == a.count_points() > 0
+        merged: list[int] = []
+        workers = [
+            threading.Thread(target=lambda s=s: merged.append(s.merge_rollups())) for s in (a, b, a, b)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert sum(merged) == pending and a.pending_rollups() == 0
+        window = (T0 - DAY, T0 + 2 * DAY)
+        for tag in ("mixed", "flag", "mode"):
+            for agg in AGGREGATES:
+                for every in (MIN, HOUR):
+                    got = b.buckets("press", tag, *window, every, agg)
+                    assert got == _expected(b, "press", tag, *window, every, agg), (tag, agg, every)

@@ -10,7 +10,8 @@ Why it looks like this (measured with bench/store.py):
 - WAL with synchronous=NORMAL: readers never wait for the writer; a power cut may lose the last
   commits but never corrupts the file (MQTT messages are acknowledged only after commit anyway).
 - One writer connection, used by one thread (the ingest writer), with in-memory caches of series
-  ids and per-device sequence numbers. Readers get a connection per thread.
+  ids and per-device sequence numbers. Readers get a connection per thread. The rollup merger
+  (store/rollup_merger.py) has its own connection and thread and takes turns with the writer.
 - `latest()` needs no extra table: per series it is one descent of the primary key
   (`max(ts) WHERE series_id = ?` uses SQLite's min/max optimisation), measured in bench/store.py.
 """
@@ -56,6 +57,7 @@ from plantwire_platform.store.model import (
 )
 from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
 from plantwire_platform.store.retention import Horizons
+from plantwire_platform.store.rollup_merger import DEFAULT_EVERY_S, RollupMerger
 from plantwire_platform.store.seq_tracking import DEFAULT_MAX_SEQ_JUMP, advance
 
 SCHEMA_VERSION: Final = 1
@@ -192,8 +194,8 @@ def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[i
 def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValue, int]]) -> int:
     """Insert the rows, duplicates ignored; returns how many were new.
 
-    The statement's own row count: the rollup trigger's rows are not in it. The new points are
-    then rolled up (store.sqlite_rollups), in the same transaction.
+    The statement's own row count: the rollup trigger's notes are not in it (they are merged
+    into the rollups later, off this path: store.sqlite_rollups, store.rollup_merger).
     An integer beyond 64 bits (only a caller bypassing the wire decoder, or an app, can send one)
     undoes the partial insert and is kept as a float.
     """
@@ -204,7 +206,6 @@ def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValu
         conn.execute("ROLLBACK TO insert_points")
         cursor = conn.executemany(_INSERT_POINT, _clamp_ints(rows))
     conn.execute("RELEASE insert_points")
-    sqlite_rollups.flush(conn)
     return cursor.rowcount
 
 
@@ -212,7 +213,11 @@ class SqliteStore:
     """`Store` on one SQLite file. Write methods: one thread only. Read methods: any thread."""
 
     def __init__(
-        self, path: Path, writer: sqlite3.Connection, max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP,
+        merge_every_s: float | None = DEFAULT_EVERY_S,
     ) -> None:
         self.path = path
         self._max_seq_jump = max_seq_jump
@@ -230,12 +235,27 @@ class SqliteStore:
         self._alarms = AlarmTable(self._transaction, self._query)
         self._audit = AuditTable(self._transaction, self._query)
         self._owners = OwnerTable(self._transaction, self._query)
+        merger = self._connect(path)
+        merger.execute("PRAGMA synchronous=NORMAL")
+        merger.execute("PRAGMA cache_size=-65536")
+        merger.execute("PRAGMA temp_store=MEMORY")
+        self._merger = RollupMerger(merger, self._write_lock, merge_every_s)
+        self._merger.start()
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP) -> SqliteStore:
-        """Open (creating the file, its folders and the schema if needed) a store."""
+    def open(
+        cls,
+        path: Path,
+        max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP,
+        merge_every_s: float | None = DEFAULT_EVERY_S,
+    ) -> SqliteStore:
+        """Open (creating the file, its folders and the schema if needed) a store.
+
+        `merge_every_s`: seconds between two sweeps of the rollup merger (store.rollup_merger);
+        None starts no merger (notes stay pending until `merge_rollups`; queries are the same).
+        """
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,7 +279,11 @@ class SqliteStore:
             sqlite_rollups.attach_writer(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the store at {path}: {err}") from err
-        return cls(path, conn, max_seq_jump)
+        try:
+            return cls(path, conn, max_seq_jump, merge_every_s)
+        except sqlite3.Error as err:
+            conn.close()
+            raise StoreError(f"cannot open the store at {path}: {err}") from err
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -271,6 +295,7 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
+        self._merger.stop()  # what is left stays pending: the next open merges it
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for conn in readers:
@@ -418,6 +443,19 @@ class SqliteStore:
         except sqlite3.Error as err:
             raise StoreError(f"store read failed: {err}") from err
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite_rollups.Query]:
+        """A query function whose statements all read one snapshot (a read transaction)."""
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as err:
+            raise StoreError(f"store read failed: {err}") from err
+        try:
+            yield self._query
+        finally:
+            conn.execute("ROLLBACK")
+
     def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
         """Rows one by one (a long range is never held in memory at once)."""
         try:
@@ -477,7 +515,8 @@ class SqliteStore:
             points = ((ts, _read(v, data_type)) for ts, v in self._stream(_ROWS_SQL, (sid, start, end)))
             return value_shapes.buckets(points, every, agg, data_type)
         boolean = data_type == BOOLEAN and agg in ("min", "max", "first", "last")
-        rows: list[Any] | None = sqlite_rollups.bucket_rows(self._query, sid, start, end, every, agg)
+        with self._snapshot() as query:
+            rows: list[Any] | None = sqlite_rollups.bucket_rows(query, sid, start, end, every, agg)
         if rows is None:
             rows = self._bucket_rows(sid, start, end, every, _AGG_SQL[agg])
         return [Bucket(b, _bool_value(v) if boolean else v, n) for b, v, n in rows]
@@ -514,7 +553,15 @@ class SqliteStore:
 
     def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
         """Retention per tier (store.retention); the rollups' tables are store.sqlite_rollups'."""
-        return sqlite_rollups.enforce_retention(self._transaction, self._query, horizons)
+        return sqlite_rollups.enforce_retention(self._transaction, self._query, horizons, self.merge_rollups)
+
+    def merge_rollups(self) -> int:
+        """Merge the pending rollup notes now (the merger does it every `merge_every_s`); returns how many."""
+        return self._merger.merge_all()
+
+    def pending_rollups(self) -> int:
+        """Stored points not merged into the rollups yet (queries fold them in)."""
+        return sqlite_rollups.pending_count(self._query)
 
     # --- apps: derived series and alarms ---------------------------------------------------------
 

@@ -1,13 +1,19 @@
-"""Rollups in the SQLite store: tables, how the writer maintains them, their queries and retention.
+"""Rollups in the SQLite store: tables, how they are kept, their queries and retention.
 
-A temporary trigger of the writer connection (AFTER INSERT on `points`) notes each newly stored
-point in a temporary table; after its insert, the writer's `flush` merges them, grouped, into
-`rollup_1m` and `rollup_1h` (one upsert per series and bucket, not per point: measured in
-bench/rollups.py) in the same transaction. SQLite fires the trigger only for rows really
-inserted: a point `INSERT OR IGNORE` skips as a duplicate never reaches the rollups, so they
-follow the raw dedup exactly (a rolled-back write leaves no trace in them either). A series that
-stores a text value (strings, arrays and structures as JSON text) is noted in
-`rollup_text_series`; its `last` is read from raw points.
+Off the commit path. A temporary trigger of the writer connection (AFTER INSERT on `points`)
+notes each newly stored point in `rollup_pending` (series, time, value; in arrival order, so an
+append at the end of a short table), in the transaction that stores the point: a committed
+point is either merged or pending, never lost. The merger (store/rollup_merger.py, its own thread
+and connection) moves the notes, a bounded chunk per transaction, into `rollup_1m` and
+`rollup_1h` (grouped: one upsert per series and bucket, hours from minutes) and deletes the notes
+it merged in that same transaction: never merged twice, a crash mid-merge leaves them pending.
+SQLite fires the trigger only for rows really inserted: a point `INSERT OR IGNORE` skips as a
+duplicate never reaches the notes, so the rollups follow the raw dedup exactly (a rolled-back
+write leaves no note either). Queries read the rollups and the pending notes of their range in
+one read snapshot and fold both (`bucket_rows`): the answer never depends on how far the merger
+is. A series that stores a text value (strings, arrays and structures as JSON text) is noted in
+`rollup_text_series` (by the merger; a pending text note counts too); its `first` and `last` are
+read from raw points.
 
 The schema is one migration step of its own (`STEP`, kept in `store_steps`), independent of the
 store's `user_version`: opening an older file creates the tables and trigger and rolls up the
@@ -127,8 +133,25 @@ WHERE true
 ON CONFLICT (series_id, bucket) DO NOTHING;"""
 
 
+PENDING_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS rollup_pending (
+    seq       INTEGER PRIMARY KEY,
+    series_id INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,
+    value
+)"""
+"""Points stored but not merged into the rollups yet (the merger's input; queries fold them in).
+
+A rowid table in arrival order: a note is an append at the end of its B-tree (a few pages per
+commit), where a table keyed by series would rewrite most of its pages every commit
+(bench/rollups.py: 98k against 139k points/s). Queries scan it whole: it is short (the merger
+empties it every `every_s`).
+"""
+
 SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS store_steps (name TEXT PRIMARY KEY, done_at INTEGER NOT NULL) WITHOUT ROWID;"
+    PENDING_SCHEMA
+    + ";\nCREATE TABLE IF NOT EXISTS store_steps (name TEXT PRIMARY KEY, done_at INTEGER NOT NULL) "
+    + "WITHOUT ROWID;"
     + "".join(_table_sql(t) for t in TIERS)
     + """
 CREATE TABLE IF NOT EXISTS rollup_text_series (series_id INTEGER PRIMARY KEY);
@@ -139,17 +162,25 @@ CREATE TABLE IF NOT EXISTS rollup_horizon (
 )
 
 _FINEST_FIRST: Final = tuple(reversed(TIERS))
-WRITER_SCHEMA: Final = (
+_TRIGGER: Final = """CREATE TEMP TRIGGER points_rollup AFTER INSERT ON main.points
+WHEN NEW.ts >= {horizon} BEGIN
+    INSERT INTO rollup_pending (series_id, ts, value) VALUES (NEW.series_id, NEW.ts, NEW.value);
+END"""
+"""On the writer connection only: newly stored points are noted in `rollup_pending`, in the same
+transaction (the trigger fires for rows really inserted, never for a duplicate `INSERT OR IGNORE`
+skipped). The raw horizon is a literal of the trigger (`set_horizon` makes it again): a look-up
+of `rollup_horizon` per point cost ~10% of the commit."""
+MERGER_SCHEMA: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS new_points "
     "(series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
     *(_table_sql(t).replace(f"IF NOT EXISTS {t.table}", f"IF NOT EXISTS temp.new_{t.name}") for t in TIERS),
-    """CREATE TEMP TRIGGER IF NOT EXISTS points_rollup AFTER INSERT ON main.points
-WHEN NEW.ts >= coalesce((SELECT raw_before FROM main.rollup_horizon), 0) BEGIN
-    INSERT INTO new_points (series_id, ts, value) VALUES (NEW.series_id, NEW.ts, NEW.value);
-END""",
 )
-"""On the writer connection only: newly stored points are noted in a temporary table (the trigger
-fires for rows really inserted, never for a duplicate `INSERT OR IGNORE` skipped)."""
+"""On the merger's connection: the chunk being merged and its groups per tier."""
+_CHUNK_END: Final = "SELECT seq FROM main.rollup_pending ORDER BY seq LIMIT 1 OFFSET ?"
+_TAKE: Final = (
+    "INSERT OR IGNORE INTO temp.new_points (series_id, ts, value) "
+    "SELECT series_id, ts, value FROM main.rollup_pending WHERE seq <= ?"
+)
 _FLUSH: Final = (
     *(
         statement
@@ -168,23 +199,48 @@ _FLUSH: Final = (
 
 def attach_writer(conn: sqlite3.Connection) -> None:
     """Make the writer connection note the points it stores (after `migrate`)."""
-    for statement in WRITER_SCHEMA:
+    set_horizon(conn)
+
+
+def set_horizon(conn: sqlite3.Connection) -> None:
+    """(Re)make the writer's trigger for the raw horizon recorded in `rollup_horizon`."""
+    row = conn.execute("SELECT raw_before FROM main.rollup_horizon").fetchone()
+    horizon = max(0, int(row[0])) if row else 0  # before 1970: never rolled up
+    conn.execute("DROP TRIGGER IF EXISTS temp.points_rollup")
+    conn.execute(_TRIGGER.format(horizon=horizon))
+
+
+def attach_merger(conn: sqlite3.Connection) -> None:
+    """Give the merger's connection its temporary tables (after `migrate`)."""
+    for statement in MERGER_SCHEMA:
         conn.execute(statement)
 
 
-def flush(conn: sqlite3.Connection) -> None:
-    """Roll up the points noted since the last flush: one upsert per (series, bucket) and tier.
+def last_note(conn: sqlite3.Connection) -> int | None:
+    """The newest pending note's `seq` (None: nothing pending)."""
+    row = conn.execute("SELECT max(seq) FROM main.rollup_pending").fetchone()
+    return None if row[0] is None else int(row[0])
 
-    Called by the writer after inserting points, in the same transaction. Points noted in a
-    transaction whose flush did not run stay noted (the temporary table is transactional too) and
-    are rolled up by the next flush.
+
+def merge_chunk(conn: sqlite3.Connection, up_to: int, limit: int) -> int:
+    """Merge the oldest pending notes (at most `limit`, none after `up_to`) into the rollups, delete them.
+
+    Call inside a write transaction of the merger's connection (`attach_merger`): the merge and
+    the deletion of the notes commit together or not at all. Returns how many notes were merged.
     """
-    for statement in _FLUSH:
-        conn.execute(statement)
+    end = conn.execute(_CHUNK_END, (limit - 1,)).fetchone()
+    last = up_to if end is None else min(up_to, int(end[0]))
+    conn.execute(_TAKE, (last,))
+    taken = int(conn.execute("DELETE FROM main.rollup_pending WHERE seq <= ?", (last,)).rowcount)
+    if taken:
+        for statement in _FLUSH:
+            conn.execute(statement)
+    return taken
 
 
 def migrate(conn: sqlite3.Connection, now: int) -> None:
     """Create the rollups and roll up the points stored before them, once (call in autocommit mode)."""
+    conn.execute(PENDING_SCHEMA)  # also in files whose rollups predate it
     if conn.execute("SELECT name FROM sqlite_master WHERE name = 'store_steps'").fetchone():
         if conn.execute("SELECT 1 FROM store_steps WHERE name = ?", (STEP,)).fetchone():
             return
@@ -192,6 +248,7 @@ def migrate(conn: sqlite3.Connection, now: int) -> None:
     try:
         for statement in _statements(SCHEMA):
             conn.execute(statement)
+        conn.execute("DELETE FROM rollup_pending")  # the backfill covers every stored point
         for tier in TIERS:
             conn.execute(_backfill_sql(tier))
         conn.execute(
@@ -218,11 +275,34 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+_PENDING_GROUPS: Final = (
+    f"SELECT ts / ?1 * ?1 AS b, count(*), count({_NUM.format(v='value')}), min({_NUM.format(v='value')}), "
+    f"max({_NUM.format(v='value')}), sum(CAST({_NUM.format(v='value')} AS REAL)), min(ts), max(ts) "
+    "FROM rollup_pending WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b"
+)
+# SQLite documents that a bare column next to min() or max() comes from the row holding it.
+_PENDING_EDGE: Final = (
+    "SELECT ts / ?1 * ?1 AS b, value, {fn}(ts) FROM rollup_pending "
+    "WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b"
+)
+
+
 def bucket_rows(
     query: Query, sid: int, start: int, end: int, every: int, agg: Agg
 ) -> list[tuple[int, JsonValue, int]] | None:
-    """(bucket start, aggregate, count) rows from rollups, or None when raw points must answer."""
-    text_seen = bool(query("SELECT 1 FROM rollup_text_series WHERE series_id = ?", (sid,)))
+    """(bucket start, aggregate, count) rows from rollups, or None when raw points must answer.
+
+    `query` must read one snapshot (a read transaction): a point is then in the rollups or in
+    `rollup_pending`, never in both nor in neither. The pending notes of the range read from tiers
+    are grouped per bucket of `every` in SQL and folded in as rollup rows.
+    """
+    text_seen = bool(
+        query("SELECT 1 FROM rollup_text_series WHERE series_id = ?", (sid,))
+        or query(
+            "SELECT 1 FROM rollup_pending WHERE series_id = ? AND typeof(value) IN ('text', 'blob') LIMIT 1",
+            (sid,),
+        )
+    )
     plan = rollup_plan.segments(start, end, every, agg, text_seen)
     if plan is None:
         return None
@@ -240,13 +320,41 @@ def bucket_rows(
                 "WHERE series_id = ? AND bucket >= ? AND bucket < ?",
                 (sid, lo, hi),
             )
+    tiered = [(lo, hi) for tier, lo, hi in plan if tier is not None]  # contiguous: raw only at the ends
+    rows += _pending_rows(query, sid, tiered[0][0], tiered[-1][1], every, agg)
     return rollup_plan.fold(every, agg, points, rows)
 
 
-def enforce_retention(transaction: Transaction, query: Query, horizons: Horizons) -> dict[str, int]:
+def _pending_rows(
+    query: Query, sid: int, lo: int, hi: int, every: int, agg: Agg
+) -> list[rollup_plan.RollupRow]:
+    """The pending notes of [lo, hi) as rollup rows, one per bucket of `every` (first/last values
+    only when `agg` needs them)."""
+    args = (every, sid, lo, hi)
+    edges: dict[str, dict[int, JsonValue]] = {"first": {}, "last": {}}
+    if agg in rollup_plan.EDGES:
+        edges[agg] = {
+            b: v for b, v, _ in query(_PENDING_EDGE.format(fn="min" if agg == "first" else "max"), args)
+        }
+    return [
+        (b, count, n, mn, mx, total, first_ts, edges["first"].get(b), last_ts, edges["last"].get(b))
+        for b, count, n, mn, mx, total, first_ts, last_ts in query(_PENDING_GROUPS, args)
+    ]
+
+
+def pending_count(query: Query) -> int:
+    """Points noted but not merged yet."""
+    return int(query("SELECT count(*) FROM rollup_pending", ())[0][0])
+
+
+def enforce_retention(
+    transaction: Transaction, query: Query, horizons: Horizons, merge: Callable[[], object]
+) -> dict[str, int]:
     """Delete raw points and rollup buckets older than their horizons, a few series per transaction.
 
-    The raw horizon is recorded first: the trigger then no longer rolls up points older than it.
+    The raw horizon is recorded first: the trigger then no longer notes points older than it.
+    Then `merge` merges the pending notes (those noted before): a note merged after its bucket was
+    deleted would bring back a bucket holding only part of its points.
     """
     deleted = {"raw": 0, "1m": 0, "1h": 0}
     tiers = {t.name: t for t in TIERS}
@@ -259,6 +367,8 @@ def enforce_retention(transaction: Transaction, query: Query, horizons: Horizons
                 "ON CONFLICT (id) DO UPDATE SET raw_before = max(raw_before, excluded.raw_before)",
                 (horizons.raw,),
             )
+            set_horizon(conn)
+    merge()
     for name, before in (("1m", horizons.rollup_1m), ("1h", horizons.rollup_1h)):
         if before is not None:  # whole buckets only: one that ends after the horizon stays
             tier = tiers[name]

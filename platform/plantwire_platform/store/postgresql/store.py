@@ -21,6 +21,7 @@ Errors of asyncpg and of the connection become `StoreError`; the ingest retries 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 from collections.abc import Coroutine, Sequence
@@ -81,6 +82,8 @@ SERIES_CACHE_MAX: Final = 200_000
 KNOWN_DEVICES_MAX: Final = 200_000
 """Devices one store instance remembers as registered (a miss re-runs the idempotent registration)."""
 _RETRY_S: Final = 0.2
+MERGE_EVERY_S: Final = 2.0
+"""Seconds between two merges of the pending rollup notes (each instance merges; SKIP LOCKED)."""
 
 _LOCK_DEVICES: Final = "SELECT id, last_seq FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 _POINT_COLUMNS: Final = ", ".join(_STAGING_COLUMNS)
@@ -138,8 +141,12 @@ def _pick(agg: str, fval: float | None, ival: int | None) -> float | int | None:
 class PostgresStore:
     """`Store` on a PostgreSQL database. Open with `PostgresStore.open(settings)`; thread-safe."""
 
-    def __init__(self, settings: PostgresSettings, loop: LoopThread) -> None:
+    def __init__(
+        self, settings: PostgresSettings, loop: LoopThread, merge_every_s: float | None = MERGE_EVERY_S
+    ) -> None:
         self.settings = settings
+        self._merge_every_s = merge_every_s
+        self._merger: asyncio.Task[None] | None = None
         self._loop = loop
         self._pool: asyncpg.Pool | None = None
         self._width = schema.WIDTH_US[settings.partition]
@@ -160,9 +167,13 @@ class PostgresStore:
     # --- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, settings: PostgresSettings) -> PostgresStore:
-        """Connect (waiting up to `startup_timeout_s`), create what is missing; raises `StoreError`."""
-        store = cls(settings, LoopThread("postgres-store"))
+    def open(cls, settings: PostgresSettings, merge_every_s: float | None = MERGE_EVERY_S) -> PostgresStore:
+        """Connect (waiting up to `startup_timeout_s`), create what is missing; raises `StoreError`.
+
+        `merge_every_s`: seconds between two merges of the pending rollup notes by this instance
+        (store.postgresql.rollups.merge); None merges only when asked (`merge_rollups`).
+        """
+        store = cls(settings, LoopThread("postgres-store"), merge_every_s)
         try:
             store._loop.run(store._start(), settings.startup_timeout_s + settings.request_timeout_s + 5)
         except TimeoutError as err:
@@ -203,6 +214,8 @@ class PostgresStore:
                 if self.points_kind == "partitioned":
                     await rollups.create(conn, s.schema_name, now_us())
                     self.rollups = True
+                    if self._merge_every_s is not None:
+                        self._merger = asyncio.create_task(self._merge_loop(self._merge_every_s))
                 if self.points_kind == "partitioned":
                     today = now_us() // self._width
                     await schema.create_partitions(
@@ -211,6 +224,21 @@ class PostgresStore:
                     self._partitions = await schema.existing_partitions(conn, self._width)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
             raise StoreError(f"cannot create the PostgreSQL schema: {_describe(err)}") from err
+
+    async def _merge_loop(self, every_s: float) -> None:
+        """Merge the pending rollup notes every `every_s` until cancelled (at close)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await rollups.merge(self._db)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+                log.warning("rollup_merge_failed", error=_describe(err))
+
+    async def _stop_merger(self) -> None:
+        if self._merger is not None:
+            self._merger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._merger
 
     @staticmethod
     async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -222,6 +250,7 @@ class PostgresStore:
         self._closed = True
         if self._pool is not None:
             try:
+                self._loop.run(self._stop_merger(), 10)  # what is left stays pending, durable
                 if self._instance_conn is not None:  # a released connection drops its advisory locks
                     self._loop.run(self._pool.release(self._instance_conn), 10)
                 self._loop.run(self._pool.close(), 10)
@@ -527,7 +556,7 @@ class PostgresStore:
         if value_shapes.aggregates_in_python(data_type, json_values):
             return self._run(self._python_buckets(sid, start, end, every, agg, data_type))
         typed = data_type if agg in ("min", "max", "first", "last") else None
-        rolled = rollups.bucket_rows(self._fetch, sid, start, end, every, agg) if self.rollups else None
+        rolled = self._run(self._rollup_rows(sid, start, end, every, agg)) if self.rollups else None
         if rolled is not None:
             return [
                 Bucket(b, from_columns(None, v, None, None, typed) if type(v) is int else v, n)
@@ -547,6 +576,20 @@ class PostgresStore:
                 value = from_columns(f, i, s, j, typed)
             out.append(Bucket(b, value, n))
         return out
+
+    async def _rollup_rows(
+        self, sid: int, start: int, end: int, every: int, agg: Agg
+    ) -> list[tuple[int, JsonValue, int]] | None:
+        async with self._db.acquire() as conn:
+            return await rollups.bucket_rows(conn, sid, start, end, every, agg)
+
+    def merge_rollups(self) -> int:
+        """Merge the pending rollup notes now (every `merge_every_s` otherwise); returns how many."""
+        return self._run(rollups.merge(self._db))
+
+    def pending_rollups(self) -> int:
+        """Stored points not merged into the rollups yet (queries fold them in)."""
+        return int(self._run(self._db.fetchval("SELECT count(*) FROM rollup_pending")))
 
     def enforce_retention(self, horizons: Horizons) -> dict[str, int]:
         """Retention per tier (store.retention), in store.postgresql.rollups; partitions dropped whole."""

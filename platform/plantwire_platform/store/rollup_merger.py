@@ -1,0 +1,107 @@
+"""The SQLite store's rollup merger: pending notes into the rollup tables, off the commit path.
+
+One thread with its own connection. Every `every_s` it sweeps `rollup_pending` once, oldest first,
+`chunk` notes per transaction (store.sqlite_rollups.merge_chunk: the notes merged are deleted in
+that transaction), so a write of the ingest path waits for one chunk at most. It takes the store's
+write lock for each transaction (SQLite has one writer at a time; the lock lets the two take turns
+without the busy handler's sleeps). Stopping ends it between two transactions; what is left stays
+pending, durable, and the next open's merger catches up (queries fold pending notes in meanwhile).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from plantwire.logs import get_logger
+from plantwire_platform.store import sqlite_rollups
+from plantwire_platform.store.model import StoreError
+
+log = get_logger(__name__)
+T = TypeVar("T")
+DEFAULT_EVERY_S: Final = 2.0
+CHUNK: Final = 20_000
+"""Notes per merge transaction (50-120 ms of the write lock on 2 shared cores, bench/rollups.py)."""
+
+
+class RollupMerger:
+    """Merges pending rollup notes, in the background (`start`) or when asked (`merge_all`)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, write_lock: threading.Lock, every_s: float | None, chunk: int = CHUNK
+    ) -> None:
+        """`conn`: the merger's own connection (autocommit mode), used under `write_lock` only.
+
+        `every_s` None: no background thread (the notes wait for `merge_all`).
+        """
+        self._conn = conn
+        self._lock = write_lock
+        self._every_s = every_s
+        self._chunk = chunk
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.merged = 0
+        """Notes merged by this merger since it started."""
+        sqlite_rollups.attach_merger(conn)
+
+    def start(self) -> None:
+        if self._every_s is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="rollup-merger", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self._every_s is not None
+        while not self._stop.wait(self._every_s):
+            try:
+                self.merge_all()
+            except StoreError as err:
+                log.warning("rollup_merge_failed", error=str(err))
+
+    def merge_all(self) -> int:
+        """Merge the notes pending now, oldest first, a chunk per transaction; returns how many.
+
+        Notes taken while it runs wait for the next sweep: a sweep ends even when ingest is faster.
+        """
+        with self._lock:
+            up_to = self._run_sql(sqlite_rollups.last_note)
+        total = 0
+        while up_to is not None and not self._stop.is_set():
+            with self._lock:
+                if self._stop.is_set():
+                    break
+                n = self._merge_one(up_to)
+            total += n
+            if n < self._chunk:
+                break
+        self.merged += total
+        return total
+
+    def _run_sql(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return fn(self._conn)
+        except sqlite3.Error as err:
+            raise StoreError(f"rollup merge failed: {err}") from err
+
+    def _merge_one(self, up_to: int) -> int:
+        def merge(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                n = sqlite_rollups.merge_chunk(conn, up_to, self._chunk)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return n
+
+        return self._run_sql(merge)
+
+    def stop(self) -> None:
+        """End the thread after its current transaction and close the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            self._conn.close()
