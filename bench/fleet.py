@@ -298,7 +298,7 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
                 "PLANTWIRE_STORE__BACKEND": backend,
                 "PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms),
                 "PLANTWIRE_CLIENT_ID": f"fleet-worker-{i}",
-                "PLANTWIRE_APPS__BUILTIN": "false",
+                "PLANTWIRE_APPS__BUILTIN": "true" if args.builtin_apps else "false",
                 "PLANTWIRE_APPS__PATH": str(work / "no-apps"),
             }
             if dsn is not None:
@@ -578,6 +578,7 @@ def main() -> None:
     )
     ap.add_argument("--idle-tags", type=int, default=10, help="tags of each idle device")
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database of the run")
+    ap.add_argument("--builtin-apps", action="store_true", help="run the platform's built-in apps too")
     ap.add_argument("--py-spy", help="a py-spy binary: sample worker0 while publishing")
     ap.add_argument(
         "--py-spy-mode",
