@@ -298,7 +298,7 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
                 "PLANTWIRE_STORE__BACKEND": backend,
                 "PLANTWIRE_STORE__COMMIT_INTERVAL_MS": str(args.commit_ms),
                 "PLANTWIRE_CLIENT_ID": f"fleet-worker-{i}",
-                "PLANTWIRE_APPS__BUILTIN": "false",
+                "PLANTWIRE_APPS__BUILTIN": "true" if args.builtin_apps else "false",
                 "PLANTWIRE_APPS__PATH": str(work / "no-apps"),
             }
             if dsn is not None:
@@ -451,7 +451,10 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     for p in run.procs:
         p.cpu0 = p.cpu()
     n0, w0, load0 = _points(run), time.monotonic(), os.getloadavg()
+    spy = _start_py_spy(args, run)
+    threads0 = _thread_cpu(run)
     time.sleep(args.duration)
+    threads1 = _thread_cpu(run)
     n1, w1, load1 = _points(run), time.monotonic(), os.getloadavg()
     for p in run.procs:
         p.cpu1 = p.cpu()
@@ -493,7 +496,62 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
         print(f"  PostgreSQL server processes of the run: CPU {server / elapsed * 100:5.1f}% of a core, "
               f"{server / stored * 1e6:5.2f} µs per value stored")  # fmt: skip
     print(f"load average   {load0[0]:.2f} at the start, {load1[0]:.2f} at the end of publishing (1 min)")
+    if spy is not None:
+        spy.wait(60)
+        print_profile(run.work / "worker0.py-spy.txt", args.profile_top, threads0, threads1, stored)
     print(f"work dir: {run.work}")
+
+
+def _start_py_spy(args: argparse.Namespace, run: Run) -> subprocess.Popen[bytes] | None:
+    """`--py-spy PATH`: sample worker0's threads (all of them, GIL holders or not) while publishing."""
+    if args.py_spy is None:
+        return None
+    worker = next(p for p in run.procs if p.name == "worker0")
+    out = run.work / "worker0.py-spy.txt"
+    argv = [args.py_spy, "record", "--pid", str(worker.ps.pid), "--threads", "--nonblocking", "--format",
+            "raw", "--duration", str(int(args.duration)), "--rate", "200", "--output", str(out)]  # fmt: skip
+    argv += {"running": [], "gil": ["--gil"], "idle": ["--idle"]}[args.py_spy_mode]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _thread_cpu(run: Run) -> dict[int, float]:
+    """CPU seconds of each of worker0's threads (by native id), when profiling."""
+    worker = next(p for p in run.procs if p.name == "worker0")
+    try:
+        return {t.id: t.user_time + t.system_time for t in worker.ps.threads()}
+    except psutil.NoSuchProcess:
+        return {}
+
+
+def print_profile(raw: Path, top: int, cpu0: dict[int, float], cpu1: dict[int, float], stored: int) -> None:
+    """Each thread's CPU per value stored (from the kernel), then py-spy's raw stacks
+    (`thread (tid): name;frame;...;frame count`) as the share of samples per thread and the functions
+    most often on top of a stack (self) and anywhere in it (total). In `--py-spy-mode running` a thread
+    waiting for the GIL is sampled too (where it waits: a loop's last line, a call); in every mode
+    the garbage collector shows as the line that allocated when it ran."""
+    threads: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        thread, *frames = stack.split(";")
+        samples += n
+        threads[thread] = threads.get(thread, 0) + n
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    names = {int(t.split("(")[1].split(")")[0]): t.split(": ", 1)[-1] for t in threads if "(" in t}
+    for tid, seconds in sorted(cpu1.items(), key=lambda kv: -(kv[1] - cpu0.get(kv[0], 0.0))):
+        cpu = seconds - cpu0.get(tid, 0.0)
+        if cpu > 0:
+            print(f"  cpu    {cpu / stored * 1e6:6.2f} µs per value  {names.get(tid, tid)}")
+    print(f"py-spy: {samples} samples of worker0 (200/s, idle excluded): {raw}")
+    for name, rows in (("thread", threads), ("self", own), ("total", total)):
+        for key, n in sorted(rows.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {name:<6} {n / max(samples, 1) * 100:5.1f}%  {key}")
 
 
 def main() -> None:
@@ -520,6 +578,15 @@ def main() -> None:
     )
     ap.add_argument("--idle-tags", type=int, default=10, help="tags of each idle device")
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database of the run")
+    ap.add_argument("--builtin-apps", action="store_true", help="run the platform's built-in apps too")
+    ap.add_argument("--py-spy", help="a py-spy binary: sample worker0 while publishing")
+    ap.add_argument(
+        "--py-spy-mode",
+        choices=["running", "gil", "idle"],
+        default="running",
+        help="sample running threads (also those waiting for the GIL), the GIL holder, or every thread",
+    )
+    ap.add_argument("--profile-top", type=int, default=25, help="rows of the py-spy summary")
     args = ap.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     if args.workers > 1 and "sqlite" in backends:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from plantwire.logs import get_logger
 from plantwire.wire import Value
+from plantwire_platform import gc_policy
 from plantwire_platform.apps.api import CommandSender
 from plantwire_platform.apps.host import AppHost
 from plantwire_platform.auth.api_auth import api_auth_running
@@ -162,5 +163,7 @@ def app_command_sender(commands: CommandService) -> CommandSender:
 
 
 async def run_platform(settings: PlatformSettings) -> None:
+    """The platform as a process (`plantwire platform`): started, its garbage collector settled."""
     async with platform_running(settings):
+        gc_policy.settle()
         await asyncio.Event().wait()

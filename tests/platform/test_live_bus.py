@@ -40,3 +40,34 @@ async def test_a_slow_subscriber_drops_its_oldest_points_and_counts_them() -> No
         bus.publish([LivePoint("d", "t", 100 + j, j, 0) for j in range(10)])
         assert [p.ts for p in slow.take()] == [106, 107, 108, 109]
         assert slow.dropped == 11
+
+
+async def test_each_subscription_gets_its_own_points_of_a_commit_in_order() -> None:
+    bus = LiveBus(asyncio.get_running_loop())
+    with (
+        bus.subscribe("pump-*", "Hydraulics/Flow") as flow,
+        bus.subscribe("pump-1", "*") as pump1,
+        bus.subscribe("cnc-*", "*") as cncs,
+    ):
+        committed = [
+            batch("pump-1", "Hydraulics/Flow", 2),
+            batch("meter-1", "Energy/Total", 3),
+            batch("pump-2", "Hydraulics/Flow", 2, start=10),
+            batch("pump-1", "Hydraulics/Pressure", 1, start=20),
+        ]
+        await asyncio.to_thread(bus.publish_committed, committed)
+        async with asyncio.timeout(5):
+            got_flow, got_pump1 = await flow.next_batch(), await pump1.next_batch()
+        assert [(p.device, p.tag, p.ts) for p in got_flow] == [
+            ("pump-1", "Hydraulics/Flow", 0),
+            ("pump-1", "Hydraulics/Flow", 1),
+            ("pump-2", "Hydraulics/Flow", 10),
+            ("pump-2", "Hydraulics/Flow", 11),
+        ]
+        assert [(p.tag, p.ts) for p in got_pump1] == [
+            ("Hydraulics/Flow", 0),
+            ("Hydraulics/Flow", 1),
+            ("Hydraulics/Pressure", 20),
+        ]
+        assert cncs.take() == []  # nothing of its devices
+        assert bus.published == 8  # every committed point counts, taken or not

@@ -4,6 +4,10 @@ The ingest writer thread calls `publish_committed` after each commit; the bus cr
 event loop once per commit (not per point) and hands each subscriber the points that match its
 device/tag patterns. Every subscriber has its own bounded queue: a slow subscriber (a web page,
 an app) loses its own oldest points, counted in `dropped`, and never slows ingest or anyone else.
+
+A committed batch is one device's: the bus asks each subscription about the device once (cached)
+and builds a `LivePoint` only for a sample some subscription takes, so the built-in apps' narrow
+patterns (`pump-*:Condition/VibrationRMS`) cost nothing per value of the devices they do not name.
 """
 
 from __future__ import annotations
@@ -40,19 +44,20 @@ class Subscription:
     dropped: int = 0
     _buffer: deque[LivePoint] = field(init=False, repr=False)
     _ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    _matches: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _devices: dict[str, bool] = field(default_factory=dict, repr=False)
+    _tags: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._buffer = deque(maxlen=self.maxsize)
 
     def matches(self, device: str, tag: str) -> bool:
-        key = (device, tag)
-        hit = self._matches.get(key)
-        if hit is None:
-            if len(self._matches) > 100_000:
-                self._matches.clear()
-            hit = self._matches[key] = fnmatchcase(device, self.device) and fnmatchcase(tag, self.tag)
-        return hit
+        return self.matches_device(device) and self.matches_tag(tag)
+
+    def matches_device(self, device: str) -> bool:
+        return _cached_match(self._devices, device, self.device)
+
+    def matches_tag(self, tag: str) -> bool:
+        return _cached_match(self._tags, tag, self.tag)
 
     def _offer(self, points: list[LivePoint]) -> None:
         # The deque's maxlen discards the oldest points; count what it discards.
@@ -81,6 +86,15 @@ class Subscription:
             yield await self.next_batch()
 
 
+def _cached_match(cache: dict[str, bool], name: str, pattern: str) -> bool:
+    hit = cache.get(name)
+    if hit is None:
+        if len(cache) > 100_000:
+            cache.clear()
+        hit = cache[name] = fnmatchcase(name, pattern)
+    return hit
+
+
 class LiveBus:
     """Fan-out of committed points to in-process subscribers (web streams, apps)."""
 
@@ -95,9 +109,28 @@ class LiveBus:
             self._loop.call_soon_threadsafe(self._fanout_batches, batches)
 
     def _fanout_batches(self, batches: Sequence[IncomingBatch]) -> None:
-        self.publish(
-            [LivePoint(b.device, s.tag, s.ts, s.value, s.status) for b in batches for s in b.batch.samples]
-        )
+        """`publish` of the batches' points, built only where a subscription takes them."""
+        self.published += sum(len(b.batch.samples) for b in batches)
+        taken: dict[Subscription, list[LivePoint]] = {}
+        for b in batches:
+            device = b.device
+            subs = [sub for sub in self._subscriptions if sub.matches_device(device)]
+            if not subs:
+                continue
+            if len(subs) == 1 and subs[0].tag == "*":  # one subscriber of everything (a web page)
+                taken.setdefault(subs[0], []).extend(
+                    LivePoint(device, s.tag, s.ts, s.value, s.status) for s in b.batch.samples
+                )
+                continue
+            for s in b.batch.samples:
+                point = None
+                for sub in subs:
+                    if sub.matches_tag(s.tag):
+                        if point is None:
+                            point = LivePoint(device, s.tag, s.ts, s.value, s.status)
+                        taken.setdefault(sub, []).append(point)
+        for sub, points in taken.items():
+            sub._offer(points)
 
     def publish(self, points: Sequence[LivePoint]) -> None:
         """Hand points to every matching subscriber (in the event loop's thread)."""
