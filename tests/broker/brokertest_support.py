@@ -117,8 +117,17 @@ class Conn:
         self.client.loop_stop()
 
 
+REFUSED_WAIT_S = 3.0
+"""How long a connection expected to get no CONNACK is given (on loopback one comes in ms)."""
+
+
 def connect(
-    settings: MqttSettings, client_id: str, *, clean_session: bool = True, expect_ok: bool = True
+    settings: MqttSettings,
+    client_id: str,
+    *,
+    clean_session: bool = True,
+    expect_ok: bool = True,
+    wait_s: float = WAIT_S,
 ) -> tuple[Conn, Any]:
     """Connect and wait for the CONNACK; returns the connection and the broker's reason code."""
     client = new_client(settings, client_id, clean_session=clean_session)
@@ -136,7 +145,7 @@ def connect(
     client.connect(settings.host, settings.port, keepalive=30)
     client.loop_start()
     try:
-        reason = conn.connack.get(timeout=WAIT_S)
+        reason = conn.connack.get(timeout=wait_s)
     except queue.Empty:
         conn.close()
         raise

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from brokertest_support import Plant, connect, settings_for, start_broker
+from brokertest_support import REFUSED_WAIT_S, Plant, connect, settings_for, start_broker
 
 from plantwire import wire
 from plantwire.broker import BrokerTls, MosquittoProcess
@@ -136,7 +136,7 @@ def test_tls_works_with_the_ca_and_fails_without_it(tmp_path: Path, plant: Plant
         # Plain MQTT to the TLS listener: no CONNACK ever comes.
         plain = settings_for(broker, plant.platform)
         with pytest.raises(queue.Empty):
-            connect(plain, "plain")
+            connect(plain, "plain", wait_s=REFUSED_WAIT_S)
         # TLS without our CA: the system trust store does not know the broker's certificate.
         other_ca = init_other_ca(tmp_path)
         bad = settings_for(broker, plant.platform, ca=other_ca, cert=client_tls)
@@ -145,7 +145,7 @@ def test_tls_works_with_the_ca_and_fails_without_it(tmp_path: Path, plant: Plant
         # A client without a certificate is refused when the broker requires one.
         no_cert = settings_for(broker, plant.platform, ca=pki.ca_file)
         with pytest.raises((ssl.SSLError, ConnectionError, queue.Empty)):
-            connect(no_cert, "no-cert")
+            connect(no_cert, "no-cert", wait_s=REFUSED_WAIT_S)
     finally:
         broker.stop()
 

@@ -108,7 +108,7 @@ samples_st = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(batches=st.lists(samples_st, min_size=1, max_size=4))
 def test_metrics_encoded_at_store_time_are_the_bytes_protobuf_makes_of_the_same_values(
     batches: list[list[wire.Sample]],
