@@ -26,7 +26,7 @@ from plantwire import wire
 from plantwire.sparkplug import sparkplug_b_pb2 as pb
 from plantwire.sparkplug.metric_slots import MetricSlot, quality_properties, wire_metric_value
 from plantwire.sparkplug.payload import PayloadError, _encode_properties
-from plantwire.sparkplug.protobuf_fields import read_varint, varint
+from plantwire.sparkplug.protobuf_fields import TIMESTAMP_FIELD_BYTES, read_varint, varint
 from plantwire.sparkplug.tag_types import sparkplug_quality
 
 ROW_MAGIC: Final = b"S1"
@@ -93,6 +93,19 @@ def encode_samples(slots: Mapping[str, MetricSlot], samples: Iterable[wire.Sampl
                     ts_field = bytes((0x18, (ts & 0x7F) | 0x80, ((ts >> 7) & 0x7F) | 0x80)) + hi_bytes
                 else:
                     ts_field = _METRIC_TIMESTAMP + varint(ts)
+            whole = slot.whole
+            if whole is not None and len(ts_field) == TIMESTAMP_FIELD_BYTES:
+                try:
+                    app(whole(ts_field, slot.whole_tag, v))
+                except OverflowError:  # a Float beyond float32: protobuf's path (inf)
+                    pass
+                else:
+                    added += 1
+                    slot.recorded = True
+                    slot.value = v
+                    slot.timestamp = ts
+                    slot.quality = None
+                    continue
             try:
                 body = slot.head + ts_field + slot.pack(v)
             except (OverflowError, UnicodeEncodeError):

@@ -32,7 +32,7 @@ from plantwire.sparkplug.payload import (
     _encode_properties,
     _raw_value,
 )
-from plantwire.sparkplug.protobuf_fields import value_packer, varint
+from plantwire.sparkplug.protobuf_fields import value_packer, varint, whole_metric_packer
 from plantwire.sparkplug.tag_types import sparkplug_quality, to_metric_value
 from plantwire.wire import STATUS_GOOD
 
@@ -95,12 +95,18 @@ class MetricSlot:
     """The metric's first field as protobuf bytes (its alias), for `metric_bytes`."""
     pack: Any = None
     """`value_packer(datatype)`: the value field's bytes of a fast-type value."""
+    whole: Any = None
+    """Double and Float: the whole metric in one call (`protobuf_fields.whole_metric_packer`)."""
+    whole_tag: int = 0
 
     def __post_init__(self) -> None:
         self.field = _FIELD.get(self.datatype, "")
         self.fast_type = _FAST_TYPE.get(self.datatype)
         self.head = b"\x10" + varint(self.alias)
         self.pack = value_packer(self.datatype)
+        whole = whole_metric_packer(self.datatype, self.head)
+        if whole is not None:
+            self.whole, self.whole_tag = whole
         bits = _INT_WIDTH.get(self.datatype)
         if bits is not None:
             self.ranged = True

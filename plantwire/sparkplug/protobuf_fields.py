@@ -61,6 +61,25 @@ def _int_packer(tag: int, mask: int) -> Callable[[int], bytes]:
     return lambda v: prefix + varint(v & mask)
 
 
+TIMESTAMP_FIELD_BYTES: Final = 7
+"""A metric's timestamp field (tag + a 6-byte varint) for any ms time from 1971 to 2109."""
+_WHOLE_VALUE: Final = {DataType.Double: (0x69, "d"), DataType.Float: (0x65, "f")}
+
+
+def whole_metric_packer(datatype: DataType, head: bytes) -> tuple[Callable[..., bytes], int] | None:
+    """For a Double or Float metric whose alias field is `head`: (pack, value tag), where
+    `pack(timestamp_field, tag, value)` gives the whole repeated-field entry (field 2's tag and
+    length, alias, a `TIMESTAMP_FIELD_BYTES` timestamp field, the value) in one call."""
+    found = _WHOLE_VALUE.get(datatype)
+    if found is None:
+        return None
+    tag, code = found
+    length = len(head) + TIMESTAMP_FIELD_BYTES + struct.calcsize("<" + code) + 1
+    pre = b"\x12" + varint(length) + head
+    packer = struct.Struct(f"<{len(pre)}s{TIMESTAMP_FIELD_BYTES}sB{code}")
+    return functools.partial(packer.pack, pre), tag
+
+
 def value_packer(datatype: DataType) -> Callable[[Any], bytes] | None:
     """The value field's bytes for a value of the datatype's exact fast type (`MetricSlot.fast_type`;
     an int in the datatype's range): the caller checks the type, so it is `Any` here."""
