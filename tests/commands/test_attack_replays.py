@@ -25,6 +25,11 @@ SETPOINT = "Spindle/SpeedSetpoint"
 WRITE = {"tag": SETPOINT, "value": 1234.0}
 
 
+@pytest.fixture(scope="module")
+def mosquitto(module_mosquitto: MosquittoProcess) -> MosquittoProcess:
+    return module_mosquitto  # not the session's: see module_mosquitto
+
+
 async def raw(plant: Plant, method: str, path: str, **kw: Any) -> int:
     """A request without the plant's admin token (a fresh session: no default headers)."""
     async with aiohttp.ClientSession() as http:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from sparkplug_link import Link, Peer
 from test_platform_host import poll
 
 from plantwire import wire
-from plantwire.broker import MosquittoProcess, free_port
+from plantwire.broker import MosquittoProcess
 from plantwire.config import MqttSettings
 from plantwire.mqtt_control import new_client
 from plantwire.sparkplug.edge import EdgeNode, MetricSpec, Sample
@@ -33,13 +33,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoProcess]:
-    """A broker of this module's own: the session's holds every earlier test's retained metas and
-    statuses, which a new platform ingests first (one commit each) and whose devices it must own."""
-    broker = MosquittoProcess(port=free_port(), data_dir=tmp_path_factory.mktemp("mosquitto-dcmd"))
-    broker.start()
-    yield broker
-    broker.stop()
+def mosquitto(module_mosquitto: MosquittoProcess) -> MosquittoProcess:
+    return module_mosquitto  # not the session's: see module_mosquitto
 
 
 class DcmdTap:
