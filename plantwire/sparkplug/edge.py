@@ -290,10 +290,6 @@ class EdgeNode:
         """The device's alias epoch now (what `encode_samples`' metrics are to be stored with)."""
         return self._devices[device_id].epoch
 
-    def has_metrics(self, device_id: str, names: Iterable[str]) -> bool:
-        state = self._devices.get(device_id)
-        return state is not None and all(n in state.slots for n in names)
-
     def device_specs(self, device_id: str) -> list[MetricSpec] | None:
         state = self._devices.get(device_id)
         return list(state.specs.values()) if state is not None else None

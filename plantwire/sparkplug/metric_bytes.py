@@ -154,12 +154,11 @@ def _encode_general(
 
 def _general(slot: MetricSlot, v: object, ts: int, hist: bool, quality: int | None) -> bytes:
     """One metric through protobuf and the codec's checks; PayloadError naming the metric."""
+    which: str
+    raw: Any
+    which, raw = ("is_null", True) if v is None else slot.raw(v)  # PayloadError names the metric
     try:
-        if v is None:
-            m = pb.Payload.Metric(alias=slot.alias, timestamp=ts, is_null=True)
-        else:
-            which, raw = slot.raw(v)
-            m = pb.Payload.Metric(alias=slot.alias, timestamp=ts, **{which: raw})
+        m = pb.Payload.Metric(alias=slot.alias, timestamp=ts, **{which: raw})
     except (TypeError, ValueError) as err:  # protobuf refusing a value the checks let through
         raise PayloadError(f"metric alias {slot.alias}: {err}") from err
     if hist:

@@ -148,6 +148,7 @@ def test_a_value_that_does_not_fit_is_refused_alone() -> None:
     node, _ = node_pair()
     enc = node.encode_samples("press", [wire.Sample("int8", US, 300), wire.Sample("speed", US, 3.0)])
     assert enc.added == 1 and len(enc.refused) == 1 and "Int8" in enc.refused[0]
+    assert enc.refused[0].count("metric alias") == 1  # named once
 
 
 def test_a_backlog_row_goes_out_historical_and_takes_the_next_seq_when_published() -> None:

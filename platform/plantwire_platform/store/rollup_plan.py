@@ -4,9 +4,9 @@ Each rollup row holds, for the points of one series whose source time falls in o
 `count` (all points), `n` (numeric points: integers, floats, booleans as 0/1), `min`, `max` and
 `sum` of the numeric ones, and the `first` and `last` point (time and value, whatever the value).
 Backends maintain them for the points newly stored only (a redelivered point changes nothing:
-the rollups follow the raw dedup): PostgreSQL inside the transaction that stores the points,
-SQLite from notes written in that transaction and merged later (store.sqlite_rollups), its
-queries folding the notes still pending.
+the rollups follow the raw dedup), off the commit path: a note per new point is written in the
+transaction that stores it, and merged into the rollups later (store.sqlite_rollups,
+store.postgresql.rollups); queries fold in the notes still pending.
 
 The query planner here, shared by the backends, answers `buckets(every, agg)` from them:
 
