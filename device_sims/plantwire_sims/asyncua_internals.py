@@ -22,6 +22,10 @@ type-checks the node on every write). The internals used, all of asyncua 2.1.0:
    HistoryRead service reads (`use_history_storage`); the simulator fills it from its own write path
    instead of asyncua's per-node internal subscription (`enable_history_data_change`), which costs
    as much as a second subscriber.
+8. `server.bserver._server` is the listening `asyncio.Server`. `BinaryServer.stop()` closes the
+   clients' connections first and the listener last, and Python 3.11's `wait_closed()` waits for
+   every connection: a client that reconnects in between (a gateway does, within milliseconds)
+   keeps `Server.stop()` waiting until that client goes. `stop_server_now` closes the listener first.
 
 `tests/sims/test_asyncua_internals.py` checks each of these against the installed asyncua and fails
 with the item's number if one changed: re-check this module before moving the pin.
@@ -133,7 +137,11 @@ def use_history_storage(server: Server, storage: HistoryStorageInterface) -> Non
 
 
 async def stop_server_now(server: Server) -> None:
-    """Stop an asyncua server without its up-to-one-second wait for the clock task (item 6)."""
+    """Stop an asyncua server without its up-to-one-second wait for the clock task (item 6), and
+    without waiting for a client that reconnects while it stops (item 8)."""
+    listener = server.bserver._server if server.bserver is not None else None
+    if listener is not None:
+        listener.close()  # no new connections; BinaryServer.stop() then closes the existing ones
     clock = server.iserver.time_task
     if clock is not None and not clock.done():
         clock.cancel()

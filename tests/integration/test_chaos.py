@@ -34,9 +34,13 @@ SETTLE_US = 1_000_000
 
 
 @pytest.fixture
-def plant(own_mosquitto: MosquittoProcess, tmp_path: Path, unique_id: str) -> Iterator[Plant]:
+def plant(
+    own_mosquitto: MosquittoProcess, tmp_path: Path, unique_id: str, request: pytest.FixtureRequest
+) -> Iterator[Plant]:
+    """One simulator, gateway and platform; `@pytest.mark.device_extra("...")` adds device settings."""
+    extra = request.node.get_closest_marker("device_extra")
     sims = [Sim(f"{unique_id}-m1", free_port(), tmp_path, tags=5, rate=50, seed=7)]
-    p = Plant(tmp_path, own_mosquitto, sims, unique_id)
+    p = Plant(tmp_path, own_mosquitto, sims, unique_id, device_extra=extra.args[0] if extra else "")
     try:
         p.start()
         device = sims[0].name
@@ -167,6 +171,7 @@ def test_gateway_kill_9_delivers_its_outbox(plant: Plant) -> None:
     _finish(plant, unsampled_from=killed_at - SETTLE_US, unsampled_after=killed_at)
 
 
+@pytest.mark.device_extra("stall_timeout_s = 2\n")  # the outage is marked 2 s after the loss, not 10
 def test_opcua_server_restart_resubscribes_and_marks_the_outage(plant: Plant) -> None:
     sim = plant.sims[0]
     stopping_at = wire.now_us()  # SIGTERM: what the server sampled but had not published dies with it

@@ -35,7 +35,7 @@ def test_item_1_monitored_items_deep_copy_and_frozen_values_are_not_copied() -> 
     assert values.get_current_datavalue() is not plain, "item 1: asyncua no longer copies (drop the trick)"
 
 
-async def test_items_2_to_7_on_a_running_machine(port: int) -> None:
+async def test_items_2_to_8_on_a_running_machine(port: int) -> None:
     async with asyncio.timeout(30), SimMachine("pump", "pump-1", port, rate_hz=20, history_s=5) as machine:
         server = machine.server
         assert isinstance(server, Server)
@@ -57,3 +57,4 @@ async def test_items_2_to_7_on_a_running_machine(port: int) -> None:
         assert isinstance(server.iserver.time_task, asyncio.Task), "item 6"
         assert isinstance(server.iserver.history_manager.storage, HistoryStorageInterface), "item 7"
         assert hasattr(server.iserver.history_manager, "set_storage"), "item 7"
+        assert isinstance(server.bserver._server, asyncio.AbstractServer), "item 8"
