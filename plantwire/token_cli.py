@@ -135,23 +135,22 @@ def _shared_database() -> AuthDatabase | None:
 
 
 def _open_catalog(args: argparse.Namespace) -> TokenCatalogBackend:
-    from plantwire_platform.auth.token_catalog import TokenCatalog, TokenCatalogError, tokens_path
+    from plantwire_platform.auth.api_auth import open_token_catalog
+    from plantwire_platform.auth.token_catalog import TokenCatalogError, tokens_path
 
     database = _shared_database()
+    data_dir = args.data_dir or default_data_dir()
+    if database is not None and args.data_dir:
+        raise TokenCommandError(
+            "the platform's settings select PostgreSQL: its tokens are in the store's schema, "
+            "not in a data dir; leave out --data-dir"
+        )
+    if database is None and args.token_command != "create" and not tokens_path(data_dir).exists():
+        raise TokenCommandError(
+            f"no token catalog at {tokens_path(data_dir)}; is --data-dir the platform's data dir?"
+        )
     try:
-        if database is not None:
-            if args.data_dir:
-                raise TokenCommandError(
-                    "the platform's settings select PostgreSQL: its tokens are in the store's schema, "
-                    "not in a data dir; leave out --data-dir"
-                )
-            from plantwire_platform.auth.postgres_auth import PostgresTokenCatalog
-
-            return PostgresTokenCatalog.open(database)
-        path = tokens_path(args.data_dir or default_data_dir())
-        if args.token_command != "create" and not path.exists():
-            raise TokenCommandError(f"no token catalog at {path}; is --data-dir the platform's data dir?")
-        return TokenCatalog(path)
+        return open_token_catalog(data_dir, database)
     except TokenCatalogError as err:
         raise TokenCommandError(str(err)) from None
 

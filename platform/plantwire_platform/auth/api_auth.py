@@ -30,7 +30,7 @@ from plantwire_platform.auth.sessions import (
     SessionBackend,
     SessionStore,
 )
-from plantwire_platform.auth.token_catalog import tokens_path
+from plantwire_platform.auth.token_catalog import TokenCatalog, TokenCatalogBackend, tokens_path
 from plantwire_platform.auth.token_service import AsyncTokenCatalog, catalog_service, token_service
 from plantwire_platform.auth.tokens import Identity, looks_like_token, token_digest
 
@@ -138,3 +138,14 @@ async def api_auth_running(
             yield ApiAuth(tokens, settings, origins, shared=shared)
     finally:
         await asyncio.to_thread(db.close)
+
+
+def open_token_catalog(data_dir: Path, database: AuthDatabase | None) -> TokenCatalogBackend:
+    """The token catalog a platform with these settings uses, opened for direct use (blocking; the
+    CLI's and the tests' way in): the PostgreSQL schema's when `database` is given, else the SQLite
+    file in `data_dir`. Close it after use."""
+    if database is None:
+        return TokenCatalog(tokens_path(data_dir))
+    from plantwire_platform.auth.postgres_auth import PostgresTokenCatalog  # asyncpg: when configured
+
+    return PostgresTokenCatalog.open(database)

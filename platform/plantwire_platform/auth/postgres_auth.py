@@ -43,7 +43,9 @@ T = TypeVar("T")
 
 POOL_MAX: Final = 4
 _RETRY_S: Final = 0.2
-_DDL_LOCK: Final = 0x706C6175  # any constant: the auth tables' DDL, one creator at a time per database
+_DDL_LOCK: Final = 0x706C616E
+"""The advisory lock of the store's DDL (store/postgresql/schema.py), so that the auth tables, the CLI
+and the store never create one schema at the same time."""
 
 TABLES: Final = """
 CREATE TABLE IF NOT EXISTS api_tokens (
@@ -135,7 +137,9 @@ class PostgresAuth:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+                # A query, not only IF NOT EXISTS: that may check a stale catalog cache (schema.py).
+                if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", db.schema):
+                    await conn.execute(f'CREATE SCHEMA "{db.schema}"')
                 await conn.execute(f'SET LOCAL search_path TO "{db.schema}"')
                 await conn.execute(TABLES)
         except _DB_ERRORS as err:
