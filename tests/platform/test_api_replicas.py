@@ -9,6 +9,7 @@ process. Nothing is shared between the two but the database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -74,7 +75,7 @@ async def replicas(
             started.append(Replica(f"http://127.0.0.1:{port}", env, proc))
         async with aiohttp.ClientSession() as http, asyncio.timeout(60):
             for r in started:
-                await until(lambda r=r: _ready(http, r))  # type: ignore[misc]
+                await until(functools.partial(_ready, http, r))
         yield started[0], started[1]
     finally:
         for r in started:
@@ -138,7 +139,7 @@ async def test_tokens_links_and_sessions_work_on_either_replica(replicas: tuple[
     admin = (await asyncio.to_thread(token_cli, a, "create", "--name", "ops", "--scope", "admin"))[-1]
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http, asyncio.timeout(30):
         for r in (a, b):
-            await until(lambda r=r: _is(http, f"{r.url}/api/whoami", 200, token=admin))  # type: ignore[misc]
+            await until(functools.partial(_is, http, f"{r.url}/api/whoami", 200, token=admin))
 
         # A token created through A's API works on B (within B's refresh_s).
         status, made, _ = await call(
