@@ -124,12 +124,10 @@ def _over_api(args: argparse.Namespace, base: str) -> list[str]:
 def _shared_database() -> AuthDatabase | None:
     """The PostgreSQL schema holding the tokens, when the platform's settings select that store."""
     from plantwire.config import ConfigError
-    from plantwire_platform.settings import PlatformSettings, shared_auth_database
+    from plantwire_platform.settings import environment_auth_database
 
-    if os.environ.get("PLANTWIRE_STORE__BACKEND", "").strip().lower() != "postgresql":
-        return None
     try:
-        return shared_auth_database(PlatformSettings.load())
+        return environment_auth_database()
     except ConfigError as err:
         raise TokenCommandError(f"the platform's settings: {err}") from None
 

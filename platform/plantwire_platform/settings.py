@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -151,3 +152,11 @@ def shared_auth_database(settings: PlatformSettings) -> AuthDatabase | None:
         return None
     pg = settings.store.postgresql
     return AuthDatabase(pg.dsn, pg.schema_name, pg.request_timeout_s, pg.startup_timeout_s)
+
+
+def environment_auth_database() -> AuthDatabase | None:
+    """`shared_auth_database` of the settings in this process's environment (the CLI's, the demo's):
+    None unless PLANTWIRE_STORE__BACKEND selects PostgreSQL; a bad setting raises ConfigError."""
+    if os.environ.get("PLANTWIRE_STORE__BACKEND", "").strip().lower() != "postgresql":
+        return None
+    return shared_auth_database(PlatformSettings.load())

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -284,3 +287,35 @@ def test_replicas_starting_at_once_on_a_new_schema_all_open(postgres_dsn: str) -
         store = functools.partial(PostgresStore.open, settings, merge_every_s=None)
         auth = functools.partial(PostgresAuth.open, database)
         assert _open_at_once([store, store, auth, auth]) == []
+
+
+def _token_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "plantwire", "--log-format", "json", "--log-level", "debug", "token", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_cli_uses_the_shared_catalog_when_the_settings_select_postgresql(
+    database: AuthDatabase, tmp_path: Path
+) -> None:
+    dsn = database.dsn.get_secret_value().replace("postgres@", "postgres:s3cret-pw@")  # trust: ignored
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PLANTWIRE_")}
+    env = {
+        **clean,
+        "PLANTWIRE_STORE__BACKEND": "postgresql",
+        "PLANTWIRE_STORE__POSTGRESQL__DSN": dsn,
+        "PLANTWIRE_STORE__POSTGRESQL__SCHEMA_NAME": database.schema,
+        "PLANTWIRE_STORE__PATH": str(tmp_path / "data" / "plantwire.sqlite"),
+    }
+    made = _token_cli(env, "create", "--name", "cli-made", "--scope", "operate")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.splitlines()[-1]
+    catalog = PostgresTokenCatalog.open(database)
+    try:
+        assert catalog.verify(secret) == Identity("cli-made", Scope.OPERATE)
+    finally:
+        catalog.close()
+    assert not tokens_path(tmp_path / "data").exists()  # nothing in the data dir
+    refused = _token_cli(env, "list", "--data-dir", str(tmp_path))
+    assert refused.returncode == 1 and "leave out --data-dir" in refused.stderr
+    for done in (made, refused):
+        assert "s3cret-pw" not in done.stdout + done.stderr

@@ -2,7 +2,7 @@
 
 `TokenCatalogBackend` is what any catalog offers (blocking calls, safe to share between threads).
 Two implementations: `TokenCatalog` here, one SQLite file in the platform's data dir (the SQLite and
-InfluxDB stores), and `PostgresTokenCatalog` (postgres_catalog.py) in the store's PostgreSQL schema,
+InfluxDB stores), and `PostgresTokenCatalog` (postgres_auth.py) in the store's PostgreSQL schema,
 shared by every replica on that database. The running platform uses a catalog through
 `AsyncTokenCatalog` (token_service.py), which answers `verify` from memory and reloads when
 `data_version` changes. The CLI uses the SQLite file directly while the platform runs: both sides
