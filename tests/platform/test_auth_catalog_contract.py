@@ -20,10 +20,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from plantwire_platform.auth.admin_token import ADMIN_TOKEN_FILE, AdminTokenElsewhere, ensure_admin_token
+from plantwire_platform.auth.api_auth import ApiAuth, SharedSecrets
 from plantwire_platform.auth.auth_database import AuthDatabase
+from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.auth.postgres_auth import PostgresAuth, PostgresTokenCatalog
 from plantwire_platform.auth.postgres_sessions import PostgresLinks, PostgresSecrets, PostgresSessions
 from plantwire_platform.auth.scopes import Scope
@@ -40,6 +44,9 @@ from plantwire_platform.auth.token_service import catalog_service
 from plantwire_platform.auth.tokens import Identity, InvalidTokenName, token_digest
 from plantwire_platform.store.model import StoreError
 from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
+from plantwire_platform.web.auth_middleware import SESSION_COOKIE, install
+from plantwire_platform.web.errors import error_middleware
+from plantwire_platform.web.login_routes import add_login_routes
 
 Opener = Callable[[], TokenCatalogBackend]
 
@@ -319,3 +326,25 @@ def test_the_cli_uses_the_shared_catalog_when_the_settings_select_postgresql(
     assert refused.returncode == 1 and "leave out --data-dir" in refused.stderr
     for done in (made, refused):
         assert "s3cret-pw" not in done.stdout + done.stderr
+
+
+async def test_the_web_edge_answers_503_when_shared_sessions_cannot_be_checked(
+    replicas: tuple[PostgresAuth, PostgresAuth],
+) -> None:
+    live, gone = replicas
+    sessions = PostgresSessions(live, ttl_s=3600, max_entries=10)
+    broken = SharedSecrets(PostgresSessions(gone, 3600, 10), PostgresLinks(gone, 300, 10))
+    async with asyncio.timeout(20), catalog_service(lambda: PostgresTokenCatalog(live)) as tokens:
+        secret = await tokens.create("viewer", Scope.READ)
+        session_id = await sessions.open(token_digest(secret))
+        await asyncio.to_thread(gone.close)  # this replica's database connection is down
+        app = web.Application(middlewares=[error_middleware])
+        add_login_routes(app)
+        install(app, ApiAuth(tokens, AuthSettings(), frozenset(), shared=broken))
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.get("/api/whoami", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"})
+            body = await resp.json()
+            assert (resp.status, body["error"]["code"]) == (503, "auth_unavailable")
+            assert SESSION_COOKIE not in resp.cookies  # not told to forget the cookie
+            resp = await client.get("/api/whoami", headers={"Authorization": f"Bearer {secret}"})
+            assert resp.status == 200  # tokens are checked from memory: still fine

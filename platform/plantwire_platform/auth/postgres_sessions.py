@@ -5,7 +5,8 @@ secret, and holds the digest of the token it stands for, with its expiry by the 
 (so replicas whose clocks differ agree). The bounds are those of the in-memory stores: issuing
 purges every expired row, then drops the oldest of its kind beyond `max_entries`. Redeeming a
 login link deletes its row (``DELETE ... RETURNING``): it works once, on whichever replica.
-Logging out deletes the session's row.
+Logging out deletes the session's row. A cookie or nonce not of the shape a secret has is refused
+without a query (junk costs the database nothing).
 
 A short positive cache per process (`CACHE_S`, 1 s; at most `CACHE_MAX` sessions) spares a round
 trip per dashboard request: a session ended on another replica may still be accepted here for up
@@ -15,6 +16,7 @@ its sessions through the token catalog (checked from memory on every request), n
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -25,6 +27,8 @@ from plantwire_platform.auth.sessions import SECRET_BYTES, Session, secret_key
 
 CACHE_S: Final = 1.0
 CACHE_MAX: Final = 1024
+SECRET_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+"""What `secrets.token_urlsafe(SECRET_BYTES)` makes: anything else is refused without a query."""
 Kind = Literal["session", "login_link"]
 
 _ISSUE: Final = (
@@ -64,11 +68,15 @@ class PostgresSecrets:
 
     async def get(self, secret: str) -> tuple[bytes, float] | None:
         """The token digest and the seconds left, while the secret is valid."""
+        if not SECRET_PATTERN.fullmatch(secret):
+            return None
         row = await self.auth.call(self.auth.pool.fetchrow(_GET, self.kind, secret_key(secret)))
         return None if row is None else (bytes(row["token_digest"]), float(row["left_s"]))
 
     async def pop(self, secret: str) -> bytes | None:
         """The token digest, once: the row is gone afterwards, on every replica."""
+        if not SECRET_PATTERN.fullmatch(secret):
+            return None
         row = await self.auth.call(self.auth.pool.fetchrow(_POP, self.kind, secret_key(secret)))
         return None if row is None or not row["live"] else bytes(row["token_digest"])
 
