@@ -41,13 +41,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port, wait_for_port
 from plantwire.config import MqttSettings
 from plantwire.extras import missing_extra_message
 from plantwire.mqtt_control import new_client
+from plantwire_platform.auth.api_auth import open_token_catalog
+from plantwire_platform.auth.auth_database import AuthDatabase
 from plantwire_platform.auth.scopes import Scope
-from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
 
 try:
     import psutil
@@ -217,7 +220,6 @@ def preregister(args: argparse.Namespace, backend: str, work: Path, dsn: str | N
     (`apply_meta`, `apply_device_status`: what ingest calls for those messages). PostgreSQL: the
     first device so, the rest as the same rows (devices, series) in two multi-row statements (one
     device at a time takes ~3 ms of round trips here: minutes for 100k). Returns the seconds taken."""
-    from pydantic import SecretStr
 
     from plantwire_platform.store.model import Store
     from plantwire_platform.store.postgresql.settings import PostgresSettings
@@ -308,9 +310,11 @@ def start_platform(args: argparse.Namespace, backend: str) -> Run:
             log = (work / f"worker{i}.log").open("wb")
             data = work if i == 0 else work / f"worker{i}"  # a data folder each (tokens, ids, lock)
             data.mkdir(exist_ok=True)
-            catalog = TokenCatalog(tokens_path(data))
+            # The catalog the worker uses: its data folder's, or (PostgreSQL) the one all workers share.
+            shared = None if dsn is None else AuthDatabase(SecretStr(dsn), "public")
+            catalog = open_token_catalog(data, shared)
             try:
-                run.tokens[f"http://127.0.0.1:{port}"] = catalog.create("fleet", Scope.READ)
+                run.tokens[f"http://127.0.0.1:{port}"] = catalog.create(f"fleet-{i}", Scope.READ)
             finally:
                 catalog.close()
             argv = [*CLI, "platform", "--http-port", str(port), "--mqtt-port", str(broker.port),

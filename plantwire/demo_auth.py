@@ -16,7 +16,8 @@ from typing import Final
 import aiohttp
 
 from plantwire_platform.auth.admin_token import ADMIN_TOKEN_FILE, ensure_admin_token
-from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
+from plantwire_platform.auth.api_auth import open_token_catalog
+from plantwire_platform.settings import environment_auth_database
 
 LOGIN_LINKS_PATH: Final = "/api/login-links"
 
@@ -26,8 +27,9 @@ class LoginLinkError(RuntimeError):
 
 
 def demo_admin_token(data_dir: Path) -> str:
-    """The secret of the demo's admin token, valid in the catalog of the store in `data_dir`."""
-    catalog = TokenCatalog(tokens_path(data_dir))
+    """The secret of the demo's admin token, valid in the catalog of the store in `data_dir` (or, when
+    the environment selects the PostgreSQL store, in its schema)."""
+    catalog = open_token_catalog(data_dir, environment_auth_database())
     try:
         return ensure_admin_token(catalog, data_dir / ADMIN_TOKEN_FILE)
     finally:

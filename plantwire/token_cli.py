@@ -1,9 +1,11 @@
 """`plantwire token`: create, list and revoke the platform's API tokens.
 
 Two ways to reach the catalog:
-- directly, on the platform's data dir (``--data-dir``, default: the folder of the platform's
-  store file, ``PLANTWIRE_STORE__PATH`` or var/platform/): works whether the platform runs or not;
-  a running platform notices the change within a second;
+- directly: where the platform's settings (its PLANTWIRE_* environment) put it. With the PostgreSQL
+  store (``PLANTWIRE_STORE__BACKEND=postgresql``), the catalog is in the store's schema, shared by
+  every replica; otherwise in the platform's data dir (``--data-dir``, default: the folder of the
+  platform's store file, ``PLANTWIRE_STORE__PATH`` or var/platform/). Works whether the platform
+  runs or not; running platforms notice the change within a second;
 - over the API (``--platform URL`` or ``PLANTWIRE_PLATFORM_URL``) with an admin token
   (``PLANTWIRE_TOKEN``, ``--token-file`` or ``--token``; the environment or a file keep it out of
   the process list).
@@ -19,7 +21,7 @@ import os
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -31,6 +33,10 @@ from plantwire.platform_client import (
     platform_url,
 )
 
+if TYPE_CHECKING:
+    from plantwire_platform.auth.auth_database import AuthDatabase
+    from plantwire_platform.auth.token_catalog import TokenCatalogBackend
+
 HELP = "create, list and revoke API tokens (read, operate, admin)"
 DESCRIPTION = """\
 Manage the tokens that the platform's REST API, stream and dashboard accept.
@@ -40,7 +46,8 @@ Manage the tokens that the platform's REST API, stream and dashboard accept.
   plantwire token revoke grafana
 
 Scopes: read (GET, stream) < operate (write, call, ack alarms) < admin (attach/detach, apps,
-tokens). Without --platform the catalog in the platform's data dir is changed directly.
+tokens). Without --platform the catalog is changed directly: in the platform's data dir, or in
+its PostgreSQL schema when PLANTWIRE_STORE__BACKEND=postgresql (shared by every replica).
 """
 
 SCOPES = ("read", "operate", "admin")
@@ -114,18 +121,44 @@ def _over_api(args: argparse.Namespace, base: str) -> list[str]:
     return [f"revoked token {args.name!r}"]
 
 
-def _direct(args: argparse.Namespace) -> list[str]:
-    from plantwire_platform.auth.scopes import Scope
-    from plantwire_platform.auth.token_catalog import TokenCatalog, TokenCatalogError, tokens_path
-    from plantwire_platform.auth.tokens import InvalidTokenName
+def _shared_database() -> AuthDatabase | None:
+    """The PostgreSQL schema holding the tokens, when the platform's settings select that store."""
+    from plantwire.config import ConfigError
+    from plantwire_platform.settings import environment_auth_database
 
-    path = tokens_path(args.data_dir or default_data_dir())
-    if args.token_command != "create" and not path.exists():
-        raise TokenCommandError(f"no token catalog at {path}; is --data-dir the platform's data dir?")
     try:
-        catalog = TokenCatalog(path)
+        return environment_auth_database()
+    except ConfigError as err:
+        raise TokenCommandError(f"the platform's settings: {err}") from None
+
+
+def _open_catalog(args: argparse.Namespace) -> TokenCatalogBackend:
+    from plantwire_platform.auth.api_auth import open_token_catalog
+    from plantwire_platform.auth.token_catalog import TokenCatalogError, tokens_path
+
+    database = _shared_database()
+    data_dir = args.data_dir or default_data_dir()
+    if database is not None and args.data_dir:
+        raise TokenCommandError(
+            "the platform's settings select PostgreSQL: its tokens are in the store's schema, "
+            "not in a data dir; leave out --data-dir"
+        )
+    if database is None and args.token_command != "create" and not tokens_path(data_dir).exists():
+        raise TokenCommandError(
+            f"no token catalog at {tokens_path(data_dir)}; is --data-dir the platform's data dir?"
+        )
+    try:
+        return open_token_catalog(data_dir, database)
     except TokenCatalogError as err:
         raise TokenCommandError(str(err)) from None
+
+
+def _direct(args: argparse.Namespace) -> list[str]:
+    from plantwire_platform.auth.scopes import Scope
+    from plantwire_platform.auth.token_catalog import TokenCatalogError
+    from plantwire_platform.auth.tokens import InvalidTokenName
+
+    catalog = _open_catalog(args)
     try:
         if args.token_command == "create":
             return _created(args.name, args.scope, catalog.create(args.name, Scope(args.scope)))

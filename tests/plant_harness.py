@@ -11,9 +11,9 @@ from typing import Any
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire_gateway.service import Gateway
 from plantwire_gateway.settings import load_settings
+from plantwire_platform.auth.api_auth import open_token_catalog
 from plantwire_platform.auth.scopes import Scope
-from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
-from plantwire_platform.settings import PlatformSettings
+from plantwire_platform.settings import PlatformSettings, shared_auth_database
 from plantwire_sims.machine import SimMachine
 
 
@@ -68,9 +68,9 @@ def platform_settings_for(
 
 
 def token_for(settings: PlatformSettings, name: str = "test-admin", scope: Scope = Scope.ADMIN) -> str:
-    """A new token in the platform's own catalog (the store's folder), as `plantwire token create`
-    makes one; the running platform sees it within its catalog refresh."""
-    catalog = TokenCatalog(tokens_path(settings.store.path.parent))
+    """A new token in the platform's catalog (the store's folder, or its PostgreSQL schema), as
+    `plantwire token create` makes one; the running platform sees it within its catalog refresh."""
+    catalog = open_token_catalog(settings.store.path.parent, shared_auth_database(settings))
     try:
         return catalog.create(name, scope)
     finally:

@@ -33,7 +33,7 @@ from plantwire_platform.identifiers.running import identifiers_running
 from plantwire_platform.ingest.live_bus import LiveBus
 from plantwire_platform.ingest.mqtt_ingest import MqttIngest
 from plantwire_platform.ingest.sparkplug_ingest import SparkplugIngest
-from plantwire_platform.settings import PlatformSettings
+from plantwire_platform.settings import PlatformSettings, shared_auth_database
 from plantwire_platform.store.factory import open_store, store_lock_path
 from plantwire_platform.store.model import Store
 from plantwire_platform.store.retention import retention_running
@@ -100,9 +100,16 @@ async def platform_running(settings: PlatformSettings) -> AsyncIterator[RunningP
             AppHost(store, bus, settings.apps, app_command_sender(commands), identifiers=ids.service.registry)
         )
         http_port = settings.http.port
-        # Identity at the edge: tokens in the store's folder, checked before any handler runs.
+        # Identity at the edge, checked before any handler runs: tokens in the store's folder, or with
+        # PostgreSQL tokens, sessions and login links in the store's schema (shared by replicas).
         auth = await stack.enter_async_context(
-            api_auth_running(settings.auth, settings.store.path.parent, settings.http.host, http_port)
+            api_auth_running(
+                settings.auth,
+                settings.store.path.parent,
+                settings.http.host,
+                http_port,
+                shared_auth_database(settings),
+            )
         )
         app = create_app(
             PlatformRuntime(

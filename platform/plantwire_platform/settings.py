@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from plantwire.config import ConfigError, MqttSettings, config_error
 from plantwire.settings_env import GATEWAY_SECTIONS, check_env_names
+from plantwire_platform.auth.auth_database import AuthDatabase
 from plantwire_platform.auth.auth_settings import AuthSettings
 from plantwire_platform.commands.command_settings import AuditSettings, CommandSettings
 from plantwire_platform.identifiers.settings import IdentifierSettings
@@ -141,3 +143,20 @@ class PlatformSettings(BaseSettings):
             raise config_error(err, "environment") from err
         except SettingsError as err:  # e.g. PLANTWIRE_HTTP=x: a section given a value that is not JSON
             raise ConfigError(f"environment: {err}") from err
+
+
+def shared_auth_database(settings: PlatformSettings) -> AuthDatabase | None:
+    """Where tokens, sessions and login links are shared by replicas: the PostgreSQL store's schema;
+    None with the SQLite and InfluxDB stores (tokens in the data dir, sessions in memory)."""
+    if settings.store.backend != "postgresql":
+        return None
+    pg = settings.store.postgresql
+    return AuthDatabase(pg.dsn, pg.schema_name, pg.request_timeout_s, pg.startup_timeout_s)
+
+
+def environment_auth_database() -> AuthDatabase | None:
+    """`shared_auth_database` of the settings in this process's environment (the CLI's, the demo's):
+    None unless PLANTWIRE_STORE__BACKEND selects PostgreSQL; a bad setting raises ConfigError."""
+    if os.environ.get("PLANTWIRE_STORE__BACKEND", "").strip().lower() != "postgresql":
+        return None
+    return shared_auth_database(PlatformSettings.load())

@@ -104,7 +104,7 @@ async def test_resolution_is_public_and_restricted_values_need_a_platform_token(
 
 
 async def test_a_logged_in_dashboard_sees_restricted_values_with_its_session_cookie(secured: Secured) -> None:
-    logged_in = secured.auth.log_in(secured.reader)
+    logged_in = await secured.auth.log_in(secured.reader)
     assert logged_in is not None
     cookie = {"Cookie": f"{SESSION_COOKIE}={logged_in[0]}"}
     status, body = await call(secured, "GET", f"/api/handles/{DEVICE}", headers=cookie)

@@ -37,6 +37,7 @@ DEFERRED_IMPORTS: Final[dict[str, str]] = {
     "cli": "the platform CLI imports the service only when it runs (fast --help)",
     "apps.cli": "the app CLI imports the scaffold only when it runs",
     "store.factory": "the InfluxDB and PostgreSQL backends are optional extras, imported when configured",
+    "auth.api_auth": "the PostgreSQL auth tables need asyncpg (an optional extra), imported when configured",
 }
 """Modules allowed an import inside a function, and why; never to dodge a cycle."""
 

@@ -22,13 +22,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from plantwire import wire
 from plantwire.broker import MosquittoProcess, free_port
 from plantwire.config import ConfigError, MqttSettings
 from plantwire.mqtt_control import new_client
+from plantwire_platform.auth.auth_database import AuthDatabase
+from plantwire_platform.auth.postgres_auth import PostgresTokenCatalog
 from plantwire_platform.auth.scopes import Scope
-from plantwire_platform.auth.token_catalog import TokenCatalog, tokens_path
 from plantwire_platform.ingest.mqtt_ingest import subscription_filters
 from plantwire_platform.settings import PlatformSettings
 
@@ -64,14 +66,9 @@ def _ready(url: str) -> bool:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], mqtt_port: int, log: Path, data_dir: Path) -> None:
-        self.env, self.mqtt_port, self.log = env, mqtt_port, log
+    def __init__(self, env: dict[str, str], mqtt_port: int, log: Path, data_dir: Path, token: str) -> None:
+        self.env, self.mqtt_port, self.log, self.token = env, mqtt_port, log, token
         data_dir.mkdir(parents=True, exist_ok=True)
-        catalog = TokenCatalog(tokens_path(data_dir))  # the worker's API tokens live beside its files
-        try:
-            self.token = catalog.create("test-reader", Scope.READ)
-        finally:
-            catalog.close()
         self.url = ""
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -107,6 +104,12 @@ def workers(
     own_mosquitto: MosquittoProcess, postgres_dsn: str, postgres_schema: str, unique_id: str, tmp_path: Path
 ) -> Iterator[list[Worker]]:
     out = []
+    # The workers' API tokens live in the store's schema, shared by both (docs/scaling.md).
+    catalog = PostgresTokenCatalog.open(AuthDatabase(SecretStr(postgres_dsn), postgres_schema))
+    try:
+        token = catalog.create("test-reader", Scope.READ)
+    finally:
+        catalog.close()
     for name in ("a", "b"):
         env = {
             **os.environ,
@@ -118,9 +121,9 @@ def workers(
             "PLANTWIRE_INGEST__SHARED_GROUP": unique_id,
             "PLANTWIRE_APPS__BUILTIN": "false",
             "PLANTWIRE_APPS__PATH": str(tmp_path / "no-apps"),
-            "PLANTWIRE_STORE__PATH": str(tmp_path / name / "plantwire.sqlite"),  # the folder of its tokens
+            "PLANTWIRE_STORE__PATH": str(tmp_path / name / "plantwire.sqlite"),  # its identifiers, lock
         }
-        out.append(Worker(env, own_mosquitto.port, tmp_path / f"worker-{name}.log", tmp_path / name))
+        out.append(Worker(env, own_mosquitto.port, tmp_path / f"worker-{name}.log", tmp_path / name, token))
     try:
         for w in out:
             w.start()

@@ -1,7 +1,15 @@
 """The demo's admin token: created once, kept in ``<data-dir>/admin.token`` (mode 0600).
 
-The file is the only copy of the secret (the catalog keeps its digest). When the file is lost or
-no longer matches, the token is replaced: a new secret, the same name.
+The file is the only copy of the secret (the catalog keeps its digest). On a catalog of this
+process's own (SQLite, in the same data dir), a lost or stale file means the secret is lost: the
+token is replaced (a new secret, the same name).
+
+On a catalog shared by replicas (PostgreSQL), each replica has its own data dir, so a missing file
+here does not mean the secret is lost: the first replica to call this creates the token and writes
+its file; any other finds the name taken and gets `AdminTokenElsewhere` (nothing is revoked, the
+first replica's file stays valid). Use that file, or make an admin token of its own with
+`plantwire token create --scope admin`. Two replicas starting at once cannot both create it: the
+name is the table's key.
 """
 
 from __future__ import annotations
@@ -13,7 +21,12 @@ from typing import Final
 
 from plantwire.logs import get_logger
 from plantwire_platform.auth.scopes import Scope
-from plantwire_platform.auth.token_catalog import TokenCatalog, UnknownToken
+from plantwire_platform.auth.token_catalog import (
+    DuplicateToken,
+    TokenCatalogBackend,
+    TokenCatalogError,
+    UnknownToken,
+)
 
 log = get_logger(__name__)
 
@@ -40,14 +53,31 @@ def read_token_file(path: Path) -> str | None:
         return None
 
 
-def ensure_admin_token(catalog: TokenCatalog, path: Path, name: str = ADMIN_TOKEN_NAME) -> str:
-    """The admin token's secret: the one in `path` if it is still valid, else a new one written there."""
+class AdminTokenElsewhere(TokenCatalogError):
+    """On a shared catalog: the admin token exists, made by a replica whose file this is not."""
+
+
+def ensure_admin_token(catalog: TokenCatalogBackend, path: Path, name: str = ADMIN_TOKEN_NAME) -> str:
+    """The admin token's secret: the one in `path` if it is still valid, else a new one written there
+    (on a shared catalog, only while no token has that name; else `AdminTokenElsewhere`)."""
     secret = read_token_file(path)
     if secret is not None:
         identity = catalog.verify(secret)
         if identity is not None and identity.name == name and identity.scope is Scope.ADMIN:
             os.chmod(path, 0o600)
             return secret
+    if catalog.shared:
+        try:
+            secret = catalog.create(name, Scope.ADMIN)
+        except DuplicateToken:
+            raise AdminTokenElsewhere(
+                f"the admin token {name!r} exists in the shared catalog ({catalog.where}) and {path} "
+                "does not hold it: it is in the data dir of the replica that made it; use that file, "
+                "or `plantwire token create --scope admin` for one of this replica's own"
+            ) from None
+        write_private(path, secret)
+        log.info("admin_token_written", name=name, path=str(path))
+        return secret
     with contextlib.suppress(UnknownToken):
         catalog.revoke(name)
     secret = catalog.create(name, Scope.ADMIN)

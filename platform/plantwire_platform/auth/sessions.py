@@ -6,7 +6,10 @@ too. A login link (``/login?once=<nonce>``) is a nonce that becomes a session on
 short time; the token itself never appears in a URL.
 
 Both are keyed by the SHA-256 of their secret and never keep the secret itself. Both are bounded:
-when full, the oldest entry goes. A platform restart ends every session (log in again).
+when full, the oldest entry goes. The web edge uses them through two small async protocols,
+`SessionBackend` and `LinkBackend`: here in memory (`MemorySessions`, `MemoryLinks`; a platform
+restart ends every session), or in the store's PostgreSQL schema, shared by every replica
+(postgres_sessions.py).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 SECRET_BYTES: Final = 32
 T = TypeVar("T")
 
 
-def _key(secret: str) -> bytes:
+def secret_key(secret: str) -> bytes:
+    """What a session id or a login nonce is stored under: its SHA-256, never itself."""
     return hashlib.sha256(secret.encode("ascii", "replace")).digest()
 
 
@@ -50,24 +54,24 @@ class ExpiringSecrets(Generic[T]):
         now = self._clock()
         self._purge(now)
         secret = secrets.token_urlsafe(SECRET_BYTES)
-        self._entries[_key(secret)] = (now + self.ttl_s, value)
+        self._entries[secret_key(secret)] = (now + self.ttl_s, value)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
         return secret
 
     def get(self, secret: str) -> T | None:
-        entry = self._entries.get(_key(secret))
+        entry = self._entries.get(secret_key(secret))
         if entry is None:
             return None
         if entry[0] <= self._clock():
-            del self._entries[_key(secret)]
+            del self._entries[secret_key(secret)]
             return None
         return entry[1]
 
     def pop(self, secret: str) -> T | None:
         """The value, once: the secret is gone afterwards."""
         value = self.get(secret)
-        self._entries.pop(_key(secret), None)
+        self._entries.pop(secret_key(secret), None)
         return value
 
 
@@ -91,3 +95,47 @@ class LoginLinks(ExpiringSecrets[bytes]):
 
     def redeem(self, nonce: str) -> bytes | None:
         return self.pop(nonce)
+
+
+class SessionBackend(Protocol):
+    """Browser sessions as the web edge uses them."""
+
+    async def open(self, token_digest: bytes) -> str: ...
+    async def get(self, session_id: str) -> Session | None: ...
+    async def close(self, session_id: str) -> None: ...
+
+
+class LinkBackend(Protocol):
+    """One-time login links as the web edge uses them."""
+
+    async def issue(self, token_digest: bytes) -> str: ...
+    async def redeem(self, nonce: str) -> bytes | None: ...
+
+
+class MemorySessions:
+    """`SessionBackend` on a `SessionStore` of this process."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    async def open(self, token_digest: bytes) -> str:
+        return self.store.open(token_digest)
+
+    async def get(self, session_id: str) -> Session | None:
+        return self.store.get(session_id)
+
+    async def close(self, session_id: str) -> None:
+        self.store.close(session_id)
+
+
+class MemoryLinks:
+    """`LinkBackend` on `LoginLinks` of this process."""
+
+    def __init__(self, links: LoginLinks) -> None:
+        self.links = links
+
+    async def issue(self, token_digest: bytes) -> str:
+        return self.links.issue(token_digest)
+
+    async def redeem(self, nonce: str) -> bytes | None:
+        return self.links.redeem(nonce)

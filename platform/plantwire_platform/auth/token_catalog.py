@@ -1,9 +1,12 @@
-"""The token catalog: one SQLite table of named, scoped tokens, kept as digests only.
+"""The token catalog: one table of named, scoped tokens, kept as digests only.
 
-`TokenCatalog` is blocking (sqlite3) and safe to share between threads; the running platform uses
-it through `AsyncTokenCatalog` (token_service.py), which answers `verify` from memory. The CLI
-uses it directly on the platform's data dir while the platform runs: both sides use WAL and a
-busy timeout, and the platform notices other writers through `PRAGMA data_version`.
+`TokenCatalogBackend` is what any catalog offers (blocking calls, safe to share between threads).
+Two implementations: `TokenCatalog` here, one SQLite file in the platform's data dir (the SQLite and
+InfluxDB stores), and `PostgresTokenCatalog` (postgres_auth.py) in the store's PostgreSQL schema,
+shared by every replica on that database. The running platform uses a catalog through
+`AsyncTokenCatalog` (token_service.py), which answers `verify` from memory and reloads when
+`data_version` changes. The CLI uses the SQLite file directly while the platform runs: both sides
+use WAL and a busy timeout, and the platform notices other writers through `PRAGMA data_version`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from plantwire.logs import get_logger
 from plantwire.timeunits import US_PER_S, to_iso
@@ -77,6 +80,33 @@ class UnknownToken(TokenCatalogError):
     """No token has that name."""
 
 
+class AuthStorageUnavailable(TokenCatalogError):
+    """The database holding tokens or sessions did not answer (the message names no secret)."""
+
+
+class TokenCatalogBackend(Protocol):
+    """A token catalog: blocking calls, safe to share between threads."""
+
+    @property
+    def where(self) -> str:
+        """Where the catalog lives, for logs and messages (a path or a schema; never a DSN)."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether other platform processes (replicas) use this catalog too."""
+        ...
+
+    def create(self, name: str, scope: Scope) -> str: ...
+    def list(self) -> list[TokenInfo]: ...
+    def revoke(self, name: str) -> None: ...
+    def verify(self, secret: str) -> Identity | None: ...
+    def identities(self) -> dict[bytes, Identity]: ...
+    def data_version(self) -> int: ...
+    def touch(self, last_used: Mapping[str, int]) -> None: ...
+    def close(self) -> None: ...
+
+
 def tokens_path(data_dir: Path) -> Path:
     return data_dir / TOKENS_FILE
 
@@ -89,6 +119,10 @@ def _create_private_file(path: Path) -> None:
 
 
 class TokenCatalog:
+    """The SQLite catalog: `<data_dir>/auth.sqlite`, this platform process's own."""
+
+    shared: Final = False
+
     def __init__(self, path: Path) -> None:
         self.path = path
         if not path.exists():
@@ -101,6 +135,10 @@ class TokenCatalog:
             self._conn.executescript(SCHEMA)
         except sqlite3.Error as err:
             raise TokenCatalogError(f"cannot open the token catalog {path}: {err}") from err
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     def close(self) -> None:
         with self._lock:

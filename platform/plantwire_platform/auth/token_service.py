@@ -2,9 +2,10 @@
 
 `AsyncTokenCatalog` loads every token's digest once, answers `verify` (a SHA-256 and a dict look-up,
 about a microsecond) and `identity_for` without touching SQLite, and keeps itself current with a
-background loop: every `refresh_s` it asks SQLite (in a thread) whether another process, such as
-`plantwire token revoke` on the data dir, changed the file, and reloads if so. A token revoked
-through the API stops working at once; one revoked from another process within `refresh_s`.
+background loop: every `refresh_s` it asks the catalog (in a thread) whether another process, such
+as `plantwire token revoke` or another replica on the same PostgreSQL schema, changed it
+(`data_version`), and reloads if so. A token revoked through this process's API stops working at
+once; one revoked from another process within `refresh_s`.
 
 `last_used` is kept in memory and written in one batch every `touch_interval_s` (and on close),
 so a busy token costs one UPDATE a minute, not one per request.
@@ -16,14 +17,19 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Final
 
 from plantwire.logs import get_logger
 from plantwire_platform.auth.admin_token import ensure_admin_token
 from plantwire_platform.auth.scopes import Scope
-from plantwire_platform.auth.token_catalog import TokenCatalog, TokenInfo
+from plantwire_platform.auth.token_catalog import (
+    AuthStorageUnavailable,
+    TokenCatalog,
+    TokenCatalogBackend,
+    TokenInfo,
+)
 from plantwire_platform.auth.tokens import Identity, looks_like_token, same_digest, token_digest
 
 log = get_logger(__name__)
@@ -33,9 +39,9 @@ TOUCH_INTERVAL_S: Final = 60.0
 
 
 class AsyncTokenCatalog:
-    """Build with `token_service(path)`; the catalog's file belongs to it while it runs."""
+    """Build with `token_service(path)` or `catalog_service(open_catalog)`."""
 
-    def __init__(self, catalog: TokenCatalog) -> None:
+    def __init__(self, catalog: TokenCatalogBackend) -> None:
         self.catalog = catalog
         self._by_digest: dict[bytes, tuple[bytes, Identity]] = {}
         self._version = -1
@@ -113,16 +119,26 @@ class AsyncTokenCatalog:
                 if time.monotonic() >= next_touch:
                     next_touch = time.monotonic() + touch_interval_s
                     await self.flush_last_used()
-            except sqlite3.Error as err:  # a locked or broken file: keep the tokens we know
-                log.warning("token_catalog_unreadable", path=str(self.catalog.path), error=str(err))
+            except (sqlite3.Error, AuthStorageUnavailable) as err:  # keep the tokens we know
+                log.warning("token_catalog_unreadable", where=self.catalog.where, error=str(err))
+
+
+def token_service(
+    path: Path, refresh_s: float = REFRESH_S, touch_interval_s: float = TOUCH_INTERVAL_S
+) -> contextlib.AbstractAsyncContextManager[AsyncTokenCatalog]:
+    """The SQLite catalog at `path`, loaded and kept current until the context exits."""
+    return catalog_service(lambda: TokenCatalog(path), refresh_s, touch_interval_s)
 
 
 @contextlib.asynccontextmanager
-async def token_service(
-    path: Path, refresh_s: float = REFRESH_S, touch_interval_s: float = TOUCH_INTERVAL_S
+async def catalog_service(
+    open_catalog: Callable[[], TokenCatalogBackend],
+    refresh_s: float = REFRESH_S,
+    touch_interval_s: float = TOUCH_INTERVAL_S,
 ) -> AsyncIterator[AsyncTokenCatalog]:
-    """The catalog at `path`, loaded and kept current until the context exits."""
-    catalog = await asyncio.to_thread(TokenCatalog, path)
+    """The catalog `open_catalog` makes (in a thread), loaded and kept current until the context
+    exits, then closed."""
+    catalog = await asyncio.to_thread(open_catalog)
     try:
         tokens = AsyncTokenCatalog(catalog)
         await tokens.reload()

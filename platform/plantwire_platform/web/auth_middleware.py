@@ -192,7 +192,9 @@ def _json_check(request: web.Request, auth: ApiAuth, via: str | None = None) -> 
     return None
 
 
-def _credential(request: web.Request, auth: ApiAuth) -> tuple[Identity, Credential] | FailureReason | None:
+async def _credential(
+    request: web.Request, auth: ApiAuth
+) -> tuple[Identity, Credential] | FailureReason | None:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is not None:
         scheme, _, secret = header.partition(" ")
@@ -208,7 +210,7 @@ def _credential(request: web.Request, auth: ApiAuth) -> tuple[Identity, Credenti
         return identity, Credential("token", digest)
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id is not None:
-        session = auth.sessions.get(session_id)
+        session = await auth.sessions.get(session_id)
         identity = None if session is None else auth.tokens.identity_for(session.token_digest)
         if session is None or identity is None:
             return "unknown_session"
@@ -216,12 +218,12 @@ def _credential(request: web.Request, auth: ApiAuth) -> tuple[Identity, Credenti
     return None
 
 
-def _session_identity(request: web.Request, auth: ApiAuth) -> Identity | None:
+async def _session_identity(request: web.Request, auth: ApiAuth) -> Identity | None:
     """The identity behind a valid session cookie, if the request has one (public routes only)."""
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id is None or hdrs.AUTHORIZATION in request.headers:
         return None
-    return auth.by_session(session_id)
+    return await auth.by_session(session_id)
 
 
 def optional_identity(request: web.Request) -> Identity | None:
@@ -278,10 +280,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return refused
     needed = _needed(request, auth)
     if needed is None:
-        if request.method in ("GET", "HEAD") and (identity := _session_identity(request, auth)) is not None:
+        identity = await _session_identity(request, auth) if request.method in ("GET", "HEAD") else None
+        if identity is not None:
             request[IDENTITY_KEY] = identity  # a public route may show a logged-in browser more
         return _json_check(request, auth) or await handler(request)
-    found = _credential(request, auth)
+    found = await _credential(request, auth)
     if found is None:
         return _missing(request, auth)
     if isinstance(found, str):

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from plantwire.logs import get_logger
+from plantwire_platform.auth.token_catalog import AuthStorageUnavailable
 from plantwire_platform.commands.errors import CommandError
 from plantwire_platform.store.model import StoreError
 from plantwire_platform.web.query_params import ParamError
@@ -88,6 +89,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if not request.path.startswith(("/api/", "/apps/")):  # page paths: aiohttp's plain answers
             raise
         return _http_exception_response(request, exc)
+    except AuthStorageUnavailable as err:  # the shared tokens and sessions (PostgreSQL) did not answer
+        log.warning("api_auth_storage_error", method=request.method, path=request.path, error=str(err))
+        return error_response(503, "auth_unavailable", "sessions could not be checked; try again later")
     except StoreError:
         log.exception("api_store_error", method=request.method, path=request.path)
         return error_response(503, "store_unavailable", "the store could not answer; try again later")

@@ -75,7 +75,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
             ASSETS_DIR / "login.html", headers={**NO_STORE, "Content-Security-Policy": PAGE_CSP}
         )
     auth = request.app[AUTH_KEY]
-    opened = auth.redeem_link(nonce)
+    opened = await auth.redeem_link(nonce)
     if opened is None:
         failed = unauthenticated(request, auth, "bad_login_link")
         if failed.status == 429:
@@ -100,7 +100,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     body = await json_object(request, ("token",), ("token",))
     auth = request.app[AUTH_KEY]
     secret = body["token"]
-    opened = auth.log_in(secret) if isinstance(secret, str) else None
+    opened = await auth.log_in(secret) if isinstance(secret, str) else None
     if opened is None:
         return unauthenticated(request, auth, "unknown_token")
     session_id, identity = opened
@@ -113,7 +113,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
 async def log_out(request: web.Request) -> web.StreamResponse:
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id is not None:
-        request.app[AUTH_KEY].sessions.close(session_id)
+        await request.app[AUTH_KEY].sessions.close(session_id)
     resp = web.Response(status=204, headers=NO_STORE)
     resp.del_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -132,7 +132,7 @@ async def create_login_link(request: web.Request) -> web.Response:
     credential = request[CREDENTIAL_KEY]
     if credential.via != "token":
         raise ApiError(403, "token_required", "login links are made with a token, not from a session")
-    nonce = auth.link_for_digest(credential.token_digest)
+    nonce = await auth.link_for_digest(credential.token_digest)
     return json_response(
         {"path": f"{LOGIN_PATH}?once={nonce}", "expires_in_s": auth.settings.login_link_ttl_s},
         status=201,

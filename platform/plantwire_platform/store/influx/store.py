@@ -33,6 +33,7 @@ from influxdb_client.service.buckets_service import BucketsService
 
 from plantwire.config import ConfigError
 from plantwire.logs import get_logger
+from plantwire.loop_thread import LoopThread
 from plantwire.timeunits import from_datetime
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, Value
 from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
@@ -58,7 +59,6 @@ from plantwire_platform.store.influx.line_protocol import (
 )
 from plantwire_platform.store.influx.registry import InfluxRegistry, WriteOutcome
 from plantwire_platform.store.influx.settings import InfluxSettings
-from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
     AGGREGATES,
     Agg,

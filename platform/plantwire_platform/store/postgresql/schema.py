@@ -118,7 +118,11 @@ async def create(conn: asyncpg.Connection, schema: str, use_timescaledb: bool, w
     """Create the schema and tables if missing; returns what `points` is."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        # A query of pg_namespace, not only `CREATE SCHEMA IF NOT EXISTS`: that alone may check a
+        # stale catalog cache (an advisory lock does not refresh it) and collide with the schema a
+        # worker starting at the same time has just committed (a duplicate-key error, seen here).
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
         await conn.execute(f'SET LOCAL search_path TO "{schema}"')
         await conn.execute(TABLES)
         kind = await _points_kind(conn, schema)

@@ -30,12 +30,12 @@ from typing import Any, Final, TypeVar
 import asyncpg
 
 from plantwire.logs import get_logger
+from plantwire.loop_thread import LoopThread
 from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, now_us
 from plantwire_platform.store import value_shapes
 from plantwire_platform.store.bounded_cache import TwoGenerationCache
 from plantwire_platform.store.device_changes import GATEWAY_COUNTS, ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery
-from plantwire_platform.store.loop_thread import LoopThread
 from plantwire_platform.store.model import (
     AGGREGATES,
     Agg,
