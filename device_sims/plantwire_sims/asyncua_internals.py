@@ -26,6 +26,13 @@ type-checks the node on every write). The internals used, all of asyncua 2.1.0:
    clients' connections first and the listener last, and Python 3.11's `wait_closed()` waits for
    every connection: a client that reconnects in between (a gateway does, within milliseconds)
    keeps `Server.stop()` waiting until that client goes. `stop_server_now` closes the listener first.
+9. `InternalServer.load_standard_address_space` fills `aspace._nodes` (a dict of `NodeData`) with the
+   ~6,000 standard nodes from generated code: ~2 s of CPU per server, most of a simulator's start.
+   `init_server` fills it once, keeps a pickle of the result, and gives every later server its own
+   copy from that pickle (~0.3 s): in memory for the process's later servers, and in the user's
+   cache folder (`standard_nodes_cache`) for later processes. A cache file is read only when it and
+   its folder belong to this user and nobody else may write them (a pickle runs code when loaded:
+   the same trust as the interpreter's own `__pycache__`); anything else fills from code again.
 
 `tests/sims/test_asyncua_internals.py` checks each of these against the installed asyncua and fails
 with the item's number if one changed: re-check this module before moving the pin.
@@ -34,14 +41,23 @@ with the item's number if one changed: re-check this module before moving the pi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
+import os
+import pickle
+import stat
+import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.address_space import AttributeValue
 from asyncua.server.history import HistoryStorageInterface
+from asyncua.server.internal_server import InternalServer
 
 ASYNCUA_VERSION = "2.1.0"
 ADMIN = User(role=UserRole.Admin)
@@ -148,3 +164,76 @@ async def stop_server_now(server: Server) -> None:
         await asyncio.wait([clock])
         server.iserver.time_task = None
     await server.stop()
+
+
+def standard_nodes_cache() -> Path:
+    """Where the pickled standard address space is kept between processes (item 9)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    version = f"asyncua-{ASYNCUA_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return base / "plantwire" / f"{version}-standard-nodes.pickle"
+
+
+_standard_nodes: bytes | None = None
+"""The pickled standard address space (item 9), once this process has it."""
+
+
+async def init_server(server: Server) -> None:
+    """`Server.init()`, with the standard address space copied from one filled before (item 9)."""
+    iserver = server.iserver
+
+    async def load_standard_address_space(shelf_file: object = None) -> None:
+        global _standard_nodes
+        if _standard_nodes is None:
+            _standard_nodes = await asyncio.to_thread(_read_private, standard_nodes_cache())
+        if _standard_nodes is not None:
+            try:
+                iserver.aspace._nodes = _unpickle_without_collecting(_standard_nodes)
+                return
+            except Exception:  # a damaged cache file: fill from code, and write the file again
+                _standard_nodes = None
+        await InternalServer.load_standard_address_space(iserver)
+        _standard_nodes = pickle.dumps(iserver.aspace._nodes, protocol=pickle.HIGHEST_PROTOCOL)
+        await asyncio.to_thread(_write_private, standard_nodes_cache(), _standard_nodes)
+
+    iserver.load_standard_address_space = load_standard_address_space  # type: ignore[method-assign]  # item 9
+    await server.init()
+
+
+def _private(st: os.stat_result) -> bool:
+    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _read_private(path: Path) -> bytes | None:
+    """The file's bytes if it and its folder are this user's alone (else, or if absent: None)."""
+    try:
+        with path.open("rb") as f:
+            if not (_private(os.fstat(f.fileno())) and _private(path.parent.stat())):
+                return None
+            return f.read()
+    except OSError:
+        return None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write the file whole (a reader sees the old file or the new one), readable by this user only."""
+    with contextlib.suppress(OSError):  # no cache folder (read-only home): every process fills anew
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".standard-nodes-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+
+
+def _unpickle_without_collecting(data: bytes) -> Any:
+    """Unpickling builds ~100k objects at once: the collector would run dozens of times over them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.loads(data)
+    finally:
+        if enabled:
+            gc.enable()

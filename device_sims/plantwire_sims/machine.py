@@ -25,7 +25,7 @@ from asyncua import Server, ua
 from plantwire.logs import get_logger
 from plantwire.wire import WireError, check_id
 from plantwire_sims.address_space import NAMESPACE_URI, SimError, build_machine, guard_setpoint_ranges
-from plantwire_sims.asyncua_internals import stop_server_now, use_history_storage
+from plantwire_sims.asyncua_internals import init_server, stop_server_now, use_history_storage
 from plantwire_sims.cnc import CncModel
 from plantwire_sims.extra import ExtraSignals, extra_specs
 from plantwire_sims.meter import MeterModel
@@ -154,7 +154,7 @@ class SimMachine:
         self._check_port_free()
         async with AsyncExitStack() as stack:
             server = Server()
-            await server.init()
+            await init_server(server)
             server.set_endpoint(self.endpoint)
             server.set_server_name(f"Plantwire {DESCRIPTIONS[self.profile]} {self.name}")
             await apply_security(server, self.security, self.name, self.host)

@@ -25,6 +25,7 @@ from plantwire_gateway.device_control import ControlError, DeviceControl
 from plantwire_gateway.pki import Pki
 from plantwire_gateway.server_profile import standard_node
 from plantwire_gateway.settings import DeviceConfig
+from plantwire_sims.asyncua_internals import init_server
 
 NAMESPACE = "urn:plantwire:test:asyncua-data"
 ROOT = f"nsu={NAMESPACE};s=cell"
@@ -38,7 +39,7 @@ def _arg(name: str, type_id: int, rank: int = -1) -> ua.Argument:
 @pytest.fixture
 async def cell() -> AsyncIterator[str]:
     server = Server()
-    await server.init()
+    await init_server(server)  # asyncua's init, its standard nodes copied (fast)
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
     server.set_endpoint(endpoint)
     idx = await server.register_namespace(NAMESPACE)

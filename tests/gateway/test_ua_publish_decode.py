@@ -14,6 +14,7 @@ from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
 from plantwire.broker import free_port
 from plantwire_gateway import device_session, ua_publish_decode
 from plantwire_gateway.ua_values import to_us
+from plantwire_sims.asyncua_internals import init_server
 
 T = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -193,7 +194,7 @@ async def test_a_real_subscription_delivers_one_batch_of_rows_per_publish_respon
     """Through asyncua's own session and subscription: the decoder is in their path, and
     `deliver_compact` turns a notification message into one CompactBatch of rows."""
     server = Server()
-    await server.init()
+    await init_server(server)  # asyncua's init, its standard nodes copied (fast)
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
     server.set_endpoint(endpoint)
     idx = await server.register_namespace("urn:plantwire:test:publish-decode")

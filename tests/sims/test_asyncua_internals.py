@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import pickle
 from importlib import metadata
+from pathlib import Path
 
+import pytest
 from asyncua import Client, Server, ua
 from asyncua.server.address_space import AttributeValue
 from asyncua.server.history import HistoryStorageInterface
 from asyncua.server.monitored_item_service import MonitoredItemValues
 from sim_client import node
 
-from plantwire_sims.asyncua_internals import ASYNCUA_VERSION, FrozenDataValue, value_attributes
+from plantwire_sims import asyncua_internals
+from plantwire_sims.asyncua_internals import (
+    ASYNCUA_VERSION,
+    FrozenDataValue,
+    init_server,
+    standard_nodes_cache,
+    value_attributes,
+)
 from plantwire_sims.machine import SimMachine
 
 
@@ -58,3 +68,56 @@ async def test_items_2_to_8_on_a_running_machine(port: int) -> None:
         assert isinstance(server.iserver.history_manager.storage, HistoryStorageInterface), "item 7"
         assert hasattr(server.iserver.history_manager, "set_storage"), "item 7"
         assert isinstance(server.bserver._server, asyncio.AbstractServer), "item 8"
+
+
+def _shape(server: Server) -> dict[ua.NodeId, tuple[int, int]]:
+    """Every node of the address space with its attribute and reference counts."""
+    return {nid: (len(nd.attributes), len(nd.references)) for nid, nd in server.iserver.aspace._nodes.items()}
+
+
+async def test_item_9_a_copied_standard_address_space_is_the_one_asyncua_fills(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(asyncua_internals, "_standard_nodes", None)
+    plain = Server()
+    await plain.init()
+    first, copied = Server(), Server()
+    await init_server(first)  # fills from code, writes the cache file
+    assert standard_nodes_cache().is_file(), "item 9"
+    monkeypatch.setattr(asyncua_internals, "_standard_nodes", None)  # as a new process would start
+    await init_server(copied)
+    assert len(_shape(plain)) > 5000
+    assert _shape(first) == _shape(plain) == _shape(copied), "item 9"
+    assert first.iserver.aspace._nodes is not copied.iserver.aspace._nodes
+
+
+def test_item_9_a_cache_file_or_folder_others_may_write_is_not_read(tmp_path: Path) -> None:
+    folder = tmp_path / "plantwire"
+    folder.mkdir(mode=0o700)
+    path = folder / "nodes.pickle"
+    path.write_bytes(b"kept")
+    path.chmod(0o600)
+    assert asyncua_internals._read_private(path) == b"kept"
+    path.chmod(0o620)
+    assert asyncua_internals._read_private(path) is None, "group may write the file"
+    path.chmod(0o600)
+    folder.chmod(0o777)
+    assert asyncua_internals._read_private(path) is None, "anyone may replace the file"
+    folder.chmod(0o700)
+    assert asyncua_internals._read_private(folder / "absent") is None
+
+
+async def test_item_9_a_damaged_cache_file_is_filled_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(asyncua_internals, "_standard_nodes", None)
+    path = standard_nodes_cache()
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.write_bytes(pickle.dumps({"x": "y" * 1000})[:50])
+    path.chmod(0o600)
+    server = Server()
+    await init_server(server)
+    assert len(_shape(server)) > 5000
+    assert len(path.read_bytes()) > 1_000_000, "the damaged file is written again"

@@ -40,7 +40,9 @@ async def test_same_seed_same_values_other_seed_other_values() -> None:
     for tag in machines[0].tags:
         n = min(len(a[tag]), len(b[tag]))
         assert n > 0 and a[tag][:n] == b[tag][:n], tag
-    assert a["Hydraulics/Flow"][:20] != c["Hydraulics/Flow"][:20]
+    assert (
+        a["Hydraulics/DischargePressure"][:20] != c["Hydraulics/DischargePressure"][:20]
+    )  # noisy from tick 1
 
 
 async def test_run_machines_records_every_machine_to_one_file(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from plantwire.sparkplug.payload import DataType, Payload, decode_payload
 from plantwire.sparkplug.topics import Outgoing, SparkplugTopic, parse_topic
 from plantwire_gateway.service import Gateway
 from plantwire_gateway.settings import DeviceConfig, GatewaySettings
+from plantwire_sims.asyncua_internals import init_server
 
 NAMESPACE = "urn:plantwire:test:spb-machine"
 TAGS: dict[str, tuple[ua.VariantType, Any, str | None]] = {
@@ -43,7 +44,7 @@ class Machine:
 
     async def start(self) -> None:
         server = Server()
-        await server.init()
+        await init_server(server)  # asyncua's init, its standard nodes copied (fast)
         server.set_endpoint(f"{self.endpoint}/")
         idx = await server.register_namespace(NAMESPACE)
         press = await server.nodes.objects.add_object(ua.NodeId("press", idx), ua.QualifiedName("press", idx))
