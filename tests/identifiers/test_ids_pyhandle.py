@@ -2,7 +2,7 @@
 and deletes identifiers on a running aiohttp app with our routes.
 
 pyhandle pins packages of its own, so it runs from its own virtualenv in a subprocess; the venv is
-made once per test session under pytest's temporary folder (outside the repo), or taken from
+made once under the user's cache folder (tests/peer_venv.py), or taken from
 PLANTWIRE_PYHANDLE_PYTHON (an interpreter that has pyhandle) when set.
 """
 
@@ -11,30 +11,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import RunningPlatform
+from peer_venv import cache_dir, peer_python
 
 HERE = Path(__file__).parent
+PYHANDLE = "pyhandle>=1.5,<2"
 
 
 @pytest.fixture(scope="session")
-def pyhandle_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pyhandle_python() -> str:
     given = os.environ.get("PLANTWIRE_PYHANDLE_PYTHON")
     if given:
         return given
-    venv = tmp_path_factory.mktemp("pyhandle-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = str(venv / "bin" / "python")
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "pyhandle>=1.5,<2"],
-        check=True,
-        timeout=600,
-    )
-    return python
+    return str(peer_python(cache_dir() / "venv-pyhandle-1", PYHANDLE))
 
 
 async def test_pyhandle_resolves_and_manages_identifiers(
