@@ -112,7 +112,13 @@ def _ingest_metrics(out: MetricsText, stats: IngestStats) -> None:
         stats.latency.late,
     )
     out.counter("store_errors_total", "Failed store writes (retried).", stats.store_errors)
-    out.counter("commits_total", "Store commits.", stats.commits)
+    out.counter("commits_total", "Store commits of data messages.", stats.commits)
+    out.counter("registrations_total", "Meta and status messages applied.", stats.registrations)
+    out.counter(
+        "registration_commits_total",
+        "Store commits of meta and status messages (many share one).",
+        stats.registration_commits,
+    )
     out.counter("mqtt_reconnects_total", "MQTT connections after the first.", stats.reconnects)
     out.gauge("mqtt_connected", "1 while connected to the broker.", int(stats.connected))
     out.gauge("ingest_queue_depth", "Decoded messages waiting for the writer.", stats.queue_depth)

@@ -70,6 +70,7 @@ from plantwire_platform.store.model import (
     IncomingBatch,
     LatestValue,
     Point,
+    Registration,
     StoreError,
     TagRecord,
     WriteResult,
@@ -403,6 +404,9 @@ class InfluxStore:
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
         self._registry.apply_gateway_status(gateway, status)
 
+    def apply_registrations(self, registrations: Sequence[Registration]) -> None:
+        self._registry.apply_registrations(registrations)
+
     # --- read side -------------------------------------------------------------------------------
 
     def list_devices(self) -> list[DeviceRecord]:
@@ -428,6 +432,9 @@ class InfluxStore:
 
     def claim_device(self, gateway: str, device: str) -> str:
         return self._registry.owners.claim(gateway, device)
+
+    def claim_devices(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        return self._registry.owners.claim_many(claims)
 
     def move_device(self, device: str, gateway: str) -> str | None:
         return self._registry.owners.move(device, gateway)
