@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,6 +20,7 @@ from test_ingest import Publisher, running_ingest, samples, settings_for, until
 from plantwire import wire
 from plantwire.broker import MosquittoProcess
 from plantwire_platform.store.device_query import DeviceQuery
+from plantwire_platform.store.model import Registration, StoreError
 from plantwire_platform.store.sqlite import SqliteStore
 
 GATEWAYS = 10
@@ -157,3 +159,42 @@ async def test_retained_registrations_share_commits_are_checked_acked_and_data_f
             assert leftovers == []
     finally:
         publisher.close()
+
+
+class FailingStore(SqliteStore):
+    """A real SQLite store whose registration batches fail (as an outage does) while `failing` is set."""
+
+    failing = False
+
+    def apply_registrations(self, registrations: Sequence[Registration]) -> None:
+        if self.failing:
+            raise StoreError("the disk is gone")
+        super().apply_registrations(registrations)
+
+
+async def test_a_failing_registration_commit_is_retried_whole_and_acknowledged_after(
+    tmp_path: Path, own_mosquitto: MosquittoProcess, unique_id: str
+) -> None:
+    uid, n, mosquitto = unique_id, 40, own_mosquitto  # a broker without the retained ones above
+    publisher = Publisher(mosquitto, f"pub-{uid}")
+    store = FailingStore.open(tmp_path / "pw.sqlite")
+    assert isinstance(store, FailingStore)
+    status = wire.encode_device_status(wire.DeviceStatus("online", 1, "opc.tcp://h:1"))
+    try:
+        async with asyncio.timeout(60):
+            store.failing = True
+            settings = settings_for(mosquitto, f"p-{uid}", store.path)
+            async with running_ingest(settings, store) as ingest:
+                for d in range(n):
+                    await publisher.publish(wire.device_topic(f"gw-{uid}", f"d{d}-{uid}", "status"), status)
+                await until(lambda: ingest.stats().store_errors >= 2 and ingest.stats().messages == n)
+                assert store.page_devices(DeviceQuery(name=f"-{uid}", limit=0)).total == 0
+                store.failing = False
+                await until(lambda: ingest.stats().registrations == n)
+                assert store.page_devices(DeviceQuery(name=f"-{uid}", limit=0)).total == n
+                assert ingest.stats().registration_commits < n
+            leftovers = await asyncio.to_thread(_session_leftovers, mosquitto, f"p-{uid}", f"marker/{uid}")
+            assert leftovers == []
+    finally:
+        publisher.close()
+        store.close()
