@@ -54,7 +54,8 @@ def publish_retained(host: str, port: int, devices: int, tags: int) -> int:
     client.max_inflight_messages_set(1000)
     client.connect(host, port)
     client.loop_start()
-    infos = []
+    infos: list[Any] = []
+    sent = 0
     try:
         for d in range(devices):
             gw, dev = f"gw{d // PER_GATEWAY}", f"dev{d:06d}"
@@ -72,12 +73,22 @@ def publish_retained(host: str, port: int, devices: int, tags: int) -> int:
             status_d = wire.encode_device_status(wire.DeviceStatus("online", wire.now_us(), endpoint))
             infos.append(client.publish(wire.device_topic(gw, dev, "meta"), meta, 1, True))
             infos.append(client.publish(wire.device_topic(gw, dev, "status"), status_d, 1, True))
-        for i in infos:
-            i.wait_for_publish(120)
+            if len(infos) >= 2000:  # paho's client queue is bounded: wait for these first
+                sent += _acked(infos)
+        sent += _acked(infos)
     finally:
         client.disconnect()
         client.loop_stop()
-    return len(infos)
+    return sent
+
+
+def _acked(infos: list[Any]) -> int:
+    for i in infos:
+        i.wait_for_publish(120)
+        assert i.is_published()
+    n = len(infos)
+    infos.clear()
+    return n
 
 
 # --- one run (a child process, on the code its PYTHONPATH names) ---------------------------------------

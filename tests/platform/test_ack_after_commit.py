@@ -184,8 +184,8 @@ def test_registrations_group_apart_from_data_in_arrival_order_up_to_their_bound(
     groups = consumer.groups
     assert [d for g in groups for d in g] == ["a", "a", *["alone"] * 7, "b", "alone"]  # arrival order
     assert all(len(set(g)) == 1 for g in groups)  # a change of kind commits what came before
-    assert all(len(g) <= 3 for g in groups if g[0] == "alone")  # max_registration_rows
-    assert len(groups) < 11
+    registrations = [len(g) for g in groups if g[0] == "alone"]
+    assert max(registrations) > 1 and all(n <= 3 for n in registrations)  # max_registration_rows
 
 
 def test_a_store_outage_is_retried_and_acknowledged_once_it_committed(

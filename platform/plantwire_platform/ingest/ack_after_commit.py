@@ -6,7 +6,8 @@ Both ingests (wire v1 in `mqtt_ingest`, Sparkplug B in `sparkplug_ingest`) share
   blocks it (paho stops reading, the broker holds the rest: the backpressure);
 - the writer thread groups consecutive values of one kind into one commit: data values
   (`points(value)` is not None) up to `max_points` points, registrations (meta and status:
-  `registration_rows(value)` is not None) up to `max_registration_rows` rows, either for at most
+  `registration_rows(value)` is not None) up to `max_registration_rows` rows or `max_registrations`
+  messages, either for at most
   `commit_interval_s`. A value of the other kind commits the group before it first, and a value of
   neither kind (Sparkplug births) commits alone after it, so everything is stored in arrival order;
 - `commit(values)` writes them (its store calls go through `retry`, which retries a failing store
@@ -73,6 +74,7 @@ class AckAfterCommitWriter(Generic[T]):
         commit: Callable[[list[T]], bool],
         registration_rows: Callable[[T], int | None] = _never,
         max_registration_rows: int = 1,
+        max_registrations: int | None = None,
         shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
     ) -> None:
         self._name = name
@@ -83,6 +85,7 @@ class AckAfterCommitWriter(Generic[T]):
         self._points = points
         self._registration_rows = registration_rows
         self._limits: dict[Kind, int] = {"data": max_points, "registration": max_registration_rows}
+        self._max_messages: dict[Kind, int | None] = {"data": None, "registration": max_registrations}
         self._commit = commit
         self._shutdown_timeout = shutdown_timeout_s
         self._stopping = threading.Event()
@@ -210,7 +213,8 @@ class AckAfterCommitWriter(Generic[T]):
                 group_kind = kind
             group.append(item)
             weight += n
-            if weight >= self._limits[kind] or time.monotonic() >= deadline:
+            full = weight >= self._limits[kind] or len(group) == self._max_messages[kind]
+            if full or time.monotonic() >= deadline:
                 self._flush(group)
                 group, weight = [], 0
 

@@ -12,7 +12,7 @@ Threads: paho's network thread decodes and puts messages into a bounded queue (a
 when it is full is the backpressure: the broker keeps the rest); one writer thread
 (`ack_after_commit.AckAfterCommitWriter`, shared with the Sparkplug host) groups data messages into
 commits of up to `commit_interval_ms` / `max_batch_points`, then acknowledges them. Consecutive
-meta and status messages share commits the same way (up to `MAX_REGISTRATION_ROWS` rows:
+meta and status messages share commits the same way (`MAX_REGISTRATIONS`, `MAX_REGISTRATION_ROWS`:
 `Catalog.apply_registrations`), so the retained state of 100,000 devices that a broker hands a
 starting platform costs hundreds of commits, not 100,000 (docs/scaling.md); a message of the other
 kind commits the group before it first, so data always finds the meta that came before it applied.
@@ -49,9 +49,13 @@ RejectReason = Literal["topic", "json", "oversized", "schema"]
 REJECT_REASONS: Final[tuple[RejectReason, ...]] = ("topic", "json", "oversized", "schema")
 Body = wire.DataBatch | wire.DeviceMeta | wire.DeviceStatus | wire.GatewayStatus
 CommittedCallback = Callable[[Sequence[IncomingBatch]], None]
+MAX_REGISTRATIONS: Final = 250
+"""Meta and status messages one commit takes at most: a quarter of the broker's in-flight window
+(Mosquitto's `max_inflight_messages`, 1,000 in our configs), so that while one commit runs, paho
+reads and decodes the next ones instead of waiting for its acks (bench/registrations.py)."""
 MAX_REGISTRATION_ROWS: Final = 5000
-"""Rows (a device or gateway row, plus a meta's tags) one commit of meta and status messages writes at
-most: a thousand devices of a few tags each, a few tens of ms of SQLite or PostgreSQL work."""
+"""Rows (a device or gateway row, plus a meta's tags) one such commit writes at most (metas of
+many tags): a few tens of ms of SQLite or PostgreSQL work."""
 
 
 def subscription_filters(shared_group: str | None) -> tuple[str, ...]:
@@ -138,6 +142,7 @@ class MqttIngest:
             commit=self._commit,
             registration_rows=_registration_rows,
             max_registration_rows=MAX_REGISTRATION_ROWS,
+            max_registrations=MAX_REGISTRATIONS,
         )
         self._latency = LatencyHistogram()
         self._rejects = RateLimitedWarning(__name__, "mqtt_message_rejected")
