@@ -126,6 +126,7 @@ async def _ingest(store: Any, host: str, port: int, expect: int, folder: Path) -
         "data_commits": s.commits,
         "registration_commits": getattr(s, "registration_commits", None),
         "store_errors": s.store_errors,
+        "reconnects": s.reconnects,
     }
 
 
@@ -171,6 +172,9 @@ def run(tree: Path, backend: str, port: int, expect: int, folder: Path) -> dict[
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, parts))}
     cmd = [sys.executable, __file__, "--child", backend, "--port", str(port), "--expect", str(expect)]
     out = subprocess.run([*cmd, "--dir", str(folder)], env=env, check=True, capture_output=True, text=True)
+    logs = [line for line in (out.stdout + out.stderr).splitlines()[:-1] if line.strip()]
+    if logs:
+        print("    child's log (last lines):", *logs[-5:], sep="\n      ")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
