@@ -265,6 +265,12 @@ class TimeSeries(Protocol):
         """Total points stored (for health and tests)."""
         ...
 
+    def rollup_backlog(self) -> int | None:
+        """Stored points not merged into the rollups yet, as the rollup merger counted them at the
+        start of its last sweep (no store query: /metrics reads it); None before a first sweep or
+        without rollups (InfluxDB)."""
+        ...
+
 
 class Catalog(Protocol):
     """What is known about the plant besides its values: devices and tags, alarms, the audit."""

@@ -566,6 +566,9 @@ class SqliteStore:
         """Merge the pending rollup notes now (the merger does it every `merge_every_s`); returns how many."""
         return self._merger.merge_all()
 
+    def rollup_backlog(self) -> int | None:
+        return self._merger.backlog
+
     def pending_rollups(self) -> int:
         """Stored points not merged into the rollups yet (queries fold them in)."""
         return sqlite_rollups.pending_count(self._query)

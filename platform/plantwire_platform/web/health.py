@@ -6,7 +6,8 @@ the ingest queue not saturated (the writer keeps up), the store accepting writes
 long-lived threads (paho's reader, the writer) alive: a crashed one never recovers by itself. A platform that
 is not ready loses nothing (the broker holds its messages), it is only behind.
 
-Everything is read from counters the ingest already keeps; a scrape costs no store query.
+Everything is read from counters the ingest and the rollup merger already keep; a scrape costs no
+store query.
 """
 
 from __future__ import annotations
@@ -197,6 +198,13 @@ async def metrics(request: web.Request) -> web.Response:
     _ingest_metrics(out, runtime.status())
     if runtime.ingest is not None:
         runtime.ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
+    backlog = runtime.store.rollup_backlog()
+    if backlog is not None:
+        out.gauge(
+            "rollup_pending_rows",
+            "Stored points not merged into the rollups yet, at the start of the merger's last sweep.",
+            backlog,
+        )
     if runtime.live_bus is not None:
         _live_metrics(out, runtime.live_bus)
     if runtime.sparkplug_status is not None:

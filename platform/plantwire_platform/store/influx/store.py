@@ -443,6 +443,9 @@ class InfluxStore:
         """Points stored through this registry (a counter, so health checks never scan InfluxDB)."""
         return self._registry.count_points()
 
+    def rollup_backlog(self) -> int | None:
+        return None  # InfluxDB aggregates at query time: no rollups here
+
     def _query(self, flux: str) -> TableList:
         return self._run(self._query_async(flux), self.settings.request_timeout_s + 5)
 

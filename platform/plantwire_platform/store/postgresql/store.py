@@ -149,6 +149,7 @@ class PostgresStore:
         self.settings = settings
         self._merge_every_s = merge_every_s
         self._merger: asyncio.Task[None] | None = None
+        self._backlog: int | None = None
         self._loop = loop
         self._pool: asyncpg.Pool | None = None
         self._width = schema.WIDTH_US[settings.partition]
@@ -232,7 +233,7 @@ class PostgresStore:
         while True:
             await asyncio.sleep(every_s)
             try:
-                await rollups.merge(self._db)
+                await rollups.merge(self._db, counted=self._counted)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
                 log.warning("rollup_merge_failed", error=_describe(err))
 
@@ -593,7 +594,13 @@ class PostgresStore:
 
     def merge_rollups(self) -> int:
         """Merge the pending rollup notes now (every `merge_every_s` otherwise); returns how many."""
-        return self._run(rollups.merge(self._db))
+        return self._run(rollups.merge(self._db, counted=self._counted))
+
+    def _counted(self, pending: int) -> None:
+        self._backlog = pending
+
+    def rollup_backlog(self) -> int | None:
+        return self._backlog
 
     def pending_rollups(self) -> int:
         """Stored points not merged into the rollups yet (queries fold them in)."""
