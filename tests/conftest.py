@@ -31,8 +31,9 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoPro
 @pytest.fixture(scope="module")
 def module_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoProcess]:
     """A broker of one test module's own. The session's holds every earlier test's retained metas
-    and statuses, which a new platform ingests first (one commit each) and whose devices it must
-    own: a module whose platforms must answer quickly takes this one (`mosquitto = module_mosquitto`)."""
+    and statuses, which a new platform ingests first (in shared commits, but every one) and whose
+    devices it must own: a module whose platforms must answer quickly takes this one
+    (`mosquitto = module_mosquitto`)."""
     broker = MosquittoProcess(port=free_port(), data_dir=tmp_path_factory.mktemp("mosquitto-module"))
     broker.start()
     yield broker

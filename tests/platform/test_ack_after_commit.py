@@ -72,6 +72,7 @@ class Consumer:
         *,
         max_points: int = 10_000,
         shutdown_timeout_s: float = 5,
+        alone_is_registration: bool = False,
     ) -> None:
         self.store = store
         self.groups: list[list[str]] = []
@@ -88,6 +89,10 @@ class Consumer:
             max_points=max_points,
             points=lambda v: None if v is None else len(v.batch.samples),
             commit=self._commit,
+            registration_rows=(lambda v: 1 if v is None else None)
+            if alone_is_registration
+            else lambda v: None,
+            max_registration_rows=3,
             shutdown_timeout_s=shutdown_timeout_s,
         )
         self.client.on_connect = self._on_connect
@@ -166,6 +171,21 @@ def test_values_commit_in_groups_in_order_and_acknowledged_ones_never_come_back(
         _wait(lambda: store.count_points() == 105)
     assert second.received == [wire.device_topic("gw", "dev", "data")]
     assert store.count_points() == 105
+
+
+def test_registrations_group_apart_from_data_in_arrival_order_up_to_their_bound(
+    own_mosquitto: MosquittoProcess, store: FailingStore, unique_id: str
+) -> None:
+    consumer = Consumer(own_mosquitto, f"w-{unique_id}", store, alone_is_registration=True)
+    with consuming(consumer):
+        alone = (wire.device_topic("gw", "alone", "data"), b"{}")
+        _publish(own_mosquitto, [_data("a", 1), _data("a", 2), *[alone] * 7, _data("b", 1), alone])
+        _wait(lambda: sum(map(len, consumer.groups)) == 11)
+    groups = consumer.groups
+    assert [d for g in groups for d in g] == ["a", "a", *["alone"] * 7, "b", "alone"]  # arrival order
+    assert all(len(set(g)) == 1 for g in groups)  # a change of kind commits what came before
+    registrations = [len(g) for g in groups if g[0] == "alone"]
+    assert max(registrations) > 1 and all(n <= 3 for n in registrations)  # max_registration_rows
 
 
 def test_a_store_outage_is_retried_and_acknowledged_once_it_committed(

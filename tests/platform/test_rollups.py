@@ -465,3 +465,34 @@ def test_postgresql_workers_merging_at_once_take_each_note_once(
                 for every in (MIN, HOUR):
                     got = b.buckets("press", tag, *window, every, agg)
                     assert got == _expected(b, "press", tag, *window, every, agg), (tag, agg, every)
+
+
+async def test_metrics_show_the_rollup_backlog_the_merger_counted(store: Store) -> None:
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from test_api import Status
+
+    from plantwire_platform.web.app import create_app
+    from plantwire_platform.web.runtime import PlatformRuntime
+
+    gauge = "plantwire_platform_rollup_pending_rows"
+    samples = [Sample("p", T0 + i * S, float(i)) for i in range(30)]
+    async with (
+        asyncio.timeout(30),
+        TestClient(TestServer(create_app(PlatformRuntime(store, Status())))) as client,
+    ):
+
+        async def scraped() -> str:
+            resp = await client.get("/metrics")
+            assert resp.status == 200
+            return await resp.text()
+
+        assert gauge not in await scraped()  # no sweep yet: nothing counted
+        await asyncio.to_thread(
+            store.write_batches, [IncomingBatch("gw", "press", DataBatch(1, T0, samples))]
+        )
+        assert await asyncio.to_thread(store.merge_rollups) == 30
+        assert f"{gauge} 30\n" in await scraped()  # what that sweep found
+        assert await asyncio.to_thread(store.merge_rollups) == 0
+        assert f"{gauge} 0\n" in await scraped()

@@ -11,7 +11,9 @@ Expected answers are computed by hand from the points written (T0 is a multiple 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +30,7 @@ from plantwire.wire import (
     TagInfo,
 )
 from plantwire_platform.store.device_changes import START, ChangeCursor, DeviceChange
-from plantwire_platform.store.model import Bucket, IncomingBatch, Store, WriteResult
+from plantwire_platform.store.model import Bucket, IncomingBatch, Registration, Store, StoreError, WriteResult
 
 T0 = 1_700_000_000_000_000
 S = 1_000_000
@@ -177,6 +179,131 @@ def test_device_and_gateway_status(store: Store, dev: str) -> None:
     )
     assert dev in [d.id for d in store.list_devices()]
     assert store.get_device(dev + "-none") is None
+
+
+def _registrations(prefix: str) -> list[Registration]:
+    """Two devices and their gateway, device `a` three times over (meta, status, a new meta with
+    other tags and endpoint, a last status), `b` status before meta, the gateway's status twice."""
+    gw, a, b = f"{prefix}-gw", f"{prefix}-a", f"{prefix}-b"
+    x = TagInfo("x", "ns=2;s=x", "Double", unit="bar", low=0.0, high=10.0)
+    y = TagInfo("y", "ns=2;s=y", "Int32", description="count")
+    y2 = TagInfo("y", "ns=2;s=y2", "Int64", unit="1", writable=True)
+    z = TagInfo("z", "ns=2;s=z", "Double", dims=(3,))
+    return [
+        Registration(gw, a, DeviceMeta("opc.tcp://a:1", "ns=2;s=A", [x, y])),
+        Registration(gw, a, DeviceStatus("online", T0, "opc.tcp://a:1")),
+        Registration(gw, None, GatewayStatus("offline", T0, "0.1.0")),
+        Registration(gw, b, DeviceStatus("connecting", T0 + S, "opc.tcp://b:1", "slow")),
+        Registration(gw, a, DeviceMeta("opc.tcp://a:2", "ns=2;s=A2", [y2, z])),
+        Registration(gw, b, DeviceMeta("opc.tcp://b:2", "ns=2;s=B", [x])),
+        Registration(gw, a, DeviceStatus("offline", T0 + 2 * S, "opc.tcp://a:3", "refused")),
+        Registration(gw, None, GatewayStatus("online", T0 + 3 * S, "0.2.0")),
+    ]
+
+
+def _catalog_of(store: Store, prefix: str) -> list[tuple[object, ...]]:
+    """Devices `a` and `b` of `_registrations(prefix)` and their tags, the prefix taken out."""
+    out: list[tuple[object, ...]] = []
+    for name in ("a", "b"):
+        device = store.get_device(f"{prefix}-{name}")
+        assert device is not None
+        out.append(
+            (
+                name,
+                device.gateway.removeprefix(prefix),
+                device.endpoint,
+                device.state,
+                device.state_since,
+                device.error,
+                device.gateway_state,
+                device.gateway_since,
+                device.tag_count,
+                *((t.tag, t.node_id, t.data_type, t.unit, t.description, t.writable, t.low, t.high, t.dims)
+                  for t in store.list_tags(f"{prefix}-{name}")),
+            )
+        )  # fmt: skip
+    return out
+
+
+def test_registrations_in_one_batch_give_what_one_by_one_gives(store: Store, dev: str) -> None:
+    one, many = f"{dev}-1", f"{dev}-n"
+    for r in _registrations(one):
+        store.apply_registrations([r])
+    store.apply_registrations(_registrations(many))
+    catalog = _catalog_of(store, many)
+    assert catalog == _catalog_of(store, one)
+    a_tags = [("x", "ns=2;s=x", "Double", "bar", None, False, 0.0, 10.0, None),
+              ("y", "ns=2;s=y2", "Int64", "1", None, True, None, None, None),
+              ("z", "ns=2;s=z", "Double", None, None, False, None, None, (3,))]  # fmt: skip
+    assert catalog == [
+        ("a", "-gw", "opc.tcp://a:3", "offline", T0 + 2 * S, "refused", "online", T0 + 3 * S, 3, *a_tags),
+        ("b", "-gw", "opc.tcp://b:2", "connecting", T0 + S, "slow", "online", T0 + 3 * S, 1, a_tags[0]),
+    ]
+    # A batch of statuses only keeps what the metas said (root, tags); an empty batch is nothing.
+    store.apply_registrations([Registration(f"{many}-gw", f"{many}-b", DeviceStatus("online", T0, "e"))])
+    store.apply_registrations([])
+    device = store.get_device(f"{many}-b")
+    assert device is not None and (device.state, device.endpoint, device.tag_count) == ("online", "e", 1)
+
+
+def _poison_series(store: Store, on: bool) -> None:
+    """A real failure inside the store's transaction: a trigger that refuses the tag 'poison'."""
+    from plantwire_platform.store.postgresql.store import PostgresStore
+    from plantwire_platform.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        conn = sqlite3.connect(store.path)
+        conn.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON series WHEN new.tag = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+            if on
+            else "DROP TRIGGER poison"
+        )
+        conn.commit()
+        conn.close()
+        return
+    assert isinstance(store, PostgresStore), "InfluxDB: no way in to fail its registry mid-batch"
+    schema = f'"{store.settings.schema_name}"'
+    sql = (
+        f"CREATE FUNCTION {schema}.poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.tag = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$; "
+        f"CREATE TRIGGER poison BEFORE INSERT ON {schema}.series "
+        f"FOR EACH ROW EXECUTE FUNCTION {schema}.poison()"
+        if on
+        else f"DROP TRIGGER poison ON {schema}.series; DROP FUNCTION {schema}.poison()"
+    )
+
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(store.settings.dsn.get_secret_value(), timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_a_failing_registration_batch_applies_nothing_and_all_when_retried(store: Store, dev: str) -> None:
+    batch = _registrations(dev)
+    poisoned = DeviceMeta("opc.tcp://b:2", "ns=2;s=B", [TagInfo("poison", "ns=2;s=p", "Double")])
+    batch.append(Registration(f"{dev}-gw", f"{dev}-b", poisoned))  # last: everything else went first
+    _poison_series(store, True)
+    with pytest.raises(StoreError):
+        store.apply_registrations(batch)
+    assert store.get_device(f"{dev}-a") is None and store.get_device(f"{dev}-b") is None
+    assert store.list_tags(f"{dev}-a") == []
+    store.apply_device_status(f"{dev}-gw", f"{dev}-c", DeviceStatus("online", T0, "e"))
+    device = store.get_device(f"{dev}-c")
+    assert device is not None and device.gateway_state == "unknown"  # the gateway's status: not kept
+    _poison_series(store, False)
+    store.apply_registrations(batch)  # the same batch again, whole
+    catalog = _catalog_of(store, dev)
+    assert [c[:9] for c in catalog] == [
+        ("a", "-gw", "opc.tcp://a:3", "offline", T0 + 2 * S, "refused", "online", T0 + 3 * S, 3),
+        ("b", "-gw", "opc.tcp://b:2", "connecting", T0 + S, "slow", "online", T0 + 3 * S, 2),
+    ]
 
 
 def test_device_pages_filter_count_and_order_by_id(store: Store, dev: str) -> None:
@@ -460,6 +587,16 @@ def test_a_device_registered_before_ownership_existed_keeps_its_gateway(store: S
         GW, dev, DeviceStatus(state="online", since=T0, endpoint="opc.tcp://press:4840")
     )
     assert store.claim_device("forger", dev) == GW
+
+
+def test_claim_devices_gives_each_device_to_its_first_claimer_in_one_call(store: Store, dev: str) -> None:
+    a, b, c = f"{dev}-a", f"{dev}-b", f"{dev}-c"
+    assert store.claim_device(GW, a) == GW
+    store.apply_meta("gw-old", c, meta())  # registered before ownership existed: its gateway keeps it
+    claims = [("forger", a), ("gw2", b), ("forger", b), ("forger", c), ("gw2", b)]
+    assert store.claim_devices(claims) == {a: GW, b: "gw2", c: "gw-old"}
+    assert [store.device_owner(d) for d in (a, b, c)] == [GW, "gw2", "gw-old"]
+    assert store.claim_devices([]) == {}
 
 
 def test_a_seq_jump_is_counted_but_neither_gaps_nor_moves_last_seq(store: Store, dev: str) -> None:

@@ -4,9 +4,12 @@ Both ingests (wire v1 in `mqtt_ingest`, Sparkplug B in `sparkplug_ingest`) share
 
 - paho's network thread `offer`s each message's decoded value into a bounded queue; a full queue
   blocks it (paho stops reading, the broker holds the rest: the backpressure);
-- the writer thread groups consecutive groupable values (`points(value)` is not None) into one
-  commit of up to `commit_interval_s` / `max_points`; a value that is not groupable (meta, status,
-  births) commits what came before it, then commits alone, so everything stays in order;
+- the writer thread groups consecutive values of one kind into one commit: data values
+  (`points(value)` is not None) up to `max_points` points, registrations (meta and status:
+  `registration_rows(value)` is not None) up to `max_registration_rows` rows or `max_registrations`
+  messages, either for at most
+  `commit_interval_s`. A value of the other kind commits the group before it first, and a value of
+  neither kind (Sparkplug births) commits alone after it, so everything is stored in arrival order;
 - `commit(values)` writes them (its store calls go through `retry`, which retries a failing store
   with backoff until it succeeds or shutdown gives up); True: every message of the group is
   acknowledged, on the connection that delivered it; False: none is (the broker delivers them again);
@@ -22,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 
@@ -49,6 +52,11 @@ class Delivery(Generic[T]):
 
 
 _STOP: Final = object()
+Kind = Literal["data", "registration"]
+
+
+def _never(value: object) -> int | None:
+    return None
 
 
 class AckAfterCommitWriter(Generic[T]):
@@ -64,6 +72,9 @@ class AckAfterCommitWriter(Generic[T]):
         max_points: int,
         points: Callable[[T], int | None],
         commit: Callable[[list[T]], bool],
+        registration_rows: Callable[[T], int | None] = _never,
+        max_registration_rows: int = 1,
+        max_registrations: int | None = None,
         shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
     ) -> None:
         self._name = name
@@ -72,6 +83,9 @@ class AckAfterCommitWriter(Generic[T]):
         self._interval = commit_interval_s
         self._max_points = max_points
         self._points = points
+        self._registration_rows = registration_rows
+        self._limits: dict[Kind, int] = {"data": max_points, "registration": max_registration_rows}
+        self._max_messages: dict[Kind, int | None] = {"data": None, "registration": max_registrations}
         self._commit = commit
         self._shutdown_timeout = shutdown_timeout_s
         self._stopping = threading.Event()
@@ -160,9 +174,20 @@ class AckAfterCommitWriter(Generic[T]):
             self.crashed = True  # /readyz and /api/health say so from now on
             log.exception("ingest_writer_crashed", writer=self._name)
 
+    def _kind(self, value: T) -> tuple[Kind | None, int]:
+        """Which group the value joins, with its weight (points or rows); None: it commits alone."""
+        n = self._points(value)
+        if n is not None:
+            return "data", n
+        n = self._registration_rows(value)
+        if n is not None:
+            return "registration", n
+        return None, 0
+
     def _loop(self) -> None:
         group: list[Delivery[T]] = []
-        points = 0
+        group_kind: Kind | None = None
+        weight = 0
         deadline = 0.0
         while True:
             timeout = max(deadline - time.monotonic(), 0.0) if group else None
@@ -170,25 +195,28 @@ class AckAfterCommitWriter(Generic[T]):
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 self._flush(group)
-                group, points = [], 0
+                group, weight = [], 0
                 continue
             if item is _STOP:
                 self._flush(group)
                 return
             assert isinstance(item, Delivery)
-            n = self._points(item.value)
-            if n is None:
-                self._flush(group)
-                group, points = [], 0
+            kind, n = self._kind(item.value)
+            if group and kind != group_kind:
+                self._flush(group)  # a change of kind: what came before commits first
+                group, weight = [], 0
+            if kind is None:
                 self._flush([item])
                 continue
             if not group:
                 deadline = time.monotonic() + self._interval
+                group_kind = kind
             group.append(item)
-            points += n
-            if points >= self._max_points or time.monotonic() >= deadline:
+            weight += n
+            full = weight >= self._limits[kind] or len(group) == self._max_messages[kind]
+            if full or time.monotonic() >= deadline:
                 self._flush(group)
-                group, points = [], 0
+                group, weight = [], 0
 
     def _flush(self, group: list[Delivery[T]]) -> None:
         if not group or self._abandon.is_set():

@@ -11,6 +11,7 @@ that device and gateway, at most `RECHECK_S` later (move before the new gateway 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Final
 
 from plantwire_platform.store.model import Catalog
@@ -46,6 +47,14 @@ class DeviceOwners:
         if current is not None:
             self._owners[device] = current
         return current == gateway
+
+    def claim_unknown(self, claims: Iterable[tuple[str, str]]) -> None:
+        """Claim, in one store call, the devices of (gateway, device) pairs whose owner is not
+        cached yet (a device's first pair claims it); `allows` then answers them from the cache.
+        May raise StoreError (nothing is learnt then)."""
+        unknown = [(g, d) for g, d in claims if d not in self._owners]
+        if unknown:
+            self._owners.update(self._store.claim_devices(unknown))
 
     def moved(self, device: str, gateway: str) -> None:
         """The device now belongs to `gateway` (the store says so already)."""

@@ -48,7 +48,7 @@ from plantwire_platform.ingest.ownership import DeviceOwners
 from plantwire_platform.ingest.sparkplug_status import SparkplugHostStatus
 from plantwire_platform.ingest.stats import RateLimitedWarning
 from plantwire_platform.settings import PlatformSettings
-from plantwire_platform.store.model import IncomingBatch, Store
+from plantwire_platform.store.model import IncomingBatch, Registration, Store
 
 log = get_logger(__name__)
 
@@ -350,12 +350,16 @@ class SparkplugIngest:
     def _commit(self, outcomes: list[_Outcome]) -> bool:
         """Store one group in order (False: abandoned at shutdown, left unacknowledged)."""
         store, retry = self._store, self._writer.retry
+        claims = [(g, d) for o in outcomes for g, d in _devices(o)]
+        if not retry("claim_devices", partial(self.owners.claim_unknown, claims)):
+            return False
         if not all(retry("ownership", partial(self._owned, o)) for o in outcomes):
             return False
-        metas = [partial(store.apply_meta, *m) for o in outcomes for m in o.metas]
-        statuses = [partial(store.apply_device_status, *d) for o in outcomes for d in o.device_status]
-        statuses += [partial(store.apply_gateway_status, *g) for o in outcomes for g in o.gateway_status]
-        if not all(retry("apply_meta", write) for write in metas):
+        # A birth's metas in one commit, then its values, then its statuses in one commit.
+        metas = [Registration(*m) for o in outcomes for m in o.metas]
+        statuses = [Registration(*d) for o in outcomes for d in o.device_status]
+        statuses += [Registration(g, None, s) for o in outcomes for g, s in o.gateway_status]
+        if metas and not retry("apply_meta", partial(store.apply_registrations, metas)):
             return False
         batches = [b for o in outcomes for b in o.batches]
         if batches:
@@ -370,7 +374,7 @@ class SparkplugIngest:
             assert result is not None
             self.stats.points_stored += result.stored
             self.stats.duplicates += result.duplicates
-        if not all(retry("apply_status", write) for write in statuses):
+        if statuses and not retry("apply_status", partial(store.apply_registrations, statuses)):
             return False
         self.stats.store_errors = self._writer.store_errors
         if batches and self._on_committed is not None:
@@ -379,6 +383,15 @@ class SparkplugIngest:
             except Exception:
                 log.exception("on_committed_failed")
         return True
+
+
+def _devices(o: _Outcome) -> list[tuple[str, str]]:
+    """(gateway, device) of everything `o` says about devices, in the order `_owned` checks them."""
+    return [
+        *((g, d) for g, d, _ in o.metas),
+        *((b.gateway, b.device) for b in o.batches),
+        *((g, d) for g, d, _ in o.device_status),
+    ]
 
 
 _AS_IS: Final = frozenset({float, int, bool, str})

@@ -56,6 +56,11 @@ class IngestStats:
     queue_max: int = 0
     reconnects: int = 0
     commits: int = 0
+    """Commits of data messages."""
+    registrations: int = 0
+    """Meta and status messages applied to the catalog."""
+    registration_commits: int = 0
+    """Commits of meta and status messages (many share one)."""
     last_commit_ms: float | None = None
     latency: LatencySummary = LatencySummary()
     writer_alive: bool = True

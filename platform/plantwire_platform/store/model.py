@@ -43,6 +43,19 @@ class IncomingBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class Registration:
+    """A decoded meta or status message for the catalog; `device` is None for a gateway's status."""
+
+    gateway: str
+    device: str | None
+    body: DeviceMeta | DeviceStatus | GatewayStatus
+
+    def __post_init__(self) -> None:
+        if (self.device is None) != isinstance(self.body, GatewayStatus):
+            raise ValueError("a gateway status has no device; a meta or device status has one")
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     stored: int
     """Points newly stored."""
@@ -252,6 +265,12 @@ class TimeSeries(Protocol):
         """Total points stored (for health and tests)."""
         ...
 
+    def rollup_backlog(self) -> int | None:
+        """Stored points not merged into the rollups yet, as the rollup merger counted them at the
+        start of its last sweep (no store query: /metrics reads it); None before a first sweep or
+        without rollups (InfluxDB)."""
+        ...
+
 
 class Catalog(Protocol):
     """What is known about the plant besides its values: devices and tags, alarms, the audit."""
@@ -264,6 +283,11 @@ class Catalog(Protocol):
     def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None: ...
 
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None: ...
+
+    def apply_registrations(self, registrations: Sequence[Registration]) -> None:
+        """Apply many meta and status messages in one transaction: the same result as applying them
+        one by one in order (the same device may appear several times), or nothing (StoreError)."""
+        ...
 
     def list_devices(self) -> list[DeviceRecord]: ...
 
@@ -293,6 +317,11 @@ class Catalog(Protocol):
 
     def claim_device(self, gateway: str, device: str) -> str:
         """The device's owner, which becomes `gateway` if it has none yet (atomic)."""
+        ...
+
+    def claim_devices(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """`claim_device` for many (gateway, device) pairs in order, in one transaction: each device's
+        owner (a device named twice goes to its first pair's gateway if it had no owner)."""
         ...
 
     def move_device(self, device: str, gateway: str) -> str | None:

@@ -10,6 +10,7 @@ so the commands) at the new owner.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from plantwire.wire import now_us
@@ -45,12 +46,21 @@ class OwnerTable:
 
     def claim(self, gateway: str, device: str) -> str:
         """The device's owner, which becomes `gateway` if the device has none yet."""
+        return self.claim_many([(gateway, device)])[device]
+
+    def claim_many(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """`claim` for (gateway, device) pairs in order, in one transaction; each device's owner."""
+        owners: dict[str, str] = {}
+        if not claims:
+            return owners
         with self._transaction() as conn:
-            conn.execute(_CLAIM, (device, gateway, now_us()))
-            (owner,) = conn.execute(
-                "SELECT gateway FROM device_owners WHERE device = ?", (device,)
-            ).fetchone()
-        return str(owner)
+            since = now_us()
+            conn.executemany(_CLAIM, [(device, gateway, since) for gateway, device in claims])
+            for _, device in claims:
+                if device not in owners:
+                    (owner,) = conn.execute(_OWNER, (device,)).fetchone()
+                    owners[device] = str(owner)
+        return owners
 
     def move(self, device: str, gateway: str) -> str | None:
         """Give the device to `gateway`; its previous owner, or None for a device never seen."""

@@ -26,6 +26,10 @@ CHUNK: Final = 20_000
 """Notes per merge transaction (50-120 ms of the write lock on 2 shared cores, bench/rollups.py)."""
 
 
+def _pending(conn: sqlite3.Connection) -> int:
+    return sqlite_rollups.pending_count(lambda sql, params: conn.execute(sql, params).fetchall())
+
+
 class RollupMerger:
     """Merges pending rollup notes, in the background (`start`) or when asked (`merge_all`)."""
 
@@ -44,6 +48,8 @@ class RollupMerger:
         self._thread: threading.Thread | None = None
         self.merged = 0
         """Notes merged by this merger since it started."""
+        self.backlog: int | None = None
+        """Notes pending at the start of the last sweep (None before the first)."""
         sqlite_rollups.attach_merger(conn)
 
     def start(self) -> None:
@@ -67,6 +73,7 @@ class RollupMerger:
         """
         with self._lock:
             up_to = self._run_sql(sqlite_rollups.last_note)
+            self.backlog = self._run_sql(_pending)
         total = 0
         while up_to is not None and not self._stop.is_set():
             with self._lock:

@@ -51,6 +51,7 @@ from plantwire_platform.store.model import (
     IncomingBatch,
     LatestValue,
     Point,
+    Registration,
     StoreError,
     TagRecord,
     WriteResult,
@@ -403,22 +404,28 @@ class SqliteStore:
             self._json_series |= new
 
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
-        with self._transaction() as conn:
-            registry.apply_meta(conn, gateway, device, meta)
+        self.apply_registrations([Registration(gateway, device, meta)])
 
     def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None:
-        with self._transaction() as conn:
-            registry.apply_device_status(conn, gateway, device, status)
+        self.apply_registrations([Registration(gateway, device, status)])
 
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
+        self.apply_registrations([Registration(gateway, None, status)])
+
+    def apply_registrations(self, registrations: Sequence[Registration]) -> None:
+        if not registrations:
+            return
         with self._transaction() as conn:
-            registry.apply_gateway_status(conn, gateway, status)
+            registry.apply_registrations(conn, registrations)
 
     def device_owner(self, device: str) -> str | None:
         return self._owners.owner(device)
 
     def claim_device(self, gateway: str, device: str) -> str:
         return self._owners.claim(gateway, device)
+
+    def claim_devices(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        return self._owners.claim_many(claims)
 
     def move_device(self, device: str, gateway: str) -> str | None:
         return self._owners.move(device, gateway)
@@ -558,6 +565,9 @@ class SqliteStore:
     def merge_rollups(self) -> int:
         """Merge the pending rollup notes now (the merger does it every `merge_every_s`); returns how many."""
         return self._merger.merge_all()
+
+    def rollup_backlog(self) -> int | None:
+        return self._merger.backlog
 
     def pending_rollups(self) -> int:
         """Stored points not merged into the rollups yet (queries fold them in)."""

@@ -6,7 +6,8 @@ the ingest queue not saturated (the writer keeps up), the store accepting writes
 long-lived threads (paho's reader, the writer) alive: a crashed one never recovers by itself. A platform that
 is not ready loses nothing (the broker holds its messages), it is only behind.
 
-Everything is read from counters the ingest already keeps; a scrape costs no store query.
+Everything is read from counters the ingest and the rollup merger already keep; a scrape costs no
+store query.
 """
 
 from __future__ import annotations
@@ -112,7 +113,13 @@ def _ingest_metrics(out: MetricsText, stats: IngestStats) -> None:
         stats.latency.late,
     )
     out.counter("store_errors_total", "Failed store writes (retried).", stats.store_errors)
-    out.counter("commits_total", "Store commits.", stats.commits)
+    out.counter("commits_total", "Store commits of data messages.", stats.commits)
+    out.counter("registrations_total", "Meta and status messages applied.", stats.registrations)
+    out.counter(
+        "registration_commits_total",
+        "Store commits of meta and status messages (many share one).",
+        stats.registration_commits,
+    )
     out.counter("mqtt_reconnects_total", "MQTT connections after the first.", stats.reconnects)
     out.gauge("mqtt_connected", "1 while connected to the broker.", int(stats.connected))
     out.gauge("ingest_queue_depth", "Decoded messages waiting for the writer.", stats.queue_depth)
@@ -191,6 +198,13 @@ async def metrics(request: web.Request) -> web.Response:
     _ingest_metrics(out, runtime.status())
     if runtime.ingest is not None:
         runtime.ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
+    backlog = runtime.store.rollup_backlog()
+    if backlog is not None:
+        out.gauge(
+            "rollup_pending_rows",
+            "Stored points not merged into the rollups yet, at the start of the merger's last sweep.",
+            backlog,
+        )
     if runtime.live_bus is not None:
         _live_metrics(out, runtime.live_bus)
     if runtime.sparkplug_status is not None:

@@ -26,7 +26,7 @@ from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable, ensur
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
 from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
-from plantwire_platform.store.model import DeviceRecord, StoreError, TagRecord
+from plantwire_platform.store.model import DeviceRecord, Registration, StoreError, TagRecord
 from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
 
 _SCHEMA: Final = """
@@ -170,20 +170,28 @@ class InfluxRegistry:
             )
 
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
-        with self._transaction() as conn:
-            registry.apply_meta(conn, gateway, device, meta)
-        self._last_seq.setdefault(device, 0)
-        for t in meta.tags:
-            self._data_types[(device, t.tag)] = t.data_type
+        self.apply_registrations([Registration(gateway, device, meta)])
 
     def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None:
-        with self._transaction() as conn:
-            registry.apply_device_status(conn, gateway, device, status)
-        self._last_seq.setdefault(device, 0)
+        self.apply_registrations([Registration(gateway, device, status)])
 
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
+        self.apply_registrations([Registration(gateway, None, status)])
+
+    def apply_registrations(self, registrations: Sequence[Registration]) -> None:
+        """In order, in one transaction of the side file (one commit for the whole batch)."""
+        if not registrations:
+            return
         with self._transaction() as conn:
-            registry.apply_gateway_status(conn, gateway, status)
+            registry.apply_registrations(conn, registrations)
+        # The caches learn only what committed.
+        for r in registrations:
+            if r.device is None:
+                continue
+            self._last_seq.setdefault(r.device, 0)
+            if isinstance(r.body, DeviceMeta):
+                for t in r.body.tags:
+                    self._data_types[(r.device, t.tag)] = t.data_type
 
     # --- read side -------------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ from plantwire_platform.store.model import (
     IncomingBatch,
     LatestValue,
     Point,
+    Registration,
     StoreError,
     TagRecord,
     WriteResult,
@@ -403,6 +404,9 @@ class InfluxStore:
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
         self._registry.apply_gateway_status(gateway, status)
 
+    def apply_registrations(self, registrations: Sequence[Registration]) -> None:
+        self._registry.apply_registrations(registrations)
+
     # --- read side -------------------------------------------------------------------------------
 
     def list_devices(self) -> list[DeviceRecord]:
@@ -429,12 +433,18 @@ class InfluxStore:
     def claim_device(self, gateway: str, device: str) -> str:
         return self._registry.owners.claim(gateway, device)
 
+    def claim_devices(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        return self._registry.owners.claim_many(claims)
+
     def move_device(self, device: str, gateway: str) -> str | None:
         return self._registry.owners.move(device, gateway)
 
     def count_points(self) -> int:
         """Points stored through this registry (a counter, so health checks never scan InfluxDB)."""
         return self._registry.count_points()
+
+    def rollup_backlog(self) -> int | None:
+        return None  # InfluxDB aggregates at query time: no rollups here
 
     def _query(self, flux: str) -> TableList:
         return self._run(self._query_async(flux), self.settings.request_timeout_s + 5)

@@ -12,12 +12,11 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, now_us
 from plantwire_platform.store.app_tables import SEVERITIES
 from plantwire_platform.store.audit_table import MAX_LIMIT
 from plantwire_platform.store.device_query import DeviceQuery, shown_state_sql
 from plantwire_platform.store.model import AlarmRecord, AuditEntry, TagRecord
-from plantwire_platform.store.value_types_schema import dims_of, enum_of, meta_columns
+from plantwire_platform.store.value_types_schema import dims_of, enum_of
 
 DEVICE_SELECT: Final = """
 SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
@@ -34,15 +33,6 @@ TAGS_SELECT: Final = (
     "SELECT device, tag, node_id, data_type, unit, description, writable, low, high, derived_by, "
     "dims, enum_names, locale FROM series WHERE device = $1 ORDER BY tag"
 )
-_ENSURE_DEVICE: Final = (
-    "INSERT INTO devices (id, gateway, first_seen) VALUES ($1, $2, $3) "
-    "ON CONFLICT (id) DO UPDATE SET gateway = excluded.gateway"
-)
-_RELAXED_COMMIT: Final = "SET LOCAL synchronous_commit = off"
-"""For registry writes only (meta, status): their commit does not wait for the WAL flush: 2-3x more
-of them per second. A server crash may lose the last ~0.6 s of them; gateways send meta and status
-again (retained) whenever a device (re)connects, and both are idempotent upserts. Points always
-commit synchronously."""
 _ALARM_COLUMNS: Final = (
     "id, app, device, tag, severity, message, state, raised_at, cleared_at, acked_at, acked_by"
 )
@@ -69,71 +59,10 @@ def device_where(q: DeviceQuery) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-async def apply_meta(pool: asyncpg.Pool, gateway: str, device: str, meta: DeviceMeta) -> None:
-    """Register the device and upsert its tags (tags missing from `meta` are kept), in one statement each."""
-    tags = sorted(meta.tags, key=lambda t: t.tag)
-    columns = (
-        [t.tag for t in tags], [t.node_id for t in tags], [t.data_type for t in tags],
-        [t.unit for t in tags], [t.description for t in tags], [t.writable for t in tags],
-        [t.low for t in tags], [t.high for t in tags],
-    )  # fmt: skip
-    dims, names, locales = zip(*(meta_columns(t) for t in tags), strict=True) if tags else ((), (), ())
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_RELAXED_COMMIT)
-        await conn.execute(_ENSURE_DEVICE, device, gateway, now_us())
-        await conn.execute(
-            "UPDATE devices SET endpoint = $1, root = $2 WHERE id = $3", meta.endpoint, meta.root, device
-        )
-        await conn.execute(
-            """INSERT INTO series
-                 (device, tag, node_id, data_type, unit, description, writable, low, high,
-                  dims, enum_names, locale)
-               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                        $7::boolean[], $8::float8[], $9::float8[],
-                                        $10::text[], $11::text[], $12::text[])
-               ON CONFLICT (device, tag) DO UPDATE SET
-                 node_id = excluded.node_id, data_type = excluded.data_type, unit = excluded.unit,
-                 description = excluded.description, writable = excluded.writable,
-                 low = excluded.low, high = excluded.high,
-                 dims = excluded.dims, enum_names = excluded.enum_names, locale = excluded.locale""",
-            device,
-            *columns,
-            list(dims),
-            list(names),
-            list(locales),
-        )
-
-
 def tag_record(row: asyncpg.Record) -> TagRecord:
     """A row of TAGS_SELECT."""
     d, t, n, dt, u, desc, w, lo, hi, by, dims, names, locale = row
     return TagRecord(d, t, n, dt, u, desc, w, lo, hi, by, dims_of(dims), enum_of(names), locale)
-
-
-async def apply_device_status(pool: asyncpg.Pool, gateway: str, device: str, status: DeviceStatus) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_RELAXED_COMMIT)
-        await conn.execute(_ENSURE_DEVICE, device, gateway, now_us())
-        await conn.execute(
-            "UPDATE devices SET state = $1, state_since = $2, endpoint = $3, error = $4 WHERE id = $5",
-            status.state,
-            status.since,
-            status.endpoint,
-            status.error,
-            device,
-        )
-
-
-async def apply_gateway_status(pool: asyncpg.Pool, gateway: str, status: GatewayStatus) -> None:
-    await pool.execute(
-        """INSERT INTO gateways (id, state, since, version) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (id) DO UPDATE SET
-             state = excluded.state, since = excluded.since, version = excluded.version""",
-        gateway,
-        status.state,
-        status.since,
-        status.version,
-    )
 
 
 # --- alarms ----------------------------------------------------------------------------------------

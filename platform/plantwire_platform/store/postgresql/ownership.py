@@ -3,6 +3,7 @@ PostgreSQL's dialect (its own DDL step, so it merges beside other schema changes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import asyncpg
@@ -18,12 +19,16 @@ CREATE TABLE IF NOT EXISTS device_owners (
     since   bigint NOT NULL
 )
 """
-_CLAIM: Final = f"""
+_CLAIM_MANY: Final = f"""
 INSERT INTO device_owners (device, gateway, since)
-VALUES ($1, coalesce((SELECT gateway FROM devices WHERE id = $1 AND gateway <> '{APPS_GATEWAY}'), $2), $3)
+SELECT u.device,
+       coalesce((SELECT gateway FROM devices WHERE id = u.device AND gateway <> '{APPS_GATEWAY}'), u.gateway),
+       $3
+FROM unnest($1::text[], $2::text[]) AS u(device, gateway)
 ON CONFLICT (device) DO NOTHING
 """
 _OWNER: Final = "SELECT gateway FROM device_owners WHERE device = $1"
+_OWNERS: Final = "SELECT device, gateway FROM device_owners WHERE device = ANY($1::text[])"
 
 
 async def create(conn: asyncpg.Connection) -> None:
@@ -39,9 +44,22 @@ async def owner(pool: asyncpg.Pool, device: str) -> str | None:
 
 
 async def claim(pool: asyncpg.Pool, gateway: str, device: str) -> str:
+    return (await claim_many(pool, [(gateway, device)]))[device]
+
+
+async def claim_many(pool: asyncpg.Pool, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """`claim` for (gateway, device) pairs in order (a device's first pair counts), one transaction
+    of two statements; rows in device order, so concurrent claimers take turns, never deadlock."""
+    first: dict[str, str] = {}
+    for gateway, device in claims:
+        first.setdefault(device, gateway)
+    if not first:
+        return {}
+    devices = sorted(first)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_CLAIM, device, gateway, now_us())
-        return str(await conn.fetchval(_OWNER, device))
+        await conn.execute(_CLAIM_MANY, devices, [first[d] for d in devices], now_us())
+        rows = await conn.fetch(_OWNERS, devices)
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 async def move(pool: asyncpg.Pool, device: str, gateway: str) -> str | None:

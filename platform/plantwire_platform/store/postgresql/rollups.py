@@ -21,6 +21,7 @@ bucketed query reads `points` (documented; not exercised here, there is no Times
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import asyncpg
@@ -155,13 +156,16 @@ CHUNK: Final = 20_000
 """Notes per merge transaction."""
 
 
-async def merge(pool: asyncpg.Pool, chunk: int = CHUNK) -> int:
+async def merge(pool: asyncpg.Pool, chunk: int = CHUNK, counted: Callable[[int], None] | None = None) -> int:
     """Merge the notes pending now, a chunk per transaction (autocommit statements); returns how many.
 
     Notes other workers hold are skipped (they merge them); notes taken meanwhile wait for the
     next call.
     """
-    chunks = -(-int(await pool.fetchval("SELECT count(*) FROM rollup_pending")) // chunk)
+    pending = int(await pool.fetchval("SELECT count(*) FROM rollup_pending"))
+    if counted is not None:
+        counted(pending)  # the backlog /metrics shows (`Store.rollup_backlog`)
+    chunks = -(-pending // chunk)
     total = 0
     for _ in range(chunks):
         n = int(await pool.fetchval(MERGE_SQL, chunk))

@@ -47,6 +47,7 @@ from plantwire_platform.store.model import (
     IncomingBatch,
     LatestValue,
     Point,
+    Registration,
     StoreError,
     TagRecord,
     WriteResult,
@@ -59,6 +60,7 @@ from plantwire_platform.store.postgresql import (
     schema,
     schema_value_types,
 )
+from plantwire_platform.store.postgresql import registrations as registrations_sql
 from plantwire_platform.store.postgresql.settings import PostgresSettings
 from plantwire_platform.store.postgresql.values import (
     BOOLEAN,
@@ -147,6 +149,7 @@ class PostgresStore:
         self.settings = settings
         self._merge_every_s = merge_every_s
         self._merger: asyncio.Task[None] | None = None
+        self._backlog: int | None = None
         self._loop = loop
         self._pool: asyncpg.Pool | None = None
         self._width = schema.WIDTH_US[settings.partition]
@@ -230,7 +233,7 @@ class PostgresStore:
         while True:
             await asyncio.sleep(every_s)
             try:
-                await rollups.merge(self._db)
+                await rollups.merge(self._db, counted=self._counted)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
                 log.warning("rollup_merge_failed", error=_describe(err))
 
@@ -474,13 +477,16 @@ class PostgresStore:
             return await self._insert_points(conn, records)
 
     def apply_meta(self, gateway: str, device: str, meta: DeviceMeta) -> None:
-        self._run(catalog.apply_meta(self._db, gateway, device, meta))
+        self.apply_registrations([Registration(gateway, device, meta)])
 
     def apply_device_status(self, gateway: str, device: str, status: DeviceStatus) -> None:
-        self._run(catalog.apply_device_status(self._db, gateway, device, status))
+        self.apply_registrations([Registration(gateway, device, status)])
 
     def apply_gateway_status(self, gateway: str, status: GatewayStatus) -> None:
-        self._run(catalog.apply_gateway_status(self._db, gateway, status))
+        self.apply_registrations([Registration(gateway, None, status)])
+
+    def apply_registrations(self, registrations: Sequence[Registration]) -> None:
+        self._run(registrations_sql.apply(self._db, registrations))
 
     # --- read side -------------------------------------------------------------------------------
 
@@ -520,6 +526,9 @@ class PostgresStore:
 
     def claim_device(self, gateway: str, device: str) -> str:
         return self._run(ownership.claim(self._db, gateway, device))
+
+    def claim_devices(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        return self._run(ownership.claim_many(self._db, claims))
 
     def move_device(self, device: str, gateway: str) -> str | None:
         return self._run(ownership.move(self._db, device, gateway))
@@ -585,7 +594,13 @@ class PostgresStore:
 
     def merge_rollups(self) -> int:
         """Merge the pending rollup notes now (every `merge_every_s` otherwise); returns how many."""
-        return self._run(rollups.merge(self._db))
+        return self._run(rollups.merge(self._db, counted=self._counted))
+
+    def _counted(self, pending: int) -> None:
+        self._backlog = pending
+
+    def rollup_backlog(self) -> int | None:
+        return self._backlog
 
     def pending_rollups(self) -> int:
         """Stored points not merged into the rollups yet (queries fold them in)."""
