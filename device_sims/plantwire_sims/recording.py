@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import BinaryIO, Self
 
@@ -27,6 +28,7 @@ class JsonlRecorder:
         self._buffer: list[bytes] = []
         self._file: BinaryIO | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
@@ -51,7 +53,9 @@ class JsonlRecorder:
     async def close(self) -> None:
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
-            flusher.cancel()
+            # Asked to end, not cancelled: a cancel during its write let the file close under the
+            # write still running in its thread, and that second of lines was lost.
+            self._closing.set()
             await asyncio.wait([flusher])  # re-raises only if close() itself is cancelled
             if not flusher.cancelled() and flusher.exception() is not None:
                 log.error("record_flush_failed", path=str(self.path), error=repr(flusher.exception()))
@@ -61,8 +65,9 @@ class JsonlRecorder:
             await asyncio.to_thread(file.close)
 
     async def _flush_every_second(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), FLUSH_INTERVAL_S)
             await self.flush()
 
 
