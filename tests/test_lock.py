@@ -124,9 +124,10 @@ def test_the_image_runs_the_versions_the_tests_ran() -> None:
 
 def test_dev_ci_and_the_image_install_from_the_locks() -> None:
     dev = (ROOT / "dev").read_text()
-    assert "DEV_LOCK=requirements-dev.lock" in dev and 'install --require-hashes -r "$DEV_LOCK"' in dev
+    assert "DEV_LOCK=requirements-dev.lock" in dev
+    assert 'install --require-hashes --no-deps -r "$DEV_LOCK"' in dev and '"${pip[@]}" check' in dev
     assert "install --no-deps --no-build-isolation -e ." in dev
     assert "./dev test" in (ROOT / ".ci" / "run").read_text()
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    assert dockerfile.count("pip install --no-cache-dir --require-hashes -r") == 2
+    assert dockerfile.count("pip install --no-cache-dir --require-hashes --no-deps -r") == 2
     assert "--no-deps" in dockerfile
