@@ -33,6 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -185,10 +186,14 @@ class Run:
     procs: list[Proc] = field(default_factory=list)
 
 
-def _get(url: str, token: str) -> Any:
+def _fetch(url: str, token: str) -> bytes:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as resp:
-        return json.loads(resp.read())
+        return bytes(resp.read())
+
+
+def _get(url: str, token: str) -> Any:
+    return json.loads(_fetch(url, token))
 
 
 def _wait_ready(url: str, timeout: float = 60) -> None:
@@ -404,6 +409,91 @@ async def _count_pg(dsn: str, sql: str, sent: Sent) -> tuple[int, int, int]:
         await conn.close()
 
 
+# --- latency over time ----------------------------------------------------------------------------
+
+LATENCIES = {
+    "point_source_to_commit_seconds": "source->commit (per value)",
+    "receive_to_commit_seconds": "received->commit (per message)",
+    "commit_seconds": "store write (per commit)",
+}
+"""The platform's latency histograms (`/metrics`): the whole way from a sample's due time, and the
+platform's own share, from paho handing the message over to its commit."""
+
+
+def _histograms(run: Run) -> dict[str, dict[float, int]]:
+    """Cumulative bucket counts (upper bound -> count) of each latency histogram, summed over workers."""
+    sums: dict[str, dict[float, int]] = {name: {} for name in LATENCIES}
+    for url in run.urls:
+        for line in _fetch(f"{url}/metrics", run.tokens[url]).decode().splitlines():
+            head, _, count = line.partition(" ")
+            name, _, le = head.removeprefix("plantwire_platform_").partition('_bucket{le="')
+            if name in sums and le:
+                bound = float(le.rstrip('"}').replace("+Inf", "inf"))
+                sums[name][bound] = sums[name].get(bound, 0) + int(count)
+    return sums
+
+
+class LatencySampler:
+    """Scrapes the latency histograms every `every_s`, so the run's latency can be read per second
+    (which seconds make the tail) and over any window (start-up excluded or not)."""
+
+    def __init__(self, run: Run, every_s: float = 1.0) -> None:
+        self._run, self._every = run, every_s
+        self.snapshots: list[tuple[float, dict[str, dict[float, int]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="latency-sampler", daemon=True)
+
+    def __enter__(self) -> LatencySampler:
+        self.snapshots.append((time.monotonic(), _histograms(self._run)))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.snapshots.append((time.monotonic(), _histograms(self._run)))
+
+    def _main(self) -> None:
+        while not self._stop.wait(self._every):
+            self.snapshots.append((time.monotonic(), _histograms(self._run)))
+
+    def report(self, skip_s: float) -> None:
+        """Per histogram: p50/p99 over the run, over the run after its first `skip_s`, and the
+        three seconds with the highest p99 (bucket upper bounds, in ms)."""
+        if len(self.snapshots) < 2:
+            return
+        t_start = self.snapshots[0][0]
+        for name, label in LATENCIES.items():
+            first, last = self.snapshots[0][1][name], self.snapshots[-1][1][name]
+            later = next((s for t, s in self.snapshots if t - t_start >= skip_s), self.snapshots[-1][1])[name]
+            seconds = []
+            for (t_a, a), (_, b) in zip(self.snapshots, self.snapshots[1:], strict=False):
+                window = _delta(b[name], a[name])
+                if _total(window):
+                    seconds.append((_quantile(window, 0.99), t_a - t_start, _total(window)))
+            worst = ", ".join(f"{q} ms at +{t:.0f} s ({n:,})" for q, t, n in sorted(seconds)[::-1][:3])
+            whole, steady = _delta(last, first), _delta(last, later)
+            print(f"latency        {label}: p50 {_quantile(whole, 0.5)} / p99 {_quantile(whole, 0.99)} ms "
+                  f"({_total(whole):,}); after the first {skip_s:.0f} s p50 {_quantile(steady, 0.5)} / "
+                  f"p99 {_quantile(steady, 0.99)} ms; worst seconds (p99): {worst}")  # fmt: skip
+
+
+def _delta(b: dict[float, int], a: dict[float, int]) -> dict[float, int]:
+    return {bound: n - a.get(bound, 0) for bound, n in b.items()}
+
+
+def _total(cumulative: dict[float, int]) -> int:
+    return max(cumulative.values(), default=0)
+
+
+def _quantile(cumulative: dict[float, int], q: float) -> float | None:
+    total = _total(cumulative)
+    if total == 0:
+        return None
+    bound = next(b for b, n in sorted(cumulative.items()) if n >= q * total)
+    return round(bound * 1000, 3)
+
+
 # --- one run ---------------------------------------------------------------------------------------
 
 
@@ -455,23 +545,24 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     for p in run.procs:
         p.cpu0 = p.cpu()
     n0, w0, load0 = _points(run), time.monotonic(), os.getloadavg()
-    spy = _start_py_spy(args, run)
-    threads0 = _thread_cpu(run)
-    time.sleep(args.duration)
-    threads1 = _thread_cpu(run)
-    n1, w1, load1 = _points(run), time.monotonic(), os.getloadavg()
-    for p in run.procs:
-        p.cpu1 = p.cpu()
-    sent: Sent = []
-    for _ in pubs:
-        sent += results.get(timeout=600)
-    for pub in pubs:
-        pub.join(60)
-    expected = sum(n for *_, n in sent) * args.tags
-    deadline = time.monotonic() + args.drain_timeout
-    while (done := _points(run)) < expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-    drained = time.monotonic()
+    with LatencySampler(run) as latency:
+        spy = _start_py_spy(args, run)
+        threads0 = _thread_cpu(run)
+        time.sleep(args.duration)
+        threads1 = _thread_cpu(run)
+        n1, w1, load1 = _points(run), time.monotonic(), os.getloadavg()
+        for p in run.procs:
+            p.cpu1 = p.cpu()
+        sent: Sent = []
+        for _ in pubs:
+            sent += results.get(timeout=600)
+        for pub in pubs:
+            pub.join(60)
+        expected = sum(n for *_, n in sent) * args.tags
+        deadline = time.monotonic() + args.drain_timeout
+        while (done := _points(run)) < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        drained = time.monotonic()
     health = [_get(f"{u}/api/health", run.tokens[u]) for u in run.urls]
     present, all_points, twice = count_store(run, sent, t0, period)
     offered = args.gateways * args.devices * args.tags * args.rate
@@ -482,11 +573,9 @@ def _bench(args: argparse.Namespace, run: Run) -> None:
     print(f"sustained      {(n1 - n0) / (w1 - w0):,.0f} values/s into the store while publishing; "
           f"{done:,} of {expected:,} after {drained - w0:.1f} s "
           f"({done / (drained - w0):,.0f} values/s including the drain)")  # fmt: skip
+    latency.report(args.latency_skip)
     for i, h in enumerate(health):
-        lat = h["ingest"].get("latency", {})
-        print(f"latency w{i}    source->commit p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
-              f"({lat.get('count')} values; bucket upper bounds); redelivered (ignored) "
-              f"{h['ingest'].get('duplicates')}")  # fmt: skip
+        print(f"redelivered    w{i}: {h['ingest'].get('duplicates')} values (ignored by the store)")
     print(f"checked        sent {expected:,} values in {sum(m for _, _, m, _ in sent):,} messages; "
           f"lost {expected - present}; extra {all_points - present}; stored twice {twice}")  # fmt: skip
     elapsed = w1 - w0
@@ -589,6 +678,9 @@ def main() -> None:
         choices=["running", "gil", "idle"],
         default="running",
         help="sample running threads (also those waiting for the GIL), the GIL holder, or every thread",
+    )
+    ap.add_argument(
+        "--latency-skip", type=float, default=5.0, help="seconds of start-up left out of the steady latency"
     )
     ap.add_argument("--profile-top", type=int, default=25, help="rows of the py-spy summary")
     args = ap.parse_args()

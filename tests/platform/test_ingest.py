@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from plantwire import wire
 from plantwire.broker import MosquittoProcess
 from plantwire.config import ConfigError, MqttSettings
+from plantwire.metrics_text import MetricsText
 from plantwire_platform.ingest.mqtt_ingest import MessageRejected, MqttIngest, decode_message
 from plantwire_platform.ingest.stats import LATENCY_BOUNDS_MS, LatencySummary
 from plantwire_platform.settings import PlatformSettings, StoreSettings
@@ -330,8 +331,24 @@ async def test_latency_histogram_reports_and_resets(
             assert lat.p50_ms is not None
             assert 0 < lat.p50_ms <= min(b for b in LATENCY_BOUNDS_MS if b >= waited_ms)
             assert lat.p99_ms == min(b for b in LATENCY_BOUNDS_MS if b > 3000)
+            # The same buckets as a Prometheus histogram, in seconds, with the sum of the latencies;
+            # and the platform's own share: one message, received to committed well under a second.
+            text = _histograms(ingest)
+            assert 'point_source_to_commit_seconds_bucket{le="3.0"} 1\n' in text
+            assert 'point_source_to_commit_seconds_bucket{le="4.0"} 2\n' in text
+            latency_sum = float(text.split("point_source_to_commit_seconds_sum ")[1].split()[0])
+            assert 3.0 < latency_sum < 3.0 + 2 * waited_ms / 1000 + 0.1
+            assert "receive_to_commit_seconds_count 1\n" in text
+            assert 'receive_to_commit_seconds_bucket{le="1.0"} 1\n' in text
             ingest.reset_latency()
             assert ingest.stats().latency == LatencySummary(0, None, None, None)
+            assert "point_source_to_commit_seconds_count 0\n" in _histograms(ingest)
+
+
+def _histograms(ingest: MqttIngest) -> str:
+    out = MetricsText("")
+    ingest.write_histograms(out)
+    return out.render()
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

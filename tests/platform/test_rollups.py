@@ -29,7 +29,7 @@ import pytest
 
 from plantwire.timeunits import from_iso
 from plantwire.wire import DataBatch, Sample
-from plantwire_platform.store import rollup_plan
+from plantwire_platform.store import rollup_plan, sqlite_rollups
 from plantwire_platform.store.model import AGGREGATES, Agg, Bucket, IncomingBatch, Store
 from plantwire_platform.store.postgresql.store import PostgresSettings, PostgresStore
 from plantwire_platform.store.retention import Horizons, RetentionStore
@@ -334,6 +334,48 @@ def test_a_bucket_half_merged_half_pending_answers_as_raw(tmp_path: Path) -> Non
         assert sum(b.count for b in s.buckets("press", "mixed", *window, HOUR, "count")) == 3000
         assert s.merge_rollups() == 1500
     _assert_rollup_tables_equal_raw(path)
+
+
+def test_the_merger_groups_a_chunk_while_ingest_holds_the_write_lock(tmp_path: Path) -> None:
+    """Grouping (most of a merge) reads the file and writes only the merger's temporary tables, so
+    it runs while another connection holds SQLite's write lock; only applying the groups needs the
+    lock. Notes stored between the two stay pending, and a chunk whose notes changed meanwhile is
+    refused whole."""
+    path = tmp_path / "turns.sqlite"
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        _write_points(s, "press")
+        pending = s.pending_rollups()
+        merger = sqlite3.connect(path, isolation_level=None, timeout=0.2)
+        sqlite_rollups.attach_merger(merger)
+        writer = sqlite3.connect(path, isolation_level=None)
+        try:
+            up_to = sqlite_rollups.last_note(merger)
+            assert up_to is not None
+            writer.execute("BEGIN IMMEDIATE")  # ingest's commit in progress
+            started = time.monotonic()
+            taken, last = sqlite_rollups.group_chunk(merger, up_to, limit=pending - 100)
+            assert time.monotonic() - started < 0.2  # the busy timeout: it never waited for the lock
+            assert taken == pending - 100 and last < up_to
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                sqlite_rollups.apply_chunk(merger, last, taken)  # this part does need the lock
+            writer.execute("COMMIT")
+            # The rolled-back apply kept every note; a second grouping applies normally, and the
+            # notes written after it (a redelivery adds none, new points do) stay pending.
+            taken, last = sqlite_rollups.group_chunk(merger, up_to, limit=pending - 100)
+            s.write_batches([IncomingBatch(GW, "press", DataBatch(10**6, T0, [Sample("late", T0, 1.0)]))])
+            sqlite_rollups.apply_chunk(merger, last, taken)
+            assert s.pending_rollups() == 100 + 1
+            # Notes merged by someone else between grouping and applying: refused, nothing changed.
+            taken, last = sqlite_rollups.group_chunk(merger, 2**62, limit=10**9)
+            before = writer.execute("SELECT count(*), sum(count) FROM rollup_1m").fetchone()
+            writer.execute("DELETE FROM rollup_pending WHERE seq = (SELECT min(seq) FROM rollup_pending)")
+            with pytest.raises(sqlite_rollups.StaleChunk):
+                sqlite_rollups.apply_chunk(merger, last, taken)
+            assert writer.execute("SELECT count(*), sum(count) FROM rollup_1m").fetchone() == before
+            assert s.pending_rollups() == 100
+        finally:
+            merger.close()
+            writer.close()
 
 
 def test_redelivered_points_never_count_twice_pending_or_merged(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from typing import Final, Generic, Literal, TypeVar
 import paho.mqtt.client as mqtt
 
 from plantwire.logs import get_logger
+from plantwire.metrics_text import FINE_SECONDS_BOUNDS, Histogram
 from plantwire_platform.store.model import StoreError
 
 log = get_logger(__name__)
@@ -49,6 +50,8 @@ class Delivery(Generic[T]):
     qos: int
     generation: int
     """Which connection delivered it; an ack is only valid on that same connection."""
+    received: float
+    """`time.monotonic()` when it was offered: its wait for the commit is measured from here."""
 
 
 _STOP: Final = object()
@@ -97,6 +100,9 @@ class AckAfterCommitWriter(Generic[T]):
         self.store_errors = 0
         self.store_failing = False
         self.crashed = False
+        self.receive_to_commit = Histogram(FINE_SECONDS_BOUNDS)
+        """Per data message: offered (received from the broker, decoded) to committed. The
+        platform's own share of the latency: queueing, grouping, the commit itself."""
 
     # --- any thread ------------------------------------------------------------------------------
 
@@ -138,7 +144,7 @@ class AckAfterCommitWriter(Generic[T]):
 
     def offer(self, value: T, mid: int, qos: int) -> bool:
         """Queue a message's value (blocking while the queue is full); False once stopping."""
-        item = Delivery(value, mid, qos, self.generation)
+        item = Delivery(value, mid, qos, self.generation, time.monotonic())
         while not self._stopping.is_set():
             try:
                 self._queue.put(item, timeout=PUT_POLL_S)
@@ -194,19 +200,19 @@ class AckAfterCommitWriter(Generic[T]):
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
-                self._flush(group)
+                self._flush(group, group_kind)
                 group, weight = [], 0
                 continue
             if item is _STOP:
-                self._flush(group)
+                self._flush(group, group_kind)
                 return
             assert isinstance(item, Delivery)
             kind, n = self._kind(item.value)
             if group and kind != group_kind:
-                self._flush(group)  # a change of kind: what came before commits first
+                self._flush(group, group_kind)  # a change of kind: what came before commits first
                 group, weight = [], 0
             if kind is None:
-                self._flush([item])
+                self._flush([item], None)
                 continue
             if not group:
                 deadline = time.monotonic() + self._interval
@@ -215,14 +221,18 @@ class AckAfterCommitWriter(Generic[T]):
             weight += n
             full = weight >= self._limits[kind] or len(group) == self._max_messages[kind]
             if full or time.monotonic() >= deadline:
-                self._flush(group)
+                self._flush(group, group_kind)
                 group, weight = [], 0
 
-    def _flush(self, group: list[Delivery[T]]) -> None:
+    def _flush(self, group: list[Delivery[T]], kind: Kind | None) -> None:
         if not group or self._abandon.is_set():
             return
         if not self._commit([d.value for d in group]):
             return  # abandoned: left unacknowledged
+        if kind == "data":
+            committed = time.monotonic()
+            for d in group:
+                self.receive_to_commit.observe(committed - d.received)
         generation = self.generation
         for d in group:
             # An ack belongs to the connection that delivered the message; after a reconnect the

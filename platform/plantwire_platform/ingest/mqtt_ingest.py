@@ -34,7 +34,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from plantwire import wire
 from plantwire.logs import get_logger
-from plantwire.metrics_text import SECONDS_BOUNDS, Histogram
+from plantwire.metrics_text import SECONDS_BOUNDS, Histogram, MetricsText
 from plantwire.mqtt_control import disable_nagle, new_client
 from plantwire_platform.ingest.ack_after_commit import AckAfterCommitWriter
 from plantwire_platform.ingest.ownership import DeviceOwners
@@ -440,6 +440,22 @@ class MqttIngest:
             latency=self._latency.summary(),
             writer_alive=not self._writer.crashed,
             reader_alive=not self._reader_crashed,
+        )
+
+    def write_histograms(self, out: MetricsText) -> None:
+        """Commit time, and the two latencies: the platform's own share (a message received to its
+        commit) and the whole way (a point's source timestamp to its commit, the publisher's
+        batching, the network and the broker included)."""
+        self.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
+        self._writer.receive_to_commit.write(
+            out,
+            "receive_to_commit_seconds",
+            "Per data message: received from the broker to committed (queue, grouping, commit).",
+        )
+        self._latency.write(
+            out,
+            "point_source_to_commit_seconds",
+            "Per point: source timestamp to store commit, since start (the quantiles' buckets).",
         )
 
     def reset_latency(self) -> None:

@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from plantwire.logs import get_logger
+from plantwire.metrics_text import FINE_SECONDS_BOUNDS, Labels, MetricsText
 
 # Upper bounds of the latency buckets, in ms: ten per decade, so a percentile is at most ~25% high.
-LATENCY_BOUNDS_MS: Final[tuple[float, ...]] = tuple(
-    m * 10**e for e in range(-1, 6) for m in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
-)
-_BOUNDS_US: Final = tuple(int(b * 1000) for b in LATENCY_BOUNDS_MS)
+LATENCY_BOUNDS_MS: Final[tuple[float, ...]] = tuple(round(b * 1000, 3) for b in FINE_SECONDS_BOUNDS)
+_BOUNDS_US: Final = tuple(round(b * 1_000_000) for b in FINE_SECONDS_BOUNDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,22 +79,34 @@ class LatencyHistogram:
         self._lock = threading.Lock()
         self._counts = [0] * (len(_BOUNDS_US) + 1)
         self._total = 0
+        self._sum_us = 0
 
     def add(self, commit_us: int, source_ts: Iterable[int]) -> None:
         local: Counter[int] = Counter()
         # Samples of one commit share few timestamps (every tag of a message is sampled at once):
         # count them per timestamp first (C speed), then find each timestamp's bucket once.
+        sum_us = 0
         for ts, n in Counter(source_ts).items():
             local[bisect_left(_BOUNDS_US, commit_us - ts)] += n
+            sum_us += (commit_us - ts) * n
         with self._lock:
             for index, n in local.items():
                 self._counts[index] += n
                 self._total += n
+            self._sum_us += sum_us
 
     def reset(self) -> None:
         with self._lock:
             self._counts = [0] * (len(_BOUNDS_US) + 1)
             self._total = 0
+            self._sum_us = 0
+
+    def write(self, out: MetricsText, name: str, help_text: str, labels: Labels | None = None) -> None:
+        """The buckets as a Prometheus histogram (seconds): unlike the quantiles, these add up
+        across workers and over any time window (`rate()` of the buckets, or two scrapes' difference)."""
+        with self._lock:
+            counts, sum_us = list(self._counts), self._sum_us
+        out.histogram(name, help_text, FINE_SECONDS_BOUNDS, counts, sum_us / 1e6, labels)
 
     def summary(self) -> LatencySummary:
         """Count and p50/p95/p99 in ms (None when empty).

@@ -9,6 +9,7 @@ Why it looks like this (measured with bench/store.py):
   by commits: the ingest writer groups many messages into one transaction (`write_batches`).
 - WAL with synchronous=NORMAL: readers never wait for the writer; a power cut may lose the last
   commits but never corrupts the file (MQTT messages are acknowledged only after commit anyway).
+  Checkpoints run in a thread of their own, never inside a commit (store/wal_checkpointer.py).
 - One writer connection, used by one thread (the ingest writer), with in-memory caches of series
   ids and per-device sequence numbers. Readers get a connection per thread. The rollup merger
   (store/rollup_merger.py) has its own connection and thread and takes turns with the writer.
@@ -34,6 +35,7 @@ from plantwire_platform.store import (
     sqlite_rollups,
     value_shapes,
     value_types_schema,
+    wal_checkpointer,
 )
 from plantwire_platform.store.app_tables import ALARMS_SCHEMA, AlarmTable
 from plantwire_platform.store.audit_table import AUDIT_SCHEMA, AuditTable
@@ -219,6 +221,7 @@ class SqliteStore:
         writer: sqlite3.Connection,
         max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP,
         merge_every_s: float | None = DEFAULT_EVERY_S,
+        checkpoint_every_s: float = wal_checkpointer.DEFAULT_EVERY_S,
     ) -> None:
         self.path = path
         self._max_seq_jump = max_seq_jump
@@ -240,8 +243,13 @@ class SqliteStore:
         merger.execute("PRAGMA synchronous=NORMAL")
         merger.execute("PRAGMA cache_size=-65536")
         merger.execute("PRAGMA temp_store=MEMORY")
+        wal_checkpointer.writer_pragmas(merger)
         self._merger = RollupMerger(merger, self._write_lock, merge_every_s)
+        self._checkpointer = wal_checkpointer.WalCheckpointer(
+            self._connect(path), self._write_lock, checkpoint_every_s
+        )
         self._merger.start()
+        self._checkpointer.start()
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -251,11 +259,13 @@ class SqliteStore:
         path: Path,
         max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP,
         merge_every_s: float | None = DEFAULT_EVERY_S,
+        checkpoint_every_s: float = wal_checkpointer.DEFAULT_EVERY_S,
     ) -> SqliteStore:
         """Open (creating the file, its folders and the schema if needed) a store.
 
         `merge_every_s`: seconds between two sweeps of the rollup merger (store.rollup_merger);
         None starts no merger (notes stay pending until `merge_rollups`; queries are the same).
+        `checkpoint_every_s`: seconds between two WAL checkpoints (store.wal_checkpointer).
         """
         path = Path(path)
         try:
@@ -278,10 +288,11 @@ class SqliteStore:
             sqlite_rollups.migrate(conn, now_us())
             conn.execute("PRAGMA temp_store=MEMORY")
             sqlite_rollups.attach_writer(conn)
+            wal_checkpointer.writer_pragmas(conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open the store at {path}: {err}") from err
         try:
-            return cls(path, conn, max_seq_jump, merge_every_s)
+            return cls(path, conn, max_seq_jump, merge_every_s, checkpoint_every_s)
         except sqlite3.Error as err:
             conn.close()
             raise StoreError(f"cannot open the store at {path}: {err}") from err
@@ -297,6 +308,7 @@ class SqliteStore:
             return
         self._closed = True
         self._merger.stop()  # what is left stays pending: the next open merges it
+        self._checkpointer.stop()
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for conn in readers:

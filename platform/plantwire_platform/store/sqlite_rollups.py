@@ -4,9 +4,11 @@ Off the commit path. A temporary trigger of the writer connection (AFTER INSERT 
 notes each newly stored point in `rollup_pending` (series, time, value; in arrival order, so an
 append at the end of a short table), in the transaction that stores the point: a committed
 point is either merged or pending, never lost. The merger (store/rollup_merger.py, its own thread
-and connection) moves the notes, a bounded chunk per transaction, into `rollup_1m` and
-`rollup_1h` (grouped: one upsert per series and bucket, hours from minutes) and deletes the notes
-it merged in that same transaction: never merged twice, a crash mid-merge leaves them pending.
+and connection) moves the notes, a bounded chunk at a time, into `rollup_1m` and `rollup_1h`
+(grouped: one upsert per series and bucket, hours from minutes). It groups a chunk in its own
+temporary tables first, reading main without the write lock (`group_chunk`: most of the work,
+while ingest commits), then merges the groups and deletes the notes in one write transaction
+(`apply_chunk`): never merged twice, a crash mid-merge leaves them pending.
 SQLite fires the trigger only for rows really inserted: a point `INSERT OR IGNORE` skips as a
 duplicate never reaches the notes, so the rollups follow the raw dedup exactly (a rolled-back
 write leaves no note either). Queries read the rollups and the pending notes of their range in
@@ -29,7 +31,7 @@ from typing import Any, Final
 
 from plantwire.wire import JsonValue
 from plantwire_platform.store import rollup_plan
-from plantwire_platform.store.model import Agg
+from plantwire_platform.store.model import Agg, StoreError
 from plantwire_platform.store.retention import Horizons
 from plantwire_platform.store.rollup_plan import TIERS, Tier
 
@@ -177,24 +179,23 @@ MERGER_SCHEMA: Final = (
 )
 """On the merger's connection: the chunk being merged and its groups per tier."""
 _CHUNK_END: Final = "SELECT seq FROM main.rollup_pending ORDER BY seq LIMIT 1 OFFSET ?"
+_COUNT_TO: Final = "SELECT count(*) FROM main.rollup_pending WHERE seq <= ?"
 _TAKE: Final = (
     "INSERT OR IGNORE INTO temp.new_points (series_id, ts, value) "
     "SELECT series_id, ts, value FROM main.rollup_pending WHERE seq <= ?"
 )
-_FLUSH: Final = (
-    *(
-        statement
-        for i, t in enumerate(_FINEST_FIRST)
-        for statement in (
-            _group_sql(t, "new_points" if i == 0 else f"new_{_FINEST_FIRST[i - 1].name}"),
-            _merge_sql(t),
-        )
-    ),
+_GROUP: Final = tuple(
+    _group_sql(t, "new_points" if i == 0 else f"new_{_FINEST_FIRST[i - 1].name}")
+    for i, t in enumerate(_FINEST_FIRST)
+)
+"""The chunk's groups per tier, into the merger's temporary tables: main is only read."""
+_APPLY: Final = (
+    *(_merge_sql(t) for t in _FINEST_FIRST),
     "INSERT OR IGNORE INTO main.rollup_text_series (series_id) "
     "SELECT DISTINCT series_id FROM temp.new_points WHERE typeof(value) IN ('text', 'blob')",
-    "DELETE FROM temp.new_points",
-    *(f"DELETE FROM temp.new_{t.name}" for t in TIERS),
 )
+"""The groups merged into the rollup tables (a write of main: under the write lock)."""
+_CLEAR: Final = ("DELETE FROM temp.new_points", *(f"DELETE FROM temp.new_{t.name}" for t in TIERS))
 
 
 def attach_writer(conn: sqlite3.Connection) -> None:
@@ -222,20 +223,58 @@ def last_note(conn: sqlite3.Connection) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
-def merge_chunk(conn: sqlite3.Connection, up_to: int, limit: int) -> int:
-    """Merge the oldest pending notes (at most `limit`, none after `up_to`) into the rollups, delete them.
+def group_chunk(conn: sqlite3.Connection, up_to: int, limit: int) -> tuple[int, int]:
+    """Take the oldest pending notes (at most `limit`, none after `up_to`) into the merger's
+    temporary tables and group them per tier; returns (notes taken, the last one's `seq`).
 
-    Call inside a write transaction of the merger's connection (`attach_merger`): the merge and
-    the deletion of the notes commit together or not at all. Returns how many notes were merged.
+    Reads main in one read transaction and writes only the connection's own temporary tables, so
+    it needs no write lock: the ingest writer commits meanwhile (this is most of a merge's work).
+    `apply_chunk` then merges the groups; nothing else deletes notes, so those taken stay pending
+    until it does.
     """
-    end = conn.execute(_CHUNK_END, (limit - 1,)).fetchone()
-    last = up_to if end is None else min(up_to, int(end[0]))
-    conn.execute(_TAKE, (last,))
-    taken = int(conn.execute("DELETE FROM main.rollup_pending WHERE seq <= ?", (last,)).rowcount)
-    if taken:
-        for statement in _FLUSH:
+    conn.execute("BEGIN")
+    try:
+        for statement in _CLEAR:
             conn.execute(statement)
-    return taken
+        end = conn.execute(_CHUNK_END, (limit - 1,)).fetchone()
+        last = up_to if end is None else min(up_to, int(end[0]))
+        taken = int(conn.execute(_COUNT_TO, (last,)).fetchone()[0])
+        if taken:
+            conn.execute(_TAKE, (last,))
+            for statement in _GROUP:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return taken, last
+
+
+def apply_chunk(conn: sqlite3.Connection, last: int, taken: int) -> None:
+    """Merge the groups of `group_chunk` into the rollups and delete their notes, in one write
+    transaction (the caller holds the store's write lock): merged and deleted together or not at all.
+
+    The notes deleted must be the ones grouped: if another connection merged some meanwhile, the
+    transaction is rolled back and StaleChunk raised (they would count twice).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        deleted = int(conn.execute("DELETE FROM main.rollup_pending WHERE seq <= ?", (last,)).rowcount)
+        if deleted != taken:
+            raise StaleChunk(f"{taken} notes grouped, {deleted} still pending")
+        for statement in _APPLY:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        for statement in _CLEAR:
+            conn.execute(statement)
+
+
+class StaleChunk(StoreError):
+    """The notes of a grouped chunk changed before it was applied (a second merger on the file)."""
 
 
 def migrate(conn: sqlite3.Connection, now: int) -> None:

@@ -197,7 +197,7 @@ async def metrics(request: web.Request) -> web.Response:
     out.gauge("up", "1 while the platform answers.", 1)
     _ingest_metrics(out, runtime.status())
     if runtime.ingest is not None:
-        runtime.ingest.commit_seconds.write(out, "commit_seconds", "Store write time per commit.")
+        runtime.ingest.write_histograms(out)
     backlog = runtime.store.rollup_backlog()
     if backlog is not None:
         out.gauge(
