@@ -1,10 +1,10 @@
 """The SQLite store's WAL checkpoints: in a thread of their own, never inside an ingest commit.
 
 By default SQLite checkpoints from whichever connection commits once the WAL holds 1,000 pages:
-the ingest writer's COMMIT then copies the WAL into the database file and fsyncs it. Measured
-with 100 devices x 100 tags per commit: 14.7 µs per point of wall time, 9.1 of them CPU; with
-the checkpoint moved off the writer, 7.0 µs wall and 7.0 CPU. In bench/fleet.py at 20,000
-values/s, commits took 50-100 ms (p50) while the writer thread was idle two thirds of the time.
+the ingest writer's COMMIT then copies the WAL into the database file and fsyncs it. With 100
+devices x 100 tags per commit (bench/wal_checkpoints.py) that nearly doubled the wall time of a
+commit (19.7-23.4 against 11.9-12.8 µs per point). In bench/fleet.py at 20,000 values/s, commits
+took 50-100 ms (p50) while the writer thread was idle two thirds of the time.
 
 So the store's connections that write do not checkpoint (`wal_autocheckpoint=0`). This thread,
 with its own connection, runs a PASSIVE checkpoint every `every_s`: it copies what no reader still
