@@ -244,6 +244,39 @@ def test_an_older_sqlite_file_gets_its_points_rolled_up_when_opened(tmp_path: Pa
         )
 
 
+def test_rollup_tables_keyed_by_series_are_rebuilt_grouped_and_answer_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        _write(s, "press")
+        s.merge_rollups()
+        want = {agg: s.buckets("press", "mixed", T0 - DAY, T0 + 2 * DAY, HOUR, agg) for agg in AGGREGATES}
+    conn = sqlite3.connect(path, isolation_level=None)  # as the tables were keyed before
+    for tier in rollup_plan.TIERS:
+        columns = "series_id, bucket, count, n, vmin, vmax, vsum, first_ts, first_value, last_ts, last_value"
+        conn.executescript(
+            f"CREATE TABLE old (series_id INTEGER NOT NULL, bucket INTEGER NOT NULL, count INTEGER NOT NULL, "
+            "n INTEGER NOT NULL, vmin, vmax, vsum REAL, first_ts INTEGER NOT NULL, first_value, "
+            "last_ts INTEGER NOT NULL, last_value, PRIMARY KEY (series_id, bucket)) WITHOUT ROWID;"
+            f"INSERT INTO old SELECT {columns} FROM {tier.table}; DROP TABLE {tier.table};"
+            f"ALTER TABLE old RENAME TO {tier.table};"
+        )
+    conn.close()
+    with SqliteStore.open(path, merge_every_s=None) as s:
+        for tier in rollup_plan.TIERS:
+            columns = [r[1] for r in sqlite3.connect(path).execute(f"PRAGMA table_info({tier.table})")]
+            assert columns[:3] == ["grp", "series_id", "bucket"]
+        _assert_rollup_tables_equal_raw(path)
+        for agg in AGGREGATES:
+            assert s.buckets("press", "mixed", T0 - DAY, T0 + 2 * DAY, HOUR, agg) == want[agg]
+        later = [Sample("mixed", T0 + 3 * DAY + k * S, float(k), 0) for k in range(5)]
+        assert (
+            s.write_batches([IncomingBatch(GW, "press", DataBatch(seq=999, sent=T0, samples=later))]).stored
+            == 5
+        )
+        assert s.merge_rollups() == 5
+        _assert_rollup_tables_equal_raw(path)
+
+
 async def test_the_platform_applies_retention_in_the_background(tmp_path: Path) -> None:
     import asyncio
 

@@ -18,6 +18,7 @@ from plantwire.wire import (
     Sample,
     TagInfo,
 )
+from plantwire_platform.store import sqlite_points
 from plantwire_platform.store.bounded_cache import TwoGenerationCache
 from plantwire_platform.store.model import Bucket, IncomingBatch, LatestValue, Point, WriteResult
 from plantwire_platform.store.sqlite import SqliteStore
@@ -309,20 +310,20 @@ def test_queries_use_the_primary_key(store: SqliteStore) -> None:
     def plan(sql: str, params: tuple[object, ...]) -> str:
         return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
 
-    assert "SEARCH points USING PRIMARY KEY (series_id=? AND ts>? AND ts<?)" in plan(
-        mod._SERIES_SQL, (1, 0, 1, 1)
-    )
+    in_group = "SEARCH points USING PRIMARY KEY (grp=? AND ts>? AND ts<?)"
+    assert in_group in plan(mod._SERIES_SQL, (1, 0, 1, 1))
     latest = plan(mod._LATEST_SQL, ("d",))
-    assert "SEARCH p USING PRIMARY KEY (series_id=? AND ts=?)" in latest
-    assert "SEARCH points USING PRIMARY KEY (series_id=?)" in latest
-    assert "SCAN p" not in latest and "SCAN points" not in latest
+    assert "SEARCH l USING INTEGER PRIMARY KEY (rowid=?)" in latest
+    assert "points" not in latest and "SCAN l" not in latest
     bucket_sql = (
         "SELECT (ts / ?1) * ?1 AS b, avg(value), count(*) FROM points "
-        "WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b"
+        f"WHERE {sqlite_points.of_series('?2')} AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b"
     )
-    assert "SEARCH points USING PRIMARY KEY (series_id=? AND ts>? AND ts<?)" in plan(bucket_sql, (1, 1, 0, 1))
-    one_bucket = "SELECT avg(value), count(*) FROM points WHERE series_id = ? AND ts >= ? AND ts < ?"
-    assert "SEARCH points USING PRIMARY KEY (series_id=? AND ts>? AND ts<?)" in plan(one_bucket, (1, 0, 1))
+    assert in_group in plan(bucket_sql, (1, 1, 0, 1))
+    one_bucket = f"SELECT avg(value), count(*) FROM points WHERE {sqlite_points.RANGE}"
+    assert in_group in plan(one_bucket, (1, 0, 1))
+    device = plan(mod._DEVICE_SELECT, ())
+    assert "SCAN points" not in device and "SEARCH l USING INTEGER PRIMARY KEY (rowid=?)" in device
     edge = plan(mod._EDGE_SQL.format(order="DESC"), (1, 0, 1))
     assert "SEARCH points USING PRIMARY KEY" in edge and "TEMP B-TREE" not in edge
     conn.close()
@@ -332,7 +333,9 @@ def test_reads_do_not_wait_for_an_open_write_transaction(store: SqliteStore) -> 
     store.write_batches([batch("d1", 1, Sample("t", T0, 1.0))])
     other = sqlite3.connect(store.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # holds the write lock, like a writer in the middle of a batch
-    other.execute("INSERT INTO points VALUES (1, ?, 2.0, 0)", (T0 + 1,))
+    other.execute(
+        "INSERT INTO points (grp, ts, series_id, value, status) VALUES (0, ?, 1, 2.0, 0)", (T0 + 1,)
+    )
     results: list[object] = []
     reader = threading.Thread(target=lambda: results.append(store.latest("d1")))
     reader.start()
@@ -436,3 +439,82 @@ def test_the_writers_last_seq_cache_is_bounded_and_gaps_stay_exact_after_evictio
     result = store.write_batches([batch(dev, 6, Sample("t", t0 + 9, 0.0)) for dev in devices])
     assert result.seq_gaps == 10
     assert len(store._last_seq) <= 4
+
+
+def _wal_frames_of_one_commit(store: SqliteStore, batches: list[IncomingBatch]) -> int:
+    """Pages the commit of `batches` writes into the WAL (emptied first; no checkpoint between)."""
+    conn = sqlite3.connect(store.path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.write_batches(batches)
+    frames = int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    conn.close()
+    return frames
+
+
+def test_a_commit_of_one_point_per_series_writes_few_pages_however_long_the_history(tmp_path: Path) -> None:
+    """1,000 series with 150 points of history each: keyed by series first, every point of a commit
+    would land on a page of its own (~1,000 pages); grouped, a group's points share its last page."""
+    devices, tags, history = 10, 100, 150
+    with SqliteStore.open(tmp_path / "pw.sqlite", merge_every_s=None, checkpoint_every_s=3600) as store:
+
+        def step(k: int) -> list[IncomingBatch]:
+            samples = [Sample(f"t{t}", T0 + k * S, float(k + t)) for t in range(tags)]
+            return [batch(f"d{d}", k + 1, *samples) for d in range(devices)]
+
+        for k in range(history):
+            store.write_batches(step(k))
+        frames = _wal_frames_of_one_commit(store, step(history))
+        assert store.count_points() == devices * tags * (history + 1)
+    # Measured: 131 pages (points ~110 in ~31 groups, the rest the notes, latest points, counters);
+    # 1,011 for the points alone when keyed (series_id, ts).
+    groups = devices * tags // sqlite_points.GROUP_SIZE
+    assert frames < 6 * groups, f"{frames} pages for {devices * tags} points in {groups} groups"
+
+
+def test_a_file_with_points_keyed_by_series_is_rebuilt_grouped_and_answers_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    tags = [TagInfo(f"t{i}", f"n{i}", "Double") for i in range(40)]  # two groups of series
+
+    def answers(store: SqliteStore) -> tuple[object, ...]:
+        return (
+            store.count_points(),
+            store.latest("d1"),
+            store.series("d1", "t33", T0, T0 + 100 * S, 100),
+            store.buckets("d1", "t5", T0, T0 + 100 * S, 10 * S, "avg"),
+            [d.last_data for d in store.list_devices()],
+        )
+
+    with SqliteStore.open(path, merge_every_s=None) as old:
+        old.apply_meta("gw1", "d1", meta(*tags))
+        for k in range(30):
+            old.write_batches(
+                [batch("d1", k + 1, *(Sample(t.tag, T0 + k * S, k * 0.5 + i) for i, t in enumerate(tags)))]
+            )
+        before = answers(old)
+    conn = sqlite3.connect(path, isolation_level=None)  # make it a file of the layout keyed (series_id, ts)
+    conn.executescript(
+        "CREATE TABLE old_points (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value, "
+        "status INTEGER NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;"
+        "INSERT INTO old_points SELECT series_id, ts, value, status FROM points;"
+        "DROP TABLE points; DROP TABLE latest_points; ALTER TABLE old_points RENAME TO points;"
+    )
+    conn.close()
+    with SqliteStore.open(path, merge_every_s=None) as store:
+        columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(points)")]
+        assert columns == ["grp", "ts", "series_id", "value", "status"]
+        assert answers(store) == before
+        again = store.write_batches([batch("d1", 30, Sample("t0", T0 + 29 * S, 14.5))])
+        new = store.write_batches([batch("d1", 31, Sample("t0", T0 + 31 * S, 1.0))])
+        assert (again.stored, again.duplicates, new.stored) == (0, 1, 1)
+        assert store.latest("d1")[0] == LatestValue("t0", T0 + 31 * S, 1.0, 0, None)
+
+
+def test_raw_retention_takes_the_latest_point_of_a_series_whose_points_all_went(store: SqliteStore) -> None:
+    from plantwire_platform.store.retention import Horizons
+
+    store.write_batches([batch("d1", 1, Sample("gone", T0, 1.0), Sample("kept", T0, 2.0))])
+    store.write_batches([batch("d1", 2, Sample("kept", T0 + 10 * S, 3.0))])
+    deleted = store.enforce_retention(Horizons(raw=T0 + 5 * S, rollup_1m=None, rollup_1h=None))
+    assert deleted["raw"] == 2
+    assert store.latest("d1") == [LatestValue("kept", T0 + 10 * S, 3.0, 0, None)]
+    assert store.count_points() == 1

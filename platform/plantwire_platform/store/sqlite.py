@@ -2,19 +2,20 @@
 
 Why it looks like this (measured with bench/store.py):
 
-- `points` is a WITHOUT ROWID table keyed (series_id, ts): the key *is* the table, so an insert is
-  one B-tree write, a series read is a range scan, and `INSERT OR IGNORE` on the key makes a
-  redelivered message a no-op (idempotent writes, counted through the statement's row count).
-- A plant's writes interleave across many series (random B-tree inserts), so the cost is dominated
-  by commits: the ingest writer groups many messages into one transaction (`write_batches`).
+- `points` is a WITHOUT ROWID table keyed (group of series, ts, series_id) (store/sqlite_points.py):
+  the key *is* the table, so an insert is one B-tree write, a series read is a range scan of its
+  group, and `INSERT OR IGNORE` on the key makes a redelivered message a no-op (idempotent writes,
+  counted through the statement's row count). Grouping neighbouring series keeps a commit's
+  points on few pages however long the history (bench/store_history.py).
+- A plant's writes interleave across many series, so the cost is dominated by commits: the
+  ingest writer groups many messages into one transaction (`write_batches`).
 - WAL with synchronous=NORMAL: readers never wait for the writer; a power cut may lose the last
   commits but never corrupts the file (MQTT messages are acknowledged only after commit anyway).
   Checkpoints run in a thread of their own, never inside a commit (store/wal_checkpointer.py).
 - One writer connection, used by one thread (the ingest writer), with in-memory caches of series
   ids and per-device sequence numbers. Readers get a connection per thread. The rollup merger
   (store/rollup_merger.py) has its own connection and thread and takes turns with the writer.
-- `latest()` needs no extra table: per series it is one descent of the primary key
-  (`max(ts) WHERE series_id = ?` uses SQLite's min/max optimisation), measured in bench/store.py.
+- `latest()` reads `latest_points`, one row per series, kept in the transaction that stores points.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from plantwire.wire import DeviceMeta, DeviceStatus, GatewayStatus, JsonValue, V
 from plantwire_platform.store import (
     device_changes,
     registry,
+    sqlite_points,
     sqlite_rollups,
     value_shapes,
     value_types_schema,
@@ -108,16 +110,6 @@ CREATE TABLE IF NOT EXISTS series (
     UNIQUE (device, tag)
 );
 
--- `value` has no declared type: SQLite keeps ints, floats, text and NULL as they came; arrays and
--- structures are BLOBs of their JSON (store/value_shapes.py).
-CREATE TABLE IF NOT EXISTS points (
-    series_id INTEGER NOT NULL,
-    ts        INTEGER NOT NULL,
-    value,
-    status    INTEGER NOT NULL,
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
-
 -- Running totals so that health checks never scan `points`.
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
@@ -137,41 +129,38 @@ _AGG_SQL: Final[dict[str, str]] = {
     "first": "value, min(ts)",
 }
 
-_INSERT_POINT: Final = "INSERT OR IGNORE INTO points (series_id, ts, value, status) VALUES (?, ?, ?, ?)"
+_INSERT_POINT: Final = sqlite_points.INSERT
 
 _DEVICE_SELECT: Final = """
 SELECT d.id, d.gateway, d.endpoint, d.state, d.state_since, d.error,
        coalesce(g.state, 'unknown'),
        (SELECT count(*) FROM series s WHERE s.device = d.id),
        d.first_seen,
-       (SELECT max((SELECT max(p.ts) FROM points p WHERE p.series_id = s.series_id))
-          FROM series s WHERE s.device = d.id),
+       (SELECT max(l.ts) FROM series s JOIN latest_points l ON l.series_id = s.series_id
+          WHERE s.device = d.id),
        d.last_seq, g.since
 FROM devices d LEFT JOIN gateways g ON g.id = d.gateway
 """
 
-# One primary-key descent per tag (SQLite's min/max optimisation on the inner subquery).
+# One look-up of `latest_points` per tag (store/sqlite_points.py keeps it).
 _LATEST_SQL: Final = """
-SELECT s.tag, p.ts, p.value, p.status, s.unit, s.data_type
+SELECT s.tag, l.ts, l.value, l.status, s.unit, s.data_type
 FROM series s
-JOIN points p ON p.series_id = s.series_id
-             AND p.ts = (SELECT max(ts) FROM points WHERE series_id = s.series_id)
+JOIN latest_points l ON l.series_id = s.series_id
 WHERE s.device = ?
 ORDER BY s.tag
 """
 
-_EDGE_SQL: Final = (
-    "SELECT ts FROM points WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts {order} LIMIT 1"
-)
+_EDGE_SQL: Final = f"SELECT ts FROM points WHERE {sqlite_points.RANGE} ORDER BY ts {{order}} LIMIT 1"
 _MAX_BUCKET_QUERIES: Final = 5000
 """Above this many buckets, one GROUP BY beats a range query per bucket."""
 
-_ROWS_SQL: Final = "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts"
+_ROWS_SQL: Final = f"SELECT ts, value FROM points WHERE {sqlite_points.RANGE} ORDER BY ts"
 
-_SERIES_SQL: Final = """
+_SERIES_SQL: Final = f"""
 SELECT ts, value, status FROM points
-WHERE series_id = ? AND ts >= ? AND ts < ?
-ORDER BY ts LIMIT ?
+WHERE {sqlite_points.RANGE}
+ORDER BY ts LIMIT ?4
 """
 
 
@@ -195,7 +184,8 @@ def _clamp_ints(rows: Iterable[tuple[int, int, JsonValue, int]]) -> list[tuple[i
 
 
 def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValue, int]]) -> int:
-    """Insert the rows, duplicates ignored; returns how many were new.
+    """Insert the rows, duplicates ignored, and keep the latest point per series; returns how
+    many were new.
 
     The statement's own row count: the rollup trigger's notes are not in it (they are merged
     into the rollups later, off this path: store.sqlite_rollups, store.rollup_merger).
@@ -207,9 +197,12 @@ def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValu
         cursor = conn.executemany(_INSERT_POINT, rows)
     except OverflowError:
         conn.execute("ROLLBACK TO insert_points")
-        cursor = conn.executemany(_INSERT_POINT, _clamp_ints(rows))
+        rows = _clamp_ints(rows)
+        cursor = conn.executemany(_INSERT_POINT, rows)
+    stored = cursor.rowcount
+    conn.executemany(sqlite_points.LATEST, rows)
     conn.execute("RELEASE insert_points")
-    return cursor.rowcount
+    return stored
 
 
 class SqliteStore:
@@ -279,6 +272,7 @@ class SqliteStore:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path} has schema version {version}; this version knows {SCHEMA_VERSION}")
             conn.executescript(_SCHEMA)
+            sqlite_points.ensure(conn)
             conn.executescript(ALARMS_SCHEMA)
             conn.executescript(AUDIT_SCHEMA)
             conn.executescript(OWNERS_SCHEMA)
@@ -555,10 +549,10 @@ class SqliteStore:
         if hi - lo >= _MAX_BUCKET_QUERIES:
             sql = (
                 f"SELECT (ts / ?1) * ?1 AS b, {agg_sql}, count(*) FROM points "
-                "WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b"
+                f"WHERE {sqlite_points.of_series('?2')} AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b"
             )
             return [(r[0], r[1], r[-1]) for r in self._query(sql, (every, sid, start, end))]
-        sql = f"SELECT {agg_sql}, count(*) FROM points WHERE series_id = ? AND ts >= ? AND ts < ?"
+        sql = f"SELECT {agg_sql}, count(*) FROM points WHERE {sqlite_points.RANGE}"
         out = []
         for k in range(lo, hi + 1):
             b = k * every
