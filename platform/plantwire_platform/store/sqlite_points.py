@@ -25,6 +25,7 @@ import sqlite3
 from typing import Final
 
 from plantwire.logs import get_logger
+from plantwire_platform.store.sqlite_transaction import transaction
 
 log = get_logger(__name__)
 
@@ -90,8 +91,7 @@ def _rebuild(conn: sqlite3.Connection) -> None:
     """Points keyed (series_id, ts) into the grouped layout, and their latest per series."""
     (count,) = conn.execute("SELECT count(*) FROM points").fetchone()
     log.info("store_points_rebuilding", points=count, group_size=GROUP_SIZE)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.execute(f"CREATE TABLE points_grouped ({_COLUMNS}\n) WITHOUT ROWID")
         conn.execute(
             "INSERT INTO points_grouped (grp, ts, series_id, value, status) "
@@ -107,8 +107,4 @@ def _rebuild(conn: sqlite3.Connection) -> None:
         )
         conn.execute("DROP TABLE points")
         conn.execute("ALTER TABLE points_grouped RENAME TO points")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     log.info("store_points_rebuilt", points=count)

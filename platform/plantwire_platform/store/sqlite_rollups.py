@@ -35,6 +35,7 @@ from plantwire_platform.store import rollup_plan, sqlite_points
 from plantwire_platform.store.model import Agg, StoreError
 from plantwire_platform.store.retention import Horizons
 from plantwire_platform.store.rollup_plan import TIERS, Tier
+from plantwire_platform.store.sqlite_transaction import transaction
 
 log = get_logger(__name__)
 STEP: Final = "rollups-1"
@@ -246,8 +247,7 @@ def group_chunk(conn: sqlite3.Connection, up_to: int, limit: int) -> tuple[int, 
     `apply_chunk` then merges the groups; nothing else deletes notes, so those taken stay pending
     until it does.
     """
-    conn.execute("BEGIN")
-    try:
+    with transaction(conn, "BEGIN"):
         for statement in _CLEAR:
             conn.execute(statement)
         end = conn.execute(_CHUNK_END, (limit - 1,)).fetchone()
@@ -257,10 +257,6 @@ def group_chunk(conn: sqlite3.Connection, up_to: int, limit: int) -> tuple[int, 
             conn.execute(_TAKE, (last,))
             for statement in _GROUP:
                 conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return taken, last
 
 
@@ -271,17 +267,13 @@ def apply_chunk(conn: sqlite3.Connection, last: int, taken: int) -> None:
     The notes deleted must be the ones grouped: if another connection merged some meanwhile, the
     transaction is rolled back and StaleChunk raised (they would count twice).
     """
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        deleted = int(conn.execute("DELETE FROM main.rollup_pending WHERE seq <= ?", (last,)).rowcount)
-        if deleted != taken:
-            raise StaleChunk(f"{taken} notes grouped, {deleted} still pending")
-        for statement in _APPLY:
-            conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with transaction(conn):
+            deleted = int(conn.execute("DELETE FROM main.rollup_pending WHERE seq <= ?", (last,)).rowcount)
+            if deleted != taken:
+                raise StaleChunk(f"{taken} notes grouped, {deleted} still pending")
+            for statement in _APPLY:
+                conn.execute(statement)
     finally:
         for statement in _CLEAR:
             conn.execute(statement)
@@ -298,8 +290,7 @@ def migrate(conn: sqlite3.Connection, now: int) -> None:
     if conn.execute("SELECT name FROM sqlite_master WHERE name = 'store_steps'").fetchone():
         if conn.execute("SELECT 1 FROM store_steps WHERE name = ?", (STEP,)).fetchone():
             return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for statement in _statements(SCHEMA):
             conn.execute(statement)
         conn.execute("DELETE FROM rollup_pending")  # the backfill covers every stored point
@@ -310,10 +301,6 @@ def migrate(conn: sqlite3.Connection, now: int) -> None:
             "WHERE typeof(value) IN ('text', 'blob')"
         )
         conn.execute("INSERT OR IGNORE INTO store_steps (name, done_at) VALUES (?, ?)", (STEP, now))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _group_tiers(conn: sqlite3.Connection) -> None:
@@ -323,8 +310,7 @@ def _group_tiers(conn: sqlite3.Connection) -> None:
         if not columns or "grp" in columns:
             continue
         log.info("store_rollups_rebuilding", table=tier.table)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             conn.execute(f"ALTER TABLE {tier.table} RENAME TO old_{tier.table}")
             conn.execute(_table_sql(tier))
             conn.execute(
@@ -332,10 +318,6 @@ def _group_tiers(conn: sqlite3.Connection) -> None:
                 f"FROM old_{tier.table} ORDER BY series_id >> {sqlite_points.GROUP_SHIFT}, bucket, series_id"
             )
             conn.execute(f"DROP TABLE old_{tier.table}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
 
 def _statements(script: str) -> list[str]:

@@ -28,6 +28,7 @@ from plantwire_platform.store.device_changes import ChangeCursor, DeviceChange
 from plantwire_platform.store.device_query import DevicePage, DeviceQuery, sqlite_page
 from plantwire_platform.store.model import DeviceRecord, Registration, StoreError, TagRecord
 from plantwire_platform.store.ownership_table import OWNERS_SCHEMA, OwnerTable
+from plantwire_platform.store.sqlite_transaction import transaction
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -107,15 +108,9 @@ class InfluxRegistry:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            conn = self._conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with transaction(self._conn) as conn:
                     yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as err:
                 raise StoreError(f"registry write failed: {err}") from err
 
