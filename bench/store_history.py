@@ -66,16 +66,18 @@ class Figures:
         return f"{cpu:5.1f} CPU {wall:5.1f} wall µs, {out:6.0f} B"
 
 
-def raw_layout(
-    path: Path, group_shift: int | None, create: str | None = None
-) -> tuple[sqlite3.Connection, str, str, str]:
-    """A bare `points` table: keyed (series_id, ts) when `group_shift` is None (or `create`'s table)."""
+def connect(path: Path) -> sqlite3.Connection:
+    """A bare file with the store's pragmas (checkpoints left to the caller)."""
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "wal_autocheckpoint=0"):
         conn.execute(f"PRAGMA {pragma}")
-    if create is not None:
-        conn.execute(create)
-        return conn, "", "", ""
+    return conn
+
+
+def raw_layout(path: Path, group_shift: int | None) -> tuple[sqlite3.Connection, str, str, str]:
+    """A bare `points` table, keyed (series_id, ts) when `group_shift` is None; (connection,
+    insert, range read, latest read)."""
+    conn = connect(path)
     if group_shift is None:
         conn.execute(
             "CREATE TABLE points (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value, "
@@ -176,7 +178,8 @@ def run_rollups(args: argparse.Namespace, tmp: Path) -> None:
     }
     chunk = 20_000  # the merger's (store/rollup_merger.py)
     for name, (create, upsert, history) in layouts.items():
-        conn, _, _, _ = raw_layout(tmp / f"{name}.sqlite", None, create)
+        conn = connect(tmp / f"{name}.sqlite")
+        conn.execute(create)
         conn.execute("BEGIN")
         conn.executemany(upsert + "DO NOTHING", history(args.rollups))
         conn.execute("COMMIT")

@@ -204,6 +204,14 @@ def test_latest_gives_the_newest_point_of_each_tag(store: SqliteStore) -> None:
         LatestValue("temp", T0 + 5, 21.5, 0, "degC"),
     ]
     assert store.latest("missing") == []
+    # Within one commit too: the newest of a series' points, wherever it is in the batch.
+    store.write_batches(
+        [
+            batch("d2", 1, Sample("temp", T0 + 9, 9.0), Sample("temp", T0 + 1, 1.0)),
+            batch("d2", 2, Sample("temp", T0 + 9, 9.0), Sample("temp", T0 + 5, 5.0)),
+        ]
+    )
+    assert store.latest("d2") == [LatestValue("temp", T0 + 9, 9.0, 0, None)]
 
 
 def test_series_bounds_are_half_open_and_limit_keeps_the_oldest(store: SqliteStore) -> None:

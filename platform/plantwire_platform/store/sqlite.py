@@ -200,7 +200,7 @@ def _insert_points(conn: sqlite3.Connection, rows: list[tuple[int, int, JsonValu
         rows = _clamp_ints(rows)
         cursor = conn.executemany(_INSERT_POINT, rows)
     stored = cursor.rowcount
-    conn.executemany(sqlite_points.LATEST, rows)
+    conn.executemany(sqlite_points.LATEST, sqlite_points.newest_per_series(rows))
     conn.execute("RELEASE insert_points")
     return stored
 

@@ -414,11 +414,14 @@ def enforce_retention(
     """
     deleted = {"raw": 0, "1m": 0, "1h": 0}
     tiers = {t.name: t for t in TIERS}
-    targets: list[tuple[str, str, int]] = []
+    # (name, statement, horizon, per group of series rather than per series)
+    targets: list[tuple[str, str, int, bool]] = []
     if horizons.raw is not None:
-        # A series' latest point goes with it; points and buckets go a group of series at a time.
-        targets.append(("latest", "DELETE FROM latest_points WHERE series_id = ? AND ts < ?", horizons.raw))
-        targets.append(("raw", "DELETE FROM points WHERE grp = ? AND ts < ?", horizons.raw))
+        # A series' latest point goes with its points; points and buckets go a group at a time.
+        targets.append(("raw", "DELETE FROM points WHERE grp = ? AND ts < ?", horizons.raw, True))
+        targets.append(
+            ("latest", "DELETE FROM latest_points WHERE series_id = ? AND ts < ?", horizons.raw, False)
+        )
         with transaction() as conn:
             conn.execute(
                 "INSERT INTO rollup_horizon (id, raw_before) VALUES (1, ?) "
@@ -431,7 +434,7 @@ def enforce_retention(
         if before is not None:  # whole buckets only: one that ends after the horizon stays
             tier = tiers[name]
             targets.append(
-                (name, f"DELETE FROM {tier.table} WHERE grp = ? AND bucket <= ?", before - tier.width)
+                (name, f"DELETE FROM {tier.table} WHERE grp = ? AND bucket <= ?", before - tier.width, True)
             )
     if not targets:
         return deleted
@@ -440,10 +443,11 @@ def enforce_retention(
         chunk = sids[i : i + _RETENTION_SERIES]
         groups = sorted({sid >> sqlite_points.GROUP_SHIFT for sid in chunk})
         with transaction() as conn:
-            for name, sql, before in targets:
-                keys = chunk if name == "latest" else groups
-                n = conn.executemany(sql, [(key, before) for key in keys]).rowcount
-                if name != "latest":
+            for name, sql, before, per_group in targets:
+                n = conn.executemany(
+                    sql, [(key, before) for key in (groups if per_group else chunk)]
+                ).rowcount
+                if name in deleted:
                     deleted[name] += n
                 if name == "raw" and n:
                     conn.execute("UPDATE counters SET value = value - ? WHERE name = 'points'", (n,))
